@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { digestOfFile } from "../../store/file-digest.js";
+import { main } from "../main.js";
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
+
+/**
+ * Runs `grove create ARGS` in-process through `main`, capturing stderr. (stdout is left
+ * alone: node's test runner reports through this process's stdout.)
+ */
+async function runCreate(...args: string[]): Promise<Omit<CliRun, "stdout">> {
+  const writeErr = process.stderr.write;
+  let stderr = "";
+  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(["node", "grove", "create", ...args]);
+    return { code, stderr };
+  } finally {
+    process.stderr.write = writeErr;
+  }
+}
+
+/** Runs `bin/grove.js create ARGS` as a child process, for what it prints on stdout. */
+async function runCreateProcess(...args: string[]): Promise<CliRun> {
+  const child = spawn(process.execPath, [BIN, "create", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, "close")) as [number];
+  return { code, stdout, stderr };
+}
+
+let directory: string;
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-create-"));
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+describe("grove create", () => {
+  it("writes a model and prints path, digest, parameters and size", async () => {
+    const out = join(directory, "tiny.gguf");
+    const run = await runCreateProcess("--preset", "test-tiny", "--seed", "42", "--out", out);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, ""); // no progress bar when stderr is not a terminal
+    const digest = await digestOfFile(out);
+    assert.match(run.stdout, new RegExp(`^${out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}  ${digest}  164\\.2K parameters  342\\.2 KB\\n$`));
+  });
+
+  it("prints JSON with --json and replaces a file only with --force", async () => {
+    const out = join(directory, "json.gguf");
+    await writeFile(out, "keep me");
+    const refused = await runCreate("--preset", "test-tiny", "--seed", "1", "--out", out, "--json");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /error \(invalid_parameter\): .*json\.gguf already exists; pass --force to replace it/);
+    assert.equal(await readFile(out, "utf8"), "keep me");
+
+    const run = await runCreateProcess("--preset", "test-tiny", "--seed", "1", "--out", out, "--json", "--force", "--dtype", "q8_0");
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout) as Record<string, unknown>;
+    assert.deepEqual(
+      { ...result, digest: undefined, fileSize: undefined },
+      { path: out, digest: undefined, preset: "test-tiny", dtype: "q8_0", seed: 1, parameterCount: 164160, fileSize: undefined, vocabularySize: 512 },
+    );
+    assert.equal(result.digest, await digestOfFile(out));
+  });
+
+  it("explains bad flags and exits with 1", async () => {
+    const out = join(directory, "bad.gguf");
+    const cases: [string[], RegExp][] = [
+      [["--preset", "huge", "--seed", "1", "--out", out], /Unknown preset 'huge'; valid presets: test-tiny, small, llama-1b/],
+      [["--preset", "small", "--seed", "abc", "--out", out], /--seed must be a non-negative integer below 2\^53, got 'abc'/],
+      [["--preset", "small", "--seed", "-3", "--out", out], /--seed must be a non-negative integer below 2\^53, got '-3'/],
+      [["--preset", "small", "--seed", "1.5", "--out", out], /--seed must be a non-negative integer/],
+      [["--preset", "small", "--seed", "1", "--out", out, "--dtype", "bf16"], /Unknown --dtype 'bf16'; valid: f32, f16, q8_0/],
+      [["--preset", "small", "--seed", "1", "--out", join(directory, "missing", "x.gguf")], /The output directory .*missing does not exist/],
+      [["--preset", "small", "--seed", "1", "--out", directory], /is a directory/],
+      [["--preset", "small", "--seed", "1", "--out", out, "--vocab-from", join(directory, "nope.gguf")], /--vocab-from .*nope\.gguf is not a file/],
+      [["--seed", "1", "--out", out], /required option '--preset <name>' not specified/],
+    ];
+    for (const [args, pattern] of cases) {
+      const run = await runCreate(...args);
+      assert.equal(run.code, 1, `exit code for ${args.join(" ")}`);
+      assert.match(run.stderr, pattern);
+    }
+    const notGguf = join(directory, "notes.txt");
+    await writeFile(notGguf, "plain text");
+    const run = await runCreate("--preset", "small", "--seed", "1", "--out", out, "--vocab-from", notGguf);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /error \(invalid_model_file\): notes\.txt: /);
+    assert.ok(!(await readdir(directory)).includes("bad.gguf"));
+  });
+});

@@ -1,0 +1,137 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { InvalidRequestError } from "../../core/errors.js";
+import {
+  GENERATE_MODEL_DTYPES,
+  generateModel,
+  type GenerateModelDtype,
+  type GenerateModelResult,
+} from "../../forge/generate/generate-model.js";
+import { MODEL_PRESETS, modelPreset } from "../../forge/generate/model-presets.js";
+
+interface CreateFlags {
+  preset: string;
+  seed: string;
+  out: string;
+  dtype: string;
+  vocabFrom?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** Files smaller than this are written without a progress bar (they take under a second). */
+const PROGRESS_BAR_MIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Registers `grove create`: writes a generated Llama-architecture model from a preset and a
+ * seed (same preset, seed and dtype → byte-identical file and digest).
+ *
+ * @example
+ * grove create --preset test-tiny --seed 42 --out tiny.gguf
+ * grove create --preset llama-1b --seed 1 --dtype q8_0 --out 1b-q8.gguf --json
+ */
+export function registerCreateCommand(program: Command): void {
+  program
+    .command("create")
+    .description("generate a Llama-architecture GGUF model with random weights from a preset and a seed")
+    .requiredOption("--preset <name>", `model shape: ${Object.keys(MODEL_PRESETS).join(", ")}`)
+    .requiredOption("--seed <n>", "seed of the weights, a non-negative integer")
+    .requiredOption("--out <file>", "path of the GGUF file to write")
+    .option("--dtype <type>", `weight type: ${GENERATE_MODEL_DTYPES.join(", ")}`, "f16")
+    .option("--vocab-from <file>", "copy the tokenizer (tokenizer.* keys) from this GGUF file")
+    .option("--force", "replace the output file if it exists")
+    .option("--json", "print the result as JSON")
+    .action(async (flags: CreateFlags) => {
+      const result = await runCreate(flags);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      } else {
+        process.stdout.write(
+          `${result.path}  ${result.digest}  ${formatCount(result.parameterCount)} parameters  ${formatBytes(result.fileSize)}\n`,
+        );
+      }
+    });
+}
+
+async function runCreate(flags: CreateFlags): Promise<GenerateModelResult & { dtype: GenerateModelDtype; seed: number }> {
+  const preset = modelPreset(flags.preset, "--preset");
+  const seed = parseSeed(flags.seed);
+  const dtype = parseDtype(flags.dtype);
+  const outPath = resolve(flags.out);
+  await checkOutput(outPath, flags.force === true);
+  const vocabularyFrom = flags.vocabFrom === undefined ? undefined : await checkVocabularySource(resolve(flags.vocabFrom));
+
+  const bar = process.stderr.isTTY ? new SingleBar({ format: "writing {bar} {percentage}% | {value}/{total} MB | ETA {eta}s", stream: process.stderr, hideCursor: true }) : undefined;
+  let started = false;
+  const onProgress = (done: number, total: number): void => {
+    if (!bar || total < PROGRESS_BAR_MIN_BYTES) return;
+    if (!started) {
+      bar.start(Math.ceil(total / 1e6), 0);
+      started = true;
+    }
+    bar.update(Math.floor(done / 1e6));
+  };
+  try {
+    const result = await generateModel({ preset: preset.name, seed, dtype, outPath, vocabularyFrom, onProgress });
+    return { ...result, dtype, seed };
+  } finally {
+    if (started) bar?.stop();
+  }
+}
+
+function parseSeed(text: string): number {
+  const seed = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(seed)) {
+    throw new InvalidRequestError(`--seed must be a non-negative integer below 2^53, got '${text}'`, { param: "--seed" });
+  }
+  return seed;
+}
+
+function parseDtype(text: string): GenerateModelDtype {
+  const dtype = text.toLowerCase() as GenerateModelDtype;
+  if (!GENERATE_MODEL_DTYPES.includes(dtype)) {
+    throw new InvalidRequestError(`Unknown --dtype '${text}'; valid: ${GENERATE_MODEL_DTYPES.join(", ")}`, { param: "--dtype" });
+  }
+  return dtype;
+}
+
+async function checkOutput(outPath: string, force: boolean): Promise<void> {
+  const directory = dirname(outPath);
+  const directoryInfo = await stat(directory).catch(() => undefined);
+  if (!directoryInfo?.isDirectory()) {
+    throw new InvalidRequestError(`The output directory ${directory} does not exist`, { param: "--out" });
+  }
+  try {
+    await access(directory, constants.W_OK);
+  } catch (error) {
+    throw new InvalidRequestError(`The output directory ${directory} is not writable`, { param: "--out", cause: error });
+  }
+  const existing = await stat(outPath).catch(() => undefined);
+  if (existing?.isDirectory()) throw new InvalidRequestError(`--out ${outPath} is a directory`, { param: "--out" });
+  if (existing && !force) {
+    throw new InvalidRequestError(`${outPath} already exists; pass --force to replace it`, { param: "--out" });
+  }
+}
+
+async function checkVocabularySource(path: string): Promise<string> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) throw new InvalidRequestError(`--vocab-from ${path} is not a file`, { param: "--vocab-from" });
+  return path;
+}
+
+function formatCount(count: number): string {
+  if (count >= 1e9) return `${(count / 1e9).toFixed(2)}B`;
+  if (count >= 1e6) return `${(count / 1e6).toFixed(2)}M`;
+  if (count >= 1e3) return `${(count / 1e3).toFixed(1)}K`;
+  return String(count);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} KB`;
+  return `${bytes} B`;
+}

@@ -1,0 +1,39 @@
+import { Command, CommanderError } from "commander";
+import { describeErrorChain, GroveError } from "../core/errors.js";
+import { registerCreateCommand } from "./commands/create.js";
+import { registerServeCommand } from "./commands/serve.js";
+
+/** Builds the `grove` command tree. Every command gets `--help` from commander. */
+export function buildProgram(): Command {
+  const program = new Command("grove")
+    .description("Grove: open-weight GGUF models as a measured, OpenAI-compatible service")
+    .version(process.env.npm_package_version ?? "0.1.0")
+    .option("--verbose", "print the cause chain of errors")
+    .showHelpAfterError()
+    .exitOverride();
+  registerServeCommand(program);
+  registerCreateCommand(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. The one place CLI errors are caught. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed help/version or the usage error.
+      return error.exitCode;
+    }
+    const verbose = argv.includes("--verbose");
+    const message = verbose ? describeErrorChain(error) : error instanceof Error ? error.message : String(error);
+    const prefix = error instanceof GroveError ? `error (${error.code})` : "error";
+    process.stderr.write(`${prefix}: ${message}\n`);
+    if (verbose && error instanceof Error && !(error instanceof GroveError) && error.stack) {
+      process.stderr.write(`${error.stack}\n`);
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ConfigError } from "../core/errors.js";
+import { loadConfig } from "./config.js";
+
+test("defaults ← config file ← environment ← flags", async () => {
+  const home = await mkdtemp(join(tmpdir(), "grove-config-"));
+  try {
+    await writeFile(join(home, "config.json"), JSON.stringify({ port: 9000, parallel: 2, threads: 3 }));
+    const config = loadConfig({ env: { GROVE_HOME: home, GROVE_PARALLEL: "6" }, flags: { threads: "1" } });
+    assert.equal(config.port, 9000);
+    assert.equal(config.parallel, 6);
+    assert.equal(config.threads, 1);
+    assert.equal(config.host, "127.0.0.1");
+    assert.ok(Object.isFrozen(config));
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
+test("a bad value names its flag and variable", () => {
+  assert.throws(
+    () => loadConfig({ env: { GROVE_PORT: "http" } }),
+    (error: unknown) => error instanceof ConfigError && /--port/.test(error.message) && /GROVE_PORT/.test(error.message),
+  );
+  assert.throws(() => loadConfig({ env: {}, flags: { parallel: "0" } }), /--parallel/);
+});
+
+test("a broken config file is a clear error", async () => {
+  const home = await mkdtemp(join(tmpdir(), "grove-config-"));
+  try {
+    await writeFile(join(home, "config.json"), "{ nope");
+    assert.throws(() => loadConfig({ env: { GROVE_HOME: home } }), /config\.json is not valid JSON/);
+    await writeFile(join(home, "config.json"), JSON.stringify({ prot: 1 }));
+    assert.throws(() => loadConfig({ env: { GROVE_HOME: home } }), /unknown key 'prot'/);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});

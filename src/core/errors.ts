@@ -1,0 +1,130 @@
+/**
+ * Grove's error hierarchy. Every error carries a stable machine `code`; callers branch on
+ * `instanceof` or `code`, never on message text. The HTTP layer maps codes to statuses in
+ * one table (server/error-table.ts); the CLI prints the message and cause chain.
+ */
+export type GroveErrorCode =
+  | "invalid_request"
+  | "invalid_parameter"
+  | "context_length_exceeded"
+  | "model_not_found"
+  | "invalid_model_file"
+  | "overloaded"
+  | "payload_too_large"
+  | "config_invalid"
+  | "engine_failure"
+  | "aborted"
+  | "unauthorized"
+  | "not_found"
+  | "internal";
+
+export interface GroveErrorOptions {
+  /** The underlying error, kept for the log and `--verbose`. */
+  cause?: unknown;
+  /** The request parameter or flag at fault, if one is. */
+  param?: string;
+}
+
+/** Base class of every error Grove raises on purpose. */
+export class GroveError extends Error {
+  readonly code: GroveErrorCode;
+  readonly param: string | undefined;
+
+  constructor(code: GroveErrorCode, message: string, options: GroveErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.param = options.param;
+  }
+}
+
+/** A request (HTTP body, CLI flag) is malformed or out of bounds. */
+export class InvalidRequestError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super(options.param ? "invalid_parameter" : "invalid_request", message, options);
+  }
+}
+
+/** Prompt plus requested output does not fit in the model's context. */
+export class ContextLengthError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("context_length_exceeded", message, options);
+  }
+}
+
+/** A model name or digest that the service does not know. */
+export class ModelNotFoundError extends GroveError {
+  constructor(model: string, options: GroveErrorOptions = {}) {
+    super("model_not_found", `The model '${model}' does not exist or is not served here`, {
+      param: "model",
+      ...options,
+    });
+  }
+}
+
+/** A GGUF file that Grove refuses to hand to llama.cpp. */
+export class InvalidModelFileError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("invalid_model_file", message, options);
+  }
+}
+
+/** Every slot is busy and the wait queue is full. */
+export class OverloadedError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("overloaded", message, options);
+  }
+}
+
+/** A request body over the configured limit. */
+export class PayloadTooLargeError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("payload_too_large", message, options);
+  }
+}
+
+/** A configuration value (file, GROVE_* variable or flag) is invalid. */
+export class ConfigError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("config_invalid", message, options);
+  }
+}
+
+/** The inference engine failed underneath a request. */
+export class EngineError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("engine_failure", message, options);
+  }
+}
+
+/** The caller cancelled the operation. */
+export class AbortedError extends GroveError {
+  constructor(message = "The operation was cancelled", options: GroveErrorOptions = {}) {
+    super("aborted", message, options);
+  }
+}
+
+/** A request without a valid API key. */
+export class UnauthorizedError extends GroveError {
+  constructor(message = "Missing or invalid API key: send 'Authorization: Bearer <key>'", options: GroveErrorOptions = {}) {
+    super("unauthorized", message, options);
+  }
+}
+
+/** A route or resource that does not exist. */
+export class NotFoundError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("not_found", message, options);
+  }
+}
+
+/** Formats an error and its cause chain, one line each, for humans (CLI `--verbose`). */
+export function describeErrorChain(error: unknown): string {
+  const lines: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && depth < 8; depth++) {
+    lines.push(current instanceof Error ? `${depth === 0 ? "" : "caused by: "}${current.message}` : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,140 @@
+import type { Digest } from "../core/digest.js";
+
+/**
+ * The boundary between Grove and whatever runs a model. The server, bench and forge talk
+ * to these interfaces only; `LlamaEngine` (node-llama-cpp) is the local implementation,
+ * and tests may hand in a fake where the model is not the point.
+ */
+export interface Engine {
+  /** The models this engine serves, by id. */
+  readonly models: readonly LoadedModel[];
+  /** Finds a served model by id; throws ModelNotFoundError. */
+  getModel(id: string): LoadedModel;
+  /** Frees every model and context. */
+  close(): Promise<void>;
+}
+
+/** Facts about a loaded model, as `/v1/models` and `/health` report them. */
+export interface ModelInfo {
+  /** The served name. */
+  readonly id: string;
+  readonly digest: Digest;
+  readonly path: string;
+  /** Context tokens each slot holds. */
+  readonly contextSize: number;
+  /** Context length the model was built or trained for. */
+  readonly trainContextSize: number;
+  /** Parallel sequences decoded in the same batches. */
+  readonly slots: number;
+  readonly vocabularySize: number;
+  readonly embeddingSize: number;
+  /** Seconds since the epoch at load time. */
+  readonly loadedAt: number;
+}
+
+/** One chat message, already parsed out of the wire format. */
+export interface ChatMessage {
+  readonly role: "system" | "user" | "assistant";
+  readonly content: string;
+}
+
+/** The sampling and stopping settings of one generation. Bounds are checked by the caller. */
+export interface GenerateOptions {
+  /** The prompt, already tokenized. */
+  readonly promptTokens: readonly number[];
+  /** Most tokens to generate; 0 evaluates the prompt only (for `echo`). */
+  readonly maxTokens: number;
+  /** @default 1 */
+  readonly temperature?: number;
+  readonly topP?: number;
+  readonly topK?: number;
+  readonly minP?: number;
+  /** Makes sampling with temperature > 0 reproducible. */
+  readonly seed?: number;
+  /** Strings that end the generation; they are not returned. */
+  readonly stop?: readonly string[];
+  /** OpenAI semantics: subtracted once from the logit of any token already generated. */
+  readonly presencePenalty?: number;
+  /** OpenAI semantics: subtracted per occurrence from the logit of generated tokens. */
+  readonly frequencyPenalty?: number;
+  /** llama.cpp's multiplicative repeat penalty over generated tokens; 1 disables it. */
+  readonly repeatPenalty?: number;
+  /** Added to the logits of the given token ids (OpenAI `logit_bias`, -100…100). */
+  readonly logitBias?: ReadonlyMap<number, number>;
+  /** Keep generating past end-of-generation tokens (llama.cpp's `ignore_eos`, for benchmarks). */
+  readonly ignoreEos?: boolean;
+  /** Constrains the output: a JSON schema object, or `"json"` for any JSON object. */
+  readonly json?: object | "json";
+  /** Return log-probabilities for generated tokens with this many alternatives (0…20). */
+  readonly logprobs?: number;
+  /** Also score the prompt tokens (completions `echo` with `logprobs`). */
+  readonly promptLogprobs?: boolean;
+  /** Cancels the generation; the slot is freed as soon as the running step ends. */
+  readonly signal?: AbortSignal;
+}
+
+/** The log-probability of one token and its most likely alternatives. */
+export interface TokenLogprob {
+  readonly token: number;
+  readonly text: string;
+  /** Natural log of the probability; `null` for the first prompt token, which has no context. */
+  readonly logprob: number | null;
+  readonly top: readonly { token: number; text: string; logprob: number }[];
+}
+
+/** A piece of output, as soon as it is safe to show (stop strings and UTF-8 held back). */
+export interface GenerateChunk {
+  readonly type: "text";
+  readonly text: string;
+  /** Present when logprobs were asked for: one entry per token released in this chunk. */
+  readonly logprobs?: readonly TokenLogprob[];
+}
+
+export type FinishReason = "stop" | "length" | "aborted";
+
+/** The last event of every generation. */
+export interface GenerateDone {
+  readonly type: "done";
+  readonly finishReason: FinishReason;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** Prompt tokens reused from the slot's cache instead of being evaluated. */
+  readonly cachedTokens: number;
+  /** Prompt scores, when `promptLogprobs` was set. */
+  readonly promptLogprobs?: readonly TokenLogprob[];
+  /** Milliseconds from start to the first generated token (prompt processing included). */
+  readonly timeToFirstTokenMs: number;
+  readonly totalMs: number;
+}
+
+export type GenerateEvent = GenerateChunk | GenerateDone;
+
+/** What one embeddings call returns. */
+export interface EmbedResult {
+  readonly vectors: number[][];
+  readonly promptTokens: number;
+}
+
+/** Load and queue figures, for `/health` and metrics. */
+export interface ModelStats {
+  readonly slotsBusy: number;
+  readonly slotsTotal: number;
+  readonly queued: number;
+  /** Generations finished since load, by finish reason. */
+  readonly finished: Readonly<Record<FinishReason, number>>;
+}
+
+/** A model loaded into an engine, ready to generate. */
+export interface LoadedModel {
+  readonly info: ModelInfo;
+  tokenize(text: string, options?: { special?: boolean }): number[];
+  detokenize(tokens: readonly number[]): string;
+  /** Formats chat messages with the model's template and tokenizes them, ready for the assistant turn. */
+  applyChatTemplate(messages: readonly ChatMessage[]): number[];
+  /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */
+  prepareJsonGrammar(json: object | "json"): Promise<void>;
+  generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void>;
+  /** Embeds texts or token lists, one vector each. */
+  embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<EmbedResult>;
+  stats(): ModelStats;
+}

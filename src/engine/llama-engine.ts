@@ -1,0 +1,166 @@
+import { basename } from "node:path";
+import {
+  getLlama,
+  LlamaLogLevel,
+  resolveChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaModel,
+} from "node-llama-cpp";
+import type { Digest } from "../core/digest.js";
+import { EngineError, GroveError, ModelNotFoundError } from "../core/errors.js";
+import { validateGgufFile } from "../gguf/gguf-validator.js";
+import type { Logger } from "../logging/logger.js";
+import type { Engine, LoadedModel } from "./engine.js";
+import { LlamaLoadedModel } from "./llama-model.js";
+
+/** A model file to load, with the name it is served under. */
+export interface ModelSource {
+  readonly id: string;
+  readonly path: string;
+  readonly digest: Digest;
+}
+
+export interface LlamaEngineOptions {
+  readonly models: readonly ModelSource[];
+  /** CPU threads. Set it from the real core count: more threads than cores is 40× slower. */
+  readonly threads: number;
+  /** Parallel slots per model. @default 4 */
+  readonly slots?: number;
+  /** Context tokens per slot. @default 2048 */
+  readonly contextSize?: number;
+  /** Requests that may wait for a slot. @default 64 */
+  readonly queueLimit?: number;
+  /** `false` forces the CPU; `"auto"` uses a GPU when node-llama-cpp finds one. @default "auto" */
+  readonly gpu?: "auto" | false;
+  readonly logger?: Logger;
+}
+
+const LOG_LEVELS: Record<LlamaLogLevel, "error" | "warn" | "info" | "debug" | "trace"> = {
+  [LlamaLogLevel.disabled]: "trace",
+  [LlamaLogLevel.fatal]: "error",
+  [LlamaLogLevel.error]: "error",
+  [LlamaLogLevel.warn]: "warn",
+  [LlamaLogLevel.info]: "debug",
+  [LlamaLogLevel.log]: "debug",
+  [LlamaLogLevel.debug]: "trace",
+};
+
+/**
+ * The local engine: node-llama-cpp (llama.cpp) in this process. Every file is validated by
+ * Grove before llama.cpp opens it, because some malformed GGUFs abort the whole process.
+ */
+export class LlamaEngine implements Engine {
+  private constructor(
+    private readonly llama: Llama,
+    private readonly loaded: LlamaLoadedModel[],
+    private readonly resources: { model: LlamaModel; context: LlamaContext }[],
+  ) {}
+
+  get models(): readonly LoadedModel[] {
+    return this.loaded;
+  }
+
+  /** Loads every model; on failure frees whatever was already loaded. */
+  static async create(options: LlamaEngineOptions): Promise<LlamaEngine> {
+    const logger = options.logger;
+    let llama: Llama;
+    try {
+      llama = await getLlama({
+        gpu: options.gpu ?? "auto",
+        build: "never",
+        maxThreads: options.threads,
+        logLevel: LlamaLogLevel.warn,
+        logger: (level, message) => logger?.[LOG_LEVELS[level]]({ source: "llama.cpp" }, message.trimEnd()),
+      });
+    } catch (error) {
+      throw new EngineError("Could not start llama.cpp (node-llama-cpp found no usable binary)", { cause: error });
+    }
+    const loaded: LlamaLoadedModel[] = [];
+    const resources: { model: LlamaModel; context: LlamaContext }[] = [];
+    try {
+      for (const source of options.models) {
+        const { model, context, instance } = await loadOne(llama, source, options);
+        resources.push({ model, context });
+        loaded.push(instance);
+      }
+    } catch (error) {
+      for (const { model } of resources) await model.dispose();
+      await llama.dispose();
+      throw error;
+    }
+    return new LlamaEngine(llama, loaded, resources);
+  }
+
+  getModel(id: string): LoadedModel {
+    const model = this.loaded.find((candidate) => candidate.info.id === id);
+    if (!model) throw new ModelNotFoundError(id);
+    return model;
+  }
+
+  async close(): Promise<void> {
+    for (const model of this.loaded) await model.dispose();
+    for (const { context, model } of this.resources) {
+      await context.dispose();
+      await model.dispose();
+    }
+    await this.llama.dispose();
+  }
+}
+
+async function loadOne(
+  llama: Llama,
+  source: ModelSource,
+  options: LlamaEngineOptions,
+): Promise<{ model: LlamaModel; context: LlamaContext; instance: LlamaLoadedModel }> {
+  await validateGgufFile(source.path);
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({ modelPath: source.path });
+  } catch (error) {
+    throw new EngineError(`llama.cpp could not load ${basename(source.path)}`, { cause: error });
+  }
+  const slots = options.slots ?? 4;
+  const contextSize = options.contextSize ?? 2048;
+  let context: LlamaContext;
+  try {
+    context = await model.createContext({
+      sequences: slots,
+      contextSize,
+      threads: options.threads,
+      failedCreationRemedy: false,
+    });
+  } catch (error) {
+    await model.dispose();
+    if (error instanceof GroveError) throw error;
+    throw new EngineError(
+      `Could not create a context of ${slots} slots × ${contextSize} tokens for ${basename(source.path)}`,
+      { cause: error },
+    );
+  }
+  const instance = new LlamaLoadedModel({
+    info: {
+      id: source.id,
+      digest: source.digest,
+      path: source.path,
+      contextSize: context.contextSize,
+      trainContextSize: model.trainContextSize,
+      slots,
+      vocabularySize: vocabularySizeOf(model),
+      embeddingSize: model.embeddingVectorSize,
+      loadedAt: Math.floor(Date.now() / 1000),
+    },
+    llama,
+    model,
+    context,
+    chatWrapper: resolveChatWrapper(model),
+    queueLimit: options.queueLimit ?? 64,
+    threads: options.threads,
+  });
+  return { model, context, instance };
+}
+
+function vocabularySizeOf(model: LlamaModel): number {
+  const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
+  return Array.isArray(tokens) ? tokens.length : 0;
+}

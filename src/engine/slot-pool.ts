@@ -1,0 +1,98 @@
+import { AbortedError, OverloadedError } from "../core/errors.js";
+
+interface Waiter<T> {
+  readonly prompt: readonly number[];
+  readonly resolve: (slot: T) => void;
+  readonly reject: (error: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+export interface SlotPoolOptions<T> {
+  readonly slots: readonly T[];
+  /** Requests allowed to wait when every slot is busy; the next gets OverloadedError. */
+  readonly queueLimit: number;
+  /** Length of the prompt prefix a slot already holds in its cache. */
+  readonly cachedPrefixLength: (slot: T, prompt: readonly number[]) => number;
+}
+
+/**
+ * Hands out a fixed set of slots (sequences of one context). A free slot whose cache shares
+ * the longest prefix with the prompt wins, as in llama.cpp's server, so repeated system
+ * prompts and multi-turn chats skip re-evaluation. When all are busy, callers wait in FIFO
+ * order in a bounded queue.
+ */
+export class SlotPool<T> {
+  private readonly free: T[];
+  private readonly waiters: Waiter<T>[] = [];
+  private readonly total: number;
+
+  constructor(private readonly options: SlotPoolOptions<T>) {
+    this.free = [...options.slots];
+    this.total = options.slots.length;
+  }
+
+  get busy(): number {
+    return this.total - this.free.length;
+  }
+
+  get size(): number {
+    return this.total;
+  }
+
+  get queued(): number {
+    return this.waiters.length;
+  }
+
+  /** Resolves with a slot; the caller must `release` it exactly once. */
+  acquire(prompt: readonly number[], signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) return Promise.reject(new AbortedError());
+    if (this.free.length > 0) return Promise.resolve(this.takeBest(prompt));
+    if (this.waiters.length >= this.options.queueLimit) {
+      return Promise.reject(
+        new OverloadedError(
+          `All ${this.total} slots are busy and ${this.waiters.length} requests are already waiting; retry later`,
+        ),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter<T> = {
+        prompt,
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(new AbortedError());
+        },
+      };
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Returns a slot; the oldest waiter, if any, gets it at once. */
+  release(slot: T): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      waiter.signal?.removeEventListener("abort", waiter.onAbort);
+      waiter.resolve(slot);
+      return;
+    }
+    this.free.push(slot);
+  }
+
+  private takeBest(prompt: readonly number[]): T {
+    let bestIndex = 0;
+    let bestLength = -1;
+    for (let index = 0; index < this.free.length; index++) {
+      const length = this.options.cachedPrefixLength(this.free[index]!, prompt);
+      if (length > bestLength) {
+        bestLength = length;
+        bestIndex = index;
+      }
+    }
+    return this.free.splice(bestIndex, 1)[0]!;
+  }
+}

@@ -1,0 +1,90 @@
+import { InvalidRequestError } from "../../core/errors.js";
+
+/** The shape of a generated Llama-architecture model. */
+export interface ModelPreset {
+  /** Preset name, as given to `grove create --preset`. */
+  readonly name: string;
+  /** One line for `--help` and error messages. */
+  readonly description: string;
+  /** Hidden size (n_embd). */
+  readonly embeddingLength: number;
+  /** Transformer layers (n_layer). */
+  readonly blockCount: number;
+  /** Attention heads (n_head). */
+  readonly headCount: number;
+  /** Key/value heads (n_head_kv); fewer than `headCount` means grouped-query attention. */
+  readonly headCountKv: number;
+  /** Feed-forward hidden size (n_ff). */
+  readonly feedForwardLength: number;
+  /** Tokens in the generated vocabulary (ignored with a copied vocabulary). */
+  readonly vocabularySize: number;
+  /** Training context length written to the file. */
+  readonly contextLength: number;
+  /** RoPE base frequency. @default 10000 */
+  readonly ropeFreqBase: number;
+  /** RMS norm epsilon. @default 1e-5 */
+  readonly rmsEpsilon: number;
+}
+
+/** Names of the built-in presets. */
+export type ModelPresetName = "test-tiny" | "small" | "llama-1b";
+
+const COMMON = { ropeFreqBase: 10000, rmsEpsilon: 1e-5 } as const;
+
+/** The built-in presets, smallest first. */
+export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Object.freeze({
+  "test-tiny": {
+    name: "test-tiny",
+    description: "~0.1M parameters: loads and generates in milliseconds, for unit tests",
+    embeddingLength: 64,
+    blockCount: 2,
+    headCount: 4,
+    headCountKv: 2,
+    feedForwardLength: 192,
+    vocabularySize: 512,
+    contextLength: 1024,
+    ...COMMON,
+  },
+  small: {
+    name: "small",
+    description: "~6M parameters: a quick demo and integration-test model",
+    embeddingLength: 256,
+    blockCount: 6,
+    headCount: 8,
+    headCountKv: 4,
+    feedForwardLength: 768,
+    vocabularySize: 2048,
+    contextLength: 2048,
+    ...COMMON,
+  },
+  "llama-1b": {
+    name: "llama-1b",
+    description: "~1.1B parameters, shaped like Llama 3.2 1B: honest speed figures",
+    embeddingLength: 2048,
+    blockCount: 16,
+    headCount: 32,
+    headCountKv: 8,
+    feedForwardLength: 8192,
+    vocabularySize: 32000,
+    contextLength: 4096,
+    ...COMMON,
+  },
+});
+
+/** True when `name` is a built-in preset. */
+export function isModelPresetName(name: string): name is ModelPresetName {
+  return Object.hasOwn(MODEL_PRESETS, name);
+}
+
+/**
+ * The preset called `name`.
+ *
+ * @param param the flag or field to blame in the error
+ * @throws InvalidRequestError listing the valid names for an unknown one
+ */
+export function modelPreset(name: string, param = "preset"): ModelPreset {
+  if (!isModelPresetName(name)) {
+    throw new InvalidRequestError(`Unknown preset '${name}'; valid presets: ${Object.keys(MODEL_PRESETS).join(", ")}`, { param });
+  }
+  return MODEL_PRESETS[name];
+}

@@ -1,0 +1,173 @@
+import type { GgufMetadataReader } from "./gguf-metadata-reader.js";
+import type { ValidatedTensor } from "./gguf-validator.js";
+
+/** Hyperparameters read while checking an architecture. */
+export interface ArchitectureShape {
+  architecture: string;
+  contextLength: number;
+  embeddingLength: number;
+  blockCount: number;
+  headCount: number;
+  headCountKv: number;
+  feedForwardLength: number;
+  vocabularySize: number;
+  tokenizerModel: string;
+}
+
+const MAX_LAYERS = 512; // LLAMA_MAX_LAYERS: more is a GGML_ASSERT
+const MAX_EXPERTS = 1024; // LLAMA_MAX_EXPERTS
+const INT32 = 5;
+const FLOAT32 = 6;
+const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
+// Architectures without attention, where `attention.head_count` is legitimately absent.
+const ATTENTION_FREE = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);
+const SPECIAL_TOKEN_KEYS = ["bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "cls"];
+
+/**
+ * Checks hyperparameters, vocabulary and (for `llama`) tensor shapes — the parts whose
+ * absence or inconsistency makes llama.cpp throw or abort while loading.
+ */
+export function checkArchitecture(metadata: GgufMetadataReader, tensors: Map<string, ValidatedTensor>): ArchitectureShape {
+  const architecture = metadata.string("general.architecture", true);
+  if (architecture.length === 0) metadata.fail("general.architecture is empty");
+  const isLlama = architecture === "llama";
+  const key = (suffix: string): string => `${architecture}.${suffix}`;
+
+  const blockCount = metadata.uint32(key("block_count"), true);
+  if (blockCount < 1 || blockCount > MAX_LAYERS) metadata.fail(`${key("block_count")} is ${blockCount}; llama.cpp needs 1 to ${MAX_LAYERS}`);
+  const embeddingLength = metadata.uint32(key("embedding_length"), true);
+  if (embeddingLength === 0) metadata.fail(`${key("embedding_length")} is 0`);
+  const contextLength = (isLlama ? metadata.uint32(key("context_length"), true) : metadata.uint32(key("context_length"))) ?? 0;
+  if (isLlama && contextLength === 0) metadata.fail(`${key("context_length")} is 0`);
+
+  const headRequired = !ATTENTION_FREE.has(architecture);
+  const heads = metadata.uint32PerLayer(key("attention.head_count"), blockCount, headRequired) ?? [0];
+  const headCount = Math.max(...heads);
+  if (headRequired && headCount === 0) metadata.fail(`${key("attention.head_count")} is 0`);
+  const headsKv = metadata.uint32PerLayer(key("attention.head_count_kv"), blockCount, false) ?? heads;
+  const feedForward = metadata.uint32PerLayer(key("feed_forward_length"), blockCount, isLlama) ?? [0];
+  checkExperts(metadata, key);
+  const ropeScaling = metadata.string(key("rope.scaling.type"));
+  if (ropeScaling !== undefined && !ROPE_SCALING_TYPES.has(ropeScaling)) metadata.fail(`${key("rope.scaling.type")} '${ropeScaling}' is unknown`);
+  const nextn = metadata.uint32(key("nextn_predict_layers"));
+  if (nextn !== undefined && nextn > blockCount) metadata.fail(`${key("nextn_predict_layers")} ${nextn} exceeds the block count ${blockCount}`);
+
+  const vocabulary = checkVocabulary(metadata, isLlama);
+  const shape: ArchitectureShape = {
+    architecture,
+    contextLength,
+    embeddingLength,
+    blockCount,
+    headCount,
+    headCountKv: Math.max(...headsKv),
+    feedForwardLength: Math.max(...feedForward),
+    vocabularySize: vocabulary.size,
+    tokenizerModel: vocabulary.model,
+  };
+  if (isLlama) checkLlama(metadata, tensors, shape, heads, headsKv, feedForward);
+  return shape;
+}
+
+function checkExperts(metadata: GgufMetadataReader, key: (suffix: string) => string): void {
+  const experts = metadata.uint32(key("expert_count")) ?? 0;
+  const used = metadata.uint32(key("expert_used_count")) ?? 0;
+  if (experts > MAX_EXPERTS) metadata.fail(`${key("expert_count")} ${experts} exceeds ${MAX_EXPERTS}`);
+  if (used > experts) metadata.fail(`${key("expert_used_count")} ${used} exceeds ${key("expert_count")} ${experts}`);
+  if (experts > 0 && used === 0) metadata.fail(`${key("expert_used_count")} is 0 with ${experts} experts`);
+}
+
+function checkVocabulary(metadata: GgufMetadataReader, required: boolean): { size: number; model: string } {
+  const model = required ? metadata.string("tokenizer.ggml.model", true) : metadata.string("tokenizer.ggml.model");
+  if (model === undefined) return { size: 0, model: "" };
+  const tokens = metadata.stringArray("tokenizer.ggml.tokens", model !== "none" && model !== "no_vocab") ?? [];
+  const size = tokens.length;
+  if (model !== "none" && model !== "no_vocab" && size === 0) metadata.fail("tokenizer.ggml.tokens is empty");
+  // Duplicate token texts trip a GGML_ASSERT (id_to_token.size() == token_to_id.size()).
+  // Texts with U+FFFD are skipped: different invalid UTF-8 bytes decode to the same string.
+  const seen = new Set<string>();
+  for (let id = 0; id < size; id++) {
+    const token = tokens[id];
+    if (seen.has(token)) metadata.fail(`tokenizer.ggml.tokens has the token ${JSON.stringify(token)} twice (id ${id})`);
+    if (!token.includes("\uFFFD")) seen.add(token);
+  }
+  const types = metadata.int32Array("tokenizer.ggml.token_type");
+  if (types !== undefined && types.length !== size) {
+    metadata.fail(`tokenizer.ggml.token_type has ${types.length} entries for ${size} tokens`);
+  }
+  const scores = metadata.entry("tokenizer.ggml.scores");
+  if (scores !== undefined) {
+    if (scores.type !== 9 || (scores.subType !== FLOAT32 && scores.subType !== INT32)) {
+      metadata.fail("tokenizer.ggml.scores must be an array of f32 or i32");
+    }
+    const count = (scores.value as unknown[]).length;
+    if (count < size) metadata.fail(`tokenizer.ggml.scores has ${count} entries for ${size} tokens`);
+  }
+  if (model === "gpt2") {
+    const merges = metadata.stringArray("tokenizer.ggml.merges", metadata.string("tokenizer.ggml.pre") !== "kimi-k2") ?? [];
+    merges.forEach((merge, index) => {
+      if (merge.indexOf(" ", 1) < 0) metadata.fail(`tokenizer.ggml.merges entry ${index} ${JSON.stringify(merge)} has no space`);
+    });
+  }
+  for (const name of SPECIAL_TOKEN_KEYS) {
+    const id = metadata.uint32(`tokenizer.ggml.${name}_token_id`);
+    if (id !== undefined && id >= size) metadata.fail(`tokenizer.ggml.${name}_token_id ${id} is outside the vocabulary of ${size} tokens`);
+  }
+  return { size, model };
+}
+
+function checkLlama(
+  metadata: GgufMetadataReader,
+  tensors: Map<string, ValidatedTensor>,
+  shape: ArchitectureShape,
+  heads: number[],
+  headsKv: number[],
+  feedForward: number[],
+): void {
+  const nEmbd = shape.embeddingLength;
+  const epsilon = metadata.float32("llama.attention.layer_norm_rms_epsilon", true);
+  if (!(epsilon > 0)) metadata.fail(`llama.attention.layer_norm_rms_epsilon ${epsilon} is not positive`);
+  const keyLength = metadata.uint32("llama.attention.key_length");
+  const valueLength = metadata.uint32("llama.attention.value_length");
+  const experts = metadata.uint32("llama.expert_count") ?? 0;
+  const nVocab = shape.vocabularySize;
+  const expect = (name: string, dims: number[], required = true): void => {
+    const tensor = tensors.get(name);
+    if (!tensor) {
+      if (required) metadata.fail(`tensor ${name} is missing`);
+      return;
+    }
+    if (tensor.shape.length !== dims.length || tensor.shape.some((dim, index) => dim !== dims[index])) {
+      metadata.fail(`tensor ${name} has shape [${tensor.shape.join(", ")}], expected [${dims.join(", ")}]`);
+    }
+  };
+  expect("token_embd.weight", [nEmbd, nVocab]);
+  expect("output_norm.weight", [nEmbd]);
+  expect("output.weight", [nEmbd, nVocab], false);
+  for (let layer = 0; layer < shape.blockCount; layer++) {
+    const nHead = heads[layer];
+    const nHeadKv = headsKv[layer];
+    const nFf = feedForward[layer];
+    if (nHead === 0) metadata.fail(`llama.attention.head_count is 0 for layer ${layer}`);
+    if (keyLength === undefined && nEmbd % nHead !== 0) {
+      metadata.fail(`llama.embedding_length ${nEmbd} is not divisible by llama.attention.head_count ${nHead}`);
+    }
+    if (nHeadKv === 0 || nHead % nHeadKv !== 0) {
+      metadata.fail(`llama.attention.head_count ${nHead} is not divisible by llama.attention.head_count_kv ${nHeadKv}`);
+    }
+    if (nFf === 0 && experts === 0) metadata.fail(`llama.feed_forward_length is 0 for layer ${layer}`);
+    const headK = keyLength ?? nEmbd / nHead;
+    const headV = valueLength ?? nEmbd / nHead;
+    const block = `blk.${layer}.`;
+    expect(`${block}attn_norm.weight`, [nEmbd]);
+    expect(`${block}attn_q.weight`, [nEmbd, nHead * headK]);
+    expect(`${block}attn_k.weight`, [nEmbd, nHeadKv * headK]);
+    expect(`${block}attn_v.weight`, [nEmbd, nHeadKv * headV]);
+    expect(`${block}attn_output.weight`, [nHead * headV, nEmbd]);
+    expect(`${block}ffn_norm.weight`, [nEmbd]);
+    if (experts === 0) {
+      expect(`${block}ffn_gate.weight`, [nEmbd, nFf]);
+      expect(`${block}ffn_up.weight`, [nEmbd, nFf]);
+      expect(`${block}ffn_down.weight`, [nFf, nEmbd]);
+    }
+  }
+}

@@ -1,0 +1,269 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, open, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gguf } from "@huggingface/gguf";
+import { InvalidModelFileError } from "../core/errors.js";
+import { GgufWriter } from "./gguf-writer.js";
+import { validateGgufFile } from "./gguf-validator.js";
+
+let directory: string;
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-gguf-validator-"));
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+interface TinyLlamaOptions {
+  /** Metadata keys to leave out. */
+  omit?: string[];
+  /** Tensors to leave out. */
+  omitTensors?: string[];
+  /** Metadata to change, as [key, type, value]. */
+  set?: [string, "uint32" | "string", number | string][];
+  tokens?: string[];
+  tokenTypes?: number[];
+  /** Shape overrides by tensor name. */
+  shapes?: Record<string, number[]>;
+}
+
+const N_EMBD = 32;
+const N_FF = 64;
+const TOKENS = ["a", "b", "c", "ab", "<|endoftext|>", "<|im_end|>", "d", "e"];
+
+/** A one-layer llama model small enough to write in a millisecond, with knobs to break it. */
+async function writeTinyLlama(name: string, options: TinyLlamaOptions = {}): Promise<string> {
+  const writer = new GgufWriter();
+  const tokens = options.tokens ?? TOKENS;
+  const keys: [string, "uint32" | "float32" | "string", number | string][] = [
+    ["general.architecture", "string", "llama"],
+    ["general.name", "string", "tiny"],
+    ["llama.context_length", "uint32", 128],
+    ["llama.embedding_length", "uint32", N_EMBD],
+    ["llama.block_count", "uint32", 1],
+    ["llama.feed_forward_length", "uint32", N_FF],
+    ["llama.attention.head_count", "uint32", 2],
+    ["llama.attention.head_count_kv", "uint32", 1],
+    ["llama.attention.layer_norm_rms_epsilon", "float32", 1e-5],
+    ["tokenizer.ggml.model", "string", "gpt2"],
+    ["tokenizer.ggml.bos_token_id", "uint32", 4],
+    ["tokenizer.ggml.eos_token_id", "uint32", 5],
+    ["tokenizer.chat_template", "string", "{{ messages }}"],
+  ];
+  for (const [key, type, value] of keys) if (!options.omit?.includes(key)) writer.setValue(key, type, value);
+  for (const [key, type, value] of options.set ?? []) writer.setValue(key, type, value);
+  if (!options.omit?.includes("tokenizer.ggml.tokens")) writer.setArray("tokenizer.ggml.tokens", "string", tokens);
+  writer.setArray("tokenizer.ggml.token_type", "int32", options.tokenTypes ?? tokens.map(() => 1));
+  if (!options.omit?.includes("tokenizer.ggml.merges")) writer.setArray("tokenizer.ggml.merges", "string", ["a b"]);
+  const headDim = N_EMBD / 2;
+  const tensors: [string, number[]][] = [
+    ["token_embd.weight", [N_EMBD, tokens.length]],
+    ["blk.0.attn_norm.weight", [N_EMBD]],
+    ["blk.0.attn_q.weight", [N_EMBD, N_EMBD]],
+    ["blk.0.attn_k.weight", [N_EMBD, headDim]],
+    ["blk.0.attn_v.weight", [N_EMBD, headDim]],
+    ["blk.0.attn_output.weight", [N_EMBD, N_EMBD]],
+    ["blk.0.ffn_norm.weight", [N_EMBD]],
+    ["blk.0.ffn_gate.weight", [N_EMBD, N_FF]],
+    ["blk.0.ffn_up.weight", [N_EMBD, N_FF]],
+    ["blk.0.ffn_down.weight", [N_FF, N_EMBD]],
+    ["output_norm.weight", [N_EMBD]],
+  ];
+  for (const [tensor, defaultShape] of tensors) {
+    if (options.omitTensors?.includes(tensor)) continue;
+    const shape = options.shapes?.[tensor] ?? defaultShape;
+    writer.addTensor(tensor, shape, "F32", new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01));
+  }
+  const path = join(directory, name);
+  await writer.write(path);
+  return path;
+}
+
+async function assertRejects(path: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(validateGgufFile(path), (error: unknown) => {
+    assert.ok(error instanceof InvalidModelFileError, `expected InvalidModelFileError, got ${String(error)}`);
+    assert.equal(error.code, "invalid_model_file");
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+/** Overwrites a u32 or u64 inside the last tensor info (type at -12, offset at -8). */
+async function patchLastTensorInfo(path: string, field: "type" | "offset", value: number): Promise<void> {
+  const parsed = await gguf(path, { allowLocalFile: true });
+  const end = parsed.tensorInfoByteRange[1];
+  const handle = await open(path, "r+");
+  try {
+    const bytes = Buffer.alloc(8);
+    if (field === "type") bytes.writeUInt32LE(value);
+    else bytes.writeBigUInt64LE(BigInt(value));
+    await handle.write(bytes, 0, field === "type" ? 4 : 8, field === "type" ? end - 12 : end - 8);
+  } finally {
+    await handle.close();
+  }
+}
+
+describe("validateGgufFile", () => {
+  it("accepts a well-formed llama model and summarizes it", async () => {
+    const summary = await validateGgufFile(await writeTinyLlama("good.gguf"));
+    assert.deepEqual(
+      { ...summary, fileSize: undefined },
+      {
+        architecture: "llama",
+        name: "tiny",
+        contextLength: 128,
+        embeddingLength: N_EMBD,
+        blockCount: 1,
+        headCount: 2,
+        headCountKv: 1,
+        feedForwardLength: N_FF,
+        vocabularySize: TOKENS.length,
+        tensorCount: 11,
+        parameterCount: N_EMBD * TOKENS.length + 3 * N_EMBD + 2 * N_EMBD * N_EMBD + 2 * N_EMBD * 16 + 3 * N_EMBD * N_FF,
+        fileSize: undefined,
+        fileType: "F32",
+        chatTemplate: "{{ messages }}",
+        tokenizerModel: "gpt2",
+      },
+    );
+  });
+
+  it("rejects files that are not GGUF", async () => {
+    const empty = join(directory, "empty.gguf");
+    await writeFile(empty, "");
+    await assertRejects(empty, /^empty\.gguf: is empty/);
+    const random = join(directory, "random.gguf");
+    await writeFile(random, Buffer.concat([Buffer.from([0]), randomBytes(4095)]));
+    await assertRejects(random, /^random\.gguf: is not a GGUF file/);
+    const text = join(directory, "notes.txt");
+    await writeFile(text, "These are my notes about models.\nNothing to see here.\n");
+    await assertRejects(text, /^notes\.txt: is not a GGUF file .*looks like text/);
+    const magicOnly = join(directory, "magic.gguf");
+    await writeFile(magicOnly, "GGUF\x03\x00");
+    await assertRejects(magicOnly, /magic\.gguf: is truncated: 6 bytes/);
+    await assertRejects(join(directory, "missing.gguf"), /missing\.gguf: cannot read the file \(ENOENT\)/);
+  });
+
+  it("rejects unsupported versions", async () => {
+    const path = await writeTinyLlama("v1.gguf");
+    const handle = await open(path, "r+");
+    await handle.write(Buffer.from([1, 0, 0, 0]), 0, 4, 4);
+    await handle.close();
+    await assertRejects(path, /GGUF version 1/);
+  });
+
+  it("rejects truncated files", async () => {
+    const header = await writeTinyLlama("cut-header.gguf");
+    await truncate(header, 300);
+    await assertRejects(header, /^cut-header\.gguf: is truncated: the file ends at byte 300, inside the GGUF header$/);
+    const data = await writeTinyLlama("cut-data.gguf");
+    const size = (await readFile(data)).length;
+    await truncate(data, size - 100);
+    await assertRejects(data, new RegExp(`cut-data\\.gguf: tensor output_norm\\.weight ends at byte \\d+ beyond the file size ${size - 100}`));
+  });
+
+  it("rejects missing or inconsistent hyperparameters", async () => {
+    await assertRejects(
+      await writeTinyLlama("no-ff.gguf", { omit: ["llama.feed_forward_length"] }),
+      /no-ff\.gguf: metadata key 'llama\.feed_forward_length' is missing/,
+    );
+    await assertRejects(await writeTinyLlama("no-heads.gguf", { omit: ["llama.attention.head_count"] }), /'llama\.attention\.head_count' is missing/);
+    await assertRejects(await writeTinyLlama("no-arch.gguf", { omit: ["general.architecture"] }), /'general\.architecture' is missing/);
+    await assertRejects(await writeTinyLlama("no-merges.gguf", { omit: ["tokenizer.ggml.merges"] }), /'tokenizer\.ggml\.merges' is missing/);
+    await assertRejects(
+      await writeTinyLlama("heads3.gguf", { set: [["llama.attention.head_count", "uint32", 3]] }),
+      /embedding_length 32 is not divisible by llama\.attention\.head_count 3/,
+    );
+    await assertRejects(
+      await writeTinyLlama("kv.gguf", { set: [["llama.attention.head_count_kv", "uint32", 3]] }),
+      /head_count 2 is not divisible by llama\.attention\.head_count_kv 3/,
+    );
+    await assertRejects(
+      await writeTinyLlama("wrong-type.gguf", { omit: ["llama.block_count"], set: [["llama.block_count", "string", "one"]] }),
+      /'llama\.block_count' has type str, expected u32/,
+    );
+  });
+
+  it("rejects tensors that do not fit the hyperparameters", async () => {
+    await assertRejects(
+      await writeTinyLlama("shape.gguf", { shapes: { "blk.0.attn_q.weight": [N_EMBD, 64] } }),
+      /tensor blk\.0\.attn_q\.weight has shape \[32, 64\], expected \[32, 32\]/,
+    );
+    await assertRejects(await writeTinyLlama("no-ffn.gguf", { omitTensors: ["blk.0.ffn_up.weight"] }), /tensor blk\.0\.ffn_up\.weight is missing/);
+  });
+
+  it("rejects broken tensor infos", async () => {
+    const unknownType = await writeTinyLlama("type.gguf");
+    await patchLastTensorInfo(unknownType, "type", 4);
+    await assertRejects(unknownType, /tensor output_norm\.weight has unknown ggml type 4/);
+    const misaligned = await writeTinyLlama("misaligned.gguf");
+    await patchLastTensorInfo(misaligned, "offset", 4);
+    await assertRejects(misaligned, /tensor output_norm\.weight has offset 4, not a multiple of the alignment 32/);
+    const beyond = await writeTinyLlama("beyond.gguf");
+    await patchLastTensorInfo(beyond, "offset", 2 ** 40);
+    await assertRejects(beyond, /tensor output_norm\.weight has offset 1099511627776, expected \d+/);
+  });
+
+  it("rejects inconsistent vocabularies", async () => {
+    await assertRejects(
+      await writeTinyLlama("types.gguf", { tokenTypes: [1, 1, 1] }),
+      /types\.gguf: tokenizer\.ggml\.token_type has 3 entries for 8 tokens/,
+    );
+    await assertRejects(
+      await writeTinyLlama("bos.gguf", { set: [["tokenizer.ggml.bos_token_id", "uint32", 8]] }),
+      /tokenizer\.ggml\.bos_token_id 8 is outside the vocabulary of 8 tokens/,
+    );
+    await assertRejects(
+      await writeTinyLlama("eos.gguf", { set: [["tokenizer.ggml.eos_token_id", "uint32", 1000]] }),
+      /tokenizer\.ggml\.eos_token_id 1000 is outside/,
+    );
+    await assertRejects(
+      await writeTinyLlama("duplicate.gguf", { tokens: ["a", "b", "a", "c", "d", "e", "f", "g"] }),
+      /has the token "a" twice \(id 2\)/,
+    );
+  });
+
+  it("checks only the generic part of other architectures", async () => {
+    const generic = async (name: string, omit: string[]): Promise<string> => {
+      const writer = new GgufWriter().setString("general.architecture", "mystery");
+      const keys: [string, number][] = [
+        ["mystery.block_count", 4],
+        ["mystery.embedding_length", 128],
+        ["mystery.attention.head_count", 4],
+      ];
+      for (const [key, value] of keys) if (!omit.includes(key)) writer.setUint32(key, value);
+      writer.addTensor("anything", [128], "F16", new Float32Array(128));
+      const path = join(directory, name);
+      await writer.write(path);
+      return path;
+    };
+    const summary = await validateGgufFile(await generic("mystery.gguf", []));
+    assert.deepEqual([summary.architecture, summary.blockCount, summary.headCount, summary.fileType, summary.vocabularySize], ["mystery", 4, 4, "F16", 0]);
+    await assertRejects(await generic("mystery-heads.gguf", ["mystery.attention.head_count"]), /'mystery\.attention\.head_count' is missing/);
+    await assertRejects(await generic("mystery-blocks.gguf", ["mystery.block_count"]), /'mystery\.block_count' is missing/);
+  });
+
+  it("never fails with anything but InvalidModelFileError on corrupted or cut files", async () => {
+    const original = await readFile(await writeTinyLlama("fuzz-source.gguf"));
+    const path = join(directory, "fuzz.gguf");
+    let state = 12345; // a fixed LCG: the same corruptions on every run
+    const next = (): number => (state = (Math.imul(state, 1103515245) + 12345) >>> 0);
+    let rejected = 0;
+    for (let round = 0; round < 150; round++) {
+      const bytes = Buffer.from(original);
+      for (let flips = 1 + (next() % 4); flips > 0; flips--) bytes[next() % 2048] = next() & 0xff;
+      await writeFile(path, round % 5 === 0 ? bytes.subarray(0, next() % bytes.length) : bytes);
+      try {
+        await validateGgufFile(path);
+      } catch (error) {
+        assert.ok(error instanceof InvalidModelFileError, `round ${round}: ${String(error)}`);
+        assert.match(error.message, /^fuzz\.gguf: /);
+        rejected++;
+      }
+    }
+    assert.ok(rejected > 100, `${rejected} of 150 corrupted files rejected`);
+  });
+});

@@ -1,0 +1,38 @@
+import { GroveError, type GroveErrorCode } from "../core/errors.js";
+
+/** The OpenAI-style error body every route returns. */
+export interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** Each Grove error code's HTTP status and OpenAI error `type`; the one place they are chosen. */
+export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string }> = {
+  invalid_request: { status: 400, type: "invalid_request_error" },
+  invalid_parameter: { status: 400, type: "invalid_request_error" },
+  context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  model_not_found: { status: 404, type: "invalid_request_error" },
+  invalid_model_file: { status: 422, type: "invalid_request_error" },
+  overloaded: { status: 503, type: "unavailable_error" },
+  payload_too_large: { status: 413, type: "invalid_request_error" },
+  config_invalid: { status: 500, type: "server_error" },
+  engine_failure: { status: 500, type: "server_error" },
+  aborted: { status: 499, type: "invalid_request_error" },
+  internal: { status: 500, type: "server_error" },
+  unauthorized: { status: 401, type: "authentication_error" },
+  not_found: { status: 404, type: "invalid_request_error" },
+};
+
+/** Maps an error to a status and body. Unknown errors become a plain 500: the stack goes to the log only. */
+export function toErrorResponse(error: unknown): { status: number; body: ErrorBody } {
+  if (error instanceof GroveError) {
+    const entry = ERROR_TABLE[error.code];
+    return {
+      status: entry.status,
+      body: { error: { message: error.message, type: entry.type, param: error.param ?? null, code: error.code } },
+    };
+  }
+  return {
+    status: 500,
+    body: { error: { message: "Internal server error", type: "server_error", param: null, code: "internal" } },
+  };
+}

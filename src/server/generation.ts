@@ -1,0 +1,89 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyReply } from "fastify";
+import type { GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
+
+/** An id in OpenAI's style: a prefix and 24 random hex characters. */
+export function responseId(prefix: string): string {
+  return `${prefix}-${randomBytes(12).toString("hex")}`;
+}
+
+/** An AbortSignal that fires when the client goes away before the response is finished. */
+export function clientGoneSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** Maps the sampling fields shared by chat and completions onto engine options. */
+export function samplingOptions(
+  body: ChatCompletionRequest | CompletionRequest,
+): Omit<GenerateOptions, "promptTokens" | "maxTokens"> {
+  let logitBias: Map<number, number> | undefined;
+  if (body.logit_bias) logitBias = new Map(Object.entries(body.logit_bias).map(([key, value]) => [Number(key), value]));
+  return {
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
+    minP: body.min_p,
+    seed: body.seed,
+    stop: body.stop,
+    presencePenalty: body.presence_penalty,
+    frequencyPenalty: body.frequency_penalty,
+    repeatPenalty: body.repeat_penalty,
+    ignoreEos: body.ignore_eos,
+    logitBias,
+  };
+}
+
+/** Checks logit_bias token ids against the vocabulary (the engine would ignore strays silently). */
+export function checkLogitBias(model: LoadedModel, bias: ReadonlyMap<number, number> | undefined): string | undefined {
+  if (!bias) return undefined;
+  for (const token of bias.keys()) {
+    if (token >= model.info.vocabularySize) return `logit_bias names token ${token}; the vocabulary has ${model.info.vocabularySize}`;
+  }
+  return undefined;
+}
+
+/** The `response_format` of a chat request as an engine JSON constraint. */
+export function jsonConstraint(body: ChatCompletionRequest): object | "json" | undefined {
+  const format = body.response_format;
+  if (!format || format.type === "text") return undefined;
+  if (format.type === "json_object") return "json";
+  checkJsonSchema(format.json_schema.schema);
+  return format.json_schema.schema;
+}
+
+/** The UTF-8 bytes of a token's text, as OpenAI's `bytes` field carries them. */
+export function utf8Bytes(text: string): number[] {
+  return [...Buffer.from(text, "utf8")];
+}
+
+/** Chat-style logprobs content entries. */
+export function chatLogprobs(logprobs: readonly TokenLogprob[]) {
+  return logprobs.map((entry) => ({
+    token: entry.text,
+    logprob: entry.logprob ?? 0,
+    bytes: utf8Bytes(entry.text),
+    top_logprobs: entry.top.map((top) => ({ token: top.text, logprob: top.logprob, bytes: utf8Bytes(top.text) })),
+  }));
+}
+
+/** Legacy completions-style logprobs, with text offsets counted from `offset`. */
+export function completionLogprobs(logprobs: readonly TokenLogprob[], offset: number) {
+  const tokens: string[] = [];
+  const tokenLogprobs: (number | null)[] = [];
+  const topLogprobs: (Record<string, number> | null)[] = [];
+  const textOffset: number[] = [];
+  let position = offset;
+  for (const entry of logprobs) {
+    tokens.push(entry.text);
+    tokenLogprobs.push(entry.logprob);
+    topLogprobs.push(entry.logprob === null ? null : Object.fromEntries(entry.top.map((top) => [top.text, top.logprob])));
+    textOffset.push(position);
+    position += entry.text.length;
+  }
+  return { tokens, token_logprobs: tokenLogprobs, top_logprobs: topLogprobs, text_offset: textOffset };
+}

@@ -1,0 +1,194 @@
+import { z } from "zod";
+import { InvalidRequestError } from "../core/errors.js";
+
+/**
+ * Request bodies of the OpenAI-compatible routes, with a bound on every parameter. Parsing
+ * turns the wire format into plain values at the edge (llama.cpp server's rule); a value
+ * out of bounds is a 400 that names the parameter. Unknown fields are ignored, as OpenAI
+ * clients send many optional ones.
+ */
+
+export const LIMITS = {
+  modelName: 256,
+  messages: 1024,
+  messageChars: 1_000_000,
+  stopStrings: 16,
+  stopChars: 256,
+  logitBias: 1024,
+  topLogprobs: 20,
+  promptBatch: 64,
+  embeddingInputs: 256,
+  schemaDepth: 16,
+  schemaChars: 65_536,
+  maxTokens: 1_048_576,
+} as const;
+
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? undefined);
+
+const stop = nullable(
+  z.union([
+    z.string().min(1).max(LIMITS.stopChars),
+    z.array(z.string().min(1).max(LIMITS.stopChars)).max(LIMITS.stopStrings),
+  ]),
+).transform((value) => (value === undefined ? [] : typeof value === "string" ? [value] : value));
+
+const logitBias = nullable(
+  z
+    .record(z.string().regex(/^\d{1,9}$/, "keys must be token ids"), z.number().min(-100).max(100))
+    .refine((value) => Object.keys(value).length <= LIMITS.logitBias, `at most ${LIMITS.logitBias} entries`),
+);
+
+/** Sampling fields shared by chat and completions. */
+const sampling = {
+  model: z.string().min(1).max(LIMITS.modelName),
+  temperature: nullable(z.number().min(0).max(2)),
+  top_p: nullable(z.number().min(0).max(1)),
+  top_k: nullable(z.number().int().min(0).max(1_000_000)),
+  min_p: nullable(z.number().min(0).max(1)),
+  seed: nullable(z.number().int().min(0).max(2 ** 32 - 1)),
+  stop,
+  presence_penalty: nullable(z.number().min(-2).max(2)),
+  frequency_penalty: nullable(z.number().min(-2).max(2)),
+  repeat_penalty: nullable(z.number().min(0).max(10)),
+  ignore_eos: nullable(z.boolean()),
+  logit_bias: logitBias,
+  n: nullable(z.number().int()).refine((value) => value === undefined || value === 1, {
+    message: "only n=1 is supported; send separate requests for more choices",
+  }),
+  stream: nullable(z.boolean()),
+  stream_options: nullable(z.object({ include_usage: nullable(z.boolean()) })),
+  user: nullable(z.string().max(256)),
+};
+
+const textPart = z.object({ type: z.literal("text"), text: z.string().max(LIMITS.messageChars) });
+
+const message = z.object({
+  role: z.enum(["system", "developer", "user", "assistant"]),
+  content: z.union([z.string().max(LIMITS.messageChars), z.array(textPart).min(1).max(64)]).nullish(),
+});
+
+const jsonSchemaFormat = z.object({
+  type: z.literal("json_schema"),
+  json_schema: z.object({
+    name: z.string().max(64).optional(),
+    schema: z.record(z.string(), z.unknown()),
+    strict: nullable(z.boolean()),
+  }),
+});
+
+const responseFormat = nullable(
+  z.discriminatedUnion("type", [z.object({ type: z.literal("text") }), z.object({ type: z.literal("json_object") }), jsonSchemaFormat]),
+);
+
+export const chatCompletionSchema = z.object({
+  ...sampling,
+  messages: z.array(message).min(1, "messages must hold at least one message").max(LIMITS.messages),
+  max_tokens: nullable(z.number().int().min(1).max(LIMITS.maxTokens)),
+  max_completion_tokens: nullable(z.number().int().min(1).max(LIMITS.maxTokens)),
+  response_format: responseFormat,
+  logprobs: nullable(z.boolean()),
+  top_logprobs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
+  tools: nullable(z.array(z.unknown()).max(0, "tools are not supported yet")),
+});
+
+const tokenArray = z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1);
+
+export const completionSchema = z.object({
+  ...sampling,
+  prompt: z.union([
+    z.string(),
+    z.array(z.string()).min(1).max(LIMITS.promptBatch),
+    tokenArray,
+    z.array(tokenArray).min(1).max(LIMITS.promptBatch),
+  ]),
+  max_tokens: nullable(z.number().int().min(0).max(LIMITS.maxTokens)),
+  echo: nullable(z.boolean()),
+  logprobs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
+  suffix: nullable(z.string().max(0, "suffix is not supported")),
+  best_of: nullable(z.number().int()).refine((value) => value === undefined || value === 1, {
+    message: "only best_of=1 is supported",
+  }),
+});
+
+export const embeddingSchema = z.object({
+  model: z.string().min(1).max(LIMITS.modelName),
+  input: z.union([
+    z.string(),
+    z.array(z.string()).min(1).max(LIMITS.embeddingInputs),
+    tokenArray,
+    z.array(tokenArray).min(1).max(LIMITS.embeddingInputs),
+  ]),
+  encoding_format: nullable(z.enum(["float", "base64"])),
+  dimensions: nullable(z.number().int()).refine((value) => value === undefined, {
+    message: "dimensions is not supported: the model's embedding size is fixed",
+  }),
+  user: nullable(z.string().max(256)),
+});
+
+export type ChatCompletionRequest = z.output<typeof chatCompletionSchema>;
+export type CompletionRequest = z.output<typeof completionSchema>;
+export type EmbeddingRequest = z.output<typeof embeddingSchema>;
+
+/** Parses a body or throws a 400 naming the first bad parameter. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new InvalidRequestError("The request body must be a JSON object");
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const param = issue.path.map((part) => (typeof part === "number" ? `[${part}]` : String(part))).join(".").replace(/\.\[/g, "[");
+  const message = issue.code === "invalid_union" ? "has an unsupported type or shape" : issue.message;
+  throw new InvalidRequestError(param ? `Invalid '${param}': ${message}` : message, { param: param || undefined });
+}
+
+const SCHEMA_TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
+
+/** Returns what is wrong with one schema node, if anything (its children are checked separately). */
+function schemaNodeProblem(node: Record<string, unknown>): string | undefined {
+  const type = node.type;
+  if (type !== undefined) {
+    const types = Array.isArray(type) ? type : [type];
+    const bad = types.find((entry) => typeof entry !== "string" || !SCHEMA_TYPES.has(entry));
+    if (types.length === 0 || bad !== undefined) {
+      return `unsupported type ${JSON.stringify(bad ?? type)} (use ${[...SCHEMA_TYPES].join(", ")})`;
+    }
+  }
+  const properties = node.properties;
+  if (properties !== undefined && (typeof properties !== "object" || properties === null || Array.isArray(properties))) {
+    return "'properties' must be an object";
+  }
+  if (node.required !== undefined && !(Array.isArray(node.required) && node.required.every((key) => typeof key === "string"))) {
+    return "'required' must be an array of property names";
+  }
+  if (node.enum !== undefined && !(Array.isArray(node.enum) && node.enum.length > 0)) return "'enum' must be a non-empty array";
+  if (node.$ref !== undefined && !(typeof node.$ref === "string" && node.$ref.startsWith("#/$defs/"))) {
+    return "'$ref' must point into '#/$defs/'";
+  }
+  return undefined;
+}
+
+/** Bounds a JSON schema's size and nesting and checks the keywords grammars depend on, before it becomes a grammar. */
+export function checkJsonSchema(schema: unknown): void {
+  const fail = (message: string) => {
+    throw new InvalidRequestError(`Invalid JSON schema: ${message}`, { param: "response_format" });
+  };
+  if (JSON.stringify(schema).length > LIMITS.schemaChars) fail(`over ${LIMITS.schemaChars} characters`);
+  // Iterative, so a hostile schema cannot overflow the stack.
+  const stack: [unknown, number, string][] = [[schema, 1, "#"]];
+  while (stack.length > 0) {
+    const [value, level, path] = stack.pop()!;
+    if (typeof value !== "object" || value === null) continue;
+    if (level > LIMITS.schemaDepth) fail(`nests deeper than ${LIMITS.schemaDepth} levels`);
+    const isSchemaNode = !Array.isArray(value) && !path.endsWith("/properties") && !path.endsWith("/$defs");
+    if (isSchemaNode) {
+      const problem = schemaNodeProblem(value as Record<string, unknown>);
+      if (problem) fail(`${path}: ${problem}`);
+    }
+    for (const [key, child] of Object.entries(value)) {
+      // enum and const hold data, not schemas.
+      if (isSchemaNode && (key === "enum" || key === "const" || key === "default" || key === "examples")) continue;
+      stack.push([child, level + 1, `${path}/${key}`]);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+import type { FastifyInstance } from "fastify";
+import { ContextLengthError, InvalidRequestError } from "../../core/errors.js";
+import type { Engine, GenerateDone, GenerateEvent, LoadedModel, TokenLogprob } from "../../engine/engine.js";
+import {
+  checkLogitBias,
+  clientGoneSignal,
+  completionLogprobs,
+  responseId,
+  samplingOptions,
+} from "../generation.js";
+import { completionSchema, parseBody, type CompletionRequest } from "../openai-schemas.js";
+import { SseStream } from "../sse.js";
+
+/** The prompt field as token lists, one per choice. */
+function promptTokenLists(model: LoadedModel, prompt: CompletionRequest["prompt"]): number[][] {
+  if (typeof prompt === "string") return [model.tokenize(prompt)];
+  if (prompt.length > 0 && typeof prompt[0] === "number") return [prompt as number[]];
+  return (prompt as (string | number[])[]).map((item) => (typeof item === "string" ? model.tokenize(item) : item));
+}
+
+interface Choice {
+  text: string;
+  logprobs: TokenLogprob[];
+  done: GenerateDone;
+}
+
+async function collect(events: AsyncGenerator<GenerateEvent, void, void>): Promise<Choice> {
+  let text = "";
+  const logprobs: TokenLogprob[] = [];
+  let done: GenerateDone | undefined;
+  for await (const event of events) {
+    if (event.type === "done") done = event;
+    else {
+      text += event.text;
+      if (event.logprobs) logprobs.push(...event.logprobs);
+    }
+  }
+  return { text, logprobs, done: done! };
+}
+
+/** `POST /v1/completions`: raw prompts, with `echo` and prompt log-probabilities for evaluation harnesses. */
+export function registerCompletionsRoute(app: FastifyInstance, engine: Engine): void {
+  app.post("/v1/completions", async (request, reply) => {
+    const body = parseBody(completionSchema, request.body);
+    const model = engine.getModel(body.model);
+    const sampling = samplingOptions(body);
+    const biasProblem = checkLogitBias(model, sampling.logitBias);
+    if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
+    const prompts = promptTokenLists(model, body.prompt);
+    const { contextSize, vocabularySize } = model.info;
+    prompts.forEach((tokens, index) => {
+      if (tokens.length === 0) throw new InvalidRequestError(`prompt ${index} is empty`, { param: "prompt" });
+      const stray = tokens.find((token) => token >= vocabularySize);
+      if (stray !== undefined) {
+        throw new InvalidRequestError(`prompt ${index} holds token ${stray}; the vocabulary has ${vocabularySize}`, {
+          param: "prompt",
+        });
+      }
+      const maxTokens = body.max_tokens ?? 16;
+      if (tokens.length + maxTokens > contextSize) {
+        throw new ContextLengthError(
+          `This model's context holds ${contextSize} tokens; prompt ${index} has ${tokens.length} and max_tokens asks for ${maxTokens} more`,
+          { param: "max_tokens" },
+        );
+      }
+    });
+    if (body.stream && prompts.length > 1) {
+      throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
+    }
+    const echo = body.echo === true;
+    const wantLogprobs = body.logprobs !== undefined;
+    const signal = clientGoneSignal(reply);
+    const start = (tokens: number[]) =>
+      model.generate({
+        ...sampling,
+        promptTokens: tokens,
+        // OpenAI's default for the legacy endpoint.
+        maxTokens: body.max_tokens ?? 16,
+        logprobs: body.logprobs,
+        promptLogprobs: echo && wantLogprobs,
+        signal,
+      });
+    const id = responseId("cmpl");
+    const created = Math.floor(Date.now() / 1000);
+    const base = { id, object: "text_completion", created, model: model.info.id, system_fingerprint: model.info.digest.slice(7, 19) };
+
+    if (!body.stream) {
+      const choices = await Promise.all(prompts.map((tokens) => collect(start(tokens))));
+      if (choices.some((choice) => choice.done.finishReason === "aborted")) return reply.code(499).send();
+      let promptTokens = 0;
+      let completionTokens = 0;
+      let cachedTokens = 0;
+      return {
+        ...base,
+        choices: choices.map((choice, index) => {
+          promptTokens += choice.done.promptTokens;
+          completionTokens += choice.done.completionTokens;
+          cachedTokens += choice.done.cachedTokens;
+          const promptText = echo ? model.detokenize(prompts[index]!) : "";
+          const scores = [...(echo ? (choice.done.promptLogprobs ?? []) : []), ...choice.logprobs];
+          return {
+            index,
+            text: promptText + choice.text,
+            logprobs: wantLogprobs ? completionLogprobs(scores, 0) : null,
+            finish_reason: choice.done.finishReason,
+          };
+        }),
+        usage: {
+          prompt_tokens: promptTokens,
+          completion_tokens: completionTokens,
+          total_tokens: promptTokens + completionTokens,
+          prompt_tokens_details: { cached_tokens: cachedTokens },
+        },
+      };
+    }
+
+    const events = start(prompts[0]!);
+    const first = await events.next();
+    const includeUsage = body.stream_options?.include_usage === true;
+    const stream = new SseStream(reply);
+    const chunk = (text: string, finishReason: string | null, logprobs?: readonly TokenLogprob[]) => ({
+      ...base,
+      choices: [{ index: 0, text, logprobs: logprobs && wantLogprobs ? completionLogprobs(logprobs, 0) : null, finish_reason: finishReason }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    try {
+      if (echo) stream.send(chunk(model.detokenize(prompts[0]!), null));
+      for (let result = first; !result.done; result = await events.next()) {
+        const event = result.value;
+        if (event.type === "text") {
+          stream.send(chunk(event.text, null, event.logprobs));
+          continue;
+        }
+        if (event.finishReason === "aborted") return reply;
+        stream.send(chunk("", event.finishReason));
+        if (includeUsage) {
+          stream.send({
+            ...base,
+            choices: [],
+            usage: {
+              prompt_tokens: event.promptTokens,
+              completion_tokens: event.completionTokens,
+              total_tokens: event.promptTokens + event.completionTokens,
+            },
+          });
+        }
+      }
+      stream.end();
+    } catch (error) {
+      request.log.error({ err: error }, "completion stream failed");
+      stream.fail(error);
+    } finally {
+      // Closing the generator releases the slot whatever happened above.
+      await events.return(undefined);
+    }
+    return reply;
+  });
+}

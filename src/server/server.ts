@@ -1,0 +1,108 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import {
+  ConfigError,
+  GroveError,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+} from "../core/errors.js";
+import type { Engine } from "../engine/engine.js";
+import type { Logger } from "../logging/logger.js";
+import { toErrorResponse } from "./error-table.js";
+import { registerChatCompletionsRoute } from "./routes/chat-completions.js";
+import { registerCompletionsRoute } from "./routes/completions.js";
+import { registerEmbeddingsRoute } from "./routes/embeddings.js";
+import { registerModelRoutes } from "./routes/models.js";
+
+export interface ServerOptions {
+  readonly engine: Engine;
+  /** Largest accepted body in bytes. @default 1048576 */
+  readonly bodyLimit?: number;
+  /** When set, every `/v1` request must send `Authorization: Bearer <apiKey>`. */
+  readonly apiKey?: string;
+  readonly logger?: Logger;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest();
+
+/** Maps fastify's own errors (body parsing, limits) onto Grove's, so one table answers all. */
+function fromFastifyError(error: FastifyError, bodyLimit: number): unknown {
+  if (error instanceof GroveError) return error;
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new PayloadTooLargeError(`The request body is over the limit of ${bodyLimit} bytes`, { cause: error });
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new InvalidRequestError(`Malformed JSON body: ${error.message}`, { cause: error });
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new InvalidRequestError("Send the body as application/json", { cause: error });
+    default:
+      if (error instanceof SyntaxError || error.statusCode === 400) {
+        return new InvalidRequestError(`Malformed request: ${error.message}`, { cause: error });
+      }
+      return error;
+  }
+}
+
+/** Builds the HTTP app (OpenAI-compatible routes, health, errors); `listen` is the caller's. */
+export function createServer(options: ServerOptions): FastifyInstance {
+  const bodyLimit = options.bodyLimit ?? 1 << 20;
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit,
+    requestIdHeader: "x-request-id",
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  if (options.apiKey) {
+    const expected = sha256(options.apiKey);
+    app.addHook("onRequest", async (request) => {
+      if (!request.url.startsWith("/v1")) return;
+      const header = request.headers.authorization ?? "";
+      const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
+      // Hash both sides so the comparison takes the same time whatever the lengths.
+      if (!timingSafeEqual(sha256(presented), expected)) throw new UnauthorizedError();
+    });
+  }
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const mapped = fromFastifyError(error, bodyLimit);
+    const { status, body } = toErrorResponse(mapped);
+    if (status >= 500) request.log.error({ err: error }, "request failed");
+    else request.log.info({ code: body.error.code, status }, body.error.message);
+    if (status === 503) reply.header("retry-after", "1");
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const { status, body } = toErrorResponse(new NotFoundError(`No route for ${request.method} ${request.url}`));
+    return reply.code(status).send(body);
+  });
+
+  registerModelRoutes(app, options.engine);
+  registerChatCompletionsRoute(app, options.engine);
+  registerCompletionsRoute(app, options.engine);
+  registerEmbeddingsRoute(app, options.engine);
+  return app;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1" || host === "[::1]";
+}
+
+/** Refuses to expose the API beyond this machine without a key. */
+export function checkBindSafety(host: string, apiKey: string): void {
+  if (!isLoopbackHost(host) && !apiKey) {
+    throw new ConfigError(
+      `Refusing to listen on ${host} without an API key: anyone who reaches it could use the model. ` +
+        "Set --api-key (GROVE_API_KEY) or bind 127.0.0.1",
+      { param: "--host" },
+    );
+  }
+}
