@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { availableParallelism, homedir } from "node:os";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
@@ -18,7 +18,7 @@ export interface GroveConfig {
   readonly port: number;
   /** GGUF file to serve; empty serves the embedded default model. Env `GROVE_MODEL`, flag `--model`. @default "" */
   readonly model: string;
-  /** CPU threads for inference. Env `GROVE_THREADS`, flag `--threads`. @default the number of cores */
+  /** CPU threads for inference; 0 chooses from the model's size (see engine `defaultThreadCount`). Env `GROVE_THREADS`, flag `--threads`. @default 0 */
   readonly threads: number;
   /** Parallel slots (sequences) per loaded model. Env `GROVE_PARALLEL`, flag `--parallel`. @default 4 */
   readonly parallel: number;
@@ -41,7 +41,7 @@ const schema = z.object({
   host: z.string().min(1),
   port: integer(0, 65535),
   model: z.string(),
-  threads: integer(1, 512),
+  threads: integer(0, 512),
   parallel: integer(1, 64),
   contextSize: integer(64, 1_048_576),
   queueLimit: integer(0, 100_000),
@@ -73,7 +73,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     host: "127.0.0.1",
     port: 11435,
     model: "",
-    threads: availableParallelism(),
+    threads: 0,
     parallel: 4,
     contextSize: 2048,
     queueLimit: 64,

@@ -26,6 +26,8 @@ export interface ModelInfo {
   readonly trainContextSize: number;
   /** Parallel sequences decoded in the same batches. */
   readonly slots: number;
+  /** CPU threads decoding this model. */
+  readonly threads: number;
   readonly vocabularySize: number;
   readonly embeddingSize: number;
   /** Seconds since the epoch at load time. */

@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import {
   getLlama,
@@ -23,7 +25,7 @@ export interface ModelSource {
 
 export interface LlamaEngineOptions {
   readonly models: readonly ModelSource[];
-  /** CPU threads. Set it from the real core count: more threads than cores is 40× slower. */
+  /** CPU threads; 0 picks `defaultThreadCount` for the first model. More threads than cores is 40× slower. */
   readonly threads: number;
   /** Parallel slots per model. @default 4 */
   readonly slots?: number;
@@ -46,6 +48,21 @@ const LOG_LEVELS: Record<LlamaLogLevel, "error" | "warn" | "info" | "debug" | "t
   [LlamaLogLevel.debug]: "trace",
 };
 
+/** Below this many bytes of weights, one thread decodes faster than several (see below). */
+export const SINGLE_THREAD_BELOW_BYTES = 1 << 30;
+
+/**
+ * The thread count to use when none is configured. node-llama-cpp's prebuilt CPU backend is
+ * built without OpenMP, so ggml starts a fresh worker pool for every decode step and its
+ * threads spin in barriers until the new worker is scheduled: a fixed cost of several
+ * milliseconds per step on a 2-core machine. Measured here (docs/benchmarks.md): a 5 M-parameter
+ * model decodes at ~1,000 tok/s on 1 thread and ~60 tok/s on 2; a 1 B-parameter Q8_0 at 23
+ * on 1 and 26 on 2. So small models get one thread, large ones every core.
+ */
+export function defaultThreadCount(modelBytes: number, cores = availableParallelism()): number {
+  return modelBytes < SINGLE_THREAD_BELOW_BYTES ? 1 : Math.max(1, cores);
+}
+
 /**
  * The local engine: node-llama-cpp (llama.cpp) in this process. Every file is validated by
  * Grove before llama.cpp opens it, because some malformed GGUFs abort the whole process.
@@ -62,8 +79,13 @@ export class LlamaEngine implements Engine {
   }
 
   /** Loads every model; on failure frees whatever was already loaded. */
-  static async create(options: LlamaEngineOptions): Promise<LlamaEngine> {
-    const logger = options.logger;
+  static async create(requested: LlamaEngineOptions): Promise<LlamaEngine> {
+    const logger = requested.logger;
+    const first = requested.models[0];
+    const threads =
+      requested.threads > 0 ? requested.threads : defaultThreadCount(first ? statSync(first.path).size : 0);
+    const options = { ...requested, threads };
+    logger?.info({ threads }, "inference threads");
     let llama: Llama;
     try {
       llama = await getLlama({
@@ -146,6 +168,7 @@ async function loadOne(
       contextSize: context.contextSize,
       trainContextSize: model.trainContextSize,
       slots,
+      threads: options.threads,
       vocabularySize: vocabularySizeOf(model),
       embeddingSize: model.embeddingVectorSize,
       loadedAt: Math.floor(Date.now() / 1000),

@@ -68,6 +68,7 @@ export class LlamaLoadedModel implements LoadedModel {
   private embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
   private embeddingQueue: Promise<unknown> = Promise.resolve();
   private readonly finished: Record<FinishReason, number> = { stop: 0, length: 0, aborted: 0 };
+  private pause: { promise: Promise<void>; resume: () => void; waiters: number } | undefined;
 
   constructor(private readonly options: LlamaLoadedModelOptions) {
     this.info = options.info;
@@ -138,13 +139,15 @@ export class LlamaLoadedModel implements LoadedModel {
     let cached = 0;
     try {
       if (options.promptLogprobs) {
-        await sequence.clearHistory();
+        await this.duringPause(() => sequence.clearHistory());
         promptLogprobs = await this.scorePrompt(sequence, prompt, options.logprobs ?? 0);
       } else {
         // Reuse the cached prefix; at least one token must be evaluated to get logits.
         cached = Math.min(commonPrefixLength(sequence.contextTokens, prompt), prompt.length - 1);
         if (cached < sequence.nextTokenIndex) {
-          await sequence.eraseContextTokenRanges([{ start: cached, end: sequence.nextTokenIndex }]);
+          await this.duringPause(() =>
+            sequence.eraseContextTokenRanges([{ start: cached, end: sequence.nextTokenIndex }]),
+          );
         }
       }
     } catch (error) {
@@ -196,6 +199,7 @@ export class LlamaLoadedModel implements LoadedModel {
             finishReason = "aborted";
             break;
           }
+          if (this.pause) await this.pause.promise;
         }
       } catch (error) {
         if (error instanceof GroveError) throw error;
@@ -224,6 +228,31 @@ export class LlamaLoadedModel implements LoadedModel {
       timeToFirstTokenMs: (firstTokenAt || ended) - started,
       totalMs: ended - started,
     };
+  }
+
+  /**
+   * Runs a KV-cache edit (erasing a slot's stale tokens) while generations hold back their
+   * next token. node-llama-cpp's batch loop keeps the context lock for as long as any
+   * sequence has a decode queued, and cache edits need that lock: under steady load a new
+   * request would wait until every running stream finished. Holding the running streams
+   * for one step lets the loop drain, the edit run, and the newcomer join the next batch.
+   */
+  private async duringPause<T>(edit: () => Promise<T>): Promise<T> {
+    if (!this.pause) {
+      let resume!: () => void;
+      const promise = new Promise<void>((resolve) => (resume = resolve));
+      this.pause = { promise, resume, waiters: 0 };
+    }
+    const pause = this.pause;
+    pause.waiters++;
+    try {
+      return await edit();
+    } finally {
+      if (--pause.waiters === 0) {
+        this.pause = undefined;
+        pause.resume();
+      }
+    }
   }
 
   /** Scores every prompt token given the tokens before it (completions `echo` + `logprobs`). */
@@ -272,7 +301,6 @@ export class LlamaLoadedModel implements LoadedModel {
       seed: options.seed ?? randomInt(0, 2 ** 32 - 1),
       // Bounds are checked before generation starts, so the context never has to shift.
       contextShift: { size: 0 },
-      yieldEogToken: options.ignoreEos === true,
     };
     if (jsonGrammar) {
       evaluateOptions.grammarEvaluationState = new LlamaGrammarEvaluationState({ model, grammar: jsonGrammar.grammar });
@@ -289,12 +317,24 @@ export class LlamaLoadedModel implements LoadedModel {
         frequencyPenalty: frequency,
       };
     }
-    if (options.logitBias && options.logitBias.size > 0) {
-      const bias = new TokenBias(model.tokenizer);
-      for (const [token, value] of options.logitBias) bias.set(token as Token, { logit: value });
-      evaluateOptions.tokenBias = bias;
-    }
+    const biases = new Map(options.logitBias ?? []);
+    // llama.cpp's ignore_eos: end-of-generation tokens can never be sampled.
+    if (options.ignoreEos) for (const token of this.endOfGenerationTokens()) biases.set(token, -Infinity);
+    if (biases.size > 0) evaluateOptions.tokenBias = tokenBiasOf(model, biases);
     return evaluateOptions;
+  }
+
+  private eogTokens: number[] | undefined;
+
+  /** Every end-of-generation token of the vocabulary (EOS, EOT, `<|im_end|>`…), found once. */
+  private endOfGenerationTokens(): number[] {
+    if (!this.eogTokens) {
+      this.eogTokens = [];
+      for (let token = 0; token < this.info.vocabularySize; token++) {
+        if (this.options.model.isEogToken(token as Token)) this.eogTokens.push(token);
+      }
+    }
+    return this.eogTokens;
   }
 
   private async grammarFor(json: object | "json"): Promise<JsonGrammar> {
@@ -365,6 +405,21 @@ export class LlamaLoadedModel implements LoadedModel {
     const embedding = await this.embeddingContext?.catch(() => undefined);
     await embedding?.dispose();
   }
+}
+
+/**
+ * A TokenBias holding exactly the given logit offsets. `TokenBias.set` silently skips
+ * end-of-generation tokens, but OpenAI's `logit_bias` and llama.cpp's `ignore_eos` must reach
+ * them, so the map is filled directly (node-llama-cpp is pinned; the shape is checked).
+ */
+function tokenBiasOf(model: LlamaModel, biases: ReadonlyMap<number, number>): TokenBias {
+  const bias = new TokenBias(model.tokenizer);
+  const internal = (bias as unknown as { _biases?: unknown })._biases;
+  if (!(internal instanceof Map)) {
+    throw new EngineError("This node-llama-cpp version keeps token biases differently; logit_bias is unavailable");
+  }
+  for (const [token, value] of biases) internal.set(token, value);
+  return bias;
 }
 
 function chunk(text: string, logprobs: TokenLogprob[] | undefined): GenerateEvent {

@@ -96,6 +96,39 @@ describe("chat completions", () => {
     assert.equal(response.choices[0]!.finish_reason, "length");
   });
 
+  test("a repeated prompt prefix is served from the slot's cache", async () => {
+    const longSystem = { role: "system" as const, content: "You answer questions about gardens. ".repeat(8) };
+    const ask = (question: string) =>
+      client.chat.completions.create({ model: modelId, messages: [longSystem, { role: "user", content: question }], max_tokens: 2 });
+    await ask("What grows in shade?");
+    const second = await ask("What needs sun?");
+    const cached = second.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+    const systemTokens = grove.engine.getModel(modelId).applyChatTemplate([longSystem]).length;
+    assert.ok(cached >= systemTokens - 4, `cached ${cached} of a ${systemTokens}-token shared prefix`);
+    assert.ok(cached < (second.usage?.prompt_tokens ?? 0));
+  });
+
+  test("the same seed reproduces a sampled completion; logit_bias steers it", async () => {
+    const request = { model: modelId, messages, max_tokens: 12, temperature: 1, seed: 1234 };
+    const first = await client.chat.completions.create(request);
+    const again = await client.chat.completions.create(request);
+    assert.equal(again.choices[0]!.message.content, first.choices[0]!.message.content);
+    const forced = grove.engine.getModel(modelId).tokenize("e")[0]!;
+    const biased = await client.chat.completions.create({
+      ...request,
+      max_tokens: 6,
+      logit_bias: { [String(forced)]: 100 },
+      logprobs: true,
+    });
+    assert.ok(biased.choices[0]!.logprobs!.content!.every((entry) => entry.token === "e"));
+    const [endToken] = grove.engine.getModel(modelId).tokenize("<|im_end|>", { special: true });
+    const ended = await client.chat.completions.create({ ...request, logit_bias: { [String(endToken)]: 100 } });
+    assert.equal(ended.choices[0]!.finish_reason, "stop");
+    assert.equal(ended.usage?.completion_tokens, 0, "a +100 bias on the end token ends the answer at once");
+    const penalised = await client.chat.completions.create({ ...request, presence_penalty: 1.5, frequency_penalty: 1 });
+    assert.equal(penalised.choices.length, 1);
+  });
+
   test("json_schema output parses and validates", async () => {
     const schema = {
       type: "object",
@@ -155,6 +188,47 @@ describe("chat completions", () => {
     }
     const health = (await (await fetch(`${grove.url}/health`)).json()) as { models: { slots_busy: number }[] };
     assert.equal(health.models[0]!.slots_busy, 0);
+  });
+});
+
+describe("fairness", () => {
+  test("a request arriving while other streams run is served before they end", async () => {
+    // Fill every slot's cache first, so the newcomer has stale tokens to erase.
+    await Promise.all(
+      Array.from({ length: 4 }, (_, index) =>
+        client.completions.create({ model: modelId, prompt: `warm ${index}`, max_tokens: 2 }),
+      ),
+    );
+    const order: string[] = [];
+    let newcomer: Promise<void> | undefined;
+    const longStream = async (index: number) => {
+      const request = {
+        model: modelId,
+        prompt: `A long story number ${index}:`,
+        max_tokens: 400,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+        ignore_eos: true,
+      };
+      const stream = await client.completions.create(request as OpenAI.CompletionCreateParamsStreaming);
+      let chunks = 0;
+      let generated = 0;
+      for await (const chunk of stream) {
+        if (chunk.usage) generated = chunk.usage.completion_tokens;
+        if (++chunks === 5 && index === 0) {
+          newcomer = client.completions
+            .create({ model: modelId, prompt: "Short question?", max_tokens: 2 })
+            .then(() => void order.push("newcomer done"));
+        }
+      }
+      order.push(`stream ${index} done`);
+      return generated;
+    };
+    const generated = await Promise.all([0, 1, 2].map(longStream));
+    await newcomer;
+    assert.deepEqual(generated, [400, 400, 400]);
+    assert.equal(order[0], "newcomer done", order.join(", "));
   });
 });
 

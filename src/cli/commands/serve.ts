@@ -11,7 +11,7 @@ export function registerServeCommand(program: Command): void {
     .option("--model <file>", "GGUF file to serve (env GROVE_MODEL); default: the embedded model, created once")
     .option("--host <host>", "interface to bind (env GROVE_HOST)", undefined)
     .option("--port <port>", "TCP port, 0 for any free one (env GROVE_PORT; default 11435)")
-    .option("--threads <n>", "CPU threads (env GROVE_THREADS; default: number of cores)")
+    .option("--threads <n>", "CPU threads (env GROVE_THREADS; default 0 = 1 for models under 1 GiB, else every core)")
     .option("--parallel <n>", "parallel slots decoded together (env GROVE_PARALLEL; default 4)")
     .option("--ctx-size <n>", "context tokens per slot (env GROVE_CTX_SIZE; default 2048)")
     .option("--queue-limit <n>", "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)")
@@ -37,7 +37,7 @@ export function registerServeCommand(program: Command): void {
       const grove = await startGrove(config, logger);
       const model = grove.engine.models[0]!.info;
       process.stdout.write(
-        `Grove is serving ${model.id} (${model.digest.slice(0, 19)}…, ${model.slots} slots × ${model.contextSize} tokens) at ${grove.url}\n` +
+        `Grove is serving ${model.id} (${model.digest.slice(0, 19)}…, ${model.slots} slots × ${model.contextSize} tokens, ${model.threads} threads) at ${grove.url}\n` +
           `Try:\n  curl ${grove.url}/v1/chat/completions -H 'content-type: application/json'` +
           `${config.apiKey ? " -H 'authorization: Bearer $GROVE_API_KEY'" : ""} \\\n` +
           `    -d '{"model":"${model.id}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'\n`,

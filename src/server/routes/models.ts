@@ -12,6 +12,7 @@ function describe(model: LoadedModel) {
     context_length: info.contextSize,
     train_context_length: info.trainContextSize,
     slots: info.slots,
+    threads: info.threads,
     vocabulary_size: info.vocabularySize,
     embedding_size: info.embeddingSize,
   };
