@@ -85,7 +85,16 @@ export function registerCompletionsRoute(app: FastifyInstance, engine: Engine): 
     const base = { id, object: "text_completion", created, model: model.info.id, system_fingerprint: model.info.digest.slice(7, 19) };
 
     if (!body.stream) {
-      const choices = await Promise.all(prompts.map((tokens) => collect(start(tokens))));
+      // At most one prompt per slot at a time, so a batch never overflows the wait queue.
+      const choices: Choice[] = new Array(prompts.length);
+      let next = 0;
+      const worker = async () => {
+        while (next < prompts.length) {
+          const index = next++;
+          choices[index] = await collect(start(prompts[index]!));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(model.info.slots, prompts.length) }, worker));
       if (choices.some((choice) => choice.done.finishReason === "aborted")) return reply.code(499).send();
       let promptTokens = 0;
       let completionTokens = 0;
