@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { GroveConfig } from "./config/config.js";
-import { InvalidRequestError } from "./core/errors.js";
+import { ConfigError, InvalidRequestError } from "./core/errors.js";
 import type { Engine } from "./engine/engine.js";
 import { LlamaEngine, type ModelSource } from "./engine/llama-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
@@ -66,6 +66,13 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     await engine.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new ConfigError(
+        `Cannot listen on ${config.host}:${config.port} (${code}): choose another --port (GROVE_PORT), or 0 for any free port`,
+        { param: "--port", cause: error },
+      );
+    }
     throw error;
   }
   const address = app.server.address();

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+
+// `grove serve` as a user runs it: bin/grove.js in a child process, with its own GROVE_HOME.
+
+const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
+let directory: string;
+let model: TestModel;
+
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-serve-"));
+  model = await createTestModel();
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+  await model.cleanup();
+});
+
+function serve(args: string[]): ChildProcessByStdio<null, Readable, Readable> {
+  const env: NodeJS.ProcessEnv = { ...process.env, GROVE_HOME: join(directory, "home"), GROVE_LOG_LEVEL: "warn" };
+  for (const key of ["GROVE_PORT", "GROVE_MODEL", "GROVE_HOST", "GROVE_API_KEY"]) delete env[key];
+  return spawn(process.execPath, [BIN, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+}
+
+/** Runs a serve that must fail; returns its exit code and stderr. */
+async function serveFails(args: string[]): Promise<{ code: number; stderr: string }> {
+  const child = serve(args);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.resume();
+  const [code] = (await once(child, "close")) as [number];
+  return { code, stderr };
+}
+
+/** Starts serve, waits for the URL it prints, and returns it with the child. */
+async function serveUntilListening(args: string[]) {
+  const child = serve(args);
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(stdout);
+      if (match) resolve(match[0]);
+    });
+    child.on("close", (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
+  });
+  return { child, url, stdout: () => stdout };
+}
+
+describe("grove serve", () => {
+  it("with no model, creates the embedded default once and serves it on the printed port", async () => {
+    const { child, url, stdout } = await serveUntilListening(["--port", "0"]);
+    try {
+      assert.match(stdout(), /curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "grove-small", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }),
+      });
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as { choices: unknown[]; usage: { completion_tokens: number } };
+      assert.equal(body.choices.length, 1);
+      assert.ok(body.usage.completion_tokens >= 0 && body.usage.completion_tokens <= 4);
+    } finally {
+      child.kill("SIGTERM");
+      const [code] = (await once(child, "close")) as [number];
+      assert.equal(code, 0, "SIGTERM shuts down cleanly");
+    }
+  });
+
+  it("refuses a missing model file", async () => {
+    const run = await serveFails(["--port", "0", "--model", join(directory, "nope.gguf")]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /nope\.gguf does not exist/);
+  });
+
+  it("refuses a file that is not a GGUF model before llama.cpp sees it", async () => {
+    const fake = join(directory, "fake.gguf");
+    await writeFile(fake, "this is not a model\n".repeat(10));
+    const run = await serveFails(["--port", "0", "--model", fake]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /invalid_model_file/);
+  });
+
+  it("names the flag and variable of a bad port", async () => {
+    const run = await serveFails(["--port", "99999", "--model", model.path]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /--port/);
+    assert.match(run.stderr, /GROVE_PORT/);
+  });
+
+  it("refuses a non-loopback bind without an API key", async () => {
+    const run = await serveFails(["--host", "0.0.0.0", "--port", "0", "--model", model.path]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /API key/);
+  });
+
+  it("says which port is taken", async () => {
+    const blocker = createServer();
+    blocker.listen(0, "127.0.0.1");
+    await once(blocker, "listening");
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const run = await serveFails(["--port", String(port), "--model", model.path]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, new RegExp(`127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    } finally {
+      blocker.close();
+    }
+  });
+});
