@@ -3,14 +3,23 @@ import type { ValidatedTensor } from "./gguf-validator.js";
 
 /** Hyperparameters read while checking an architecture. */
 export interface ArchitectureShape {
+  /** `general.architecture`, e.g. `llama`. */
   architecture: string;
+  /** `<arch>.context_length`: the training context. */
   contextLength: number;
+  /** `<arch>.embedding_length` (n_embd). */
   embeddingLength: number;
+  /** `<arch>.block_count` (layers). */
   blockCount: number;
+  /** `<arch>.attention.head_count` (the largest, for per-layer arrays). */
   headCount: number;
+  /** `<arch>.attention.head_count_kv`, defaulting to the head count. */
   headCountKv: number;
+  /** `<arch>.feed_forward_length` (the largest for per-layer arrays; 0 when absent). */
   feedForwardLength: number;
+  /** Number of tokens in `tokenizer.ggml.tokens` (0 without a vocabulary). */
   vocabularySize: number;
+  /** `tokenizer.ggml.model`, e.g. `gpt2` or `llama`; empty without a vocabulary. */
   tokenizerModel: string;
 }
 

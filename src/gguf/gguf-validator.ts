@@ -7,25 +7,14 @@ import { GgufMetadataReader, type TypedMetadataEntry } from "./gguf-metadata-rea
 import { ggmlTypeInfo } from "./ggml-types.js";
 
 /** What Grove knows about a GGUF file once {@link validateGgufFile} accepted it. */
-export interface GgufSummary {
-  /** `general.architecture`, e.g. `llama`. */
-  architecture: string;
+/**
+ * What a validated file holds: the hyperparameters checked against llama.cpp's
+ * expectations (`ArchitectureShape`: architecture, context, embedding, layers, heads, feed
+ * forward, vocabulary and tokenizer) plus facts about the file itself.
+ */
+export interface GgufSummary extends ArchitectureShape {
   /** `general.name`, when the file has one. */
   name?: string;
-  /** `<arch>.context_length`: the training context. */
-  contextLength: number;
-  /** `<arch>.embedding_length` (n_embd). */
-  embeddingLength: number;
-  /** `<arch>.block_count` (layers). */
-  blockCount: number;
-  /** `<arch>.attention.head_count` (the largest, for per-layer arrays). */
-  headCount: number;
-  /** `<arch>.attention.head_count_kv`, defaulting to the head count. */
-  headCountKv: number;
-  /** `<arch>.feed_forward_length` (the largest for per-layer arrays; 0 when absent). */
-  feedForwardLength: number;
-  /** Number of tokens in `tokenizer.ggml.tokens` (0 without a vocabulary). */
-  vocabularySize: number;
   /** Number of tensors. */
   tensorCount: number;
   /** Total elements over all tensors. */
@@ -36,8 +25,6 @@ export interface GgufSummary {
   fileType?: string;
   /** `tokenizer.chat_template`, when present. */
   chatTemplate?: string;
-  /** `tokenizer.ggml.model`, e.g. `gpt2` or `llama`; empty without a vocabulary. */
-  tokenizerModel: string;
 }
 
 /** A tensor as the validator saw it: shape in ggml order, type name and byte size. */
