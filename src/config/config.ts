@@ -30,6 +30,10 @@ export interface GroveConfig {
   readonly bodyLimit: number;
   /** Bearer key that every /v1 request must present; required to bind a non-loopback host. Env `GROVE_API_KEY`, flag `--api-key`. @default "" */
   readonly apiKey: string;
+  /** Base URL of the Hugging Face-style hub `grove pull` uses. Env `HF_ENDPOINT`, flag `--endpoint`. @default "https://huggingface.co" */
+  readonly hubEndpoint: string;
+  /** Token sent to the hub (never to hosts it redirects to). Env `HF_TOKEN`, flag `--token`. @default "" */
+  readonly hubToken: string;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -47,6 +51,8 @@ const schema = z.object({
   queueLimit: integer(0, 100_000),
   bodyLimit: integer(1024, 1 << 30),
   apiKey: z.string(),
+  hubEndpoint: z.url({ protocol: /^https?$/ }),
+  hubToken: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -64,6 +70,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   queueLimit: { env: "GROVE_QUEUE_LIMIT", flag: "--queue-limit" },
   bodyLimit: { env: "GROVE_BODY_LIMIT", flag: "--body-limit" },
   apiKey: { env: "GROVE_API_KEY", flag: "--api-key" },
+  hubEndpoint: { env: "HF_ENDPOINT", flag: "--endpoint" },
+  hubToken: { env: "HF_TOKEN", flag: "--token" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -79,6 +87,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     queueLimit: 64,
     bodyLimit: 1 << 20,
     apiKey: "",
+    hubEndpoint: "https://huggingface.co",
+    hubToken: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

@@ -6,12 +6,23 @@ import type { Digest } from "../core/digest.js";
  * and tests may hand in a fake where the model is not the point.
  */
 export interface Engine {
-  /** The models this engine serves, by id. */
+  /** The models loaded now. */
   readonly models: readonly LoadedModel[];
-  /** Finds a served model by id; throws ModelNotFoundError. */
+  /** Finds a loaded model by id; throws ModelNotFoundError. */
   getModel(id: string): LoadedModel;
+  /** Loads a model file under `source.id` (once; concurrent calls share the load). */
+  load(source: ModelSource): Promise<LoadedModel>;
+  /** Frees a loaded model. */
+  unload(id: string): Promise<void>;
   /** Frees every model and context. */
   close(): Promise<void>;
+}
+
+/** A model file to load, with the id it is loaded under. */
+export interface ModelSource {
+  readonly id: string;
+  readonly path: string;
+  readonly digest: Digest;
 }
 
 /** Facts about a loaded model, as `/v1/models` and `/health` report them. */

@@ -9,23 +9,15 @@ import {
   type LlamaContext,
   type LlamaModel,
 } from "node-llama-cpp";
-import type { Digest } from "../core/digest.js";
 import { EngineError, GroveError, ModelNotFoundError } from "../core/errors.js";
 import { validateGgufFile } from "../gguf/gguf-validator.js";
 import type { Logger } from "../logging/logger.js";
-import type { Engine, LoadedModel } from "./engine.js";
+import type { Engine, LoadedModel, ModelSource } from "./engine.js";
 import { LlamaLoadedModel } from "./llama-model.js";
-
-/** A model file to load, with the name it is served under. */
-export interface ModelSource {
-  readonly id: string;
-  readonly path: string;
-  readonly digest: Digest;
-}
 
 export interface LlamaEngineOptions {
   readonly models: readonly ModelSource[];
-  /** CPU threads; 0 picks `defaultThreadCount` for the first model. More threads than cores is 40× slower. */
+  /** CPU threads; 0 picks `defaultThreadCount` per model. More threads than cores is 40× slower. */
   readonly threads: number;
   /** Parallel slots per model. @default 4 */
   readonly slots?: number;
@@ -64,68 +56,86 @@ export function defaultThreadCount(modelBytes: number, cores = availableParallel
 }
 
 /**
- * The local engine: node-llama-cpp (llama.cpp) in this process. Every file is validated by
- * Grove before llama.cpp opens it, because some malformed GGUFs abort the whole process.
+ * The local engine: node-llama-cpp (llama.cpp) in this process. Models load at start or on
+ * first use; every file is validated by Grove before llama.cpp opens it, because some
+ * malformed GGUFs abort the whole process.
  */
 export class LlamaEngine implements Engine {
+  private readonly loaded = new Map<string, { instance: LlamaLoadedModel; model: LlamaModel; context: LlamaContext }>();
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+
   private constructor(
     private readonly llama: Llama,
-    private readonly loaded: LlamaLoadedModel[],
-    private readonly resources: { model: LlamaModel; context: LlamaContext }[],
+    private readonly options: LlamaEngineOptions,
   ) {}
 
   get models(): readonly LoadedModel[] {
-    return this.loaded;
+    return [...this.loaded.values()].map((entry) => entry.instance);
   }
 
-  /** Loads every model; on failure frees whatever was already loaded. */
-  static async create(requested: LlamaEngineOptions): Promise<LlamaEngine> {
-    const logger = requested.logger;
-    const first = requested.models[0];
-    const threads =
-      requested.threads > 0 ? requested.threads : defaultThreadCount(first ? statSync(first.path).size : 0);
-    const options = { ...requested, threads };
-    logger?.info({ threads }, "inference threads");
+  /** Starts llama.cpp and loads the given models; on failure frees whatever was loaded. */
+  static async create(options: LlamaEngineOptions): Promise<LlamaEngine> {
+    const logger = options.logger;
     let llama: Llama;
     try {
       llama = await getLlama({
         gpu: options.gpu ?? "auto",
         build: "never",
-        maxThreads: options.threads,
+        maxThreads: options.threads > 0 ? options.threads : availableParallelism(),
         logLevel: LlamaLogLevel.warn,
         logger: (level, message) => logger?.[LOG_LEVELS[level]]({ source: "llama.cpp" }, message.trimEnd()),
       });
     } catch (error) {
       throw new EngineError("Could not start llama.cpp (node-llama-cpp found no usable binary)", { cause: error });
     }
-    const loaded: LlamaLoadedModel[] = [];
-    const resources: { model: LlamaModel; context: LlamaContext }[] = [];
+    const engine = new LlamaEngine(llama, options);
     try {
-      for (const source of options.models) {
-        const { model, context, instance } = await loadOne(llama, source, options);
-        resources.push({ model, context });
-        loaded.push(instance);
-      }
+      for (const source of options.models) await engine.load(source);
     } catch (error) {
-      for (const { model } of resources) await model.dispose();
-      await llama.dispose();
+      await engine.close();
       throw error;
     }
-    return new LlamaEngine(llama, loaded, resources);
+    return engine;
   }
 
   getModel(id: string): LoadedModel {
-    const model = this.loaded.find((candidate) => candidate.info.id === id);
-    if (!model) throw new ModelNotFoundError(id);
-    return model;
+    const entry = this.loaded.get(id);
+    if (!entry) throw new ModelNotFoundError(id);
+    return entry.instance;
+  }
+
+  /** Loads a model under `source.id`, once: concurrent calls for the same id share the load. */
+  load(source: ModelSource): Promise<LoadedModel> {
+    const entry = this.loaded.get(source.id);
+    if (entry) return Promise.resolve(entry.instance);
+    let pending = this.loading.get(source.id);
+    if (!pending) {
+      pending = (async () => {
+        const threads =
+          this.options.threads > 0 ? this.options.threads : defaultThreadCount(statSync(source.path).size);
+        this.options.logger?.info({ model: source.id, threads }, "loading model");
+        const loadedOne = await loadOne(this.llama, source, { ...this.options, threads });
+        this.loaded.set(source.id, { instance: loadedOne.instance, model: loadedOne.model, context: loadedOne.context });
+        return loadedOne.instance;
+      })().finally(() => this.loading.delete(source.id));
+      this.loading.set(source.id, pending);
+    }
+    return pending;
+  }
+
+  /** Frees a loaded model. */
+  async unload(id: string): Promise<void> {
+    const entry = this.loaded.get(id);
+    if (!entry) return;
+    this.loaded.delete(id);
+    await entry.instance.dispose();
+    await entry.context.dispose();
+    await entry.model.dispose();
   }
 
   async close(): Promise<void> {
-    for (const model of this.loaded) await model.dispose();
-    for (const { context, model } of this.resources) {
-      await context.dispose();
-      await model.dispose();
-    }
+    await Promise.allSettled([...this.loading.values()]);
+    for (const id of [...this.loaded.keys()]) await this.unload(id);
     await this.llama.dispose();
   }
 }

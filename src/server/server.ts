@@ -12,6 +12,7 @@ import {
 import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
 import { toErrorResponse } from "./error-table.js";
+import { EngineCatalog, type ModelCatalog } from "./model-catalog.js";
 import { registerChatCompletionsRoute } from "./routes/chat-completions.js";
 import { registerCompletionsRoute } from "./routes/completions.js";
 import { registerEmbeddingsRoute } from "./routes/embeddings.js";
@@ -19,6 +20,8 @@ import { registerModelRoutes } from "./routes/models.js";
 
 export interface ServerOptions {
   readonly engine: Engine;
+  /** Which names clients may use; default: exactly the models the engine has loaded. */
+  readonly catalog?: ModelCatalog;
   /** Largest accepted body in bytes. @default 1048576 */
   readonly bodyLimit?: number;
   /** When set, every `/v1` request must send `Authorization: Bearer <apiKey>`. */
@@ -82,10 +85,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
     return reply.code(status).send(body);
   });
 
-  registerModelRoutes(app, options.engine);
-  registerChatCompletionsRoute(app, options.engine);
-  registerCompletionsRoute(app, options.engine);
-  registerEmbeddingsRoute(app, options.engine);
+  const catalog = options.catalog ?? new EngineCatalog(options.engine);
+  registerModelRoutes(app, options.engine, catalog);
+  registerChatCompletionsRoute(app, catalog);
+  registerCompletionsRoute(app, catalog);
+  registerEmbeddingsRoute(app, catalog);
   return app;
 }
 

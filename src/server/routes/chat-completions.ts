@@ -10,6 +10,7 @@ import {
   samplingOptions,
 } from "../generation.js";
 import { chatCompletionSchema, parseBody, type ChatCompletionRequest } from "../openai-schemas.js";
+import type { ModelCatalog } from "../model-catalog.js";
 import { SseStream } from "../sse.js";
 
 function toMessages(body: ChatCompletionRequest): ChatMessage[] {
@@ -32,10 +33,10 @@ function usageOf(done: GenerateDone) {
 }
 
 /** `POST /v1/chat/completions`, streaming and not. */
-export function registerChatCompletionsRoute(app: FastifyInstance, engine: Engine): void {
+export function registerChatCompletionsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = parseBody(chatCompletionSchema, request.body);
-    const model = engine.getModel(body.model);
+    const model = await catalog.get(body.model);
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
@@ -64,7 +65,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, engine: Engin
     const first = await events.next();
     const id = responseId("chatcmpl");
     const created = Math.floor(Date.now() / 1000);
-    const base = { id, created, model: model.info.id, system_fingerprint: model.info.digest.slice(7, 19) };
+    const base = { id, created, model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
 
     if (!body.stream) {
       let content = "";

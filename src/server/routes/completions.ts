@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { ContextLengthError, InvalidRequestError } from "../../core/errors.js";
-import type { Engine, GenerateDone, GenerateEvent, LoadedModel, TokenLogprob } from "../../engine/engine.js";
+import type { GenerateDone, GenerateEvent, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import {
   checkLogitBias,
   clientGoneSignal,
@@ -9,6 +9,7 @@ import {
   samplingOptions,
 } from "../generation.js";
 import { completionSchema, parseBody, type CompletionRequest } from "../openai-schemas.js";
+import type { ModelCatalog } from "../model-catalog.js";
 import { SseStream } from "../sse.js";
 
 /** The prompt field as token lists, one per choice. */
@@ -39,10 +40,10 @@ async function collect(events: AsyncGenerator<GenerateEvent, void, void>): Promi
 }
 
 /** `POST /v1/completions`: raw prompts, with `echo` and prompt log-probabilities for evaluation harnesses. */
-export function registerCompletionsRoute(app: FastifyInstance, engine: Engine): void {
+export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/completions", async (request, reply) => {
     const body = parseBody(completionSchema, request.body);
-    const model = engine.getModel(body.model);
+    const model = await catalog.get(body.model);
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
@@ -82,7 +83,7 @@ export function registerCompletionsRoute(app: FastifyInstance, engine: Engine): 
       });
     const id = responseId("cmpl");
     const created = Math.floor(Date.now() / 1000);
-    const base = { id, object: "text_completion", created, model: model.info.id, system_fingerprint: model.info.digest.slice(7, 19) };
+    const base = { id, object: "text_completion", created, model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
 
     if (!body.stream) {
       // At most one prompt per slot at a time, so a batch never overflows the wait queue.

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
-import type { Engine } from "../../engine/engine.js";
 import { clientGoneSignal } from "../generation.js";
+import type { ModelCatalog } from "../model-catalog.js";
 import { embeddingSchema, parseBody } from "../openai-schemas.js";
 
 /** Float32 little-endian bytes in base64, as OpenAI's `encoding_format: "base64"` returns them. */
@@ -10,10 +10,10 @@ function toBase64(vector: readonly number[]): string {
 }
 
 /** `POST /v1/embeddings`. */
-export function registerEmbeddingsRoute(app: FastifyInstance, engine: Engine): void {
+export function registerEmbeddingsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/embeddings", async (request, reply) => {
     const body = parseBody(embeddingSchema, request.body);
-    const model = engine.getModel(body.model);
+    const model = await catalog.get(body.model);
     const input = body.input;
     const inputs: (string | number[])[] =
       typeof input === "string" ? [input] : typeof input[0] === "number" ? [input as number[]] : (input as (string | number[])[]);
@@ -22,7 +22,7 @@ export function registerEmbeddingsRoute(app: FastifyInstance, engine: Engine): v
     return {
       object: "list",
       data: vectors.map((vector, index) => ({ object: "embedding", index, embedding: base64 ? toBase64(vector) : vector })),
-      model: model.info.id,
+      model: body.model,
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
   });

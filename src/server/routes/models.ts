@@ -1,25 +1,32 @@
 import type { FastifyInstance } from "fastify";
-import type { Engine, LoadedModel } from "../../engine/engine.js";
+import type { Engine } from "../../engine/engine.js";
+import type { CatalogEntry, ModelCatalog } from "../model-catalog.js";
 
-function describe(model: LoadedModel) {
-  const { info } = model;
+function describe(entry: CatalogEntry) {
+  const info = entry.loaded?.info;
   return {
-    id: info.id,
+    id: entry.id,
     object: "model",
-    created: info.loadedAt,
+    created: entry.created,
     owned_by: "grove",
-    digest: info.digest,
-    context_length: info.contextSize,
-    train_context_length: info.trainContextSize,
-    slots: info.slots,
-    threads: info.threads,
-    vocabulary_size: info.vocabularySize,
-    embedding_size: info.embeddingSize,
+    digest: entry.digest,
+    loaded: entry.loaded !== undefined,
+    ...(entry.details ?? {}),
+    ...(info
+      ? {
+          context_length: info.contextSize,
+          train_context_length: info.trainContextSize,
+          slots: info.slots,
+          threads: info.threads,
+          vocabulary_size: info.vocabularySize,
+          embedding_size: info.embeddingSize,
+        }
+      : {}),
   };
 }
 
 /** `GET /health`, `GET /v1/models`, `GET /v1/models/:id`. */
-export function registerModelRoutes(app: FastifyInstance, engine: Engine): void {
+export function registerModelRoutes(app: FastifyInstance, engine: Engine, catalog: ModelCatalog): void {
   app.get("/health", async () => ({
     status: "ok",
     models: engine.models.map((model) => {
@@ -33,6 +40,17 @@ export function registerModelRoutes(app: FastifyInstance, engine: Engine): void 
       };
     }),
   }));
-  app.get("/v1/models", async () => ({ object: "list", data: engine.models.map(describe) }));
-  app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => describe(engine.getModel(request.params.id)));
+  app.get("/v1/models", async () => ({ object: "list", data: (await catalog.list()).map(describe) }));
+  app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
+    // Resolving loads the model, so the answer carries its context and sizes.
+    const model = await catalog.get(request.params.id);
+    const entry = (await catalog.list()).find((candidate) => candidate.digest === model.info.digest);
+    return describe({
+      id: request.params.id,
+      digest: model.info.digest,
+      created: entry?.created ?? model.info.loadedAt,
+      loaded: model,
+      details: entry?.details,
+    });
+  });
 }

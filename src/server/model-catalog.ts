@@ -1,0 +1,46 @@
+import { ModelNotFoundError } from "../core/errors.js";
+import type { Engine, LoadedModel } from "../engine/engine.js";
+
+/** One model clients may name, as `/v1/models` lists it. */
+export interface CatalogEntry {
+  /** The name a client sends as `model`. */
+  readonly id: string;
+  readonly digest: string;
+  /** Seconds since the epoch. */
+  readonly created: number;
+  /** Present when the model is loaded now. */
+  readonly loaded?: LoadedModel;
+  /** Extra facts (size, architecture…) for the listing. */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What the HTTP layer needs to find models: the names it may serve, and a loaded model for a
+ * name (loading it on first use). The server never reaches the store or the engine's loader
+ * directly, so a test can hand it any catalog.
+ */
+export interface ModelCatalog {
+  list(): Promise<CatalogEntry[]>;
+  /** Resolves a requested name to a loaded model; throws ModelNotFoundError. */
+  get(name: string): Promise<LoadedModel>;
+}
+
+/** Serves exactly the models an engine has loaded, under their ids (`grove serve --model FILE`). */
+export class EngineCatalog implements ModelCatalog {
+  constructor(private readonly engine: Engine) {}
+
+  async list(): Promise<CatalogEntry[]> {
+    return this.engine.models.map((model) => ({
+      id: model.info.id,
+      digest: model.info.digest,
+      created: model.info.loadedAt,
+      loaded: model,
+    }));
+  }
+
+  async get(name: string): Promise<LoadedModel> {
+    const model = this.engine.models.find((candidate) => candidate.info.id === name);
+    if (!model) throw new ModelNotFoundError(name);
+    return model;
+  }
+}
