@@ -1,6 +1,8 @@
 import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
 import { registerCreateCommand } from "./commands/create.js";
+import { registerDiffCommand } from "./commands/diff.js";
+import { registerInspectCommand } from "./commands/inspect.js";
 import { registerServeCommand } from "./commands/serve.js";
 
 /** Builds the `grove` command tree. Every command gets `--help` from commander. */
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServeCommand(program);
   registerCreateCommand(program);
+  registerInspectCommand(program);
+  registerDiffCommand(program);
   return program;
 }
 

@@ -16,6 +16,9 @@ export type GroveErrorCode =
   | "aborted"
   | "unauthorized"
   | "not_found"
+  | "upstream_failure"
+  | "digest_mismatch"
+  | "conflict"
   | "internal";
 
 export interface GroveErrorOptions {
@@ -115,6 +118,52 @@ export class UnauthorizedError extends GroveError {
 export class NotFoundError extends GroveError {
   constructor(message: string, options: GroveErrorOptions = {}) {
     super("not_found", message, options);
+  }
+}
+
+/** A remote service (the model hub, a CDN it redirects to) failed or answered something unusable. */
+export class UpstreamError extends GroveError {
+  /** The HTTP status the remote answered, or `undefined` when no answer came (network error, stall). */
+  readonly status: number | undefined;
+
+  constructor(message: string, options: GroveErrorOptions & { status?: number } = {}) {
+    super("upstream_failure", message, options);
+    this.status = options.status;
+  }
+}
+
+/** Bytes whose sha256 or size differs from what their source declared. */
+export class DigestMismatchError extends GroveError {
+  /** The declared value (a sha256 in hex, or a size in bytes). */
+  readonly expected: string;
+  /** The value the bytes actually have. */
+  readonly actual: string;
+
+  constructor(message: string, expected: string, actual: string, options: GroveErrorOptions = {}) {
+    super("digest_mismatch", message, options);
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * A reference (digest prefix) that matches more than one model. `candidates` holds the digests
+ * it matches (possibly only the first few), so callers can ask for a longer prefix.
+ */
+export class AmbiguousModelError extends InvalidRequestError {
+  /** Digests the reference matched. */
+  readonly candidates: readonly string[];
+
+  constructor(message: string, candidates: readonly string[], options: GroveErrorOptions = {}) {
+    super(message, { param: "model", ...options });
+    this.candidates = candidates;
+  }
+}
+
+/** The request is valid but the current state forbids it (removing a model that has forks, ...). */
+export class ConflictError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("conflict", message, options);
   }
 }
 

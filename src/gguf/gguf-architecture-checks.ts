@@ -1,5 +1,5 @@
 import type { GgufMetadataReader } from "./gguf-metadata-reader.js";
-import type { ValidatedTensor } from "./gguf-validator.js";
+import type { ValidatedTensor } from "./gguf-tensor-layout.js";
 
 /** Hyperparameters read while checking an architecture. */
 export interface ArchitectureShape {

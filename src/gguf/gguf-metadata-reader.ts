@@ -1,30 +1,7 @@
-import { basename } from "node:path";
-import { gguf } from "@huggingface/gguf";
 import { InvalidModelFileError } from "../core/errors.js";
+import { ggufValueTypeName, readGgufHeader, type GgufHeader, type TypedMetadataEntry } from "./gguf-header-reader.js";
 
-/** One typed metadata entry as `@huggingface/gguf` returns it with `typedMetadata: true`. */
-export interface TypedMetadataEntry {
-  value: unknown;
-  type: number;
-  subType?: number;
-}
-
-/** `enum gguf_type` names, for messages that match llama.cpp's. */
-export const GGUF_VALUE_TYPE_NAMES: readonly string[] = [
-  "u8",
-  "i8",
-  "u16",
-  "i16",
-  "u32",
-  "i32",
-  "f32",
-  "bool",
-  "str",
-  "arr",
-  "u64",
-  "i64",
-  "f64",
-];
+export { GGUF_VALUE_TYPE_NAMES, type TypedMetadataEntry } from "./gguf-header-reader.js";
 
 const UINT32 = 4;
 const INT32 = 5;
@@ -32,49 +9,41 @@ const FLOAT32 = 6;
 const STRING = 8;
 const ARRAY = 9;
 
-function typeName(type: number | undefined): string {
-  return type === undefined ? "unknown" : (GGUF_VALUE_TYPE_NAMES[type] ?? `type ${type}`);
-}
-
 /**
  * Typed access to GGUF metadata with the type rules llama.cpp applies (a uint32 field must be
  * stored as u32, and so on); every violation becomes an InvalidModelFileError naming the file.
  */
 export class GgufMetadataReader {
   readonly #file: string;
-  readonly #entries: Record<string, TypedMetadataEntry>;
+  readonly #entries: ReadonlyMap<string, TypedMetadataEntry>;
 
   /**
    * @param file the name used in error messages
-   * @param entries `typedMetadata` from `@huggingface/gguf`
+   * @param entries the metadata, as {@link readGgufHeader} returns it
    */
-  constructor(file: string, entries: Record<string, TypedMetadataEntry>) {
+  constructor(file: string, entries: ReadonlyMap<string, TypedMetadataEntry>) {
     this.#file = file;
     this.#entries = entries;
   }
 
+  /** The metadata of a header that {@link readGgufHeader} read. */
+  static fromHeader(header: GgufHeader): GgufMetadataReader {
+    return new GgufMetadataReader(header.file, header.metadata);
+  }
+
   /**
-   * Reads the metadata of a GGUF file (header only). Checks nothing beyond what parsing
-   * needs: use validateGgufFile before handing a file to llama.cpp.
+   * Reads the metadata of a GGUF file (header only). Checks only the header's structure
+   * (see {@link readGgufHeader}): use validateGgufFile before handing a file to llama.cpp.
    *
    * @throws InvalidModelFileError when the header cannot be parsed
    */
   static async open(path: string): Promise<GgufMetadataReader> {
-    const file = basename(path);
-    try {
-      const parsed = await gguf(path, { allowLocalFile: true, typedMetadata: true });
-      const entries = { ...(parsed.typedMetadata as unknown as Record<string, TypedMetadataEntry>) };
-      for (const key of ["version", "tensor_count", "kv_count"]) delete entries[key];
-      return new GgufMetadataReader(file, entries);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new InvalidModelFileError(`${file}: cannot read its GGUF metadata: ${reason}`, { cause: error });
-    }
+    return GgufMetadataReader.fromHeader(await readGgufHeader(path));
   }
 
   /** Every key with its typed entry, in file order. */
   entries(): [string, TypedMetadataEntry][] {
-    return Object.entries(this.#entries);
+    return [...this.#entries];
   }
 
   /** Throws an InvalidModelFileError with the file name in front of `message`. */
@@ -84,12 +53,12 @@ export class GgufMetadataReader {
 
   /** True when the key is present. */
   has(key: string): boolean {
-    return Object.hasOwn(this.#entries, key);
+    return this.#entries.has(key);
   }
 
   /** The raw entry, or undefined. */
   entry(key: string): TypedMetadataEntry | undefined {
-    return this.has(key) ? this.#entries[key] : undefined;
+    return this.#entries.get(key);
   }
 
   #expect(key: string, type: number, required: boolean): TypedMetadataEntry | undefined {
@@ -98,7 +67,7 @@ export class GgufMetadataReader {
       if (required) this.fail(`metadata key '${key}' is missing`);
       return undefined;
     }
-    if (entry.type !== type) this.fail(`metadata key '${key}' has type ${typeName(entry.type)}, expected ${typeName(type)}`);
+    if (entry.type !== type) this.fail(`metadata key '${key}' has type ${ggufValueTypeName(entry.type)}, expected ${ggufValueTypeName(type)}`);
     return entry;
   }
 
@@ -133,7 +102,7 @@ export class GgufMetadataReader {
     const entry = this.#expect(key, ARRAY, required);
     if (entry === undefined) return undefined;
     if (entry.subType !== itemType) {
-      this.fail(`metadata key '${key}' is an array of ${typeName(entry.subType)}, expected an array of ${typeName(itemType)}`);
+      this.fail(`metadata key '${key}' is an array of ${ggufValueTypeName(entry.subType)}, expected an array of ${ggufValueTypeName(itemType)}`);
     }
     return entry.value as unknown[];
   }
@@ -160,7 +129,7 @@ export class GgufMetadataReader {
     }
     if (entry.type === ARRAY) {
       if (entry.subType !== UINT32 && entry.subType !== INT32) {
-        this.fail(`metadata key '${key}' is an array of ${typeName(entry.subType)}, expected u32 values`);
+        this.fail(`metadata key '${key}' is an array of ${ggufValueTypeName(entry.subType)}, expected u32 values`);
       }
       const values = (entry.value as unknown[]).map(Number);
       if (values.length !== layers) this.fail(`metadata key '${key}' has ${values.length} values for ${layers} layers`);

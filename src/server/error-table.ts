@@ -20,6 +20,9 @@ export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string 
   internal: { status: 500, type: "server_error" },
   unauthorized: { status: 401, type: "authentication_error" },
   not_found: { status: 404, type: "invalid_request_error" },
+  upstream_failure: { status: 502, type: "server_error" },
+  digest_mismatch: { status: 502, type: "server_error" },
+  conflict: { status: 409, type: "invalid_request_error" },
 };
 
 /** Maps an error to a status and body. Unknown errors become a plain 500: the stack goes to the log only. */

@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { generateModel } from "../../forge/generate/generate-model.js";
+import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
+
+/** What a `grove` child process printed and returned. */
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
+
+/**
+ * Runs `bin/grove.js ARGS` as a child process. (In-process runs cannot capture stdout: node's
+ * test runner reports through it.)
+ */
+async function runGrove(...args: string[]): Promise<CliRun> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, "close")) as [number];
+  return { code, stdout, stderr };
+}
+
+let directory: string;
+let model: string;
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-inspect-"));
+  model = (await generateModel({ preset: "test-tiny", seed: 5, outPath: join(directory, "tiny.gguf") })).path;
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+describe("grove inspect", () => {
+  it("prints the verdict, summary and metadata, and the tensors with --tensors", async () => {
+    const run = await runGrove("inspect", model, "--tensors");
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, "");
+    assert.match(run.stdout, /^file +.*tiny\.gguf\n/);
+    assert.match(run.stdout, /\nverdict +valid: llama\.cpp can load it\n/);
+    assert.match(run.stdout, /\narchitecture +llama\n/);
+    assert.match(run.stdout, /\nparameters +164\.2K \(164160\)\n/);
+    assert.match(run.stdout, /\nmetadata \(28 keys\)\nKEY +TYPE +VALUE\n/);
+    assert.match(run.stdout, /\ntokenizer\.ggml\.tokens +arr\[str\] +512 items: .*, … \(sha256 [0-9a-f]{12}\)\n/);
+    assert.match(run.stdout, /\ngrove\.generator\.seed +u64 +5\n/);
+    assert.match(run.stdout, /\ntensors \(21\)\nNAME +SHAPE +TYPE +BYTES\ntoken_embd\.weight +64 × 512 +F16 +65536\n/);
+  });
+
+  it("prints JSON with --json, with the tensor table only when asked", async () => {
+    const plain = JSON.parse((await runGrove("inspect", model, "--json")).stdout) as Record<string, unknown>;
+    assert.equal(plain.tensors, undefined);
+    assert.equal((plain.summary as { vocabularySize: number }).vocabularySize, 512);
+    assert.equal((plain.metadata as unknown[]).length, 28);
+    const full = JSON.parse((await runGrove("inspect", model, "--json", "--tensors")).stdout) as { tensors: { name: string; shape: number[] }[] };
+    assert.equal(full.tensors.length, 21);
+    assert.deepEqual(full.tensors[0].shape, [64, 512]);
+  });
+
+  it("exits 1 with a clear message for a missing file, a directory, a text file and an invalid model", async () => {
+    const text = join(directory, "notes.txt");
+    await writeFile(text, "just notes\n");
+    const invalid = await writeTinyLlama(directory, "no-ff.gguf", { omit: ["llama.feed_forward_length"] });
+    const cases: [string, RegExp][] = [
+      [join(directory, "missing.gguf"), /error \(invalid_parameter\): No such file: .*missing\.gguf/],
+      [directory, /error \(invalid_parameter\): .* is not a regular file/],
+      [text, /error \(invalid_model_file\): notes\.txt: is not a GGUF file \(it does not start with 'GGUF'; it looks like text\)/],
+      [invalid, /error \(invalid_model_file\): no-ff\.gguf: metadata key 'llama\.feed_forward_length' is missing/],
+    ];
+    for (const [path, pattern] of cases) {
+      const run = await runGrove("inspect", path);
+      assert.equal(run.code, 1, path);
+      assert.match(run.stderr, pattern);
+      // An invalid model still gets its report, so the reason stands next to its metadata.
+      if (path === invalid) assert.match(run.stdout, /\nverdict +invalid: no-ff\.gguf: metadata key/);
+      else assert.equal(run.stdout, "");
+    }
+  });
+});
