@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { digestOfBytes } from "../core/digest.js";
+import { DigestMismatchError, InvalidRequestError } from "../core/errors.js";
+import { BlobStore } from "./blob-store.js";
+
+let directory: string;
+let count = 0;
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-blob-store-"));
+});
+after(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** A fresh store and a source file outside it. */
+async function fixture(content = "hello blobs") {
+  const root = join(directory, `store-${++count}`);
+  const source = join(directory, `source-${count}.bin`);
+  await writeFile(source, content);
+  return { store: new BlobStore(root), source, digest: digestOfBytes(Buffer.from(content)) };
+}
+
+describe("BlobStore", () => {
+  it("copies a file to blobs/sha256-<hex>, verified, leaving the source and no temp file", async () => {
+    const { store, source, digest } = await fixture();
+    const result = await store.putFile(source, { expectedDigest: digest });
+    assert.deepEqual(result, { digest, size: 11, path: join(store.root, "blobs", `sha256-${digest.slice(7)}`), created: true });
+    assert.equal(await readFile(result.path, "utf8"), "hello blobs");
+    assert.ok(existsSync(source));
+    assert.equal(await store.has(digest), true);
+    assert.equal(await store.size(digest), 11);
+    assert.deepEqual(await store.list(), [digest]);
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("moves a file in when asked, consuming it", async () => {
+    const { store, digest } = await fixture();
+    const download = await store.createTempPath();
+    assert.ok(download.startsWith(store.tempDirectory));
+    await writeFile(download, "hello blobs");
+    const result = await store.putFile(download, { mode: "move", expectedDigest: digest });
+    assert.equal(result.created, true);
+    assert.equal(existsSync(download), false);
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("stores identical files once", async () => {
+    const { store, source, digest } = await fixture();
+    const first = await store.putFile(source);
+    const second = await store.putFile(source);
+    assert.equal(first.created, true);
+    assert.equal(second.created, false);
+    assert.equal(second.path, first.path);
+    assert.deepEqual(await store.list(), [digest]);
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("stores nothing when the digest differs, in either mode", async () => {
+    const { store, source } = await fixture();
+    const wrong = digestOfBytes(Buffer.from("something else"));
+    await assert.rejects(store.putFile(source, { expectedDigest: wrong }), (error: unknown) => {
+      assert.ok(error instanceof DigestMismatchError);
+      assert.equal(error.expected, wrong);
+      return true;
+    });
+    assert.ok(existsSync(source), "copy mode leaves the source");
+    await assert.rejects(store.putFile(source, { expectedDigest: wrong, mode: "move" }), DigestMismatchError);
+    assert.equal(existsSync(source), false, "move mode consumed the source");
+    assert.deepEqual(await store.list(), []);
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("stores nothing when the inspection of the stored bytes throws", async () => {
+    const { store, source } = await fixture();
+    let inspected = "";
+    await assert.rejects(
+      store.putFile(source, {
+        inspect: async (tempPath) => {
+          inspected = await readFile(tempPath, "utf8");
+          throw new InvalidRequestError("not a model");
+        },
+      }),
+      /not a model/,
+    );
+    assert.equal(inspected, "hello blobs");
+    assert.deepEqual(await store.list(), []);
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("refuses malformed digests before any file system call", async () => {
+    const root = join(directory, "never-created");
+    const store = new BlobStore(root);
+    for (const digest of ["../x", "/abs", "sha256:../../etc/passwd", `sha256:${"A".repeat(64)}`, `sha256:${"a".repeat(63)}`, "sha256:a\\b", `sha256:${"a".repeat(63)}\u0000`, ""]) {
+      assert.throws(() => store.pathOf(digest), InvalidRequestError);
+      await assert.rejects(store.has(digest), InvalidRequestError);
+      await assert.rejects(store.remove(digest), InvalidRequestError);
+      await assert.rejects(store.putFile(join(directory, "missing"), { expectedDigest: digest as `sha256:${string}` }), InvalidRequestError);
+    }
+    assert.equal(existsSync(root), false);
+  });
+
+  it("removes blobs and ignores foreign files when listing", async () => {
+    const { store, source, digest } = await fixture();
+    await store.putFile(source);
+    await writeFile(join(store.blobsDirectory, "notes.txt"), "not a blob");
+    assert.deepEqual(await store.list(), [digest]);
+    assert.equal(await store.remove(digest), true);
+    assert.equal(await store.remove(digest), false);
+    assert.equal(await store.size(digest), undefined);
+    assert.deepEqual(await store.list(), []);
+  });
+
+  it("cleans only stale temp files", async () => {
+    const { store } = await fixture();
+    const stale = await store.createTempPath();
+    const fresh = await store.createTempPath();
+    await writeFile(stale, "12345");
+    await writeFile(fresh, "123");
+    const hourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(stale, hourAgo, hourAgo);
+    assert.deepEqual(await store.cleanTemp(), { files: 1, bytes: 5 });
+    assert.equal(existsSync(fresh), true);
+    assert.deepEqual(await store.cleanTemp({ olderThanMs: 0 }), { files: 1, bytes: 3 });
+    assert.deepEqual(await readdir(store.tempDirectory), []);
+  });
+
+  it("re-hashes a blob to report its actual digest", async () => {
+    const { store, source, digest } = await fixture();
+    const { path } = await store.putFile(source);
+    assert.equal(await store.digestOf(digest), digest);
+    await writeFile(path, "tampered");
+    assert.equal(await store.digestOf(digest), digestOfBytes(Buffer.from("tampered")));
+    await store.remove(digest);
+    assert.equal(await store.digestOf(digest), undefined);
+  });
+});

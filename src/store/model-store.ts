@@ -1,0 +1,389 @@
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Digest } from "../core/digest.js";
+import { ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
+import { GgufMetadataReader } from "../gguf/gguf-metadata-reader.js";
+import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
+import { BlobStore } from "./blob-store.js";
+import { checkImportOptions, type ImportOptions } from "./import-options.js";
+import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
+import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";
+import { SqliteRegistry } from "./sqlite-registry.js";
+
+export type { ImportOptions } from "./import-options.js";
+
+/** What {@link ModelStore.importFile} did. */
+export interface ImportResult {
+  model: ModelRecord;
+  /** The canonical name pointed at it, when one was given. */
+  name?: string;
+  /** Edges to its parents recorded by this import. */
+  parents: LineageEdge[];
+  /** False when the registry already had the model (the stored record is returned). */
+  created: boolean;
+  /** False when an identical blob was already stored. */
+  blobCreated: boolean;
+}
+
+/** A model with its names, as `grove ls` shows it. */
+export type ModelListing = ModelRecord & { names: string[] };
+
+/** Everything about one model, as `grove show` shows it. */
+export interface ModelDetails {
+  model: ModelRecord;
+  names: string[];
+  /** The blob's path. */
+  path: string;
+  /** Edges to its parents, with relation and recipe. */
+  parents: LineageEdge[];
+  /** Edges to its direct forks. */
+  children: LineageEdge[];
+}
+
+/** One node of a fork tree. A merge appears under each of its parents. */
+export interface TreeNode {
+  digest: Digest;
+  names: string[];
+  /** How it derives from the node above; `null` at a root. */
+  relation: Relation | null;
+  size: number;
+  quantization: string;
+  children: TreeNode[];
+}
+
+/** What {@link ModelStore.remove} dropped. */
+export interface RemoveResult {
+  digest: Digest;
+  names: string[];
+  /** Edges dropped: to its parents, and to its forks when forced. */
+  edges: LineageEdge[];
+}
+
+/** What {@link ModelStore.gc} freed. */
+export interface GcResult {
+  removedBlobs: Digest[];
+  freedBytes: number;
+  removedTempFiles: number;
+}
+
+/** What {@link ModelStore.verify} found. */
+export interface VerifyResult {
+  /** Blobs re-hashed. */
+  checked: number;
+  /** Blobs whose content differs from their name. */
+  mismatched: Digest[];
+  /** Registry models without a blob. */
+  missing: Digest[];
+  /** Blobs no model references (freed by `gc`). */
+  unreferenced: Digest[];
+}
+
+const CARD_KEYS = ["name", "author", "organization", "description", "url", "doi", "version", "basename", "finetune", "size_label", "license.name", "license.link", "quantized_by", "repo_url", "source.url", "source.repo_url"];
+const MAX_CARD_VALUE_LENGTH = 4096;
+
+/**
+ * Grove's local hub of models: content-addressed blobs ({@link BlobStore}) plus a {@link Registry}
+ * of models, names and lineage. Every file is validated as GGUF before it enters; the blob is
+ * durable before its registry row is written, so every row points at a complete, verified blob.
+ * Removing a model drops only rows; {@link gc} frees the blobs.
+ */
+export class ModelStore {
+  /** The store's home directory (`GROVE_HOME`). */
+  readonly home: string;
+  readonly blobs: BlobStore;
+  readonly registry: Registry;
+
+  constructor(home: string, blobs: BlobStore, registry: Registry) {
+    this.home = home;
+    this.blobs = blobs;
+    this.registry = registry;
+  }
+
+  /** Opens the store at `home`, creating its directories and `<home>/registry.db` if needed. */
+  static async open(home: string): Promise<ModelStore> {
+    const root = resolve(home);
+    const blobs = new BlobStore(root);
+    await mkdir(blobs.blobsDirectory, { recursive: true });
+    await mkdir(blobs.tempDirectory, { recursive: true });
+    return new ModelStore(root, blobs, SqliteRegistry.open(join(root, "registry.db")));
+  }
+
+  /**
+   * Imports a GGUF file: validates it, stores its blob, then records the model, its name and its
+   * lineage in one registry transaction. Importing a file already there stores nothing new.
+   *
+   * @example
+   * await store.importFile("tiny.q8_0.gguf", { name: "tiny:q8_0", base: "tiny:f16", relation: "quantized" });
+   * @throws InvalidRequestError for a bad name, reference, relation or recipe (before any file is read)
+   * @throws ModelNotFoundError when a base is not in the store
+   * @throws InvalidModelFileError when the file is not a valid GGUF
+   * @throws DigestMismatchError when `expectedDigest` is given and differs
+   */
+  async importFile(path: string, options: ImportOptions = {}): Promise<ImportResult> {
+    const name = options.name === undefined ? undefined : formatModelName(parseModelName(options.name));
+    const baseRefs = [...(options.base === undefined ? [] : [options.base]), ...(options.bases ?? [])];
+    checkImportOptions(baseRefs, options);
+    const parents = await this.#resolveAll(baseRefs);
+    await validateGgufFile(path); // fails fast, with an error naming the user's file
+    let summary: GgufSummary | undefined;
+    let fileCard: { license?: string; card: Record<string, unknown> } = { card: {} };
+    const put = await this.blobs.putFile(path, {
+      mode: options.mode ?? "copy",
+      ...(options.expectedDigest === undefined ? {} : { expectedDigest: options.expectedDigest }),
+      // What is stored is validated again: the source may have changed since.
+      inspect: async (tempPath) => {
+        summary = await validateGgufFile(tempPath);
+        fileCard = await readCard(tempPath);
+      },
+    });
+    if (summary === undefined) throw new Error("unreachable: putFile returned without inspecting the file");
+    const record = toModelRecord(put.digest, put.size, summary, options.license ?? fileCard.license, { ...fileCard.card, ...options.card });
+    const edges: LineageEdge[] = parents.map((parent) => ({ child: put.digest, parent, relation: options.relation as Relation, recipe: options.recipe ?? null }));
+    const created = await this.registry.transaction(async (registry) => {
+      // Under the write lock: a concurrent gc cannot take the blob between this check and the commit.
+      if (!(await this.blobs.has(put.digest))) throw new ConflictError(`The blob of ${put.digest} was collected while it was imported; import it again`);
+      const inserted = await registry.addModel(record);
+      if (name !== undefined) await registry.setName(name, put.digest);
+      await registry.addEdges(edges);
+      return inserted;
+    });
+    const model = (await this.registry.getModel(put.digest)) ?? record;
+    return { model, ...(name === undefined ? {} : { name }), parents: edges, created, blobCreated: put.created };
+  }
+
+  /**
+   * The model a reference means: a name (`family[:tag]`), a digest, or a unique digest prefix.
+   * A bare hex reference that is also a name is tried as a name first.
+   * @throws InvalidRequestError for a malformed reference
+   * @throws ModelNotFoundError when nothing matches
+   * @throws AmbiguousModelError listing candidates when a prefix matches several
+   */
+  async resolve(ref: string): Promise<ModelRecord> {
+    const parsed = parseModelRef(ref);
+    if (parsed.kind === "digest") {
+      const model = await this.registry.getModel(parsed.digest);
+      if (model === undefined) throw new ModelNotFoundError(parsed.digest);
+      return model;
+    }
+    const name = parsed.kind === "name" ? parsed : parsed.name;
+    if (name !== undefined) {
+      const digest = await this.registry.getNameTarget(formatModelName(name));
+      if (digest !== undefined) return (await this.registry.getModel(digest)) ?? missingRow(digest);
+      if (parsed.kind === "name") throw new ModelNotFoundError(formatModelName(name));
+    }
+    try {
+      return await this.registry.findByPrefix((parsed as { prefix: string }).prefix);
+    } catch (error) {
+      // Name the reference as the user wrote it when it could have been a name too.
+      if (error instanceof ModelNotFoundError && name !== undefined) throw new ModelNotFoundError(ref, { cause: error });
+      throw error;
+    }
+  }
+
+  /** Every model with its names, oldest first. */
+  async list(): Promise<ModelListing[]> {
+    const names = await this.#namesByDigest();
+    return (await this.registry.listModels()).map((model) => ({ ...model, names: names.get(model.digest) ?? [] }));
+  }
+
+  /** A model with its names, blob path, parents (relation and recipe) and forks. */
+  async show(ref: string): Promise<ModelDetails> {
+    const model = await this.resolve(ref);
+    return {
+      model,
+      names: await this.registry.namesOf(model.digest),
+      path: this.blobs.pathOf(model.digest),
+      parents: await this.registry.parentsOf(model.digest),
+      children: await this.registry.childrenOf(model.digest),
+    };
+  }
+
+  /**
+   * Fork trees. With `ref`: the tree(s) holding that model, from its roots (walking parents up)
+   * down through every fork. Without: every tree in the store, one per model without parents.
+   */
+  async tree(ref?: string): Promise<TreeNode[]> {
+    const models = await this.registry.listModels();
+    const names = await this.#namesByDigest();
+    const parents = new Map<Digest, LineageEdge[]>();
+    const children = new Map<Digest, LineageEdge[]>();
+    for (const edge of await this.registry.listEdges()) {
+      parents.set(edge.child, [...(parents.get(edge.child) ?? []), edge]);
+      children.set(edge.parent, [...(children.get(edge.parent) ?? []), edge]);
+    }
+    const isRoot = (digest: Digest) => (parents.get(digest) ?? []).length === 0;
+    let roots = models.map((model) => model.digest).filter(isRoot);
+    if (ref !== undefined) {
+      const ancestors = new Set<Digest>();
+      const pending = [(await this.resolve(ref)).digest];
+      for (let digest = pending.pop(); digest !== undefined; digest = pending.pop()) {
+        if (ancestors.has(digest)) continue;
+        ancestors.add(digest);
+        pending.push(...(parents.get(digest) ?? []).map((edge) => edge.parent));
+      }
+      roots = roots.filter((digest) => ancestors.has(digest));
+    }
+    const byDigest = new Map(models.map((model) => [model.digest, model]));
+    const build = (digest: Digest, relation: Relation | null, path: ReadonlySet<Digest>): TreeNode => {
+      const model = byDigest.get(digest) ?? missingRow(digest);
+      const below = new Set(path).add(digest);
+      return {
+        digest,
+        names: names.get(digest) ?? [],
+        relation,
+        size: model.size,
+        quantization: model.quantization,
+        // The registry refuses cycles; the path check keeps a damaged database from looping forever.
+        children: (children.get(digest) ?? []).filter((edge) => !below.has(edge.child)).map((edge) => build(edge.child, edge.relation, below)),
+      };
+    };
+    return roots.map((digest) => build(digest, null, new Set()));
+  }
+
+  /** Points a name at a model; returns the digest it pointed at before, if any. */
+  async tag(ref: string, name: string): Promise<{ name: string; digest: Digest; previous?: Digest }> {
+    const canonical = formatModelName(parseModelName(name));
+    const model = await this.resolve(ref);
+    const previous = await this.registry.setName(canonical, model.digest);
+    return { name: canonical, digest: model.digest, ...(previous === undefined || previous === model.digest ? {} : { previous }) };
+  }
+
+  /**
+   * Removes a name (the model stays).
+   * @throws ModelNotFoundError when no model has that name
+   */
+  async untag(name: string): Promise<void> {
+    const canonical = formatModelName(parseModelName(name));
+    if (!(await this.registry.removeName(canonical))) throw new ModelNotFoundError(canonical);
+  }
+
+  /**
+   * Removes a model's registry rows: the model, its names and its edges. Refuses when it has
+   * forks unless `force` (then the forks lose their edge to it and become roots). The blob stays
+   * until {@link gc}.
+   * @throws ConflictError when it has forks and `force` is not set, or when an alias routes to it
+   */
+  async remove(ref: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+    const model = await this.resolve(ref);
+    return this.registry.transaction(async (registry) => {
+      const children = await registry.childrenOf(model.digest);
+      if (children.length > 0 && options.force !== true) {
+        const forks = await Promise.all(children.map(async (edge) => describe(edge.child, await registry.namesOf(edge.child))));
+        throw new ConflictError(
+          `${describe(model.digest, await registry.namesOf(model.digest))} has ${children.length} fork${children.length > 1 ? "s" : ""} (${forks.join(", ")}); removing it would orphan them — remove them first or force`,
+        );
+      }
+      const names = await registry.namesOf(model.digest);
+      const edges = [...(await registry.parentsOf(model.digest)), ...children];
+      await registry.removeModel(model.digest);
+      return { digest: model.digest, names, edges };
+    });
+  }
+
+  /**
+   * Deletes blobs no model references, and temp files untouched for `tempOlderThanMs`
+   * (default an hour, which spares downloads in progress).
+   */
+  async gc(options: { tempOlderThanMs?: number } = {}): Promise<GcResult> {
+    // Under the write lock, so an import cannot add a row for a blob while it is deleted.
+    const { removedBlobs, freedBytes } = await this.registry.transaction(async (registry) => {
+      const referenced = new Set((await registry.listModels()).map((model) => model.digest));
+      const removed: Digest[] = [];
+      let bytes = 0;
+      for (const digest of await this.blobs.list()) {
+        if (referenced.has(digest)) continue;
+        const size = (await this.blobs.size(digest)) ?? 0;
+        if (await this.blobs.remove(digest)) {
+          removed.push(digest);
+          bytes += size;
+        }
+      }
+      return { removedBlobs: removed, freedBytes: bytes };
+    });
+    const temp = await this.blobs.cleanTemp(options.tempOlderThanMs === undefined ? {} : { olderThanMs: options.tempOlderThanMs });
+    return { removedBlobs, freedBytes: freedBytes + temp.bytes, removedTempFiles: temp.files };
+  }
+
+  /** Re-hashes every blob and checks every registry model has one. Reads every byte of the store. */
+  async verify(): Promise<VerifyResult> {
+    const result: VerifyResult = { checked: 0, mismatched: [], missing: [], unreferenced: [] };
+    const referenced = new Set((await this.registry.listModels()).map((model) => model.digest));
+    const present = new Set<Digest>();
+    for (const digest of await this.blobs.list()) {
+      const actual = await this.blobs.digestOf(digest);
+      if (actual === undefined) continue; // removed meanwhile
+      present.add(digest);
+      result.checked++;
+      if (actual !== digest) result.mismatched.push(digest);
+      if (!referenced.has(digest)) result.unreferenced.push(digest);
+    }
+    for (const digest of referenced) if (!present.has(digest)) result.missing.push(digest);
+    return result;
+  }
+
+  /** Closes the registry. */
+  async close(): Promise<void> {
+    await this.registry.close();
+  }
+
+  async #resolveAll(refs: readonly string[]): Promise<Digest[]> {
+    const digests: Digest[] = [];
+    for (const ref of refs) {
+      const { digest } = await this.resolve(ref);
+      if (digests.includes(digest)) throw new InvalidRequestError(`The base ${quoteUntrusted(ref)} is given twice`, { param: "base" });
+      digests.push(digest);
+    }
+    return digests;
+  }
+
+  async #namesByDigest(): Promise<Map<Digest, string[]>> {
+    const names = new Map<Digest, string[]>();
+    for (const record of await this.registry.listNames()) names.set(record.digest, [...(names.get(record.digest) ?? []), record.name]);
+    return names;
+  }
+}
+
+/** The file's `general.license` and `general.*` card strings; best effort, since the file is already valid. */
+async function readCard(path: string): Promise<{ license?: string; card: Record<string, unknown> }> {
+  const metadata = await GgufMetadataReader.open(path);
+  const text = (key: string): string | undefined => {
+    try {
+      const value = metadata.string(key);
+      return value === undefined ? undefined : value.slice(0, MAX_CARD_VALUE_LENGTH);
+    } catch {
+      return undefined; // present with another type: not card material
+    }
+  };
+  const card: Record<string, unknown> = {};
+  for (const key of CARD_KEYS) {
+    const value = text(`general.${key}`);
+    if (value !== undefined) card[key] = value;
+  }
+  const license = text("general.license");
+  return license === undefined ? { card } : { license, card };
+}
+
+function toModelRecord(digest: Digest, size: number, summary: GgufSummary, license: string | undefined, card: Record<string, unknown>): ModelRecord {
+  const record: ModelRecord = {
+    digest,
+    size,
+    architecture: summary.architecture,
+    parameterCount: summary.parameterCount,
+    quantization: summary.fileType ?? "unknown",
+    contextLength: summary.contextLength,
+    vocabularySize: summary.vocabularySize,
+    card,
+    createdAt: new Date().toISOString(),
+  };
+  if (summary.chatTemplate !== undefined) record.chatTemplate = summary.chatTemplate;
+  if (license !== undefined) record.license = license;
+  return record;
+}
+
+function describe(digest: Digest, names: readonly string[]): string {
+  return names.length > 0 ? `${names[0]} (${digest.slice(0, 19)})` : digest.slice(0, 19);
+}
+
+function missingRow(digest: Digest): never {
+  throw new ModelNotFoundError(digest);
+}

@@ -1,0 +1,143 @@
+import type { Digest } from "../core/digest.js";
+
+/** How a fork derives from its parent (the Hugging Face model-tree vocabulary). */
+export type Relation = "finetune" | "adapter" | "quantized" | "merge";
+
+/** Every relation, for validation and help text. */
+export const RELATIONS: readonly Relation[] = ["finetune", "adapter", "quantized", "merge"];
+
+/** How a fork was made: enough to make it again. */
+export interface Recipe {
+  /** The tool, e.g. `grove-forge` or `llama-quantize`. */
+  tool: string;
+  /** The tool's version. */
+  toolVersion: string;
+  /** The tool's parameters, as JSON. */
+  parameters: Record<string, unknown>;
+  /** Digests of every input: parent models, adapters, training data. */
+  inputs: Digest[];
+}
+
+/** One model: a GGUF file in the store, with what Grove's validator read from it. */
+export interface ModelRecord {
+  digest: Digest;
+  /** File size in bytes. */
+  size: number;
+  /** `general.architecture`, e.g. `llama`. */
+  architecture: string;
+  /** Total elements over all tensors. */
+  parameterCount: number;
+  /** The tensor type holding the most parameters, e.g. `F16` or `Q8_0`. */
+  quantization: string;
+  /** The training context, in tokens. */
+  contextLength: number;
+  /** Tokens in the vocabulary. */
+  vocabularySize: number;
+  /** `tokenizer.chat_template`, when the file has one. */
+  chatTemplate?: string;
+  /** The license identifier (`general.license` or the model card's). */
+  license?: string;
+  /** Model card fields (`general.*` strings, hub card metadata), as JSON. */
+  card: Record<string, unknown>;
+  /** When the model entered the registry, ISO 8601. */
+  createdAt: string;
+}
+
+/** A name `family:tag` and the model it points at. */
+export interface NameRecord {
+  /** Canonical `family:tag`. */
+  name: string;
+  digest: Digest;
+  /** When the name was last pointed, ISO 8601. */
+  updatedAt: string;
+}
+
+/** One lineage edge: `child` derives from `parent`. A merge has one edge per parent. */
+export interface LineageEdge {
+  child: Digest;
+  parent: Digest;
+  relation: Relation;
+  /** How the child was made, when known. */
+  recipe: Recipe | null;
+}
+
+/** One model an alias routes to, with its share of the traffic. */
+export interface AliasTarget {
+  digest: Digest;
+  /** Relative weight, > 0; shares are weight / sum of weights. */
+  weight: number;
+}
+
+/** A served name that routes to one or more models (canary rollout). */
+export interface AliasRecord {
+  name: string;
+  targets: AliasTarget[];
+}
+
+/**
+ * The registry of models, names, lineage and aliases. Asynchronous so that a server database
+ * (PostgreSQL) can back it; {@link SqliteRegistry} is the embedded one. Digests passed in are
+ * already validated; names are canonical `family:tag` strings.
+ */
+export interface Registry {
+  /** Adds a model; false (and the stored record unchanged) when the digest is already there. */
+  addModel(record: ModelRecord): Promise<boolean>;
+  getModel(digest: Digest): Promise<ModelRecord | undefined>;
+  /**
+   * The one model whose digest starts with `sha256:<hexPrefix>`.
+   * @throws ModelNotFoundError when none does
+   * @throws AmbiguousModelError listing the candidates when several do
+   */
+  findByPrefix(hexPrefix: string): Promise<ModelRecord>;
+  /** Every model, oldest first. */
+  listModels(): Promise<ModelRecord[]>;
+  /**
+   * Removes a model with its names and every edge that touches it (as child or parent).
+   * @throws ConflictError when an alias routes to it
+   * @returns false when it was not there
+   */
+  removeModel(digest: Digest): Promise<boolean>;
+
+  /** Points a name at a model; returns the digest it pointed at before, if any. */
+  setName(name: string, digest: Digest): Promise<Digest | undefined>;
+  /** False when the name did not exist. */
+  removeName(name: string): Promise<boolean>;
+  getNameTarget(name: string): Promise<Digest | undefined>;
+  /** Names pointing at a model, sorted. */
+  namesOf(digest: Digest): Promise<string[]>;
+  /** Every name, sorted. */
+  listNames(): Promise<NameRecord[]>;
+
+  /**
+   * Records an edge; an edge between the same two models is replaced.
+   * @throws InvalidRequestError when it would make a cycle (a model its own ancestor)
+   */
+  addEdge(edge: LineageEdge): Promise<void>;
+  /** {@link addEdge} for several edges, all or none. */
+  addEdges(edges: readonly LineageEdge[]): Promise<void>;
+  /** Edges where `digest` is the child. */
+  parentsOf(digest: Digest): Promise<LineageEdge[]>;
+  /** Edges where `digest` is the parent. */
+  childrenOf(digest: Digest): Promise<LineageEdge[]>;
+  /** Every edge. */
+  listEdges(): Promise<LineageEdge[]>;
+
+  /** Creates or replaces an alias; targets must be models in the registry. */
+  setAlias(alias: AliasRecord): Promise<void>;
+  getAlias(name: string): Promise<AliasRecord | undefined>;
+  /** Every alias, sorted by name. */
+  listAliases(): Promise<AliasRecord[]>;
+  /** False when the alias did not exist. */
+  removeAlias(name: string): Promise<boolean>;
+  /** Names of the aliases that route to a model. */
+  aliasesTargeting(digest: Digest): Promise<string[]>;
+
+  /**
+   * Runs `fn` in one transaction holding the registry's write lock (other writers, in this
+   * process or another, wait): committed when it resolves, rolled back when it throws. Use the
+   * registry `fn` receives, not the outer one, inside it.
+   */
+  transaction<T>(fn: (registry: Registry) => Promise<T>): Promise<T>;
+  /** Closes the connection. */
+  close(): Promise<void>;
+}
