@@ -24,6 +24,8 @@ export interface GroveConfig {
   readonly parallel: number;
   /** Context tokens per slot. Env `GROVE_CTX_SIZE`, flag `--ctx-size`. @default 2048 */
   readonly contextSize: number;
+  /** Models kept loaded at once; the least recently used idle one is unloaded past it. Env `GROVE_MAX_MODELS`, flag `--max-models`. @default 2 */
+  readonly maxModels: number;
   /** Requests that may wait for a slot before new ones get 503. Env `GROVE_QUEUE_LIMIT`, flag `--queue-limit`. @default 64 */
   readonly queueLimit: number;
   /** Largest accepted request body, bytes. Env `GROVE_BODY_LIMIT`. @default 1048576 */
@@ -49,6 +51,7 @@ const schema = z.object({
   parallel: integer(1, 64),
   contextSize: integer(64, 1_048_576),
   queueLimit: integer(0, 100_000),
+  maxModels: integer(1, 64),
   bodyLimit: integer(1024, 1 << 30),
   apiKey: z.string(),
   hubEndpoint: z.url({ protocol: /^https?$/ }),
@@ -68,6 +71,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   parallel: { env: "GROVE_PARALLEL", flag: "--parallel" },
   contextSize: { env: "GROVE_CTX_SIZE", flag: "--ctx-size" },
   queueLimit: { env: "GROVE_QUEUE_LIMIT", flag: "--queue-limit" },
+  maxModels: { env: "GROVE_MAX_MODELS", flag: "--max-models" },
   bodyLimit: { env: "GROVE_BODY_LIMIT", flag: "--body-limit" },
   apiKey: { env: "GROVE_API_KEY", flag: "--api-key" },
   hubEndpoint: { env: "HF_ENDPOINT", flag: "--endpoint" },
@@ -85,6 +89,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     parallel: 4,
     contextSize: 2048,
     queueLimit: 64,
+    maxModels: 2,
     bodyLimit: 1 << 20,
     apiKey: "",
     hubEndpoint: "https://huggingface.co",

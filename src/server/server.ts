@@ -13,6 +13,8 @@ import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
 import { toErrorResponse } from "./error-table.js";
 import { EngineCatalog, type ModelCatalog } from "./model-catalog.js";
+import type { ModelStore } from "../store/model-store.js";
+import { registerAdminRoutes } from "./routes/admin.js";
 import { registerChatCompletionsRoute } from "./routes/chat-completions.js";
 import { registerCompletionsRoute } from "./routes/completions.js";
 import { registerEmbeddingsRoute } from "./routes/embeddings.js";
@@ -22,6 +24,8 @@ export interface ServerOptions {
   readonly engine: Engine;
   /** Which names clients may use; default: exactly the models the engine has loaded. */
   readonly catalog?: ModelCatalog;
+  /** The model store behind the `/api` admin routes; without it they are absent. */
+  readonly store?: ModelStore;
   /** Largest accepted body in bytes. @default 1048576 */
   readonly bodyLimit?: number;
   /** When set, every `/v1` request must send `Authorization: Bearer <apiKey>`. */
@@ -64,7 +68,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   if (options.apiKey) {
     const expected = sha256(options.apiKey);
     app.addHook("onRequest", async (request) => {
-      if (!request.url.startsWith("/v1")) return;
+      if (!request.url.startsWith("/v1") && !request.url.startsWith("/api")) return;
       const header = request.headers.authorization ?? "";
       const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
       // Hash both sides so the comparison takes the same time whatever the lengths.
@@ -90,6 +94,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerChatCompletionsRoute(app, catalog);
   registerCompletionsRoute(app, catalog);
   registerEmbeddingsRoute(app, catalog);
+  if (options.store) registerAdminRoutes(app, options.store);
   return app;
 }
 
