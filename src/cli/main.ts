@@ -2,8 +2,11 @@ import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
 import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
+import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
+import { registerPullCommand } from "./commands/pull.js";
 import { registerServeCommand } from "./commands/serve.js";
+import { registerStoreCommands } from "./commands/store-commands.js";
 
 /** Builds the `grove` command tree. Every command gets `--help` from commander. */
 export function buildProgram(): Command {
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
   registerCreateCommand(program);
   registerInspectCommand(program);
   registerDiffCommand(program);
+  registerImportCommand(program);
+  registerPullCommand(program);
+  registerStoreCommands(program);
   return program;
 }
 

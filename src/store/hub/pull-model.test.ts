@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { DigestMismatchError, InvalidRequestError, NotFoundError, UpstreamError } from "../../core/errors.js";
 import { FakeHub, seededBytes, sha256Hex } from "./fake-hub.js";
@@ -35,13 +35,13 @@ describe("pullModel", () => {
   });
   after(() => hub.close());
   beforeEach(async () => {
-    if (partialDirectory) await rm(partialDirectory, { recursive: true, force: true });
+    if (partialDirectory) await rm(dirname(partialDirectory), { recursive: true, force: true });
     partialDirectory = join(await mkdtemp(join(tmpdir(), "grove-pull-")), "partial");
     hub.requests.length = 0;
     hub.bytesSent = 0;
     hub.faults = {};
   });
-  after(() => rm(partialDirectory, { recursive: true, force: true }));
+  after(() => rm(dirname(partialDirectory), { recursive: true, force: true }));
 
   test("pulls the only GGUF through the CDN, verified, with the card's lineage", async () => {
     const progress: number[] = [];

@@ -1,0 +1,241 @@
+import type { Command } from "commander";
+import { loadConfig } from "../../config/config.js";
+import type { Digest } from "../../core/digest.js";
+import { ConflictError } from "../../core/errors.js";
+import { ModelStore, type ModelDetails, type TreeNode } from "../../store/model-store.js";
+import type { LineageEdge } from "../../store/registry.js";
+import { formatBytes, renderTable } from "./inspect.js";
+
+interface HomeFlags {
+  home?: string;
+}
+
+interface ListingFlags extends HomeFlags {
+  json?: boolean;
+}
+
+interface RemoveFlags extends HomeFlags {
+  force?: boolean;
+}
+
+/** A lineage edge seen from one end, with the names of the model at the other end. */
+export interface EdgeView {
+  /** The model at the other end of the edge: the parent in `parents`, the fork in `children`. */
+  digest: Digest;
+  names: string[];
+  relation: LineageEdge["relation"];
+  recipe: LineageEdge["recipe"];
+}
+
+/** What `grove show --json` prints: the store's details with names on both ends of each edge. */
+export interface ShowResult extends Omit<ModelDetails, "parents" | "children"> {
+  parents: EdgeView[];
+  children: EdgeView[];
+}
+
+/** The `--home` option every store command takes. */
+export const HOME_FLAG = "--home <dir>";
+/** Its help text. */
+export const HOME_FLAG_HELP = "store directory (env GROVE_HOME; default ~/.grove)";
+
+/**
+ * Registers the store's listing and housekeeping commands: `grove ls`, `show`, `tree`, `tag`,
+ * `rm` and `gc`. (`grove import` and `grove pull` live in their own files.) A REF is a name
+ * (`family[:tag]`), a digest or a unique digest prefix.
+ *
+ * @example
+ * grove ls --json
+ * grove show small:q8
+ * grove tree small:f32
+ * grove tag sha256:3f2a small:stable
+ * grove rm small:f32 --force && grove gc
+ */
+export function registerStoreCommands(program: Command): void {
+  program
+    .command("ls")
+    .description("list the models in the store: name, digest, size, architecture, quantization, created")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the models as JSON")
+    .action(async (flags: ListingFlags) => {
+      const models = await withStore(flags.home, (store) => store.list());
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(models)}\n`);
+      const rows = models.flatMap((model) =>
+        (model.names.length > 0 ? model.names : ["-"]).map((name) => [
+          name,
+          model.digest.slice(7, 19),
+          formatBytes(model.size),
+          model.architecture,
+          model.quantization,
+          formatTime(model.createdAt),
+        ]),
+      );
+      process.stdout.write(`${renderTable(["NAME", "DIGEST", "SIZE", "ARCH", "QUANT", "CREATED"], rows, [false, false, true])}\n`);
+    });
+
+  program
+    .command("show")
+    .description("show a model: metadata, names, card, parents (relation and recipe) and forks")
+    .argument("<ref>", "name, digest or unique digest prefix")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the model as JSON")
+    .action(async (ref: string, flags: ListingFlags) => {
+      const result = await withStore(flags.home, async (store) => {
+        const details = await store.show(ref);
+        const names = await namesByDigest(store);
+        const view = (digest: Digest, edge: LineageEdge): EdgeView => ({ digest, names: names.get(digest) ?? [], relation: edge.relation, recipe: edge.recipe });
+        return {
+          ...details,
+          parents: details.parents.map((edge) => view(edge.parent, edge)),
+          children: details.children.map((edge) => view(edge.child, edge)),
+        } satisfies ShowResult;
+      });
+      process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatShow(result));
+    });
+
+  program
+    .command("tree")
+    .description("show fork trees: every tree in the store, or the one holding REF, with relation and size per model")
+    .argument("[ref]", "name, digest or unique digest prefix")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the trees as JSON")
+    .action(async (ref: string | undefined, flags: ListingFlags) => {
+      const trees = await withStore(flags.home, (store) => store.tree(ref));
+      process.stdout.write(flags.json ? `${JSON.stringify(trees)}\n` : formatTree(trees));
+    });
+
+  program
+    .command("tag")
+    .description("point a name at a model (moving it if it pointed elsewhere)")
+    .argument("<ref>", "name, digest or unique digest prefix of the model")
+    .argument("<name>", "the name to point at it, family[:tag]")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .action(async (ref: string, name: string, flags: HomeFlags) => {
+      const result = await withStore(flags.home, (store) => store.tag(ref, name));
+      const moved = result.previous === undefined ? "" : ` (it pointed at ${shortDigest(result.previous)})`;
+      process.stdout.write(`${result.name} → ${shortDigest(result.digest)}${moved}\n`);
+    });
+
+  program
+    .command("rm")
+    .description("remove a model's names, record and lineage; its blob is freed by `grove gc`")
+    .argument("<ref>", "name, digest or unique digest prefix")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--force", "remove it even if it has forks (they become roots)")
+    .action(async (ref: string, flags: RemoveFlags) => {
+      const { removed, size, orphaned } = await withStore(flags.home, async (store) => {
+        const details = await store.show(ref);
+        const names = await namesByDigest(store);
+        const forks = details.children.map((edge) => describeModel(edge.child, names.get(edge.child) ?? []));
+        if (forks.length > 0 && flags.force !== true) {
+          // Checked here for a message that names the flag; the store checks again under its lock.
+          throw new ConflictError(
+            `${describeModel(details.model.digest, details.names)} has ${forks.length} fork${forks.length > 1 ? "s" : ""} (${forks.join(", ")}); ` +
+              "removing it would orphan them. Remove them first, or pass --force to make them roots",
+          );
+        }
+        const result = await store.remove(ref, { force: flags.force === true });
+        const orphaned = result.edges.filter((edge) => edge.parent === result.digest).map((edge) => describeModel(edge.child, names.get(edge.child) ?? []));
+        return { removed: result, size: details.model.size, orphaned };
+      });
+      const lines = [`removed ${describeModel(removed.digest, removed.names)}; its blob (${formatBytes(size)}) is freed by \`grove gc\``];
+      if (orphaned.length > 0) lines.push(`now roots: ${orphaned.join(", ")}`);
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+
+  program
+    .command("gc")
+    .description("delete blobs no model uses and temp files abandoned over an hour ago")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the result as JSON")
+    .action(async (flags: ListingFlags) => {
+      const result = await withStore(flags.home, (store) => store.gc());
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(result)}\n`);
+      const blobs = `${result.removedBlobs.length} blob${result.removedBlobs.length === 1 ? "" : "s"}`;
+      const temp = `${result.removedTempFiles} temp file${result.removedTempFiles === 1 ? "" : "s"}`;
+      process.stdout.write(`freed ${formatBytes(result.freedBytes)} (${result.freedBytes} bytes): ${blobs}, ${temp}\n`);
+    });
+}
+
+/**
+ * Opens the store at `home` (else `GROVE_HOME`, else `~/.grove`, through the config layer), runs
+ * `fn` and closes it, also when `fn` throws.
+ */
+export async function withStore<T>(home: string | undefined, fn: (store: ModelStore) => Promise<T>): Promise<T> {
+  const config = loadConfig({ flags: { home } });
+  const store = await ModelStore.open(config.home);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Every model's names, by digest. */
+export async function namesByDigest(store: ModelStore): Promise<Map<Digest, string[]>> {
+  return new Map((await store.list()).map((model) => [model.digest, model.names]));
+}
+
+/** `sha256:` and the first 12 hex digits: `sha256:3f2a9c01d4e5…`. */
+export function shortDigest(digest: Digest): string {
+  return `${digest.slice(0, 19)}…`;
+}
+
+/** A model for people: `small:q8 (sha256:3f2a9c01d4e5…)`, or the short digest alone when unnamed. */
+export function describeModel(digest: Digest, names: readonly string[]): string {
+  return names.length > 0 ? `${names.join(", ")} (${shortDigest(digest)})` : shortDigest(digest);
+}
+
+/** One line per lineage edge: `quantized  small:f32 (sha256:…)`, with its recipe when there is one. */
+export function formatEdge(edge: EdgeView): string {
+  const recipe = edge.recipe === null ? "" : `  recipe: ${edge.recipe.tool} ${edge.recipe.toolVersion} ${JSON.stringify(edge.recipe.parameters)}`;
+  return `${edge.relation.padEnd(9)}  ${describeModel(edge.digest, edge.names)}${recipe}`;
+}
+
+/** The human-readable report of `grove show`. */
+export function formatShow(result: ShowResult): string {
+  const { model } = result;
+  const lines: string[] = [];
+  const field = (label: string, value: string): void => void lines.push(`${label.padEnd(14)} ${value}`);
+  field("digest", model.digest);
+  field("names", result.names.length > 0 ? result.names.join(", ") : "-");
+  field("size", `${formatBytes(model.size)} (${model.size} bytes)`);
+  field("architecture", model.architecture);
+  field("parameters", String(model.parameterCount));
+  field("quantization", model.quantization);
+  field("context", String(model.contextLength));
+  field("vocabulary", `${model.vocabularySize} tokens`);
+  field("chat template", model.chatTemplate === undefined ? "none" : `${model.chatTemplate.length} characters`);
+  field("license", model.license ?? "-");
+  field("created", model.createdAt);
+  field("path", result.path);
+  for (const [key, value] of Object.entries(model.card).sort(([a], [b]) => a.localeCompare(b))) {
+    field(`card ${key}`, typeof value === "string" ? value : JSON.stringify(value));
+  }
+  lines.push("", `parents (${result.parents.length})`, ...result.parents.map((edge) => `  ${formatEdge(edge)}`));
+  lines.push("", `forks (${result.children.length})`, ...result.children.map((edge) => `  ${formatEdge(edge)}`));
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The fork trees as indented text, one model a line with its relation to the line above and its
+ * size: `└─ quantized  small:q8 (sha256:3f2a9c01d4e5…, 6.2 MB)`.
+ */
+export function formatTree(trees: readonly TreeNode[]): string {
+  const lines: string[] = [];
+  const label = (node: TreeNode): string =>
+    `${node.names.length > 0 ? `${node.names.join(", ")} ` : ""}(${shortDigest(node.digest)}, ${formatBytes(node.size)})`;
+  const walk = (node: TreeNode, indent: string, last: boolean): void => {
+    lines.push(`${indent}${last ? "└─" : "├─"} ${(node.relation ?? "").padEnd(9)}  ${label(node)}`);
+    node.children.forEach((child, index) => walk(child, `${indent}${last ? "   " : "│  "}`, index === node.children.length - 1));
+  };
+  for (const root of trees) {
+    lines.push(label(root));
+    root.children.forEach((child, index) => walk(child, "", index === root.children.length - 1));
+  }
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+/** `2025-01-31 14:05` (UTC) from an ISO 8601 time. */
+function formatTime(iso: string): string {
+  return iso.length >= 16 ? iso.slice(0, 16).replace("T", " ") : iso;
+}
