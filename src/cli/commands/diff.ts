@@ -1,10 +1,26 @@
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { diffGgufFiles, type GgufDiff, type TensorDifference } from "../../gguf/gguf-diff.js";
+import { existsSync } from "node:fs";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
 import { checkInputFile, formatBytes, formatMetadataValue, formatShape, renderTable } from "./inspect.js";
 
 interface DiffFlags {
   json?: boolean;
+  home?: string;
+}
+
+/** A file path as given, or the blob of a store REF (name, digest or unique prefix). */
+async function resolveInput(input: string, home: string | undefined, param: string): Promise<string> {
+  if (existsSync(input)) {
+    await checkInputFile(input, param);
+    return input;
+  }
+  if (/[/\\]|\.gguf$/i.test(input)) {
+    await checkInputFile(input, param); // throws the "No such file" error
+    return input;
+  }
+  return withStore(home, async (store) => (await store.show(input)).path);
 }
 
 /** Diffs hashing less than this many bytes finish in about a second: no progress bar. */
@@ -25,17 +41,19 @@ const STATUS_LABELS: Record<TensorDifference["status"], string> = {
  * @example
  * grove diff base.gguf finetune.gguf
  * grove diff base.gguf base-q8_0.gguf --json
+ * grove diff small:f16 small:q8
  */
 export function registerDiffCommand(program: Command): void {
   program
     .command("diff")
-    .description("compare two GGUF files: metadata keys, and each tensor's shape, type and data")
-    .argument("<a>", "first GGUF file (A)")
-    .argument("<b>", "second GGUF file (B)")
+    .description("compare two GGUF files or store models: metadata keys, and each tensor's shape, type and data")
+    .argument("<a>", "first GGUF file or store REF (A)")
+    .argument("<b>", "second GGUF file or store REF (B)")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
     .option("--json", "print the result as JSON")
-    .action(async (pathA: string, pathB: string, flags: DiffFlags) => {
-      await checkInputFile(pathA, "a");
-      await checkInputFile(pathB, "b");
+    .action(async (inputA: string, inputB: string, flags: DiffFlags) => {
+      const pathA = await resolveInput(inputA, flags.home, "a");
+      const pathB = await resolveInput(inputB, flags.home, "b");
       const diff = await diffWithProgress(pathA, pathB);
       process.stdout.write(flags.json ? `${JSON.stringify(diff)}\n` : formatDiff(diff));
     });

@@ -106,6 +106,18 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
     assert.equal(treeJson[0]!.digest, files.base.digest);
     assert.equal(depth(treeJson[0]!), 3);
 
+    // diff takes store REFs as well as files: the quantized fork differs in every weight's type.
+    const diff = JSON.parse((await runCli("diff", "tiny:f16", "tiny:q8", "--json", "--home", home)).stdout) as {
+      identical: boolean;
+      tensors: { status: string }[];
+    };
+    assert.equal(diff.identical, false);
+    assert.ok(diff.tensors.some((tensor) => tensor.status === "changed"));
+    const same = JSON.parse((await runCli("diff", "tiny:f16", files.base.digest, "--json", "--home", home)).stdout) as {
+      identical: boolean;
+    };
+    assert.equal(same.identical, true);
+
     const tag = await runCli("tag", "tiny:f16", "tiny:stable", "--home", home);
     assert.equal(tag.code, 0, tag.stderr);
     assert.equal(tag.stdout, `tiny:stable → ${short(files.base.digest)}\n`);
