@@ -2,47 +2,15 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { digestOfFile } from "../../store/file-digest.js";
-import { main } from "../main.js";
+import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
-
-/**
- * Runs `grove create ARGS` in-process through `main`, capturing stderr. (stdout is left
- * alone: node's test runner reports through this process's stdout.)
- */
-async function runCreate(...args: string[]): Promise<Omit<CliRun, "stdout">> {
-  const writeErr = process.stderr.write;
-  let stderr = "";
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(["node", "grove", "create", ...args]);
-    return { code, stderr };
-  } finally {
-    process.stderr.write = writeErr;
-  }
-}
+/** Runs `grove create ARGS` in-process through `main`, capturing stderr. */
+const runCreate = (...args: string[]) => runCliInProcess("create", ...args);
 
 /** Runs `bin/grove.js create ARGS` as a child process, for what it prints on stdout. */
-async function runCreateProcess(...args: string[]): Promise<CliRun> {
-  const child = spawn(process.execPath, [BIN, "create", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, "close")) as [number];
-  return { code, stdout, stderr };
-}
+const runCreateProcess = (...args: string[]) => runCli("create", ...args);
 
 let directory: string;
 before(async () => {

@@ -1,36 +1,11 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runCli as runGrove } from "../../test-support/run-cli.js";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { generateModel } from "../../forge/generate/generate-model.js";
 import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
-
-/** What a `grove` child process printed and returned. */
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
-
-/**
- * Runs `bin/grove.js ARGS` as a child process. (In-process runs cannot capture stdout: node's
- * test runner reports through it.)
- */
-async function runGrove(...args: string[]): Promise<CliRun> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, "close")) as [number];
-  return { code, stdout, stderr };
-}
 
 let directory: string;
 let model: string;
