@@ -4,6 +4,7 @@ import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
+import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStoreCommands } from "./commands/store-commands.js";
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerDiffCommand(program);
   registerImportCommand(program);
   registerPullCommand(program);
+  registerMergeCommand(program);
   registerStoreCommands(program);
   return program;
 }

@@ -1,0 +1,92 @@
+import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import type { Command } from "commander";
+import { InvalidRequestError } from "../../core/errors.js";
+import { MERGE_METHODS, mergeModels, type MergeMethod } from "../../forge/merge/merge-models.js";
+import { formatImportReport, importReport, type ImportReport } from "./import.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+
+interface MergeFlags {
+  method: string;
+  weights?: string;
+  base?: string;
+  name?: string;
+  home?: string;
+  json?: boolean;
+}
+
+/** Grove's version, recorded in merge recipes. */
+const GROVE_VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+/**
+ * Registers `grove merge REF REF…`: merges models of the store (linear, slerp or
+ * task-arithmetic) and imports the result as a `merge` fork of all its inputs, with the
+ * recipe (method, weights, input digests). Prints what `grove import` prints.
+ *
+ * @example
+ * grove merge tiny:a tiny:b --method slerp --weights 0.5,0.5 --name tiny:ab
+ * grove merge tiny:chat tiny:code --method task-arithmetic --base tiny:base --weights 0.6,0.4 --json
+ */
+export function registerMergeCommand(program: Command): void {
+  program
+    .command("merge")
+    .description("merge models of the store tensor by tensor and store the result as a merge fork")
+    .argument("<refs...>", "models to merge: names, digests or unique digest prefixes")
+    .requiredOption("--method <method>", `how to combine them: ${MERGE_METHODS.join(", ")}`)
+    .option("--weights <list>", "one weight per model, comma-separated, e.g. 0.5,0.5")
+    .option("--base <ref>", "common ancestor for task-arithmetic: base + Σ wᵢ·(modelᵢ − base)")
+    .option("--name <family:tag>", "name to point at the merged model")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the result as JSON")
+    .action(async (refs: string[], flags: MergeFlags) => {
+      const method = parseMethod(flags.method);
+      const weights = flags.weights === undefined ? undefined : parseWeights(flags.weights);
+      const report: ImportReport = await withStore(flags.home, async (store) => {
+        const inputs = await Promise.all(refs.map((ref) => store.show(ref)));
+        const base = flags.base === undefined ? undefined : await store.show(flags.base);
+        const outPath = await store.blobs.createTempPath();
+        try {
+          const merged = await mergeModels({
+            inputs: inputs.map((input) => input.path),
+            method,
+            ...(weights === undefined ? {} : { weights }),
+            ...(base === undefined ? {} : { base: base.path }),
+            outPath,
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+          });
+          const parents = [...new Set([...inputs.map((input) => input.model.digest), ...(base === undefined ? [] : [base.model.digest])])];
+          const result = await store.importFile(outPath, {
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+            bases: parents,
+            relation: "merge",
+            recipe: {
+              tool: "grove merge",
+              toolVersion: GROVE_VERSION,
+              parameters: { method, weights: merged.weights, ...(base === undefined ? {} : { base: base.model.digest }) },
+              inputs: parents,
+            },
+            mode: "move",
+          });
+          return importReport(store, result);
+        } finally {
+          await rm(outPath, { force: true });
+        }
+      });
+      process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatImportReport(report));
+    });
+}
+
+function parseMethod(value: string): MergeMethod {
+  if (!(MERGE_METHODS as readonly string[]).includes(value)) {
+    throw new InvalidRequestError(`Unknown --method '${value}'; valid: ${MERGE_METHODS.join(", ")}`, { param: "method" });
+  }
+  return value as MergeMethod;
+}
+
+function parseWeights(value: string): number[] {
+  const parts = value.split(",").map((part) => part.trim());
+  const weights = parts.map(Number);
+  const bad = parts.find((part, index) => part === "" || !Number.isFinite(weights[index]));
+  if (bad !== undefined) throw new InvalidRequestError(`--weights must be comma-separated finite numbers, got '${value}'`, { param: "weights" });
+  return weights;
+}
