@@ -6,6 +6,7 @@ import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
 import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
+import { registerQuantizeCommand } from "./commands/quantize.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStoreCommands } from "./commands/store-commands.js";
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerImportCommand(program);
   registerPullCommand(program);
   registerMergeCommand(program);
+  registerQuantizeCommand(program);
   registerStoreCommands(program);
   return program;
 }

@@ -1,0 +1,81 @@
+import { rm } from "node:fs/promises";
+import type { Command } from "commander";
+import { QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
+import { quantizeModel, quantizerVersion } from "../../forge/quantize/quantize-model.js";
+import type { Recipe } from "../../store/registry.js";
+import { importReport, type ImportReport } from "./import.js";
+import { formatBytes } from "./inspect.js";
+import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+
+interface QuantizeFlags {
+  type: string;
+  name?: string;
+  home?: string;
+  json?: boolean;
+}
+
+/** The recipe tool name of `grove quantize`. */
+export const QUANTIZE_TOOL = "llama.cpp llama_model_quantize";
+
+/** What `grove quantize --json` prints: the import report plus the type and bits per weight. */
+export interface QuantizeReport extends ImportReport {
+  type: string;
+  /** File size × 8 / parameter count (metadata and higher-precision tensors included). */
+  bitsPerWeight: number;
+}
+
+/**
+ * Registers `grove quantize REF --type TYPE`: quantizes a model of the store with the shipped
+ * libllama (in a child process) and imports the result as a `quantized` fork of it, with the
+ * recipe (tool, version, type, input digest). Same input and type → same digest.
+ *
+ * @example
+ * grove quantize small:f16 --type Q4_K_M --name small:q4
+ * grove quantize sha256:3f2a --type q8_0 --json
+ */
+export function registerQuantizeCommand(program: Command): void {
+  program
+    .command("quantize")
+    .description("quantize a model of the store with llama.cpp and store the result as a quantized fork")
+    .argument("<ref>", "name, digest or unique digest prefix of the model to quantize")
+    .requiredOption("--type <type>", `quantization type: ${QUANTIZE_TYPE_NAMES.join(", ")}`)
+    .option("--name <family:tag>", "name to point at the quantized model")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the result as JSON")
+    .action(async (ref: string, flags: QuantizeFlags) => {
+      const type = parseQuantizeType(flags.type);
+      const report = await withStore(flags.home, async (store) => {
+        const source = await store.show(ref);
+        const output = await store.blobs.createTempPath();
+        const progress = process.stderr.isTTY
+          ? (done: number, total: number): void => void process.stderr.write(`\rquantizing to ${type}: tensor ${done}/${total}`)
+          : undefined;
+        try {
+          await quantizeModel({ input: source.path, output, type, ...(progress === undefined ? {} : { onProgress: progress }) });
+          if (progress !== undefined) process.stderr.write("\n");
+          const recipe: Recipe = { tool: QUANTIZE_TOOL, toolVersion: quantizerVersion(), parameters: { type }, inputs: [source.model.digest] };
+          const result = await store.importFile(output, {
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+            base: source.model.digest,
+            relation: "quantized",
+            recipe,
+            mode: "move",
+          });
+          const base = await importReport(store, result);
+          return { ...base, type, bitsPerWeight: (result.model.size * 8) / result.model.parameterCount } satisfies QuantizeReport;
+        } finally {
+          await rm(output, { force: true }); // left only when the import failed
+        }
+      });
+      process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatQuantizeReport(report));
+    });
+}
+
+/** `quantized  sha256:…  small:q4  3.4 MB  4.96 bits/weight` and its lineage line. */
+export function formatQuantizeReport(report: QuantizeReport): string {
+  const names = report.names.length > 0 ? `  ${report.names.join(", ")}` : "";
+  const verb = report.created ? "quantized" : "already in the store";
+  const lines = [`${verb}  ${report.digest}${names}  ${formatBytes(report.size)}  ${report.bitsPerWeight.toFixed(2)} bits/weight (${report.type})`];
+  for (const parent of report.parents) lines.push(`lineage   ${parent.relation} from ${describeModel(parent.digest, parent.names)}`);
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,143 @@
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { rename, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AbortedError, EngineError } from "../../core/errors.js";
+import { parseQuantizeType, type QuantizeType } from "./quantize-types.js";
+
+const WORKER = join(dirname(fileURLToPath(import.meta.url)), "quantize-worker.js");
+const require = createRequire(import.meta.url);
+
+/** What {@link quantizeModel} needs. */
+export interface QuantizeModelOptions {
+  /** The GGUF to quantize (F32/F16/BF16 tensors; others are copied or refused by llama.cpp). */
+  input: string;
+  /** Where the result goes; written under `<output>.partial` first, renamed when done. */
+  output: string;
+  /** Type name, e.g. `Q4_K_M` (case-insensitive); see QUANTIZE_TYPES. */
+  type: string;
+  /** Quantization threads. @default the number of CPU cores */
+  threads?: number;
+  /** Aborting kills the worker and removes the partial output. */
+  signal?: AbortSignal;
+  /** Called per tensor done, from llama.cpp's log: `(done, total)`. */
+  onProgress?: (done: number, total: number) => void;
+  /** @internal The worker script (tests substitute one that crashes). @default quantize-worker.js */
+  workerScript?: string;
+}
+
+/** What {@link quantizeModel} wrote. */
+export interface QuantizeModelResult {
+  path: string;
+  type: QuantizeType;
+  /** Wall time of the worker, ms. */
+  durationMs: number;
+}
+
+/**
+ * Quantizes a GGUF through the shipped libllama's `llama_model_quantize`, in a child process
+ * (the FFI call blocks and a GGML_ASSERT aborts its process). A worker that dies, is killed
+ * or reports an error fails the job; its partial output is removed.
+ *
+ * @throws InvalidRequestError for an unknown type (before anything runs)
+ * @throws AbortedError when `signal` aborts
+ * @throws EngineError when the worker fails or dies
+ *
+ * @example
+ * await quantizeModel({ input: "small.gguf", output: "small-q4.gguf", type: "Q4_K_M" });
+ */
+export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
+  const type = parseQuantizeType(options.type);
+  options.signal?.throwIfAborted();
+  const threads = options.threads ?? availableParallelism();
+  const partial = `${options.output}.partial`;
+  const started = Date.now();
+  try {
+    await runWorker({ input: options.input, output: partial, type, threads }, options);
+    await rename(partial, options.output);
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+  return { path: options.output, type, durationMs: Date.now() - started };
+}
+
+const PROGRESS_LINE = /^\[\s*(\d+)\s*\/\s*(\d+)\]/;
+
+function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number }, options: QuantizeModelOptions): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [options.workerScript ?? WORKER, JSON.stringify(args)], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderrTail = "";
+    let pending = "";
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill("SIGKILL");
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => void (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-4000);
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const match = PROGRESS_LINE.exec(line);
+        if (match !== null) options.onProgress?.(Number(match[1]), Number(match[2]));
+      }
+    });
+    child.on("error", (error) => {
+      options.signal?.removeEventListener("abort", onAbort);
+      reject(new EngineError(`Cannot start the quantize worker: ${error.message}`, { cause: error }));
+    });
+    child.on("close", (code, signal) => {
+      options.signal?.removeEventListener("abort", onAbort);
+      if (aborted) return reject(new AbortedError("Quantization aborted"));
+      const report = lastJsonLine(stdout);
+      if (code === 0 && report?.ok === true) return resolvePromise();
+      // llama.cpp logs why it refused (`llama_model_quantize: failed to quantize: …`) and returns 1.
+      const cause = /failed to quantize: (.*)/.exec(stderrTail)?.[1]?.trim();
+      const why =
+        cause ??
+        report?.error ??
+        (signal !== null ? `the worker was killed by ${signal}` : `the worker exited with code ${code}`) +
+          describeLog(stderrTail);
+      reject(new EngineError(`Quantizing to ${args.type} failed: ${why}`));
+    });
+  });
+}
+
+function lastJsonLine(text: string): { ok: boolean; error?: string } | undefined {
+  const line = text.trim().split("\n").at(-1);
+  if (line === undefined || line === "") return undefined;
+  try {
+    return JSON.parse(line) as { ok: boolean; error?: string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The failed assertion when the log has one (a backtrace may follow it), else its last lines. */
+function describeLog(tail: string): string {
+  const assertion = /^.*GGML_ASSERT.*$/m.exec(tail)?.[0];
+  if (assertion !== undefined) return `; ${assertion.trim()}`;
+  return tail.trim() === "" ? "" : `; last log: ${tail.trim().split("\n").slice(-3).join(" | ")}`;
+}
+
+/**
+ * The quantizer's version for recipes: node-llama-cpp's version and the llama.cpp release of
+ * its prebuilt binaries, e.g. `node-llama-cpp 3.21.1 / llama.cpp v0.4.0`.
+ */
+export function quantizerVersion(): string {
+  const index = require.resolve("@node-llama-cpp/linux-x64");
+  const root = join(dirname(index), "..");
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  const metadata = JSON.parse(readFileSync(join(root, "bins", "linux-x64", "_nlcBuildMetadata.json"), "utf8")) as {
+    buildOptions?: { llamaCpp?: { release?: string } };
+  };
+  return `node-llama-cpp ${pkg.version} / llama.cpp ${metadata.buildOptions?.llamaCpp?.release ?? "unknown"}`;
+}

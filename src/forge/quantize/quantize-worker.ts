@@ -1,0 +1,21 @@
+// The quantize worker: `node quantize-worker.js '{"input":…,"output":…,"type":…,"threads":…}'`.
+// Quantizes through libllama and prints one JSON line on stdout: {"ok":true} or
+// {"ok":false,"error":…}. llama.cpp's per-tensor log goes to stderr; an assert aborts the process.
+import { quantizeWithLibllama } from "./libllama-quantize.js";
+import { parseQuantizeType } from "./quantize-types.js";
+
+interface WorkerArgs {
+  input: string;
+  output: string;
+  type: string;
+  threads: number;
+}
+
+try {
+  const args = JSON.parse(process.argv[2] ?? "{}") as WorkerArgs;
+  await quantizeWithLibllama(args.input, args.output, parseQuantizeType(args.type), args.threads);
+  process.stdout.write(`${JSON.stringify({ ok: true })}\n`);
+} catch (error) {
+  process.stdout.write(`${JSON.stringify({ ok: false, error: (error as Error).message })}\n`);
+  process.exitCode = 1;
+}
