@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's reference tools (llama-server, llama-bench) from the source bundled
+# Builds llama.cpp's reference tools (llama-server, llama-bench, llama-quantize) from the source bundled
 # in node-llama-cpp's package, OUTSIDE the repository, for `npm run bench:serve`.
 # Cached: a second run with the binaries present does nothing.
 # Usage: scripts/build-llama-server.sh [DIR]   (default: ~/.cache/grove/llama.cpp)
@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-${GROVE_LLAMA_CPP_DIR:-$HOME/.cache/grove/llama.cpp}}
 bundle="$here/node_modules/node-llama-cpp/llama/gitRelease.bundle"
-if [ -x "$dir/build/bin/llama-server" ] && [ -x "$dir/build/bin/llama-bench" ]; then
+if [ -x "$dir/build/bin/llama-server" ] && [ -x "$dir/build/bin/llama-bench" ] && [ -x "$dir/build/bin/llama-quantize" ]; then
   echo "$dir/build/bin"; exit 0
 fi
 [ -f "$bundle" ] || { echo "missing $bundle: run npm ci first" >&2; exit 1; }
@@ -18,5 +18,5 @@ if [ ! -d "$dir/.git" ]; then
 fi
 cmake -S "$dir" -B "$dir/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
   -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
-cmake --build "$dir/build" -j "$(nproc)" --target llama-server llama-bench >&2
+cmake --build "$dir/build" -j "$(nproc)" --target llama-server llama-bench llama-quantize >&2
 echo "$dir/build/bin"
