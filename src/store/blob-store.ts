@@ -200,7 +200,8 @@ export class BlobStore {
     for (const name of names) {
       const path = join(this.tempDirectory, name);
       const stats = await lstat(path).catch(() => undefined);
-      if (stats === undefined || !stats.isFile() || now - stats.mtimeMs < olderThanMs) continue;
+      // With 0, every temp file goes: a just-written file's mtime can read a little ahead of Date.now().
+      if (stats === undefined || !stats.isFile() || (olderThanMs > 0 && now - stats.mtimeMs < olderThanMs)) continue;
       try {
         await unlink(path);
         result.files++;
