@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { SingleBar } from "cli-progress";
+import { byteProgress } from "../byte-progress.js";
 import type { Command } from "commander";
 import { InvalidRequestError } from "../../core/errors.js";
 import {
@@ -64,21 +64,13 @@ async function runCreate(flags: CreateFlags): Promise<GenerateModelResult & { dt
   await checkOutput(outPath, flags.force === true);
   const vocabularyFrom = flags.vocabFrom === undefined ? undefined : await checkVocabularySource(resolve(flags.vocabFrom));
 
-  const bar = process.stderr.isTTY ? new SingleBar({ format: "writing {bar} {percentage}% | {value}/{total} MB | ETA {eta}s", stream: process.stderr, hideCursor: true }) : undefined;
-  let started = false;
-  const onProgress = (done: number, total: number): void => {
-    if (!bar || total < PROGRESS_BAR_MIN_BYTES) return;
-    if (!started) {
-      bar.start(Math.ceil(total / 1e6), 0);
-      started = true;
-    }
-    bar.update(Math.floor(done / 1e6));
-  };
+  const progress = byteProgress("writing", PROGRESS_BAR_MIN_BYTES);
+  const onProgress = progress.onProgress;
   try {
     const result = await generateModel({ preset: preset.name, seed, dtype, outPath, vocabularyFrom, onProgress });
     return { ...result, dtype, seed };
   } finally {
-    if (started) bar?.stop();
+    progress.stop();
   }
 }
 

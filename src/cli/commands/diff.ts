@@ -1,4 +1,4 @@
-import { SingleBar } from "cli-progress";
+import { byteProgress } from "../byte-progress.js";
 import type { Command } from "commander";
 import { diffGgufFiles, type GgufDiff, type TensorDifference } from "../../gguf/gguf-diff.js";
 import { existsSync } from "node:fs";
@@ -60,22 +60,11 @@ export function registerDiffCommand(program: Command): void {
 }
 
 async function diffWithProgress(pathA: string, pathB: string): Promise<GgufDiff> {
-  const bar = process.stderr.isTTY
-    ? new SingleBar({ format: "hashing tensors {bar} {percentage}% | {value}/{total} MB | ETA {eta}s", stream: process.stderr, hideCursor: true })
-    : undefined;
-  let started = false;
-  const onProgress = (done: number, total: number): void => {
-    if (!bar || total < PROGRESS_BAR_MIN_BYTES) return;
-    if (!started) {
-      bar.start(Math.ceil(total / 1e6), 0);
-      started = true;
-    }
-    bar.update(Math.floor(done / 1e6));
-  };
+  const progress = byteProgress("hashing tensors", PROGRESS_BAR_MIN_BYTES);
   try {
-    return await diffGgufFiles(pathA, pathB, { onProgress });
+    return await diffGgufFiles(pathA, pathB, { onProgress: progress.onProgress });
   } finally {
-    if (started) bar?.stop();
+    progress.stop();
   }
 }
 

@@ -1,5 +1,5 @@
 import { unlink } from "node:fs/promises";
-import { SingleBar } from "cli-progress";
+import { byteProgress } from "../byte-progress.js";
 import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import type { Digest } from "../../core/digest.js";
@@ -97,22 +97,11 @@ export function formatPullReport(report: PullReport): string {
 
 /** Runs a pull with a progress bar on stderr when it is a terminal. */
 async function pullWithProgress(pull: (onProgress: (received: number, total: number | undefined) => void) => Promise<PullModelResult>): Promise<PullModelResult> {
-  const bar = process.stderr.isTTY
-    ? new SingleBar({ format: "downloading {bar} {percentage}% | {value}/{total} MB | ETA {eta}s", stream: process.stderr, hideCursor: true })
-    : undefined;
-  let started = false;
-  const onProgress = (received: number, total: number | undefined): void => {
-    if (!bar || total === undefined) return;
-    if (!started) {
-      bar.start(Math.max(1, Math.ceil(total / 1e6)), 0);
-      started = true;
-    }
-    bar.update(received >= total ? Math.max(1, Math.ceil(total / 1e6)) : Math.floor(received / 1e6));
-  };
+  const progress = byteProgress("downloading");
   try {
-    return await pull(onProgress);
+    return await pull(progress.onProgress);
   } finally {
-    if (started) bar?.stop();
+    progress.stop();
   }
 }
 

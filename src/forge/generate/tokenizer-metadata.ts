@@ -1,5 +1,5 @@
 import { GgufMetadataReader } from "../../gguf/gguf-metadata-reader.js";
-import type { GgufScalar, GgufScalarType, GgufWriter } from "../../gguf/gguf-writer.js";
+import { GGUF_VALUE_TYPE_NAMES, type GgufScalar, type GgufScalarType, type GgufWriter } from "../../gguf/gguf-writer.js";
 import { buildBpeVocabulary } from "./bpe-tokenizer.js";
 import { CHATML_TEMPLATE } from "./chat-template.js";
 
@@ -20,21 +20,7 @@ export interface TokenizerMetadata {
   entries: TokenizerEntry[];
 }
 
-const TYPE_NAMES: readonly (GgufScalarType | "array")[] = [
-  "uint8",
-  "int8",
-  "uint16",
-  "int16",
-  "uint32",
-  "int32",
-  "float32",
-  "bool",
-  "string",
-  "array",
-  "uint64",
-  "int64",
-  "float64",
-];
+const TYPE_NAMES = GGUF_VALUE_TYPE_NAMES;
 
 /**
  * Grove's own byte-level BPE tokenizer (`gpt2` model, `default` pre-tokenizer) with

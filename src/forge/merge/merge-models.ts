@@ -6,7 +6,7 @@ import { float16BitsToFloat32 } from "../../gguf/float16.js";
 import { readGgufHeader, type GgufHeader, type TypedMetadataEntry } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
 import { validateGgufFile } from "../../gguf/gguf-validator.js";
-import { GgufWriter, type GgufScalar, type GgufScalarType, type GgufWriterTensorType } from "../../gguf/gguf-writer.js";
+import { GGUF_VALUE_TYPE_NAMES, GgufWriter, type GgufScalar, type GgufScalarType, type GgufWriterTensorType } from "../../gguf/gguf-writer.js";
 
 /** How tensors are combined. */
 export type MergeMethod = "linear" | "slerp" | "task-arithmetic";
@@ -55,21 +55,11 @@ const FLOAT_TYPES = new Set(["F32", "F16", "BF16"]);
 const SLERP_DOT_THRESHOLD = 0.9995;
 const SLERP_EPSILON = 1e-8;
 
-const SCALAR_TYPES: readonly (GgufScalarType | undefined)[] = [
-  "uint8",
-  "int8",
-  "uint16",
-  "int16",
-  "uint32",
-  "int32",
-  "float32",
-  "bool",
-  "string",
-  undefined, // array
-  "uint64",
-  "int64",
-  "float64",
-];
+/** The scalar value type of a GGUF type id; `undefined` for ARRAY and unknown ids. */
+function scalarTypeOf(id: number | undefined): GgufScalarType | undefined {
+  const name = id === undefined ? undefined : GGUF_VALUE_TYPE_NAMES[id];
+  return name === "array" ? undefined : name;
+}
 
 interface MergeInput {
   path: string;
@@ -219,7 +209,7 @@ function checkCompatible(inputs: readonly MergeInput[]): void {
 function copyMetadata(header: GgufHeader, writer: GgufWriter): void {
   for (const [key, entry] of header.metadata) {
     if (entry.type === 9) {
-      const itemType = SCALAR_TYPES[entry.subType ?? -1];
+      const itemType = scalarTypeOf(entry.subType);
       if (itemType === undefined) throw new InvalidRequestError(`${header.file}: metadata '${key}' is a nested array, which merging cannot copy`);
       writer.setArray(key, itemType, entry.value as GgufScalar[]);
     } else {
@@ -229,7 +219,7 @@ function copyMetadata(header: GgufHeader, writer: GgufWriter): void {
 }
 
 function scalarType(header: GgufHeader, key: string, entry: TypedMetadataEntry): GgufScalarType {
-  const type = SCALAR_TYPES[entry.type];
+  const type = scalarTypeOf(entry.type);
   if (type === undefined) throw new InvalidRequestError(`${header.file}: metadata '${key}' has an unknown value type ${entry.type}`);
   return type;
 }
