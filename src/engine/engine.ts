@@ -21,8 +21,23 @@ export interface Engine {
 /** A model file to load, with the id it is loaded under. */
 export interface ModelSource {
   readonly id: string;
+  /** The model file; for an adapter fork, its base's. */
   readonly path: string;
+  /** The digest served (for an adapter fork, the adapter's, not the base's). */
   readonly digest: Digest;
+  /**
+   * LoRA adapters applied to every generation context of this load. The base is loaded anew
+   * for it, so the bare base and each adapter fork are separate loads that never share weights
+   * or adapters (llama.cpp frees adapters only with their model).
+   */
+  readonly adapters?: readonly ModelAdapter[];
+}
+
+/** A LoRA adapter GGUF and the scale its B·A is applied with. */
+export interface ModelAdapter {
+  readonly path: string;
+  /** @default 1 */
+  readonly scale?: number;
 }
 
 /** Facts about a loaded model, as `/v1/models` and `/health` report them. */
@@ -30,7 +45,10 @@ export interface ModelInfo {
   /** The served name. */
   readonly id: string;
   readonly digest: Digest;
+  /** The model file (for an adapter fork, the base's). */
   readonly path: string;
+  /** LoRA adapters applied on top of `path`, when this is an adapter fork. */
+  readonly adapters?: readonly ModelAdapter[];
   /** Context tokens each slot holds. */
   readonly contextSize: number;
   /** Context length the model was built or trained for. */

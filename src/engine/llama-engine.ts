@@ -9,7 +9,7 @@ import {
   type LlamaContext,
   type LlamaModel,
 } from "node-llama-cpp";
-import { EngineError, GroveError, ModelNotFoundError } from "../core/errors.js";
+import { EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
 import { validateGgufFile } from "../gguf/gguf-validator.js";
 import type { Logger } from "../logging/logger.js";
 import type { Engine, LoadedModel, ModelSource } from "./engine.js";
@@ -145,7 +145,14 @@ async function loadOne(
   source: ModelSource,
   options: LlamaEngineOptions,
 ): Promise<{ model: LlamaModel; context: LlamaContext; instance: LlamaLoadedModel }> {
-  await validateGgufFile(source.path);
+  if ((await validateGgufFile(source.path)).adapterType !== undefined) {
+    throw new InvalidModelFileError(`${basename(source.path)} is an adapter, not a model: serve it as a fork of its base (grove import --base)`);
+  }
+  const adapters = source.adapters ?? [];
+  for (const adapter of adapters) {
+    // Malformed adapters can abort the process inside llama.cpp too.
+    if ((await validateGgufFile(adapter.path)).adapterType === undefined) throw new InvalidModelFileError(`${basename(adapter.path)} is not an adapter`);
+  }
   let model: LlamaModel;
   try {
     model = await llama.loadModel({ modelPath: source.path });
@@ -161,12 +168,13 @@ async function loadOne(
       contextSize,
       threads: options.threads,
       failedCreationRemedy: false,
+      ...(adapters.length === 0 ? {} : { lora: { adapters: adapters.map((adapter) => ({ filePath: adapter.path, scale: adapter.scale ?? 1 })) } }),
     });
   } catch (error) {
     await model.dispose();
     if (error instanceof GroveError) throw error;
     throw new EngineError(
-      `Could not create a context of ${slots} slots × ${contextSize} tokens for ${basename(source.path)}`,
+      `Could not create a context of ${slots} slots × ${contextSize} tokens for ${basename(source.path)}${adapters.length === 0 ? "" : " with its adapter"}`,
       { cause: error },
     );
   }
@@ -175,6 +183,7 @@ async function loadOne(
       id: source.id,
       digest: source.digest,
       path: source.path,
+      ...(adapters.length === 0 ? {} : { adapters }),
       contextSize: context.contextSize,
       trainContextSize: model.trainContextSize,
       slots,

@@ -356,6 +356,10 @@ export class LlamaLoadedModel implements LoadedModel {
   }
 
   async embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<EmbedResult> {
+    if (this.info.adapters !== undefined) {
+      // node-llama-cpp's embedding contexts take no LoRA: they would silently embed with the bare base.
+      throw new InvalidRequestError(`${this.info.id} is an adapter fork; embeddings are computed without adapters, so ask its base`, { param: "model" });
+    }
     const tokenized = inputs.map((input) => (typeof input === "string" ? this.tokenize(input) : [...input]));
     const limit = Math.min(this.info.contextSize, this.info.trainContextSize);
     tokenized.forEach((tokens, index) => {

@@ -21,6 +21,11 @@ export interface GgufSummary extends ArchitectureShape {
   fileType?: string;
   /** `tokenizer.chat_template`, when present. */
   chatTemplate?: string;
+  /**
+   * `adapter.type` (e.g. `lora`) when the file is an adapter (`general.type = adapter`): it has
+   * no hyperparameters or vocabulary of its own (those fields are 0) and loads only onto a base.
+   */
+  adapterType?: string;
 }
 
 export type { ValidatedTensor } from "./gguf-tensor-layout.js";
@@ -35,7 +40,8 @@ export interface GgufValidation {
  * Checks a GGUF file for everything that would make llama.cpp refuse it or abort the process
  * (GGML_ASSERT): header structure with every count and length bounded by the bytes left and by
  * GGUF_HEADER_LIMITS, metadata types, tensor infos, offsets and sizes against the file, and for
- * `llama` models the hyperparameters, tensor shapes and vocabulary. Reads only the header,
+ * `llama` models the hyperparameters, tensor shapes and vocabulary (an adapter, `general.type =
+ * adapter`, needs only `general.architecture` and `adapter.type`). Reads only the header,
  * through its own bounded reader (never node-llama-cpp), so it takes milliseconds even for large
  * or hostile files.
  *
@@ -54,9 +60,33 @@ export async function validateGgufFile(path: string): Promise<GgufSummary> {
 export function validateGgufHeader(header: GgufHeader): GgufValidation {
   const layout = ggufTensorLayout(header);
   const metadata = GgufMetadataReader.fromHeader(header);
+  const generalType = metadata.entry("general.type");
+  if (generalType?.type === GGUF_STRING && generalType.value === "adapter") {
+    // llama.cpp reads only these keys of an adapter; its tensors are checked against a base
+    // when it is imported (store/adapter-check.ts).
+    const architecture = metadata.string("general.architecture", true);
+    if (architecture.length === 0) metadata.fail("general.architecture is empty");
+    const adapterType = metadata.string("adapter.type", true);
+    const shape: ArchitectureShape = { ...EMPTY_SHAPE, architecture };
+    return { summary: { ...summarize(metadata, shape, layout.tensors, header.fileSize), adapterType }, layout };
+  }
   const shape = checkArchitecture(metadata, layout.tensors);
   return { summary: summarize(metadata, shape, layout.tensors, header.fileSize), layout };
 }
+
+const GGUF_STRING = 8;
+
+const EMPTY_SHAPE: ArchitectureShape = {
+  architecture: "",
+  contextLength: 0,
+  embeddingLength: 0,
+  blockCount: 0,
+  headCount: 0,
+  headCountKv: 0,
+  feedForwardLength: 0,
+  vocabularySize: 0,
+  tokenizerModel: "",
+};
 
 function summarize(
   metadata: GgufMetadataReader,

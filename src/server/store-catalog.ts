@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { Digest } from "../core/digest.js";
 import { GroveError, ModelNotFoundError } from "../core/errors.js";
-import type { Engine, LoadedModel } from "../engine/engine.js";
+import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
 import type { ModelStore } from "../store/model-store.js";
 import { formatModelName, parseModelName } from "../store/model-ref.js";
 import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
@@ -50,9 +50,28 @@ export class StoreCatalog implements ModelCatalog {
   async get(name: string): Promise<LoadedModel> {
     const digest = await this.resolve(name);
     this.lastUsed.set(digest, Date.now());
-    const model = await this.options.engine.load({ id: digest, digest, path: this.options.store.blobs.pathOf(digest) });
+    const model = await this.options.engine.load(await this.sourceOf(digest));
     await this.unloadIdle(digest);
     return model;
+  }
+
+  /**
+   * What to load for a model: its blob, or for an adapter fork its base's blob with the adapter
+   * applied (at the card's `adapter_scale`, default 1). Loaded under the adapter's digest, so it
+   * never shares a load with its bare base.
+   */
+  private async sourceOf(digest: Digest): Promise<ModelSource> {
+    const { store } = this.options;
+    const path = store.blobs.pathOf(digest);
+    const edge = (await store.registry.parentsOf(digest)).find((parent) => parent.relation === "adapter");
+    if (edge === undefined) return { id: digest, digest, path };
+    const scale = (await store.registry.getModel(digest))?.card["adapter_scale"];
+    return {
+      id: digest,
+      digest,
+      path: store.blobs.pathOf(edge.parent),
+      adapters: [{ path, scale: typeof scale === "number" && Number.isFinite(scale) ? scale : 1 }],
+    };
   }
 
   /** A name, digest, unique prefix or alias → digest. Malformed names are simply unknown models. */

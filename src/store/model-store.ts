@@ -4,6 +4,7 @@ import type { Digest } from "../core/digest.js";
 import { ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import { GgufMetadataReader } from "../gguf/gguf-metadata-reader.js";
 import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
+import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
 import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
@@ -117,14 +118,21 @@ export class ModelStore {
    * @throws InvalidRequestError for a bad name, reference, relation or recipe (before any file is read)
    * @throws ModelNotFoundError when a base is not in the store
    * @throws InvalidModelFileError when the file is not a valid GGUF
+   * @throws InvalidRequestError when a LoRA adapter has no base or does not fit it, or an `adapter`
+   *   relation is given for a file that is not an adapter (see `checkAdapter`; nothing is written)
    * @throws DigestMismatchError when `expectedDigest` is given and differs
    */
   async importFile(path: string, options: ImportOptions = {}): Promise<ImportResult> {
     const name = options.name === undefined ? undefined : formatModelName(parseModelName(options.name));
     const baseRefs = [...(options.base === undefined ? [] : [options.base]), ...(options.bases ?? [])];
+    // A LoRA adapter imported with a base is an adapter fork unless told otherwise.
+    if (options.relation === undefined && baseRefs.length > 0 && (await isAdapterFile(path))) options = { ...options, relation: "adapter" };
     checkImportOptions(baseRefs, options);
     const parents = await this.#resolveAll(baseRefs);
-    await validateGgufFile(path); // fails fast, with an error naming the user's file
+    const adapterBase = parents.length === 1 ? { path: this.blobs.pathOf(parents[0]!), digest: parents[0]!, label: baseRefs[0]! } : undefined;
+    // Fails fast, with an error naming the user's file.
+    const adapter = await checkAdapterImport(path, await validateGgufFile(path), options.relation, adapterBase);
+    if (adapter !== undefined && options.recipe === undefined) options = { ...options, recipe: adapterRecipe(adapter.result, adapter.base.digest) };
     let summary: GgufSummary | undefined;
     let fileCard: { license?: string; card: Record<string, unknown> } = { card: {} };
     const put = await this.blobs.putFile(path, {
@@ -133,6 +141,7 @@ export class ModelStore {
       // What is stored is validated again: the source may have changed since.
       inspect: async (tempPath) => {
         summary = await validateGgufFile(tempPath);
+        if (adapter !== undefined) await checkAdapter(tempPath, adapter.base);
         fileCard = await readCard(tempPath);
       },
     });

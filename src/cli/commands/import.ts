@@ -36,6 +36,7 @@ export interface ImportReport {
  * grove import small.gguf --name small:f32
  * grove import small-q8.gguf --name small:q8 --base small:f32 --relation quantized
  * grove import merged.gguf --base a:latest --base b:latest --relation merge --json
+ * grove import lora.gguf --name small:lora --base small:f32   # a LoRA adapter: relation adapter
  */
 export function registerImportCommand(program: Command): void {
   program
@@ -43,7 +44,7 @@ export function registerImportCommand(program: Command): void {
     .description("validate a GGUF file and add it to the store, with a name and its lineage")
     .argument("<file>", "GGUF file to import (copied; the file stays)")
     .option("--name <family:tag>", "name to point at the model")
-    .option("--base <ref>", "the model it derives from (repeat for a merge); needs --relation", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--base <ref>", "the model it derives from (repeat for a merge); needs --relation, implied (adapter) for a LoRA adapter", (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option("--relation <relation>", `how it derives from its base: ${RELATIONS.join(", ")}`)
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option("--json", "print the result as JSON")

@@ -67,9 +67,16 @@ export function formatInspection(inspection: GgufInspection, options: FormatInsp
   field("file", inspection.path);
   field("size", `${formatBytes(inspection.fileSize)} (${inspection.fileSize} bytes)`);
   field("format", `GGUF v${inspection.version}, ${inspection.metadataCount} metadata keys, ${inspection.tensorCount} tensors`);
-  field("verdict", inspection.problem === undefined ? "valid: llama.cpp can load it" : `invalid: ${inspection.problem}`);
+  const adapterType = inspection.summary?.adapterType;
+  const valid = adapterType === undefined ? "valid: llama.cpp can load it" : `valid: a ${adapterType} adapter, loaded onto a base model (grove import --base)`;
+  field("verdict", inspection.problem === undefined ? valid : `invalid: ${inspection.problem}`);
   const summary = inspection.summary;
-  if (summary) {
+  if (summary && adapterType !== undefined) {
+    field("architecture", summary.architecture);
+    if (summary.name !== undefined) field("name", summary.name);
+    field("parameters", `${formatCount(summary.parameterCount)} (${summary.parameterCount})`);
+    if (summary.fileType !== undefined) field("file type", summary.fileType);
+  } else if (summary) {
     field("architecture", summary.architecture);
     if (summary.name !== undefined) field("name", summary.name);
     field("parameters", `${formatCount(summary.parameterCount)} (${summary.parameterCount})`);

@@ -202,8 +202,11 @@ export function formatShow(result: ShowResult): string {
   field("architecture", model.architecture);
   field("parameters", String(model.parameterCount));
   field("quantization", model.quantization);
-  field("context", String(model.contextLength));
-  field("vocabulary", `${model.vocabularySize} tokens`);
+  // An adapter has no context or vocabulary of its own: it is served on top of its base.
+  const adapterOf = result.parents.find((edge) => edge.relation === "adapter");
+  if (adapterOf !== undefined) field("adapter", `LoRA, applied to ${describeModel(adapterOf.digest, adapterOf.names)} when served`);
+  field("context", adapterOf === undefined ? String(model.contextLength) : "the base's");
+  field("vocabulary", adapterOf === undefined ? `${model.vocabularySize} tokens` : "the base's");
   field("chat template", model.chatTemplate === undefined ? "none" : `${model.chatTemplate.length} characters`);
   field("license", model.license ?? "-");
   field("created", model.createdAt);
