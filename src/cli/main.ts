@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
 import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
+import { registerFinetuneCommand } from "./commands/finetune.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
 import { registerMergeCommand } from "./commands/merge.js";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerPullCommand(program);
   registerMergeCommand(program);
   registerQuantizeCommand(program);
+  registerFinetuneCommand(program);
   registerStoreCommands(program);
   return program;
 }

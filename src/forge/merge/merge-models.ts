@@ -206,7 +206,7 @@ function checkCompatible(inputs: readonly MergeInput[]): void {
 }
 
 /** Copies every metadata entry; nested arrays (which llama.cpp does not read) are refused. */
-function copyMetadata(header: GgufHeader, writer: GgufWriter): void {
+export function copyMetadata(header: GgufHeader, writer: GgufWriter): void {
   for (const [key, entry] of header.metadata) {
     if (entry.type === 9) {
       const itemType = scalarTypeOf(entry.subType);
@@ -224,7 +224,8 @@ function scalarType(header: GgufHeader, key: string, entry: TypedMetadataEntry):
   return type;
 }
 
-interface TensorSource {
+/** A tensor of an open GGUF file, for {@link readRange}. */
+export interface TensorSource {
   descriptor: number;
   tensor: ValidatedTensor;
 }
@@ -232,8 +233,8 @@ interface TensorSource {
 /** Elements read and decoded at a time by the slerp pre-pass. */
 const SCAN_ELEMENTS = 1 << 20;
 
-/** Reads `count` elements of a tensor from element `start` on, decoded to float32. */
-function readRange(source: TensorSource, start: number, count: number): Float32Array {
+/** Reads `count` elements of an F32, F16 or BF16 tensor from element `start` on, decoded to float32. */
+export function readRange(source: TensorSource, start: number, count: number): Float32Array {
   const { descriptor, tensor } = source;
   const width = tensor.type === "F32" ? 4 : 2;
   const bytes = Buffer.alloc(count * width);

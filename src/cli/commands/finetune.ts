@@ -1,0 +1,188 @@
+import type { Command } from "commander";
+import { SingleBar } from "cli-progress";
+import { AbortedError, InvalidRequestError } from "../../core/errors.js";
+import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob } from "../../forge/finetune/finetune-job.js";
+import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
+import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
+import { formatBytes, renderTable } from "./inspect.js";
+import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+
+interface FinetuneFlags {
+  data?: string;
+  epochs?: string;
+  lr?: string;
+  lrMin?: string;
+  weightDecay?: string;
+  ctx?: string;
+  valSplit?: string;
+  threads?: string;
+  name?: string;
+  resume?: string;
+  home?: string;
+  json?: boolean;
+}
+
+/** A number flag: undefined when absent. @throws InvalidRequestError naming the flag */
+function numberFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (value.trim() === "" || !Number.isFinite(number)) throw new InvalidRequestError(`--${flag} must be a number, got '${value}'`, { param: flag });
+  return number;
+}
+
+/**
+ * Registers `grove finetune REF --data FILE.jsonl` (full fine-tuning with llama.cpp's optimizer
+ * in a worker process, stored as a `finetune` fork with its recipe and training curve),
+ * `grove finetune --resume JOB` and `grove jobs`.
+ *
+ * @example
+ * grove finetune small --data notes.jsonl --epochs 4 --lr 5e-4 --name small:notes
+ * grove finetune --resume job-3f2a9c01d4e5
+ */
+export function registerFinetuneCommand(program: Command): void {
+  program
+    .command("finetune")
+    .description("fine-tune a model of the store on a JSONL data set (text or chat records) and store the result as a finetune fork")
+    .argument("[ref]", "name, digest or unique digest prefix of the model to fine-tune")
+    .option("--data <file.jsonl>", 'training records: {"text": …} or {"messages": [{"role", "content"}, …]} per line')
+    .option("--epochs <n>", `passes over the data (default ${FINETUNE_DEFAULTS.epochs})`)
+    .option("--lr <rate>", `AdamW learning rate (default ${FINETUNE_DEFAULTS.learningRate})`)
+    .option("--lr-min <rate>", "learning rate of the last epoch, linear decay (default: --lr, constant)")
+    .option("--weight-decay <wd>", `AdamW weight decay (default ${FINETUNE_DEFAULTS.weightDecay})`)
+    .option("--ctx <tokens>", `tokens per training window, a multiple of 256 (default ${FINETUNE_DEFAULTS.contextSize})`)
+    .option("--val-split <share>", `share of windows held out for validation loss (default ${FINETUNE_DEFAULTS.validationSplit})`)
+    .option("--threads <n>", "training threads (default: the number of CPU cores)")
+    .option("--name <family:tag>", "name to point at the fine-tuned model")
+    .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the finished job as JSON")
+    .action(async (ref: string | undefined, flags: FinetuneFlags) => {
+      const job = await withStore(flags.home, async (store) => {
+        const jobs = new JobStore(store.home);
+        let id: string;
+        if (flags.resume !== undefined) {
+          if (ref !== undefined || flags.data !== undefined) throw new InvalidRequestError("--resume takes no model or --data: the job has them", { param: "resume" });
+          id = (await jobs.get(flags.resume)).id;
+        } else {
+          if (ref === undefined) throw new InvalidRequestError("Name the model to fine-tune, or --resume a job", { param: "ref" });
+          if (flags.data === undefined) throw new InvalidRequestError("--data FILE.jsonl is required", { param: "data" });
+          const created = await createFinetuneJob(store, jobs, {
+            model: ref,
+            data: flags.data,
+            ...defined({
+              epochs: numberFlag(flags.epochs, "epochs"),
+              learningRate: numberFlag(flags.lr, "lr"),
+              learningRateMin: numberFlag(flags.lrMin, "lr-min"),
+              weightDecay: numberFlag(flags.weightDecay, "weight-decay"),
+              contextSize: numberFlag(flags.ctx, "ctx"),
+              validationSplit: numberFlag(flags.valSplit, "val-split"),
+              threads: numberFlag(flags.threads, "threads"),
+              name: flags.name,
+            }),
+          });
+          id = created.id;
+        }
+        process.stderr.write(`job ${id}\n`);
+        const controller = new AbortController();
+        const onSignal = (): void => controller.abort();
+        process.once("SIGINT", onSignal);
+        const view = trainingView();
+        try {
+          return await runFinetuneJob(store, jobs, id, { signal: controller.signal, onEvent: view.onEvent });
+        } catch (error) {
+          view.stop();
+          if (error instanceof AbortedError) throw new AbortedError(`Fine-tuning cancelled; resume it with: grove finetune --resume ${id}`);
+          process.stderr.write(`job ${id} failed; after fixing the cause: grove finetune --resume ${id}\n`);
+          throw error;
+        } finally {
+          view.stop();
+          process.off("SIGINT", onSignal);
+        }
+      });
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(job)}\n`);
+      const fork = await withStore(flags.home, (store) => store.show(job.result!.digest));
+      process.stdout.write(formatFinetuneResult(job, fork.names, fork.model.size));
+    });
+
+  const jobsCommand = program.command("jobs").description("list forge jobs (fine-tunes): status, progress, result");
+  jobsCommand
+    .command("ls", { isDefault: true })
+    .description("list jobs, newest first")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the jobs as JSON")
+    .action(async (flags: { home?: string; json?: boolean }) => {
+      const list = await withStore(flags.home, async (store) => new JobStore(store.home).list());
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(list)}\n`);
+      const rows = list.map((job) => [job.id, job.kind, job.status, `${Math.round(job.progress.fraction * 100)}%`, job.result?.name ?? job.result?.digest.slice(0, 19) ?? job.error ?? job.progress.message, job.createdAt]);
+      process.stdout.write(`${renderTable(["JOB", "KIND", "STATUS", "DONE", "RESULT", "CREATED"], rows)}\n`);
+    });
+  jobsCommand
+    .command("show")
+    .description("one job as JSON: parameters, progress, loss per epoch and step, result")
+    .argument("<job>", "job id")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .action(async (id: string, flags: { home?: string }) => {
+      const job = await withStore(flags.home, async (store) => new JobStore(store.home).get(id));
+      process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+    });
+  jobsCommand
+    .command("rm")
+    .description("remove a job that is not running, with its working files (checkpoint, tokens)")
+    .argument("<job>", "job id")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .action(async (id: string, flags: { home?: string }) => {
+      await withStore(flags.home, async (store) => {
+        const jobs = new JobStore(store.home);
+        const job = await jobs.get(id);
+        if (job.status === "running") throw new InvalidRequestError(`${id} is running; stop it first`, { param: "job" });
+        await jobs.remove(id);
+      });
+      process.stdout.write(`removed ${id}\n`);
+    });
+}
+
+function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+/** Step progress on a terminal, one line per epoch otherwise. */
+function trainingView(): { onEvent: (event: TrainEvent, job: JobRecord) => void; stop: () => void } {
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: "training {bar} {percentage}% | {message}", stream: process.stderr, hideCursor: true })
+    : undefined;
+  let started = false;
+  return {
+    onEvent(event, job) {
+      if (bar !== undefined) {
+        if (!started) {
+          bar.start(1000, 0, { message: job.progress.message });
+          started = true;
+        }
+        bar.update(Math.round(job.progress.fraction * 1000), { message: job.progress.message });
+      }
+      if (event.event === "epoch") {
+        const line = `epoch ${event.epoch + 1}: train loss ${event.trainLoss.toFixed(4)}${event.validationLoss === null ? "" : `, validation loss ${event.validationLoss.toFixed(4)}`}, ${Math.round(event.tokensPerSecond)} tokens/s`;
+        if (bar !== undefined) bar.update({ message: line });
+        else process.stderr.write(`${line}\n`);
+      }
+    },
+    stop() {
+      if (started) bar?.stop();
+      started = false;
+    },
+  };
+}
+
+/** `fine-tuned  sha256:…  small:notes  5.1 MB` with the epoch table. */
+export function formatFinetuneResult(job: JobRecord, names: string[], size: number): string {
+  const lines = [`fine-tuned  ${job.result!.digest}${names.length > 0 ? `  ${names.join(", ")}` : ""}  ${formatBytes(size)}`];
+  lines.push(`lineage     finetune from ${describeModel(job.source.digest as never, [job.source.ref])}`);
+  const rows = (job.epochs ?? []).map((epoch) => [
+    String(epoch.epoch + 1),
+    epoch.trainLoss.toFixed(4),
+    epoch.validationLoss === null ? "-" : epoch.validationLoss.toFixed(4),
+    epoch.learningRate.toExponential(2),
+    String(Math.round(epoch.tokensPerSecond)),
+  ]);
+  return `${lines.join("\n")}\n${renderTable(["EPOCH", "TRAIN LOSS", "VAL LOSS", "LR", "TOKENS/S"], rows, [true, true, true, true, true])}\n`;
+}

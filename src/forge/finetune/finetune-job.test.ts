@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
+import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
+import { JobStore } from "../jobs/job-store.js";
+import { ModelStore } from "../../store/model-store.js";
+import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import { createFinetuneJob, runFinetuneJob } from "./finetune-job.js";
+
+const TEXT = "The grove stood at the edge of the valley, where the river turned east and the road became a path. ";
+
+/** Perplexity of `text` under a model, computed here from node-llama-cpp's next-token probabilities. */
+async function perplexity(modelPath: string, text: string): Promise<number> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 1 });
+  const model = await llama.loadModel({ modelPath });
+  const context = await model.createContext({ contextSize: 512, threads: 1 });
+  try {
+    const tokens = model.tokenize(text, false);
+    const input = [model.tokens.bos!, ...tokens];
+    const outputs = await context.getSequence().controlledEvaluate(input.map((token) => [token, { generateNext: { probabilities: true } }] as [Token, { generateNext: { probabilities: true } }]));
+    let logSum = 0;
+    for (let index = 0; index < tokens.length; index++) {
+      const probability = outputs[index]?.next?.probabilities?.get(tokens[index]!) ?? 0;
+      logSum += Math.log(Math.max(probability, 1e-30));
+    }
+    return Math.exp(-logSum / tokens.length);
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+async function filesUnder(directory: string): Promise<string[]> {
+  try {
+    return (await readdir(directory, { recursive: true })).map(String);
+  } catch {
+    return [];
+  }
+}
+
+describe("fine-tuning through llama.cpp's optimizer", () => {
+  let base: TestModel;
+  let store: ModelStore;
+  let jobs: JobStore;
+  let dataPath: string;
+
+  before(async () => {
+    base = await createTestModel("test-tiny", 7);
+    store = await ModelStore.open(join(base.directory, "home"));
+    jobs = new JobStore(store.home);
+    await store.importFile(base.path, { name: "tiny:base" });
+    dataPath = join(base.directory, "data.jsonl");
+    const lines = Array.from({ length: 40 }, (_, index) => JSON.stringify({ text: `${TEXT}Line ${index % 4}.` }));
+    await writeFile(dataPath, `${lines.join("\n")}\n`);
+  });
+  after(async () => {
+    await store.close();
+    await base.cleanup();
+  });
+
+  test("training loss falls, the fork serves and its perplexity on the training text is below its parent's", async () => {
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 4, learningRate: 2e-3, threads: 1, name: "tiny:ft" });
+    const steps: number[] = [];
+    const finished = await runFinetuneJob(store, jobs, job.id, { onEvent: (event) => void (event.event === "step" && !event.validation && steps.push(event.loss)) });
+    assert.equal(finished.status, "succeeded");
+    const epochs = finished.epochs!;
+    assert.equal(epochs.length, 4);
+    assert.ok(epochs[3]!.trainLoss < epochs[0]!.trainLoss * 0.7, `loss fell from ${epochs[0]!.trainLoss} to ${epochs[3]!.trainLoss}`);
+    assert.ok(epochs.every((epoch) => epoch.validationLoss !== null && Number.isFinite(epoch.validationLoss)));
+    assert.ok(steps.length >= 3 && steps.every(Number.isFinite), "every step reports a loss");
+
+    const fork = await store.show("tiny:ft");
+    assert.equal(fork.parents[0]?.relation, "finetune");
+    assert.equal(fork.parents[0]?.recipe?.tool, "llama.cpp llama_opt_epoch");
+    assert.deepEqual(fork.parents[0]?.recipe?.inputs, [(await store.resolve("tiny:base")).digest, job.parameters.dataDigest]);
+    assert.equal(fork.model.quantization, "F32");
+    assert.equal(fork.model.contextLength, (await store.resolve("tiny:base")).contextLength, "the parent's context length, not the training context");
+    assert.equal(fork.model.chatTemplate, (await store.resolve("tiny:base")).chatTemplate, "the chat template survives");
+    assert.equal((fork.model.card.training as { epochs: unknown[] }).epochs.length, 4);
+
+    const sample = `${TEXT}Line 1.`;
+    const [parentPerplexity, forkPerplexity] = [await perplexity(base.path, sample), await perplexity(fork.path, sample)];
+    assert.ok(forkPerplexity < parentPerplexity / 2, `perplexity ${forkPerplexity} (fork) vs ${parentPerplexity} (parent)`);
+    assert.deepEqual(await filesUnder(jobs.directoryOf(job.id)), ["job.json"], "working files removed");
+  });
+
+  test("the same data and parameters give the same digest (the recipe rebuilds)", async () => {
+    const first = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, learningRate: 1e-3, threads: 1 });
+    const second = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, learningRate: 1e-3, threads: 2 });
+    const [a, b] = [await runFinetuneJob(store, jobs, first.id), await runFinetuneJob(store, jobs, second.id)];
+    assert.equal(a.result?.digest, b.result?.digest);
+  });
+
+  test("a cancelled job leaves no model and no partial file; resumed, it finishes from its checkpoint", async () => {
+    const modelsBefore = (await store.list()).length;
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 3, learningRate: 1e-3, threads: 1, name: "tiny:resumed" });
+    const controller = new AbortController();
+    await assert.rejects(
+      runFinetuneJob(store, jobs, job.id, { signal: controller.signal, onEvent: (event) => void (event.event === "checkpoint" && controller.abort()) }),
+      AbortedError,
+    );
+    const cancelled = await jobs.get(job.id);
+    assert.equal(cancelled.status, "cancelled");
+    assert.equal(cancelled.checkpointEpoch, 0);
+    assert.equal((await store.list()).length, modelsBefore, "no model stored");
+    const files = [...(await filesUnder(jobs.directoryOf(job.id))), ...(await filesUnder(store.blobs.tempDirectory))];
+    assert.deepEqual(files.filter((name) => name.includes("partial") || name.startsWith("trained")), [], "no partial file");
+
+    const resumed = await runFinetuneJob(store, jobs, job.id);
+    assert.equal(resumed.status, "succeeded");
+    assert.deepEqual(resumed.epochs!.map((epoch) => epoch.epoch), [0, 1, 2], "epoch 1 came from before the cancel, 2 and 3 after");
+    assert.equal((await store.resolve("tiny:resumed")).digest, resumed.result?.digest);
+  });
+
+  test("a worker that dies fails the job clearly and stores nothing", async () => {
+    const crash = join(base.directory, "crash-worker.js");
+    await writeFile(crash, "process.kill(process.pid, 'SIGABRT');\n");
+    const modelsBefore = (await store.list()).length;
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, threads: 1 });
+    await assert.rejects(runFinetuneJob(store, jobs, job.id, { workerScript: crash }), (error: unknown) => error instanceof EngineError && /killed by SIGABRT/.test(error.message));
+    assert.equal((await jobs.get(job.id)).status, "failed");
+    assert.equal((await store.list()).length, modelsBefore);
+  });
+
+  test("chat records train through the model's chat template", async () => {
+    const chat = join(base.directory, "chat.jsonl");
+    const record = { messages: [{ role: "user", content: "What is a grove?" }, { role: "assistant", content: "A small group of trees." }] };
+    await writeFile(chat, `${Array.from({ length: 30 }, () => JSON.stringify(record)).join("\n")}\n`);
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1 });
+    assert.equal(job.parameters.chatFormat, "ChatML");
+    assert.equal((await runFinetuneJob(store, jobs, job.id)).status, "succeeded");
+  });
+
+  test("bad input is refused before anything is written", async () => {
+    const modelsBefore = (await store.list()).length;
+    const jobsBefore = (await jobs.list()).length;
+    const write = async (name: string, text: string): Promise<string> => {
+      const path = join(base.directory, name);
+      await writeFile(path, text);
+      return path;
+    };
+    const cases: [string, () => Promise<unknown>, RegExp][] = [
+      ["bad JSON", async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("bad.jsonl", '{"text": "ok"}\n{"text": oops}\n') }), /line 2 is not valid JSON/],
+      ["empty", async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("empty.jsonl", "\n\n") }), /holds no records/],
+      [
+        "no assistant turn",
+        async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("noassistant.jsonl", '{"messages": [{"role": "user", "content": "hi"}]}\n') }),
+        /line 1: the conversation has no assistant turn/,
+      ],
+      ["unknown shape", async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("shape.jsonl", '{"prompt": "x"}\n') }), /line 1: expected an object with "text"/],
+      ["too small", async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("small.jsonl", '{"text": "one short line"}\n') }), /too small/],
+      ["missing file", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: join(base.directory, "nope.jsonl") }), /Cannot read the training data/],
+      ["bad ctx", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, contextSize: 100 }), /multiple of 256/],
+      ["bad lr", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, learningRate: -1 }), /lr must be/],
+      ["bad epochs", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 0.5 }), /epochs must be/],
+    ];
+    for (const [label, attempt, pattern] of cases) {
+      await assert.rejects(attempt(), (error: unknown) => error instanceof InvalidRequestError && pattern.test(error.message), label);
+    }
+    assert.equal((await store.list()).length, modelsBefore);
+    assert.equal((await jobs.list()).length, jobsBefore, "no job created");
+  });
+});

@@ -1,0 +1,369 @@
+import { spawn } from "node:child_process";
+import { access, rm, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
+import type { ModelStore } from "../../store/model-store.js";
+import type { Recipe } from "../../store/registry.js";
+import type { EpochRecord, JobRecord, JobStore } from "../jobs/job-store.js";
+import { quantizerVersion } from "../quantize/quantize-model.js";
+import { CONTEXT_GRANULARITY, windowCount, type TrainEvent } from "./libllama-train.js";
+import type { FinetuneWorkerArguments } from "./finetune-worker.js";
+import { repackageTrainedModel } from "./repackage.js";
+import { tokenizeRecords } from "./tokenize-records.js";
+import { readTrainingData } from "./training-data.js";
+
+const WORKER = join(dirname(fileURLToPath(import.meta.url)), "finetune-worker.js");
+
+/** The recipe tool name of a fine-tune. */
+export const FINETUNE_TOOL = "llama.cpp llama_opt_epoch";
+
+/** Hyperparameters of a fine-tune, as the recipe records them. */
+export interface FinetuneParameters {
+  epochs: number;
+  learningRate: number;
+  /** Learning rate of the last epoch (linear decay); equal to `learningRate` for a constant rate. */
+  learningRateMin: number;
+  weightDecay: number;
+  /** Tokens per training window; a multiple of 256 (llama.cpp pads contexts to it). */
+  contextSize: number;
+  /** Share of windows held out for validation loss, in [0, 0.5]. */
+  validationSplit: number;
+  threads: number;
+  optimizer: "adamw";
+}
+
+/** Defaults of `grove finetune`. */
+export const FINETUNE_DEFAULTS = Object.freeze({ epochs: 3, learningRate: 1e-4, weightDecay: 0, contextSize: 256, validationSplit: 0.05 });
+
+/** What a user asks for; missing values take {@link FINETUNE_DEFAULTS}. */
+export interface FinetuneRequest {
+  /** The parent model: a name, digest or digest prefix in the store. */
+  model: string;
+  /** A JSONL file of `{"text"}` or `{"messages"}` records. */
+  data: string;
+  epochs?: number;
+  learningRate?: number;
+  learningRateMin?: number;
+  weightDecay?: number;
+  contextSize?: number;
+  validationSplit?: number;
+  threads?: number;
+  /** Name to point at the fine-tuned model. */
+  name?: string;
+}
+
+/**
+ * Checks and completes fine-tune parameters.
+ * @throws InvalidRequestError naming the parameter at fault
+ */
+export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model" | "data" | "name">): FinetuneParameters {
+  const epochs = request.epochs ?? FINETUNE_DEFAULTS.epochs;
+  const learningRate = request.learningRate ?? FINETUNE_DEFAULTS.learningRate;
+  const parameters: FinetuneParameters = {
+    epochs,
+    learningRate,
+    learningRateMin: request.learningRateMin ?? learningRate,
+    weightDecay: request.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
+    contextSize: request.contextSize ?? FINETUNE_DEFAULTS.contextSize,
+    validationSplit: request.validationSplit ?? FINETUNE_DEFAULTS.validationSplit,
+    threads: request.threads ?? availableParallelism(),
+    optimizer: "adamw",
+  };
+  const check = (ok: boolean, param: string, message: string): void => {
+    if (!ok) throw new InvalidRequestError(message, { param });
+  };
+  check(Number.isInteger(epochs) && epochs >= 1 && epochs <= 10_000, "epochs", `epochs must be an integer from 1 to 10000, got ${epochs}`);
+  for (const [param, value] of [["lr", parameters.learningRate], ["lr-min", parameters.learningRateMin]] as const) {
+    check(Number.isFinite(value) && value > 0 && value <= 1, param, `${param} must be a number in (0, 1], got ${value}`);
+  }
+  check(Number.isFinite(parameters.weightDecay) && parameters.weightDecay >= 0 && parameters.weightDecay < 1, "weight-decay", `weight-decay must be in [0, 1), got ${parameters.weightDecay}`);
+  check(
+    Number.isInteger(parameters.contextSize) && parameters.contextSize >= CONTEXT_GRANULARITY && parameters.contextSize % CONTEXT_GRANULARITY === 0 && parameters.contextSize <= 65_536,
+    "ctx",
+    `ctx must be a multiple of ${CONTEXT_GRANULARITY} (llama.cpp pads contexts to it) from ${CONTEXT_GRANULARITY} to 65536, got ${parameters.contextSize}`,
+  );
+  check(
+    Number.isFinite(parameters.validationSplit) && parameters.validationSplit >= 0 && parameters.validationSplit <= 0.5,
+    "val-split",
+    `val-split must be in [0, 0.5], got ${parameters.validationSplit}`,
+  );
+  check(Number.isInteger(parameters.threads) && parameters.threads >= 1 && parameters.threads <= 1024, "threads", `threads must be a positive integer, got ${parameters.threads}`);
+  return parameters;
+}
+
+/**
+ * Prepares a fine-tune job: checks the parameters, reads and checks every data record, resolves
+ * the parent, tokenizes the data with the parent's vocabulary and checks it fills enough
+ * windows — all before anything is trained or stored. The job directory holds the tokens.
+ *
+ * @throws InvalidRequestError for bad parameters or data (named by line), ModelNotFoundError
+ */
+export async function createFinetuneJob(store: ModelStore, jobs: JobStore, request: FinetuneRequest): Promise<JobRecord> {
+  const parameters = resolveFinetuneParameters(request);
+  const parent = await store.show(request.model);
+  const data = await readTrainingData(request.data);
+  if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
+    throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
+  }
+  const { tokens, chatFormat } = await tokenizeRecords(parent.path, data.records);
+  const windows = windowCount(tokens.length, parameters.contextSize);
+  const trainWindows = Math.max(1, Math.floor(windows * (1 - parameters.validationSplit)));
+  if (windows < 1 || (parameters.validationSplit > 0 && windows - trainWindows < 1)) {
+    const needed = parameters.contextSize + Math.floor(parameters.contextSize / 2) * (parameters.validationSplit > 0 ? 2 : 1) + 1;
+    throw new InvalidRequestError(
+      `The data set is too small: ${data.records.length} records make ${tokens.length} tokens, ${windows} windows of ${parameters.contextSize}; ` +
+        `at least ${needed} tokens are needed${parameters.validationSplit > 0 ? " to train and validate" : ""} — add data, lower --ctx or set --val-split 0`,
+      { param: "data" },
+    );
+  }
+  const job = await jobs.create(
+    "finetune",
+    { digest: parent.model.digest, ref: request.model },
+    {
+      ...parameters,
+      data: request.data,
+      dataDigest: data.digest,
+      records: data.records.length,
+      tokens: tokens.length,
+      windows,
+      chatFormat,
+      ...(request.name === undefined ? {} : { name: request.name }),
+    },
+  );
+  try {
+    await writeFile(join(jobs.directoryOf(job.id), "tokens.bin"), Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength));
+  } catch (error) {
+    await jobs.remove(job.id);
+    throw error;
+  }
+  return job;
+}
+
+/** Options of {@link runFinetuneJob}. */
+export interface RunFinetuneOptions {
+  /** Aborting kills the worker; the job becomes `cancelled`, its last checkpoint kept for resume. */
+  signal?: AbortSignal;
+  /** Every worker event, after the job record is updated. */
+  onEvent?: (event: TrainEvent, job: JobRecord) => void;
+  /** @internal The worker script (tests substitute one that crashes). */
+  workerScript?: string;
+}
+
+/** Steps kept in a job record and a fork's card; longer curves are thinned evenly. */
+const MAX_RECORDED_STEPS = 2000;
+
+/**
+ * Runs (or resumes) a prepared fine-tune job: a worker process trains from the parent — or from
+ * the job's checkpoint of its last finished epoch — writing a checkpoint after each epoch; the
+ * result is repackaged under the parent's metadata and imported as a `finetune` fork with its
+ * recipe (parent and data digests, hyperparameters) and training curve. Resuming restarts the
+ * optimizer's moment estimates (llama.cpp does not save them), so a resumed run is not
+ * bit-identical to an uninterrupted one.
+ *
+ * A failure or cancel leaves no model in the store and no partial file; the job records why.
+ */
+export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: string, options: RunFinetuneOptions = {}): Promise<JobRecord> {
+  const job = await jobs.get(id);
+  if (job.kind !== "finetune") throw new InvalidRequestError(`${id} is a ${job.kind} job, not a fine-tune`, { param: "job" });
+  if (job.status === "succeeded") throw new InvalidRequestError(`${id} has already finished: it made ${job.result?.digest}`, { param: "job" });
+  if (job.status === "running") throw new InvalidRequestError(`${id} is already running`, { param: "job" });
+  const parameters = job.parameters as unknown as FinetuneParameters & { dataDigest: string; name?: string };
+  const directory = jobs.directoryOf(id);
+  const parent = await store.show(job.source.digest);
+  const checkpoint = join(directory, "checkpoint.gguf");
+  const resumeFrom = job.checkpointEpoch !== undefined && (await exists(checkpoint)) ? job.checkpointEpoch : undefined;
+  const converted = join(directory, "parent-f32.gguf");
+  const trained = join(directory, "trained.gguf");
+  const startEpoch = resumeFrom === undefined ? 0 : resumeFrom + 1;
+  const workerArguments: FinetuneWorkerArguments = {
+    model: resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
+    ...(resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
+    output: trained,
+    tokensFile: join(directory, "tokens.bin"),
+    contextSize: parameters.contextSize,
+    epochs: parameters.epochs,
+    startEpoch,
+    learningRate: parameters.learningRate,
+    learningRateMin: parameters.learningRateMin,
+    weightDecay: parameters.weightDecay,
+    validationSplit: parameters.validationSplit,
+    threads: parameters.threads,
+    checkpoint,
+  };
+  const argumentsFile = join(directory, "worker.json");
+  await writeFile(argumentsFile, JSON.stringify(workerArguments));
+
+  job.status = "running";
+  delete job.error;
+  job.epochs = (job.epochs ?? []).filter((record) => record.epoch < startEpoch);
+  job.steps = (job.steps ?? []).filter((record) => record.epoch < startEpoch);
+  job.progress = { fraction: startEpoch / parameters.epochs, message: resumeFrom === undefined ? "starting" : `resuming after epoch ${resumeFrom + 1}` };
+  await jobs.save(job);
+
+  let stepsPerEpoch = 1;
+  let saving = Promise.resolve();
+  const onEvent = (event: TrainEvent): void => {
+    switch (event.event) {
+      case "ready":
+        stepsPerEpoch = event.stepsPerEpoch + event.validationWindows;
+        job.progress = { fraction: startEpoch / parameters.epochs, message: `${event.tokens} tokens, ${event.trainWindows} training and ${event.validationWindows} validation windows` };
+        break;
+      case "step": {
+        job.steps!.push({ epoch: event.epoch, step: event.step, loss: event.loss, validation: event.validation });
+        const done = event.epoch + (event.validation ? event.step + (stepsPerEpoch - event.steps) : event.step) / stepsPerEpoch;
+        job.progress = { fraction: Math.min(1, done / parameters.epochs), message: `epoch ${event.epoch + 1}/${parameters.epochs}, ${event.validation ? "validation" : "step"} ${event.step}/${event.steps}, loss ${event.meanLoss.toFixed(4)}` };
+        break;
+      }
+      case "epoch": {
+        const record: EpochRecord = {
+          epoch: event.epoch,
+          trainLoss: event.trainLoss,
+          validationLoss: event.validationLoss,
+          learningRate: event.learningRate,
+          tokensPerSecond: event.tokensPerSecond,
+          durationMs: event.durationMs,
+        };
+        job.epochs!.push(record);
+        break;
+      }
+      case "checkpoint":
+        job.checkpointEpoch = event.epoch;
+        break;
+      case "saved":
+        job.progress = { fraction: 1, message: "packaging the model" };
+        break;
+    }
+    // Steps are frequent: the record is saved on every other event, steps ride along.
+    if (event.event !== "step") saving = saving.then(() => jobs.save(job));
+    options.onEvent?.(event, job);
+  };
+
+  try {
+    await runWorker(options.workerScript ?? WORKER, argumentsFile, onEvent, options.signal);
+    await saving;
+    const output = await store.blobs.createTempPath();
+    try {
+      await repackageTrainedModel(parent.path, trained, output);
+      const recipe: Recipe = {
+        tool: FINETUNE_TOOL,
+        toolVersion: quantizerVersion(),
+        parameters: recipeParameters(parameters),
+        inputs: [parent.model.digest, parameters.dataDigest as Recipe["inputs"][number]],
+      };
+      const result = await store.importFile(output, {
+        ...(parameters.name === undefined ? {} : { name: parameters.name }),
+        base: parent.model.digest,
+        relation: "finetune",
+        recipe,
+        mode: "move",
+        card: { training: trainingCard(job) },
+      });
+      job.status = "succeeded";
+      job.result = { digest: result.model.digest, ...(result.name === undefined ? {} : { name: result.name }) };
+      job.progress = { fraction: 1, message: "done" };
+    } finally {
+      await rm(output, { force: true });
+    }
+    await cleanWorkingFiles(directory, true);
+  } catch (error) {
+    await saving.catch(() => undefined);
+    job.status = error instanceof AbortedError ? "cancelled" : "failed";
+    job.error = (error as Error).message;
+    job.progress = { ...job.progress, message: job.status === "cancelled" ? "cancelled" : `failed: ${job.error}` };
+    await cleanWorkingFiles(directory, false);
+    await jobs.save(job);
+    throw error;
+  }
+  job.steps = thin(job.steps!);
+  await jobs.save(job);
+  return job;
+}
+
+/** The recipe's parameters: what changes the result (not the data path or the name). */
+function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, threads, optimizer } = parameters;
+  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, threads, optimizer };
+}
+
+/** The training curve stored in the fork's card. */
+function trainingCard(job: JobRecord): Record<string, unknown> {
+  const parameters = job.parameters;
+  return {
+    job: job.id,
+    dataDigest: parameters.dataDigest,
+    records: parameters.records,
+    tokens: parameters.tokens,
+    epochs: job.epochs,
+    steps: thin(job.steps ?? []).map((step) => ({ epoch: step.epoch, step: step.step, loss: Number(step.loss.toFixed(5)), ...(step.validation ? { validation: true } : {}) })),
+  };
+}
+
+function thin<T>(items: readonly T[]): T[] {
+  if (items.length <= MAX_RECORDED_STEPS) return [...items];
+  const every = items.length / MAX_RECORDED_STEPS;
+  return Array.from({ length: MAX_RECORDED_STEPS }, (_, index) => items[Math.floor(index * every)]!);
+}
+
+/** Removes what a finished job no longer needs; a failed one keeps its tokens and checkpoint for resume. */
+async function cleanWorkingFiles(directory: string, finished: boolean): Promise<void> {
+  const names = ["trained.gguf", "trained.gguf.partial", "checkpoint.gguf.partial", "parent-f32.gguf", "worker.json"];
+  if (finished) names.push("tokens.bin", "checkpoint.gguf");
+  await Promise.all(names.map((name) => rm(join(directory, name), { force: true })));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runWorker(script: string, argumentsFile: string, onEvent: (event: TrainEvent) => void, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    if (signal?.aborted) return reject(new AbortedError("Fine-tuning cancelled"));
+    const child = spawn(process.execPath, [script, argumentsFile], { stdio: ["ignore", "pipe", "pipe"] });
+    let pending = "";
+    let stderrTail = "";
+    let finished: { ok: boolean; error?: string } | undefined;
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill("SIGKILL");
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.trim() === "") continue;
+        let event: TrainEvent | { event: "done" } | { event: "error"; error: string } | { event: "converted" };
+        try {
+          event = JSON.parse(line) as typeof event;
+        } catch {
+          continue; // not ours (a library printing to stdout)
+        }
+        if (event.event === "done") finished = { ok: true };
+        else if (event.event === "error") finished = { ok: false, error: event.error };
+        else if (event.event !== "converted") onEvent(event);
+      }
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => void (stderrTail = (stderrTail + chunk).slice(-4000)));
+    child.on("error", (error) => {
+      signal?.removeEventListener("abort", onAbort);
+      reject(new EngineError(`Cannot start the finetune worker: ${error.message}`, { cause: error }));
+    });
+    child.on("close", (code, killedBy) => {
+      signal?.removeEventListener("abort", onAbort);
+      if (aborted) return reject(new AbortedError("Fine-tuning cancelled"));
+      if (code === 0 && finished?.ok === true) return resolvePromise();
+      const assertion = /^.*GGML_ASSERT.*$/m.exec(stderrTail)?.[0]?.trim();
+      const why = finished?.error ?? assertion ?? (killedBy !== null ? `the worker was killed by ${killedBy}` : `the worker exited with code ${code}`);
+      reject(new EngineError(`Fine-tuning failed: ${why}`));
+    });
+  });
+}

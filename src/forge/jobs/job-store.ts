@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { InvalidRequestError, NotFoundError } from "../../core/errors.js";
+
+/** What a forge job makes. */
+export type JobKind = "finetune" | "quantize" | "merge";
+
+/** Where a job stands. `failed` and `cancelled` jobs that kept a checkpoint can be resumed. */
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** One point of a training curve. */
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  validationLoss: number | null;
+  learningRate: number;
+  tokensPerSecond: number;
+  durationMs: number;
+}
+
+/** A forge job as stored in `<home>/jobs/<id>/job.json`. */
+export interface JobRecord {
+  /** `job-` and 12 hex digits. */
+  id: string;
+  kind: JobKind;
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  /** The model the job starts from (digest), and its name as given. */
+  source: { digest: string; ref: string };
+  /** The job's parameters as given (type, epochs, learning rate, …). */
+  parameters: Record<string, unknown>;
+  /** Progress in [0, 1] and a one-line description. */
+  progress: { fraction: number; message: string };
+  /** Fine-tunes: one record per finished epoch, and the loss of every step (train and validation). */
+  epochs?: EpochRecord[];
+  steps?: { epoch: number; step: number; loss: number; validation: boolean }[];
+  /** Epochs finished and checkpointed, for resume. */
+  checkpointEpoch?: number;
+  /** What it made, when it succeeded. */
+  result?: { digest: string; name?: string };
+  error?: string;
+}
+
+const JOB_ID = /^job-[0-9a-f]{12}$/;
+
+/**
+ * Forge jobs on disk: one directory per job under `<home>/jobs`, holding `job.json` (written
+ * atomically: a reader sees the old or the new record, never half of one) and the job's
+ * working files (training tokens, checkpoints). Shared by the CLI and the server.
+ */
+export class JobStore {
+  readonly directory: string;
+
+  constructor(home: string) {
+    this.directory = join(home, "jobs");
+  }
+
+  /** A new job's directory and record, status `queued`. */
+  async create(kind: JobKind, source: JobRecord["source"], parameters: Record<string, unknown>): Promise<JobRecord> {
+    const id = `job-${randomBytes(6).toString("hex")}`;
+    await mkdir(this.directoryOf(id), { recursive: true });
+    const now = new Date().toISOString();
+    const job: JobRecord = { id, kind, status: "queued", createdAt: now, updatedAt: now, source, parameters, progress: { fraction: 0, message: "queued" } };
+    await this.save(job);
+    return job;
+  }
+
+  /** The directory holding a job's files. @throws InvalidRequestError for a malformed id */
+  directoryOf(id: string): string {
+    if (!JOB_ID.test(id)) throw new InvalidRequestError(`'${id}' is not a job id (job- and 12 hex digits)`, { param: "job" });
+    return join(this.directory, id);
+  }
+
+  /** @throws NotFoundError when there is no such job */
+  async get(id: string): Promise<JobRecord> {
+    let text: string;
+    try {
+      text = await readFile(join(this.directoryOf(id), "job.json"), "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(`No job '${id}'`);
+      throw error;
+    }
+    return JSON.parse(text) as JobRecord;
+  }
+
+  /** Every job, newest first. */
+  async list(): Promise<JobRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
+    }
+    const jobs: JobRecord[] = [];
+    for (const name of names.filter((entry) => JOB_ID.test(entry))) {
+      try {
+        jobs.push(await this.get(name));
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error; // a directory being created
+      }
+    }
+    return jobs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** Writes the record atomically, stamping `updatedAt`. */
+  async save(job: JobRecord): Promise<void> {
+    job.updatedAt = new Date().toISOString();
+    const directory = this.directoryOf(job.id);
+    const temp = join(directory, `job.json.${process.pid}.tmp`);
+    await writeFile(temp, `${JSON.stringify(job, null, 1)}\n`);
+    await rename(temp, join(directory, "job.json"));
+  }
+
+  /** Removes a job and its files. */
+  async remove(id: string): Promise<void> {
+    await rm(this.directoryOf(id), { recursive: true, force: true });
+  }
+}
