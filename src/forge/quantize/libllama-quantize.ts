@@ -1,7 +1,8 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { EngineError } from "../../core/errors.js";
-import { QUANTIZE_TYPES, type QuantizeType } from "./quantize-types.js";
+import type { ImportanceMatrix } from "./imatrix.js";
+import { ftypeOf, type QuantizeType } from "./quantize-types.js";
 
 // The only module that loads koffi and libllama. Its calls are synchronous and a GGML_ASSERT
 // aborts the process: call it from the quantize worker (a child process), never in-process.
@@ -27,6 +28,8 @@ interface QuantizeParams {
 interface Libllama {
   defaultParams: () => QuantizeParams;
   quantize: (input: string, output: string, params: QuantizeParams) => number;
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- koffi is untyped */
+  koffi: any;
 }
 
 let loaded: Libllama | undefined;
@@ -73,7 +76,8 @@ export async function loadLibllama(): Promise<Libllama> {
   const quantize = library.func(
     "uint32_t llama_model_quantize(const char *fname_inp, const char *fname_out, const llama_model_quantize_params *params)",
   ) as (input: string, output: string, params: QuantizeParams) => number;
-  loaded = { defaultParams, quantize };
+  koffi.struct("llama_model_imatrix_data", { name: "void *", data: "void *", size: "size_t" });
+  loaded = { defaultParams, quantize, koffi };
   return loaded;
 }
 
@@ -81,11 +85,65 @@ export async function loadLibllama(): Promise<Libllama> {
  * Quantizes `input` to `output` with `llama_model_quantize` in this process (blocking).
  * @throws EngineError when llama.cpp returns non-zero
  */
-export async function quantizeWithLibllama(input: string, output: string, type: QuantizeType, threads: number): Promise<void> {
+export async function quantizeWithLibllama(input: string, output: string, type: QuantizeType, threads: number, imatrix?: ImportanceMatrix): Promise<void> {
   const lib = await loadLibllama();
   const params = lib.defaultParams();
-  params.ftype = QUANTIZE_TYPES[type];
+  params.ftype = ftypeOf(type);
   params.nthread = threads;
+  // Native copies of the matrix and overrides; the references keep them alive through the call.
+  const native = imatrix === undefined ? undefined : nativeImatrix(lib.koffi, imatrix);
+  if (native !== undefined) {
+    params.imatrix = native.entries;
+    params.kv_overrides = native.overrides;
+  }
   const status = lib.quantize(input, output, params);
+  void native?.keepAlive;
   if (status !== 0) throw new EngineError(`llama_model_quantize failed (status ${status}) quantizing to ${type}`);
+}
+
+/** `sizeof(struct llama_model_kv_override)`: int tag, char key[128], an 8-aligned 128-byte union. */
+const KV_OVERRIDE_SIZE = 264;
+const KV_OVERRIDE_VALUE_OFFSET = 136;
+const KV_OVERRIDE_TYPE_INT = 0;
+const KV_OVERRIDE_TYPE_STR = 3;
+
+/**
+ * The importance matrix as `llama_model_imatrix_data[]` (null-terminated) and the metadata
+ * llama-quantize records with it (`quantize.imatrix.file`, `.dataset`, `.entries_count`,
+ * `.chunks_count`, in its order) as `llama_model_kv_override[]` — so the output matches
+ * `llama-quantize --imatrix` byte for byte when given the same file name.
+ */
+/* eslint-disable-next-line @typescript-eslint/no-explicit-any -- koffi is untyped */
+function nativeImatrix(koffi: any, matrix: ImportanceMatrix): { entries: unknown; overrides: unknown; keepAlive: unknown[] } {
+  const keepAlive: unknown[] = [];
+  const records: { name: unknown; data: unknown; size: number }[] = [];
+  for (const [name, values] of matrix.entries) {
+    const nameBytes = Buffer.from(`${name}\0`, "utf8");
+    const namePointer = koffi.alloc("uint8_t", nameBytes.length);
+    koffi.encode(namePointer, koffi.array("uint8_t", nameBytes.length), nameBytes);
+    const dataPointer = koffi.alloc("float", values.length);
+    koffi.encode(dataPointer, "float", values, values.length);
+    keepAlive.push(namePointer, dataPointer);
+    records.push({ name: namePointer, data: dataPointer, size: values.length });
+  }
+  records.push({ name: null, data: null, size: 0 });
+  const entries = koffi.alloc("llama_model_imatrix_data", records.length);
+  koffi.encode(entries, koffi.array("llama_model_imatrix_data", records.length), records);
+
+  const overrides: { key: string; int?: number; text?: string }[] = [{ key: "quantize.imatrix.file", text: matrix.file }];
+  if (matrix.datasets.length > 0) overrides.push({ key: "quantize.imatrix.dataset", text: matrix.datasets[0]! });
+  overrides.push({ key: "quantize.imatrix.entries_count", int: matrix.entries.size });
+  if (matrix.chunkCount > 0) overrides.push({ key: "quantize.imatrix.chunks_count", int: matrix.chunkCount });
+  const block = Buffer.alloc(KV_OVERRIDE_SIZE * (overrides.length + 1)); // the zeroed last entry ends the list
+  overrides.forEach((override, index) => {
+    const at = index * KV_OVERRIDE_SIZE;
+    block.writeInt32LE(override.text === undefined ? KV_OVERRIDE_TYPE_INT : KV_OVERRIDE_TYPE_STR, at);
+    block.write(override.key, at + 4, 127, "utf8");
+    if (override.text === undefined) block.writeBigInt64LE(BigInt(override.int ?? 0), at + KV_OVERRIDE_VALUE_OFFSET);
+    else block.write(override.text.slice(0, 127), at + KV_OVERRIDE_VALUE_OFFSET, 127, "utf8"); // strncpy(…, 127)
+  });
+  const overridePointer = koffi.alloc("uint8_t", block.length);
+  koffi.encode(overridePointer, koffi.array("uint8_t", block.length), block);
+  keepAlive.push(entries, overridePointer);
+  return { entries, overrides: overridePointer, keepAlive };
 }

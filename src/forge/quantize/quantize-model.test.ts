@@ -11,7 +11,7 @@ import { validateGgufFile } from "../../gguf/gguf-validator.js";
 import { generateModel, type GenerateModelResult } from "../generate/generate-model.js";
 import { QUANTIZE_PARAMS_SIZE } from "./libllama-quantize.js";
 import { quantizeModel, quantizerVersion } from "./quantize-model.js";
-import { QUANTIZE_TYPE_NAMES, parseQuantizeType, type QuantizeType } from "./quantize-types.js";
+import { QUANTIZE_TYPE_NAMES, parseQuantizeType, type LadderType } from "./quantize-types.js";
 
 // The `small` preset (5.8 M parameters, F16): every matrix row is 256 or 768 wide, so the
 // K-quants (256-element super-blocks) apply to every tensor; `test-tiny` (64-wide rows)
@@ -32,7 +32,7 @@ after(() => rm(directory, { recursive: true, force: true }));
  * counts, and the _M/K recipes keep output.weight (18% of this model's parameters) and some
  * ffn_down/attn_v tensors at Q6_K/Q5_K/Q4_K (measured: Q2_K 3.34, Q4_K_M 4.96, Q8_0 8.60).
  */
-const BPW: Record<QuantizeType, [number, number]> = {
+const BPW: Record<LadderType, [number, number]> = {
   F16: [16, 16.5],
   Q8_0: [8.5, 9.2],
   Q6_K: [6.56, 7.3],
@@ -79,7 +79,7 @@ describe("quantizeModel", () => {
   it("refuses an unknown type before starting a worker, listing the valid ones", async () => {
     await assert.rejects(quantizeModel({ input: source.path, output: join(directory, "x.gguf"), type: "Q9_K" }), (error: unknown) => {
       assert.ok(error instanceof InvalidRequestError);
-      assert.match(error.message, /Unknown quantization type 'Q9_K'; valid types: F16, Q8_0, Q6_K, .*Q2_K$/);
+      assert.match(error.message, /Unknown quantization type 'Q9_K'; valid types: F16, Q8_0, Q6_K, .*Q2_K, and with --imatrix: IQ4_XS, .*IQ1_S$/);
       return true;
     });
     assert.equal(parseQuantizeType(" q5_k_m "), "Q5_K_M");

@@ -6,7 +6,11 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AbortedError, EngineError } from "../../core/errors.js";
-import { parseQuantizeType, type QuantizeType } from "./quantize-types.js";
+import { InvalidRequestError } from "../../core/errors.js";
+import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
+import { ggufTensorLayout } from "../../gguf/gguf-tensor-layout.js";
+import { checkImportanceMatrixFits, readImportanceMatrix } from "./imatrix.js";
+import { parseQuantizeType, REQUIRES_IMATRIX, type QuantizeType } from "./quantize-types.js";
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), "quantize-worker.js");
 const require = createRequire(import.meta.url);
@@ -21,6 +25,12 @@ export interface QuantizeModelOptions {
   type: string;
   /** Quantization threads. @default the number of CPU cores */
   threads?: number;
+  /**
+   * An importance matrix in llama-imatrix's GGUF format, checked against the model before the
+   * worker starts; required by the types in REQUIRES_IMATRIX. Its file name is recorded in the
+   * output (`quantize.imatrix.file`), as llama-quantize records the name it was given.
+   */
+  imatrix?: string;
   /** Aborting kills the worker and removes the partial output. */
   signal?: AbortSignal;
   /** Called per tensor done, from llama.cpp's log: `(done, total)`. */
@@ -51,12 +61,19 @@ export interface QuantizeModelResult {
  */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelResult> {
   const type = parseQuantizeType(options.type);
+  if (options.imatrix === undefined && REQUIRES_IMATRIX.has(type)) {
+    throw new InvalidRequestError(`${type} needs an importance matrix (--imatrix FILE from llama-imatrix); llama.cpp will not make it without one`, { param: "imatrix" });
+  }
+  if (options.imatrix !== undefined) {
+    const matrix = await readImportanceMatrix(options.imatrix);
+    checkImportanceMatrixFits(matrix, ggufTensorLayout(await readGgufHeader(options.input)).tensors);
+  }
   options.signal?.throwIfAborted();
   const threads = options.threads ?? availableParallelism();
   const partial = `${options.output}.partial`;
   const started = Date.now();
   try {
-    await runWorker({ input: options.input, output: partial, type, threads }, options);
+    await runWorker({ input: options.input, output: partial, type, threads, ...(options.imatrix === undefined ? {} : { imatrix: options.imatrix }) }, options);
     await rename(partial, options.output);
   } catch (error) {
     await rm(partial, { force: true });
@@ -67,7 +84,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
 
 const PROGRESS_LINE = /^\[\s*(\d+)\s*\/\s*(\d+)\]/;
 
-function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number }, options: QuantizeModelOptions): Promise<void> {
+function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number; imatrix?: string }, options: QuantizeModelOptions): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [options.workerScript ?? WORKER, JSON.stringify(args)], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
