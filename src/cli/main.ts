@@ -8,6 +8,7 @@ import { registerInspectCommand } from "./commands/inspect.js";
 import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerQuantizeCommand } from "./commands/quantize.js";
+import { registerRecipeCommands } from "./commands/recipe.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStoreCommands } from "./commands/store-commands.js";
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPullCommand(program);
   registerMergeCommand(program);
   registerQuantizeCommand(program);
+  registerRecipeCommands(program);
   registerFinetuneCommand(program);
   registerStoreCommands(program);
   return program;

@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import type { Command } from "commander";
 import { InvalidRequestError } from "../../core/errors.js";
-import { MERGE_METHODS, mergeModels, type MergeMethod } from "../../forge/merge/merge-models.js";
+import { mergeFork } from "../../forge/merge/merge-fork.js";
+import { MERGE_METHODS, type MergeMethod } from "../../forge/merge/merge-models.js";
 import { formatImportReport, importReport, type ImportReport } from "./import.js";
 import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
 
@@ -14,9 +13,6 @@ interface MergeFlags {
   home?: string;
   json?: boolean;
 }
-
-/** Grove's version, recorded in merge recipes. */
-const GROVE_VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 /**
  * Registers `grove merge REF REF…`: merges models of the store (linear, slerp or
@@ -42,35 +38,14 @@ export function registerMergeCommand(program: Command): void {
       const method = parseMethod(flags.method);
       const weights = flags.weights === undefined ? undefined : parseWeights(flags.weights);
       const report: ImportReport = await withStore(flags.home, async (store) => {
-        const inputs = await Promise.all(refs.map((ref) => store.show(ref)));
-        const base = flags.base === undefined ? undefined : await store.show(flags.base);
-        const outPath = await store.blobs.createTempPath();
-        try {
-          const merged = await mergeModels({
-            inputs: inputs.map((input) => input.path),
-            method,
-            ...(weights === undefined ? {} : { weights }),
-            ...(base === undefined ? {} : { base: base.path }),
-            outPath,
-            ...(flags.name === undefined ? {} : { name: flags.name }),
-          });
-          const parents = [...new Set([...inputs.map((input) => input.model.digest), ...(base === undefined ? [] : [base.model.digest])])];
-          const result = await store.importFile(outPath, {
-            ...(flags.name === undefined ? {} : { name: flags.name }),
-            bases: parents,
-            relation: "merge",
-            recipe: {
-              tool: "grove merge",
-              toolVersion: GROVE_VERSION,
-              parameters: { method, weights: merged.weights, ...(base === undefined ? {} : { base: base.model.digest }) },
-              inputs: parents,
-            },
-            mode: "move",
-          });
-          return importReport(store, result);
-        } finally {
-          await rm(outPath, { force: true });
-        }
+        const result = await mergeFork(store, {
+          models: refs,
+          method,
+          ...(weights === undefined ? {} : { weights }),
+          ...(flags.base === undefined ? {} : { base: flags.base }),
+          ...(flags.name === undefined ? {} : { name: flags.name }),
+        });
+        return importReport(store, result);
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatImportReport(report));
     });

@@ -1,8 +1,6 @@
-import { rm } from "node:fs/promises";
 import type { Command } from "commander";
+import { QUANTIZE_TOOL, quantizeFork } from "../../forge/quantize/quantize-fork.js";
 import { QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
-import { quantizeModel, quantizerVersion } from "../../forge/quantize/quantize-model.js";
-import type { Recipe } from "../../store/registry.js";
 import { importReport, type ImportReport } from "./import.js";
 import { formatBytes } from "./inspect.js";
 import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
@@ -14,8 +12,8 @@ interface QuantizeFlags {
   json?: boolean;
 }
 
-/** The recipe tool name of `grove quantize`. */
-export const QUANTIZE_TOOL = "llama.cpp llama_model_quantize";
+/** The recipe tool name of `grove quantize` (defined beside quantizeFork). */
+export { QUANTIZE_TOOL };
 
 /** What `grove quantize --json` prints: the import report plus the type and bits per weight. */
 export interface QuantizeReport extends ImportReport {
@@ -45,27 +43,18 @@ export function registerQuantizeCommand(program: Command): void {
     .action(async (ref: string, flags: QuantizeFlags) => {
       const type = parseQuantizeType(flags.type);
       const report = await withStore(flags.home, async (store) => {
-        const source = await store.show(ref);
-        const output = await store.blobs.createTempPath();
         const progress = process.stderr.isTTY
           ? (done: number, total: number): void => void process.stderr.write(`\rquantizing to ${type}: tensor ${done}/${total}`)
           : undefined;
-        try {
-          await quantizeModel({ input: source.path, output, type, ...(progress === undefined ? {} : { onProgress: progress }) });
-          if (progress !== undefined) process.stderr.write("\n");
-          const recipe: Recipe = { tool: QUANTIZE_TOOL, toolVersion: quantizerVersion(), parameters: { type }, inputs: [source.model.digest] };
-          const result = await store.importFile(output, {
-            ...(flags.name === undefined ? {} : { name: flags.name }),
-            base: source.model.digest,
-            relation: "quantized",
-            recipe,
-            mode: "move",
-          });
-          const base = await importReport(store, result);
-          return { ...base, type, bitsPerWeight: (result.model.size * 8) / result.model.parameterCount } satisfies QuantizeReport;
-        } finally {
-          await rm(output, { force: true }); // left only when the import failed
-        }
+        const result = await quantizeFork(store, {
+          model: ref,
+          type,
+          ...(flags.name === undefined ? {} : { name: flags.name }),
+          ...(progress === undefined ? {} : { onProgress: progress }),
+        });
+        if (progress !== undefined) process.stderr.write("\n");
+        const base = await importReport(store, result.import);
+        return { ...base, type: result.type, bitsPerWeight: result.bitsPerWeight } satisfies QuantizeReport;
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatQuantizeReport(report));
     });
