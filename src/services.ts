@@ -6,6 +6,8 @@ import { ConfigError, InvalidRequestError, ModelNotFoundError } from "./core/err
 import type { Engine } from "./engine/engine.js";
 import { LlamaEngine } from "./engine/llama-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
+import { JobRunner } from "./forge/jobs/job-runner.js";
+import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
 import { EngineCatalog, type ModelCatalog } from "./server/model-catalog.js";
 import { checkBindSafety, createServer } from "./server/server.js";
@@ -23,6 +25,8 @@ export const DEFAULT_MODEL = { name: "grove-small:latest", id: "grove-small", pr
 export interface RunningGrove {
   readonly engine: Engine;
   readonly store: ModelStore;
+  /** Runs forge jobs (quantize, merge, fine-tune) for the HTTP API; absent when serving a single file. */
+  readonly jobs?: JobRunner;
   readonly app: FastifyInstance;
   /** `http://HOST:PORT`, with the port the OS picked when asked for 0. */
   readonly url: string;
@@ -49,6 +53,8 @@ export async function ensureDefaultModel(store: ModelStore, logger?: Logger): Pr
 interface Serving {
   readonly catalog: ModelCatalog;
   readonly defaultModel: string;
+  /** True when the whole store is served (not a single `--model FILE`). */
+  readonly fromStore: boolean;
 }
 
 /**
@@ -59,7 +65,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
   if (config.model && existsSync(config.model)) {
     const id = basename(config.model).replace(/\.gguf$/i, "");
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
-    return { catalog: new EngineCatalog(engine), defaultModel: id };
+    return { catalog: new EngineCatalog(engine), defaultModel: id, fromStore: false };
   }
   const catalog = new StoreCatalog({ store, engine, maxLoaded: config.maxModels });
   let name: string;
@@ -80,7 +86,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     name = await ensureDefaultModel(store, logger);
   }
   await catalog.get(name);
-  return { catalog, defaultModel: name };
+  return { catalog, defaultModel: name, fromStore: true };
 }
 
 /** Opens the store, loads the model, starts the HTTP server and returns once it listens. */
@@ -88,6 +94,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
   checkBindSafety(config.host, config.apiKey);
   const store = await ModelStore.open(config.home);
   let engine: Engine | undefined;
+  let jobs: JobRunner | undefined;
   try {
     engine = await LlamaEngine.create({
       models: [],
@@ -97,8 +104,10 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       queueLimit: config.queueLimit,
       logger,
     });
-    const { catalog, defaultModel } = await chooseServing(config, store, engine, logger);
-    const app = createServer({ engine, catalog, store, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, logger });
+    const { catalog, defaultModel, fromStore } = await chooseServing(config, store, engine, logger);
+    if (fromStore) jobs = await JobRunner.open(store, { ...(config.threads > 0 ? { threads: config.threads } : {}), ...(logger === undefined ? {} : { logger }) });
+    const forge = jobs === undefined ? undefined : { runner: jobs, files: new TrainingFiles(store.home) };
+    const app = createServer({ engine, catalog, store, forge, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, logger });
     try {
       await app.listen({ host: config.host, port: config.port });
     } catch (error) {
@@ -115,19 +124,24 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     const port = typeof address === "object" && address ? address.port : config.port;
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     const running = engine;
+    const runner = jobs;
     return {
       engine: running,
       store,
+      ...(runner === undefined ? {} : { jobs: runner }),
       app,
       url: `http://${host}:${port}`,
       defaultModel,
       async close() {
+        // Jobs first: cancelling them ends their event streams, which app.close would wait for.
+        await runner?.close();
         await app.close();
         await running.close();
         await store.close();
       },
     };
   } catch (error) {
+    await jobs?.close();
     await engine?.close();
     await store.close();
     throw error;

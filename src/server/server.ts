@@ -18,6 +18,9 @@ import { registerAdminRoutes } from "./routes/admin.js";
 import { registerChatCompletionsRoute } from "./routes/chat-completions.js";
 import { registerCompletionsRoute } from "./routes/completions.js";
 import { registerEmbeddingsRoute } from "./routes/embeddings.js";
+import { registerFileRoutes } from "./routes/files.js";
+import { registerFineTuningRoutes } from "./routes/fine-tuning.js";
+import { registerForgeRoutes, type ForgeServices } from "./routes/forge.js";
 import { registerModelRoutes } from "./routes/models.js";
 
 export interface ServerOptions {
@@ -28,6 +31,13 @@ export interface ServerOptions {
   readonly store?: ModelStore;
   /** Largest accepted body in bytes. @default 1048576 */
   readonly bodyLimit?: number;
+  /**
+   * The job runner and training files behind `/api/forge/*`, `/v1/files` and
+   * `/v1/fine_tuning/*`; without them those routes answer 409 (forge jobs need a store).
+   */
+  readonly forge?: ForgeServices;
+  /** Largest training file (`/v1/files` upload, inline records of `/api/forge/finetune`) in bytes. @default 67108864 */
+  readonly fileLimit?: number;
   /** When set, every `/v1` request must send `Authorization: Bearer <apiKey>`. */
   readonly apiKey?: string;
   readonly logger?: Logger;
@@ -95,6 +105,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerCompletionsRoute(app, catalog);
   registerEmbeddingsRoute(app, catalog);
   if (options.store) registerAdminRoutes(app, options.store);
+  const fileLimit = options.fileLimit ?? 64 << 20;
+  registerForgeRoutes(app, options.forge, Math.max(bodyLimit, fileLimit));
+  registerFineTuningRoutes(app, options.forge);
+  registerFileRoutes(app, options.forge, fileLimit);
   return app;
 }
 

@@ -1,0 +1,74 @@
+import { z } from "zod";
+import { LIMITS } from "./openai-schemas.js";
+
+/**
+ * Request bodies of the forge routes: `/api/forge/*` (strict: an unknown field is a 400, so a
+ * misspelt parameter is not silently ignored) and OpenAI's `/v1/fine_tuning/jobs` (lenient, as
+ * OpenAI clients send optional fields Grove does not use).
+ */
+
+const modelRef = z.string().min(1).max(LIMITS.modelName);
+const name = z.string().min(1).max(200).optional();
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? undefined);
+
+/** `POST /api/forge/quantize`. */
+export const quantizeJobSchema = z.strictObject({
+  model: modelRef,
+  type: z.string().min(1).max(32),
+  name,
+});
+
+/** `POST /api/forge/merge`. */
+export const mergeJobSchema = z.strictObject({
+  models: z.array(modelRef).min(1).max(16),
+  method: z.enum(["linear", "slerp", "task-arithmetic"]),
+  weights: z.array(z.number()).max(16).optional(),
+  base: modelRef.optional(),
+  name,
+});
+
+/** Records are checked one by one later, with the line (index + 1) of the first bad one. */
+const records = z.array(z.record(z.string(), z.unknown())).min(1).max(1_000_000);
+
+/** `POST /api/forge/finetune`: `data` is a JSONL path on the server, `records` inline; one of them. */
+export const finetuneJobSchema = z
+  .strictObject({
+    model: modelRef,
+    data: z.string().min(1).max(4096).optional(),
+    records: records.optional(),
+    epochs: z.number().int().min(1).max(10_000).optional(),
+    learning_rate: z.number().positive().max(1).optional(),
+    learning_rate_min: z.number().positive().max(1).optional(),
+    weight_decay: z.number().min(0).lt(1).optional(),
+    ctx: z.number().int().min(256).max(65_536).multipleOf(256).optional(),
+    val_split: z.number().min(0).max(0.5).optional(),
+    name,
+  })
+  .refine((body) => (body.data === undefined) !== (body.records === undefined), {
+    message: "give either data (a JSONL path on the server) or records (an inline array), not both",
+    path: ["data"],
+  });
+
+const auto = z.literal("auto");
+
+/** `POST /v1/fine_tuning/jobs` (OpenAI). */
+export const openAiFineTuningJobSchema = z.object({
+  model: modelRef,
+  training_file: z.string().min(1).max(64),
+  validation_file: nullable(z.string().max(64)),
+  hyperparameters: nullable(
+    z.object({
+      n_epochs: nullable(z.union([auto, z.number().int().min(1).max(10_000)])),
+      learning_rate_multiplier: nullable(z.union([auto, z.number().positive().max(1000)])),
+      batch_size: nullable(z.union([auto, z.literal(1)])),
+    }),
+  ),
+  suffix: nullable(z.string().max(40).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "use letters, digits, '.', '_' and '-'")),
+  seed: nullable(z.number().int().min(0).max(2 ** 31 - 1)),
+});
+
+/** `after` / `limit` of OpenAI's list endpoints. */
+export const pageQuerySchema = z.object({
+  after: z.string().min(1).max(128).optional(),
+  limit: z.coerce.number().int().min(1).max(100).optional(),
+});
