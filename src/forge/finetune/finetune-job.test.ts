@@ -7,6 +7,8 @@ import { AbortedError, EngineError, InvalidRequestError } from "../../core/error
 import { JobStore } from "../jobs/job-store.js";
 import { ModelStore } from "../../store/model-store.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import { recipeOf } from "../recipe/recipe.js";
+import { rebuildFork } from "../recipe/rebuild.js";
 import { createFinetuneJob, runFinetuneJob } from "./finetune-job.js";
 
 const TEXT = "The grove stood at the edge of the valley, where the river turned east and the road became a path. ";
@@ -86,11 +88,15 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     assert.deepEqual(await filesUnder(jobs.directoryOf(job.id)), ["job.json"], "working files removed");
   });
 
-  test("the same data and parameters give the same digest (the recipe rebuilds)", async () => {
-    const first = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, learningRate: 1e-3, threads: 1 });
-    const second = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, learningRate: 1e-3, threads: 2 });
-    const [a, b] = [await runFinetuneJob(store, jobs, first.id), await runFinetuneJob(store, jobs, second.id)];
-    assert.equal(a.result?.digest, b.result?.digest);
+  test("rebuilding from the recipe gives the same digest, whatever the thread count", async () => {
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, learningRate: 1e-3, threads: 1, name: "tiny:ft1" });
+    const made = await runFinetuneJob(store, jobs, job.id);
+    const recipe = await recipeOf(store, "tiny:ft1");
+    assert.deepEqual(recipe.inputs.map((input) => input.role), ["model", "data"]);
+    await assert.rejects(rebuildFork(store, recipe), /needs data input/);
+    const rebuilt = await rebuildFork(store, recipe, { data: [dataPath], threads: 2 });
+    assert.equal(rebuilt.matches, true);
+    assert.equal(rebuilt.import.model.digest, made.result?.digest);
   });
 
   test("a cancelled job leaves no model and no partial file; resumed, it finishes from its checkpoint", async () => {

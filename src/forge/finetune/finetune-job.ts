@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { Recipe } from "../../store/registry.js";
-import type { EpochRecord, JobRecord, JobStore } from "../jobs/job-store.js";
+import { JobStore, type EpochRecord, type JobRecord } from "../jobs/job-store.js";
+import { registerRebuilder } from "../recipe/rebuild.js";
 import { quantizerVersion } from "../quantize/quantize-model.js";
 import { CONTEXT_GRANULARITY, windowCount, type TrainEvent } from "./libllama-train.js";
 import type { FinetuneWorkerArguments } from "./finetune-worker.js";
@@ -149,6 +150,11 @@ export interface RunFinetuneOptions {
   onEvent?: (event: TrainEvent, job: JobRecord) => void;
   /** @internal The worker script (tests substitute one that crashes). */
   workerScript?: string;
+  /**
+   * Write the fine-tuned model here instead of importing it (a rebuild from a recipe imports it
+   * itself); the job's result records its digest.
+   */
+  output?: string;
 }
 
 /** Steps kept in a job record and a fork's card; longer curves are thinned evenly. */
@@ -243,6 +249,16 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   try {
     await runWorker(options.workerScript ?? WORKER, argumentsFile, onEvent, options.signal);
     await saving;
+    if (options.output !== undefined) {
+      const written = await repackageTrainedModel(parent.path, trained, options.output);
+      job.status = "succeeded";
+      job.result = { digest: written.digest };
+      job.progress = { fraction: 1, message: "done" };
+      await cleanWorkingFiles(directory, true);
+      job.steps = thin(job.steps!);
+      await jobs.save(job);
+      return job;
+    }
     const output = await store.blobs.createTempPath();
     try {
       await repackageTrainedModel(parent.path, trained, output);
@@ -280,6 +296,9 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   await jobs.save(job);
   return job;
 }
+
+/** The recipe parameters of a fine-tune, for the rebuilder's check. */
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
@@ -367,3 +386,36 @@ function runWorker(script: string, argumentsFile: string, onEvent: (event: Train
     });
   });
 }
+
+// `grove build` of a fine-tune recipe: the same parent, data and parameters through a new job.
+registerRebuilder(FINETUNE_TOOL, {
+  version: quantizerVersion,
+  async rebuild(store, recipe, context) {
+    const parameters = recipe.parameters;
+    const unknown = Object.keys(parameters).filter((key) => !(FINETUNE_RECIPE_PARAMETERS as readonly string[]).includes(key));
+    if (unknown.length > 0) {
+      throw new InvalidRequestError(`The fine-tune rebuilder does not know the parameter '${unknown[0]}' (it knows: ${FINETUNE_RECIPE_PARAMETERS.join(", ")})`, { param: `parameters.${unknown[0]}` });
+    }
+    if (parameters["optimizer"] !== undefined && parameters["optimizer"] !== "adamw") throw new InvalidRequestError(`Unknown optimizer '${String(parameters["optimizer"])}'`, { param: "parameters.optimizer" });
+    const [parent] = [...context.models.keys()];
+    const [data] = [...context.data.values()];
+    if (context.models.size !== 1 || context.data.size !== 1 || parent === undefined || data === undefined) {
+      throw new InvalidRequestError("A fine-tune recipe has one model input and one data input", { param: "inputs" });
+    }
+    const number = (key: string): number | undefined => {
+      const value = parameters[key];
+      if (value === undefined) return undefined;
+      if (typeof value !== "number") throw new InvalidRequestError(`Invalid recipe: field 'parameters.${key}': expected a number`, { param: `parameters.${key}` });
+      return value;
+    };
+    const jobs = new JobStore(store.home);
+    const request: FinetuneRequest = { model: parent, data };
+    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["threads", "threads"]] as const) {
+      const value = number(key);
+      if (value !== undefined) request[field] = value;
+    }
+    if (context.threads !== undefined) request.threads = context.threads;
+    const job = await createFinetuneJob(store, jobs, request);
+    await runFinetuneJob(store, jobs, job.id, { output: context.output, ...(context.signal === undefined ? {} : { signal: context.signal }) });
+  },
+});

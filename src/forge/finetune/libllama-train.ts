@@ -1,21 +1,15 @@
 import { readFile, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { EngineError } from "../../core/errors.js";
-import { libllamaDirectory } from "../quantize/libllama-quantize.js";
+import { loadLibllamaFfi, type LibllamaFfi } from "../../engine/libllama-ffi.js";
 
 // The only module that trains through libllama (llama.cpp's `llama_opt_*`, as
 // examples/training/finetune.cpp does), reached with koffi. Its calls block and a GGML_ASSERT
 // aborts the process: it runs in the finetune worker (a child process), never in the server.
 
-/** Struct sizes of this llama.cpp (node-llama-cpp 3.21.1's libllama); checked at load. */
-const STRUCT_SIZES = { llama_model_params: 80, llama_context_params: 160, llama_opt_params: 48, ggml_opt_optimizer_params: 28, llama_batch: 56 } as const;
-
 const GGML_TYPE_F32 = 0;
 const GGML_TYPE_I32 = 26;
 const LLAMA_LOAD_MODE_NONE = 0;
 const GGML_OPT_OPTIMIZER_ADAMW = 0;
-const RTLD_NOW = 2;
-const RTLD_NOLOAD = 4;
 
 /** llama.cpp pads every context to a multiple of this many tokens. */
 export const CONTEXT_GRANULARITY = 256;
@@ -70,181 +64,6 @@ interface Struct {
   [field: string]: unknown;
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
-interface TrainingLibrary {
-  koffi: any;
-  fn: Record<string, (...args: any[]) => any>;
-  symbol: (name: string) => Pointer;
-  epochCallback: any;
-}
-
-let library: TrainingLibrary | undefined;
-
-/**
- * Loads libggml-base, libggml and libllama through koffi, declares the training API of this
- * llama.cpp, loads the CPU backend and initialises llama.cpp.
- * @throws EngineError when a library is missing or a struct size differs (another llama.cpp)
- */
-export async function loadTrainingLibrary(): Promise<TrainingLibrary> {
-  if (library !== undefined) return library;
-  const koffi = (await import("koffi")).default;
-  const directory = libllamaDirectory();
-  const paths = { base: join(directory, "libggml-base.so"), ggml: join(directory, "libggml.v0.4.0.so"), llama: join(directory, "libllama.v0.4.0.so") };
-  const load = (path: string): any => {
-    try {
-      return koffi.load(path);
-    } catch (error) {
-      throw new EngineError(`Cannot load ${path}: ${(error as Error).message}`, { cause: error });
-    }
-  };
-  const base = load(paths.base);
-  const ggml = load(paths.ggml);
-  const llama = load(paths.llama);
-  const libc = koffi.load("libc.so.6");
-
-  koffi.struct("llama_model_params", {
-    devices: "void *",
-    tensor_buft_overrides: "void *",
-    n_gpu_layers: "int32_t",
-    split_mode: "int32_t",
-    load_mode: "int32_t",
-    lazy_mode: "int32_t",
-    main_gpu: "int32_t",
-    tensor_split: "void *",
-    progress_callback: "void *",
-    progress_callback_user_data: "void *",
-    kv_overrides: "void *",
-    vocab_only: "bool",
-    check_tensors: "bool",
-    use_extra_bufts: "bool",
-    no_host: "bool",
-    no_alloc: "bool",
-    load_mtp: "bool",
-  });
-  koffi.struct("llama_context_params", {
-    n_ctx: "uint32_t",
-    n_batch: "uint32_t",
-    n_ubatch: "uint32_t",
-    n_seq_max: "uint32_t",
-    n_rs_seq: "uint32_t",
-    n_outputs_max: "uint32_t",
-    n_outputs_max_per_seq: "uint32_t",
-    n_threads: "int32_t",
-    n_threads_batch: "int32_t",
-    ctx_type: "int32_t",
-    rope_scaling_type: "int32_t",
-    pooling_type: "int32_t",
-    attention_type: "int32_t",
-    flash_attn_type: "int32_t",
-    rope_freq_base: "float",
-    rope_freq_scale: "float",
-    yarn_ext_factor: "float",
-    yarn_attn_factor: "float",
-    yarn_beta_fast: "float",
-    yarn_beta_slow: "float",
-    yarn_orig_ctx: "uint32_t",
-    defrag_thold: "float",
-    cb_eval: "void *",
-    cb_eval_user_data: "void *",
-    type_k: "int32_t",
-    type_v: "int32_t",
-    abort_callback: "void *",
-    abort_callback_data: "void *",
-    embeddings: "bool",
-    offload_kqv: "bool",
-    no_perf: "bool",
-    op_offload: "bool",
-    swa_full: "bool",
-    kv_unified: "bool",
-    samplers: "void *",
-    n_samplers: "size_t",
-    ctx_other: "void *",
-  });
-  koffi.struct("llama_opt_params", {
-    n_ctx_train: "uint32_t",
-    param_filter: "void *",
-    param_filter_ud: "void *",
-    get_opt_pars: "void *",
-    get_opt_pars_ud: "void *",
-    optimizer_type: "int32_t",
-  });
-  koffi.struct("ggml_opt_optimizer_params", {
-    adamw_alpha: "float",
-    adamw_beta1: "float",
-    adamw_beta2: "float",
-    adamw_eps: "float",
-    adamw_wd: "float",
-    sgd_alpha: "float",
-    sgd_wd: "float",
-  });
-  koffi.struct("llama_batch", {
-    n_tokens: "int32_t",
-    token: "void *",
-    embd: "void *",
-    pos: "void *",
-    n_seq_id: "void *",
-    seq_id: "void *",
-    logits: "void *",
-  });
-  for (const [name, expected] of Object.entries(STRUCT_SIZES)) {
-    const size = koffi.sizeof(name);
-    if (size !== expected) throw new EngineError(`${name} is ${size} bytes as declared, expected ${expected}: the struct layout does not match this llama.cpp version`);
-  }
-  const epochCallback = koffi.proto(
-    "void ggml_opt_epoch_callback(bool train, void *opt_ctx, void *dataset, void *result, int64_t ibatch, int64_t ibatch_max, int64_t t_start_us)",
-  );
-
-  const fn: Record<string, (...args: any[]) => any> = {
-    ggml_backend_load_all_from_path: ggml.func("void ggml_backend_load_all_from_path(const char *dir)"),
-    llama_backend_init: llama.func("void llama_backend_init(void)"),
-    llama_model_default_params: llama.func("llama_model_params llama_model_default_params(void)"),
-    llama_context_default_params: llama.func("llama_context_params llama_context_default_params(void)"),
-    llama_model_load_from_file: llama.func("void *llama_model_load_from_file(const char *path, llama_model_params params)"),
-    llama_init_from_model: llama.func("void *llama_init_from_model(void *model, llama_context_params params)"),
-    llama_n_ctx: llama.func("uint32_t llama_n_ctx(void *ctx)"),
-    llama_model_get_vocab: llama.func("void *llama_model_get_vocab(void *model)"),
-    llama_vocab_bos: llama.func("int32_t llama_vocab_bos(void *vocab)"),
-    llama_vocab_n_tokens: llama.func("int32_t llama_vocab_n_tokens(void *vocab)"),
-    llama_batch_get_one: llama.func("llama_batch llama_batch_get_one(_Inout_ int32_t *tokens, int32_t n_tokens)"),
-    llama_decode: llama.func("int32_t llama_decode(void *ctx, llama_batch batch)"),
-    llama_get_memory: llama.func("void *llama_get_memory(void *ctx)"),
-    llama_memory_clear: llama.func("void llama_memory_clear(void *mem, bool data)"),
-    llama_opt_init: llama.func("void llama_opt_init(void *ctx, void *model, llama_opt_params params)"),
-    llama_opt_epoch: llama.func(
-      "void llama_opt_epoch(void *ctx, void *dataset, void *result_train, void *result_eval, int64_t idata_split, ggml_opt_epoch_callback *cb_train, ggml_opt_epoch_callback *cb_eval)",
-    ),
-    llama_model_save_to_file: llama.func("void llama_model_save_to_file(void *model, const char *path)"),
-    llama_free: llama.func("void llama_free(void *ctx)"),
-    llama_model_free: llama.func("void llama_model_free(void *model)"),
-    ggml_opt_dataset_init: base.func("void *ggml_opt_dataset_init(int32_t type_data, int32_t type_label, int64_t ne_datapoint, int64_t ne_label, int64_t ndata, int64_t ndata_shard)"),
-    ggml_opt_dataset_free: base.func("void ggml_opt_dataset_free(void *dataset)"),
-    ggml_opt_dataset_data: base.func("void *ggml_opt_dataset_data(void *dataset)"),
-    ggml_opt_dataset_labels: base.func("void *ggml_opt_dataset_labels(void *dataset)"),
-    ggml_get_data: base.func("void *ggml_get_data(void *tensor)"),
-    ggml_opt_result_init: base.func("void *ggml_opt_result_init(void)"),
-    ggml_opt_result_reset: base.func("void ggml_opt_result_reset(void *result)"),
-    ggml_opt_result_free: base.func("void ggml_opt_result_free(void *result)"),
-    ggml_opt_result_ndata: base.func("void ggml_opt_result_ndata(void *result, _Out_ int64_t *ndata)"),
-    ggml_opt_result_loss: base.func("void ggml_opt_result_loss(void *result, _Out_ double *loss, _Out_ double *unc)"),
-    ggml_opt_get_default_optimizer_params: base.func("ggml_opt_optimizer_params ggml_opt_get_default_optimizer_params(void *userdata)"),
-  };
-  const dlopen = libc.func("void *dlopen(const char *path, int flags)");
-  const dlsym = libc.func("void *dlsym(void *handle, const char *name)");
-  const handles = [paths.llama, paths.base].map((path) => dlopen(path, RTLD_NOW | RTLD_NOLOAD));
-  const symbol = (name: string): Pointer => {
-    for (const handle of handles) {
-      if (handle === null) continue;
-      const address = dlsym(handle, name);
-      if (address !== null) return address;
-    }
-    throw new EngineError(`libllama does not export ${name}`);
-  };
-  fn.ggml_backend_load_all_from_path!(directory);
-  fn.llama_backend_init!();
-  library = { koffi, fn, symbol, epochCallback };
-  return library;
-}
-
 /**
  * Full fine-tuning of `args.model` on `args.tokensFile` with llama.cpp's optimizer (AdamW), as
  * `examples/training/finetune.cpp` does: windows of `contextSize` tokens at a stride of half a
@@ -256,7 +75,7 @@ export async function loadTrainingLibrary(): Promise<TrainingLibrary> {
  * @throws EngineError when llama.cpp cannot load the model or the data is too short
  */
 export async function trainWithLibllama(args: TrainArguments, emit: (event: TrainEvent) => void): Promise<void> {
-  const lib = await loadTrainingLibrary();
+  const lib = await loadLibllamaFfi();
   const { koffi, fn } = lib;
   const tokenBytes = await readFile(args.tokensFile);
   const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, Math.floor(tokenBytes.length / 4));
@@ -383,7 +202,7 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
 }
 
 /** Saves under `.partial`, then renames: a reader never sees half a file. */
-async function saveModel(fn: TrainingLibrary["fn"], model: Pointer, path: string): Promise<void> {
+async function saveModel(fn: LibllamaFfi["fn"], model: Pointer, path: string): Promise<void> {
   const partial = `${path}.partial`;
   try {
     fn.llama_model_save_to_file!(model, partial);

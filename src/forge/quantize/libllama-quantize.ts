@@ -1,23 +1,14 @@
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { EngineError } from "../../core/errors.js";
+import { libllamaDirectory } from "../../engine/libllama-ffi.js";
 import type { ImportanceMatrix } from "./imatrix.js";
 import { ftypeOf, type QuantizeType } from "./quantize-types.js";
 
-// The only module that loads koffi and libllama. Its calls are synchronous and a GGML_ASSERT
+// Quantization through the shipped libllama (koffi). Its calls are synchronous and a GGML_ASSERT
 // aborts the process: call it from the quantize worker (a child process), never in-process.
-
-const require = createRequire(import.meta.url);
 
 /** Size of `llama_model_quantize_params` in the shipped llama.cpp (15 fields, ending in `max_buf_size`). */
 export const QUANTIZE_PARAMS_SIZE = 64;
-
-/** The directory holding node-llama-cpp's prebuilt CPU libraries (libllama, libggml*). */
-export function libllamaDirectory(): string {
-  // The package exports only its index (dist/index.js); the binaries lie beside dist/.
-  const index = require.resolve("@node-llama-cpp/linux-x64");
-  return join(dirname(index), "..", "bins", "linux-x64");
-}
 
 interface QuantizeParams {
   nthread: number;

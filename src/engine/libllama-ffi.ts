@@ -1,0 +1,206 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { EngineError } from "../core/errors.js";
+
+// Grove's second path into llama.cpp, beside node-llama-cpp: the C API of the libllama that
+// node-llama-cpp ships, through koffi, for what node-llama-cpp does not expose (training, raw
+// logits). Its calls block and a GGML_ASSERT aborts the process: use it from worker processes.
+
+/** Struct sizes of this llama.cpp (node-llama-cpp 3.21.1's libllama); checked at load. */
+const STRUCT_SIZES = { llama_model_params: 80, llama_context_params: 160, llama_opt_params: 48, ggml_opt_optimizer_params: 28, llama_batch: 56 } as const;
+
+/** The directory holding node-llama-cpp's prebuilt CPU libraries (libllama, libggml*). */
+export function libllamaDirectory(): string {
+  // The package exports only its index (dist/index.js); the binaries lie beside dist/.
+  const index = createRequire(import.meta.url).resolve("@node-llama-cpp/linux-x64");
+  return join(dirname(index), "..", "bins", "linux-x64");
+}
+
+const RTLD_NOW = 2;
+const RTLD_NOLOAD = 4;
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
+/** The loaded libraries: koffi, the declared functions, native symbol lookup. */
+export interface LibllamaFfi {
+  koffi: any;
+  fn: Record<string, (...args: any[]) => any>;
+  symbol: (name: string) => unknown;
+  epochCallback: any;
+}
+
+let library: LibllamaFfi | undefined;
+
+/**
+ * Loads libggml-base, libggml and libllama through koffi, declares the parts of this llama.cpp's
+ * C API Grove calls directly (model and context, decode, logits, tokenizer, the optimizer), loads
+ * the CPU backend and initialises llama.cpp. Once per process.
+ * @throws EngineError when a library is missing or a struct size differs (another llama.cpp)
+ */
+export async function loadLibllamaFfi(): Promise<LibllamaFfi> {
+  if (library !== undefined) return library;
+  const koffi = (await import("koffi")).default;
+  const directory = libllamaDirectory();
+  const paths = { base: join(directory, "libggml-base.so"), ggml: join(directory, "libggml.v0.4.0.so"), llama: join(directory, "libllama.v0.4.0.so") };
+  const load = (path: string): any => {
+    try {
+      return koffi.load(path);
+    } catch (error) {
+      throw new EngineError(`Cannot load ${path}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  const base = load(paths.base);
+  const ggml = load(paths.ggml);
+  const llama = load(paths.llama);
+  const libc = koffi.load("libc.so.6");
+
+  koffi.struct("llama_model_params", {
+    devices: "void *",
+    tensor_buft_overrides: "void *",
+    n_gpu_layers: "int32_t",
+    split_mode: "int32_t",
+    load_mode: "int32_t",
+    lazy_mode: "int32_t",
+    main_gpu: "int32_t",
+    tensor_split: "void *",
+    progress_callback: "void *",
+    progress_callback_user_data: "void *",
+    kv_overrides: "void *",
+    vocab_only: "bool",
+    check_tensors: "bool",
+    use_extra_bufts: "bool",
+    no_host: "bool",
+    no_alloc: "bool",
+    load_mtp: "bool",
+  });
+  koffi.struct("llama_context_params", {
+    n_ctx: "uint32_t",
+    n_batch: "uint32_t",
+    n_ubatch: "uint32_t",
+    n_seq_max: "uint32_t",
+    n_rs_seq: "uint32_t",
+    n_outputs_max: "uint32_t",
+    n_outputs_max_per_seq: "uint32_t",
+    n_threads: "int32_t",
+    n_threads_batch: "int32_t",
+    ctx_type: "int32_t",
+    rope_scaling_type: "int32_t",
+    pooling_type: "int32_t",
+    attention_type: "int32_t",
+    flash_attn_type: "int32_t",
+    rope_freq_base: "float",
+    rope_freq_scale: "float",
+    yarn_ext_factor: "float",
+    yarn_attn_factor: "float",
+    yarn_beta_fast: "float",
+    yarn_beta_slow: "float",
+    yarn_orig_ctx: "uint32_t",
+    defrag_thold: "float",
+    cb_eval: "void *",
+    cb_eval_user_data: "void *",
+    type_k: "int32_t",
+    type_v: "int32_t",
+    abort_callback: "void *",
+    abort_callback_data: "void *",
+    embeddings: "bool",
+    offload_kqv: "bool",
+    no_perf: "bool",
+    op_offload: "bool",
+    swa_full: "bool",
+    kv_unified: "bool",
+    samplers: "void *",
+    n_samplers: "size_t",
+    ctx_other: "void *",
+  });
+  koffi.struct("llama_opt_params", {
+    n_ctx_train: "uint32_t",
+    param_filter: "void *",
+    param_filter_ud: "void *",
+    get_opt_pars: "void *",
+    get_opt_pars_ud: "void *",
+    optimizer_type: "int32_t",
+  });
+  koffi.struct("ggml_opt_optimizer_params", {
+    adamw_alpha: "float",
+    adamw_beta1: "float",
+    adamw_beta2: "float",
+    adamw_eps: "float",
+    adamw_wd: "float",
+    sgd_alpha: "float",
+    sgd_wd: "float",
+  });
+  koffi.struct("llama_batch", {
+    n_tokens: "int32_t",
+    token: "void *",
+    embd: "void *",
+    pos: "void *",
+    n_seq_id: "void *",
+    seq_id: "void *",
+    logits: "void *",
+  });
+  for (const [name, expected] of Object.entries(STRUCT_SIZES)) {
+    const size = koffi.sizeof(name);
+    if (size !== expected) throw new EngineError(`${name} is ${size} bytes as declared, expected ${expected}: the struct layout does not match this llama.cpp version`);
+  }
+  const epochCallback = koffi.proto(
+    "void ggml_opt_epoch_callback(bool train, void *opt_ctx, void *dataset, void *result, int64_t ibatch, int64_t ibatch_max, int64_t t_start_us)",
+  );
+
+  const fn: Record<string, (...args: any[]) => any> = {
+    ggml_backend_load_all_from_path: ggml.func("void ggml_backend_load_all_from_path(const char *dir)"),
+    llama_backend_init: llama.func("void llama_backend_init(void)"),
+    llama_model_default_params: llama.func("llama_model_params llama_model_default_params(void)"),
+    llama_context_default_params: llama.func("llama_context_params llama_context_default_params(void)"),
+    llama_model_load_from_file: llama.func("void *llama_model_load_from_file(const char *path, llama_model_params params)"),
+    llama_init_from_model: llama.func("void *llama_init_from_model(void *model, llama_context_params params)"),
+    llama_n_ctx: llama.func("uint32_t llama_n_ctx(void *ctx)"),
+    llama_model_get_vocab: llama.func("void *llama_model_get_vocab(void *model)"),
+    llama_vocab_bos: llama.func("int32_t llama_vocab_bos(void *vocab)"),
+    llama_vocab_n_tokens: llama.func("int32_t llama_vocab_n_tokens(void *vocab)"),
+    llama_batch_init: llama.func("llama_batch llama_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max)"),
+    llama_batch_free: llama.func("void llama_batch_free(llama_batch batch)"),
+    llama_get_logits: llama.func("float *llama_get_logits(void *ctx)"),
+    llama_get_logits_ith: llama.func("float *llama_get_logits_ith(void *ctx, int32_t i)"),
+    llama_synchronize: llama.func("void llama_synchronize(void *ctx)"),
+    llama_vocab_get_add_bos: llama.func("bool llama_vocab_get_add_bos(void *vocab)"),
+    llama_tokenize: llama.func("int32_t llama_tokenize(void *vocab, const char *text, int32_t text_len, _Out_ int32_t *tokens, int32_t n_tokens_max, bool add_special, bool parse_special)"),
+    llama_model_n_ctx_train: llama.func("int32_t llama_model_n_ctx_train(void *model)"),
+    llama_batch_get_one: llama.func("llama_batch llama_batch_get_one(_Inout_ int32_t *tokens, int32_t n_tokens)"),
+    llama_decode: llama.func("int32_t llama_decode(void *ctx, llama_batch batch)"),
+    llama_get_memory: llama.func("void *llama_get_memory(void *ctx)"),
+    llama_memory_clear: llama.func("void llama_memory_clear(void *mem, bool data)"),
+    llama_opt_init: llama.func("void llama_opt_init(void *ctx, void *model, llama_opt_params params)"),
+    llama_opt_epoch: llama.func(
+      "void llama_opt_epoch(void *ctx, void *dataset, void *result_train, void *result_eval, int64_t idata_split, ggml_opt_epoch_callback *cb_train, ggml_opt_epoch_callback *cb_eval)",
+    ),
+    llama_model_save_to_file: llama.func("void llama_model_save_to_file(void *model, const char *path)"),
+    llama_free: llama.func("void llama_free(void *ctx)"),
+    llama_model_free: llama.func("void llama_model_free(void *model)"),
+    ggml_opt_dataset_init: base.func("void *ggml_opt_dataset_init(int32_t type_data, int32_t type_label, int64_t ne_datapoint, int64_t ne_label, int64_t ndata, int64_t ndata_shard)"),
+    ggml_opt_dataset_free: base.func("void ggml_opt_dataset_free(void *dataset)"),
+    ggml_opt_dataset_data: base.func("void *ggml_opt_dataset_data(void *dataset)"),
+    ggml_opt_dataset_labels: base.func("void *ggml_opt_dataset_labels(void *dataset)"),
+    ggml_get_data: base.func("void *ggml_get_data(void *tensor)"),
+    ggml_opt_result_init: base.func("void *ggml_opt_result_init(void)"),
+    ggml_opt_result_reset: base.func("void ggml_opt_result_reset(void *result)"),
+    ggml_opt_result_free: base.func("void ggml_opt_result_free(void *result)"),
+    ggml_opt_result_ndata: base.func("void ggml_opt_result_ndata(void *result, _Out_ int64_t *ndata)"),
+    ggml_opt_result_loss: base.func("void ggml_opt_result_loss(void *result, _Out_ double *loss, _Out_ double *unc)"),
+    ggml_opt_get_default_optimizer_params: base.func("ggml_opt_optimizer_params ggml_opt_get_default_optimizer_params(void *userdata)"),
+  };
+  const dlopen = libc.func("void *dlopen(const char *path, int flags)");
+  const dlsym = libc.func("void *dlsym(void *handle, const char *name)");
+  const handles = [paths.llama, paths.base].map((path) => dlopen(path, RTLD_NOW | RTLD_NOLOAD));
+  const symbol = (name: string): unknown => {
+    for (const handle of handles) {
+      if (handle === null) continue;
+      const address = dlsym(handle, name);
+      if (address !== null) return address;
+    }
+    throw new EngineError(`libllama does not export ${name}`);
+  };
+  fn.ggml_backend_load_all_from_path!(directory);
+  fn.llama_backend_init!();
+  library = { koffi, fn, symbol, epochCallback };
+  return library;
+}
+
