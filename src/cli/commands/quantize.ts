@@ -1,12 +1,13 @@
 import type { Command } from "commander";
 import { QUANTIZE_TOOL, quantizeFork } from "../../forge/quantize/quantize-fork.js";
-import { QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
+import { IMATRIX_QUANTIZE_TYPE_NAMES, QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
 import { importReport, type ImportReport } from "./import.js";
 import { formatBytes } from "./inspect.js";
 import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
 
 interface QuantizeFlags {
   type: string;
+  imatrix?: string;
   name?: string;
   home?: string;
   json?: boolean;
@@ -30,13 +31,15 @@ export interface QuantizeReport extends ImportReport {
  * @example
  * grove quantize small:f16 --type Q4_K_M --name small:q4
  * grove quantize sha256:3f2a --type q8_0 --json
+ * grove quantize small:f16 --type IQ2_XS --imatrix small.imatrix.gguf
  */
 export function registerQuantizeCommand(program: Command): void {
   program
     .command("quantize")
     .description("quantize a model of the store with llama.cpp and store the result as a quantized fork")
     .argument("<ref>", "name, digest or unique digest prefix of the model to quantize")
-    .requiredOption("--type <type>", `quantization type: ${QUANTIZE_TYPE_NAMES.join(", ")}`)
+    .requiredOption("--type <type>", `quantization type: ${QUANTIZE_TYPE_NAMES.join(", ")}; with --imatrix also ${IMATRIX_QUANTIZE_TYPE_NAMES.join(", ")}`)
+    .option("--imatrix <file>", "importance matrix from llama-imatrix (GGUF), needed by IQ1_*, IQ2_* and Q2_K_S")
     .option("--name <family:tag>", "name to point at the quantized model")
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option("--json", "print the result as JSON")
@@ -49,6 +52,7 @@ export function registerQuantizeCommand(program: Command): void {
         const result = await quantizeFork(store, {
           model: ref,
           type,
+          ...(flags.imatrix === undefined ? {} : { imatrix: flags.imatrix }),
           ...(flags.name === undefined ? {} : { name: flags.name }),
           ...(progress === undefined ? {} : { onProgress: progress }),
         });

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
 import { ModelStore } from "../../store/model-store.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
 import { JobRunner, type JobUpdate } from "./job-runner.js";
@@ -34,7 +36,16 @@ describe("JobRunner", () => {
     done.status = "succeeded";
     await jobs.save(done);
 
+    // A job another live process owns (a `grove finetune` in a terminal) is left alone.
+    const owner = spawn("sleep", ["30"]);
+    const elsewhere = await jobs.create("finetune", { digest, ref: "tiny:base" }, {});
+    const path = join(jobs.directoryOf(elsewhere.id), "job.json");
+    await writeFile(path, JSON.stringify({ ...elsewhere, status: "running", pid: owner.pid }));
+
     const runner = await JobRunner.open(store);
+    owner.kill();
+    assert.equal((await runner.get(elsewhere.id)).status, "running");
+    await jobs.remove(elsewhere.id);
     const [afterRunning, afterQueued, afterDone] = [await runner.get(running.id), await runner.get(queued.id), await runner.get(done.id)];
     assert.equal(afterRunning.status, "failed");
     assert.match(afterRunning.error ?? "", /server stopped while this job was running.*resume it/);

@@ -13,7 +13,7 @@ import { MERGE_METHODS, type MergeMethod } from "../merge/merge-models.js";
 import { quantizeFork } from "../quantize/quantize-fork.js";
 import { parseQuantizeType, REQUIRES_IMATRIX } from "../quantize/quantize-types.js";
 import { JobEventLog, type JobEvent, type JobEventInput } from "./job-event-log.js";
-import { JobStore, type JobRecord, type JobStatus } from "./job-store.js";
+import { JobStore, ownedByAnotherLiveProcess, type JobRecord, type JobStatus } from "./job-store.js";
 import { describeTrainEvent } from "./train-events.js";
 
 /** A job's state (without its step curve) and the event that changed it. */
@@ -103,12 +103,14 @@ export class JobRunner {
   /**
    * A runner over the store's jobs. Jobs left `running` or `queued` by a server that stopped
    * without closing (a crash, a kill) are marked failed with the reason; fine-tunes among them
-   * can be resumed from their last checkpoint.
+   * can be resumed from their last checkpoint. A job whose owning process is still alive (a
+   * `grove finetune` in a terminal) is left alone.
    */
   static async open(store: ModelStore, options: JobRunnerOptions = {}): Promise<JobRunner> {
     const runner = new JobRunner(store, options);
     for (const job of await runner.jobs.list()) {
       if (isFinished(job)) continue;
+      if (ownedByAnotherLiveProcess(job)) continue; // e.g. a `grove finetune` running in a terminal
       const was = job.status;
       job.status = "failed";
       job.error = `The server stopped while this job was ${was} (it crashed or was killed)${job.kind === "finetune" ? "; resume it to continue from its last checkpoint" : ""}`;

@@ -41,6 +41,19 @@ export interface JobRecord {
   /** What it made, when it succeeded. */
   result?: { digest: string; name?: string };
   error?: string;
+  /** The process that last saved the job while it was queued or running (a CLI or a server). */
+  pid?: number;
+}
+
+/** True when the process that owns a queued or running job is alive (and is not this one). */
+export function ownedByAnotherLiveProcess(job: JobRecord): boolean {
+  if (job.pid === undefined || job.pid === process.pid) return false;
+  try {
+    process.kill(job.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
+  }
 }
 
 const JOB_ID = /^job-[0-9a-f]{12}$/;
@@ -108,6 +121,7 @@ export class JobStore {
   /** Writes the record atomically, stamping `updatedAt`. */
   async save(job: JobRecord): Promise<void> {
     job.updatedAt = new Date().toISOString();
+    if (job.status === "running" || job.status === "queued") job.pid = process.pid;
     const directory = this.directoryOf(job.id);
     const temp = join(directory, `job.json.${process.pid}.tmp`);
     await writeFile(temp, `${JSON.stringify(job, null, 1)}\n`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { stat, writeFile } from "node:fs/promises";
+import { copyFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
@@ -7,7 +7,12 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { digestOfFile } from "../../store/file-digest.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import { ModelStore } from "../../store/model-store.js";
+import { runCliInProcess } from "../../test-support/run-cli.js";
+import { recipeOf } from "../recipe/recipe.js";
+import { rebuildFork } from "../recipe/rebuild.js";
 import { readImportanceMatrix, writeSyntheticImportanceMatrix } from "./imatrix.js";
+import { quantizeFork } from "./quantize-fork.js";
 import { quantizeModel } from "./quantize-model.js";
 
 describe("quantizing with an importance matrix", () => {
@@ -60,6 +65,27 @@ describe("quantizing with an importance matrix", () => {
     } finally {
       await model.dispose();
     }
+  });
+
+  test("the matrix is a data input of the recipe; grove build with it (under any file name) gives the same digest", async () => {
+    const store = await ModelStore.open(join(small.directory, "home"));
+    try {
+      await store.importFile(small.path, { name: "small:f16" });
+      const made = await quantizeFork(store, { model: "small:f16", type: "IQ4_XS", imatrix: matrix, name: "small:iq4" });
+      const recipe = await recipeOf(store, "small:iq4");
+      assert.deepEqual(recipe.parameters, { type: "IQ4_XS", imatrix: "small.imatrix.gguf" });
+      assert.deepEqual(recipe.inputs.map((input) => input.role), ["model", "data"]);
+      const renamed = join(small.directory, "renamed-matrix.gguf");
+      await copyFile(matrix, renamed);
+      const rebuilt = await rebuildFork(store, recipe, { data: [renamed] });
+      assert.equal(rebuilt.matches, true);
+      assert.equal(rebuilt.import.model.digest, made.import.model.digest);
+    } finally {
+      await store.close();
+    }
+    const cli = await runCliInProcess("quantize", "small:f16", "--type", "IQ2_XS", "--home", join(small.directory, "home"));
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /IQ2_XS needs an importance matrix \(--imatrix FILE/);
   });
 
   test("a matrix for another model, or a file that is not one, is refused and nothing is written", async () => {

@@ -1,4 +1,6 @@
 import { rm } from "node:fs/promises";
+import { basename } from "node:path";
+import { digestOfFile } from "../../store/file-digest.js";
 import type { ImportResult, ModelStore } from "../../store/model-store.js";
 import type { Recipe } from "../../store/registry.js";
 import { quantizeModel, quantizerVersion } from "./quantize-model.js";
@@ -15,6 +17,8 @@ export interface QuantizeForkOptions {
   type: string;
   /** Name to point at the quantized fork. */
   name?: string;
+  /** An importance matrix (llama-imatrix's GGUF); recorded as a data input of the recipe. */
+  imatrix?: string;
   /** Quantization threads. @default the number of CPU cores */
   threads?: number;
   /** Aborting kills the quantizer; nothing is stored. */
@@ -33,8 +37,8 @@ export interface QuantizeForkResult {
 
 /**
  * Quantizes a model of the store (in a child process, see quantizeModel) and imports the result
- * as a `quantized` fork of it, with the recipe (tool, version, type, input digest). Same input
- * and type → same digest. Shared by `grove quantize` and the server's forge jobs.
+ * as a `quantized` fork of it, with the recipe (tool, version, type, input digest; with an
+ * importance matrix, its file name and digest too). Same inputs and type → same digest. Shared by `grove quantize` and the server's forge jobs.
  *
  * @throws InvalidRequestError for an unknown type, ModelNotFoundError for an unknown model,
  *   AbortedError when `signal` aborts, EngineError when the quantizer fails
@@ -48,11 +52,21 @@ export async function quantizeFork(store: ModelStore, options: QuantizeForkOptio
       input: source.path,
       output,
       type,
+      ...(options.imatrix === undefined ? {} : { imatrix: options.imatrix }),
       ...(options.threads === undefined ? {} : { threads: options.threads }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     });
-    const recipe: Recipe = { tool: QUANTIZE_TOOL, toolVersion: quantizerVersion(), parameters: { type }, inputs: [source.model.digest] };
+    const recipe: Recipe =
+      options.imatrix === undefined
+        ? { tool: QUANTIZE_TOOL, toolVersion: quantizerVersion(), parameters: { type }, inputs: [source.model.digest] }
+        : {
+            tool: QUANTIZE_TOOL,
+            toolVersion: quantizerVersion(),
+            // The matrix's file name is written into the model, so it is part of the recipe.
+            parameters: { type, imatrix: basename(options.imatrix) },
+            inputs: [source.model.digest, await digestOfFile(options.imatrix)],
+          };
     const result = await store.importFile(output, {
       ...(options.name === undefined ? {} : { name: options.name }),
       base: source.model.digest,

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { rename, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AbortedError, EngineError } from "../../core/errors.js";
 import { InvalidRequestError } from "../../core/errors.js";
@@ -31,6 +31,8 @@ export interface QuantizeModelOptions {
    * output (`quantize.imatrix.file`), as llama-quantize records the name it was given.
    */
   imatrix?: string;
+  /** The matrix's name as recorded in the output. @default the file name of `imatrix` */
+  imatrixName?: string;
   /** Aborting kills the worker and removes the partial output. */
   signal?: AbortSignal;
   /** Called per tensor done, from llama.cpp's log: `(done, total)`. */
@@ -73,7 +75,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const partial = `${options.output}.partial`;
   const started = Date.now();
   try {
-    await runWorker({ input: options.input, output: partial, type, threads, ...(options.imatrix === undefined ? {} : { imatrix: options.imatrix }) }, options);
+    await runWorker({ input: options.input, output: partial, type, threads, ...(options.imatrix === undefined ? {} : { imatrix: options.imatrix, imatrixName: options.imatrixName ?? basename(options.imatrix) }) }, options);
     await rename(partial, options.output);
   } catch (error) {
     await rm(partial, { force: true });
@@ -84,7 +86,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
 
 const PROGRESS_LINE = /^\[\s*(\d+)\s*\/\s*(\d+)\]/;
 
-function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number; imatrix?: string }, options: QuantizeModelOptions): Promise<void> {
+function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number; imatrix?: string; imatrixName?: string }, options: QuantizeModelOptions): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [options.workerScript ?? WORKER, JSON.stringify(args)], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -12,11 +12,13 @@ interface WorkerArgs {
   threads: number;
   /** An importance matrix (GGUF), already checked against the model by the parent. */
   imatrix?: string;
+  /** The name recorded as `quantize.imatrix.file`. */
+  imatrixName?: string;
 }
 
 try {
   const args = JSON.parse(process.argv[2] ?? "{}") as WorkerArgs;
-  const imatrix = args.imatrix === undefined ? undefined : await readImportanceMatrix(args.imatrix);
+  const imatrix = args.imatrix === undefined ? undefined : { ...(await readImportanceMatrix(args.imatrix)), ...(args.imatrixName === undefined ? {} : { file: args.imatrixName }) };
   await quantizeWithLibllama(args.input, args.output, parseQuantizeType(args.type), args.threads, imatrix);
   process.stdout.write(`${JSON.stringify({ ok: true })}\n`);
 } catch (error) {

@@ -188,15 +188,22 @@ const GROVE_VERSION = (JSON.parse(readFileSync(new URL("../../../package.json", 
 registerRebuilder(QUANTIZE_TOOL, {
   version: quantizerVersion,
   async rebuild(_store, recipe, context) {
-    checkParameters(recipe, ["type"]);
-    onlyModelInputs(recipe, 1);
+    checkParameters(recipe, ["type", "imatrix"]);
     const type = recipe.parameters["type"];
     if (typeof type !== "string") throw new InvalidRequestError("Invalid recipe: field 'parameters.type': expected a quantization type name", { param: "parameters.type" });
+    const imatrixName = recipe.parameters["imatrix"];
+    if (imatrixName === undefined) onlyModelInputs(recipe, 1);
+    else if (typeof imatrixName !== "string" || context.models.size !== 1 || context.data.size !== 1) {
+      throw new InvalidRequestError("A quantize recipe with an importance matrix has one model input, one data input (the matrix) and its file name in parameters.imatrix", { param: "inputs" });
+    }
     const [input] = context.models.values();
+    const [imatrix] = context.data.values();
     await quantizeModel({
       input: input!,
       output: context.output,
       type: parseQuantizeType(type),
+      // The matrix as given with --data, recorded under the recipe's name for it: same bytes.
+      ...(imatrix === undefined ? {} : { imatrix, imatrixName: imatrixName as string }),
       ...(context.threads === undefined ? {} : { threads: context.threads }),
       ...(context.signal === undefined ? {} : { signal: context.signal }),
     });

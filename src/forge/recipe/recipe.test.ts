@@ -141,7 +141,8 @@ describe("recipeOf and rebuildFork", () => {
     await assert.rejects(rebuildFork(store, { ...document, tool: "llama-quantize" }), /Unknown recipe tool 'llama-quantize'; Grove can rebuild: .*grove merge.*llama\.cpp llama_model_quantize/);
     const missing = `sha256:${"c".repeat(64)}` as Digest;
     await assert.rejects(rebuildFork(store, { ...document, inputs: [{ digest: missing, role: "model", name: "gone:x" }] }), new RegExp(`The recipe's input ${missing} \\(gone:x\\) is not in the store`));
-    await assert.rejects(rebuildFork(store, { ...document, parameters: { type: "Q8_0", imatrix: "x" } }), /does not know the parameter 'imatrix'/);
+    await assert.rejects(rebuildFork(store, { ...document, parameters: { type: "Q8_0", dither: 1 } }), /does not know the parameter 'dither'/);
+    await assert.rejects(rebuildFork(store, { ...document, parameters: { type: "Q8_0", imatrix: "x" } }), /with an importance matrix has one model input, one data input/);
     await assert.rejects(rebuildFork(store, { ...document, parameters: { type: "Q9" } }), /Unknown quantization type 'Q9'/);
     assert.deepEqual(await storeFiles(), before);
   });
