@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generateModel, type GenerateModelResult } from "../../forge/generate/generate-model.js";
+import { generateAdapter } from "../../forge/generate/generate-adapter.js";
 import { FakeHub } from "../../store/hub/fake-hub.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
@@ -23,6 +24,7 @@ before(async () => {
   files.localBase = await make("local-base", 4, "f16");
   files.tuned = await make("tuned", 2, "f16");
   files.orphan = await make("orphan", 3, "f16");
+  await generateAdapter({ basePath: files.hubBase.path, seed: 5, outPath: join(directory, "lora.gguf") });
   const file = async (path: string, result: GenerateModelResult) => ({ path, content: await readFile(result.path) });
   const card = (...lines: string[]) => `---\n${lines.join("\n")}\n---\n# Model\n`;
   hub = await FakeHub.start({
@@ -33,6 +35,8 @@ before(async () => {
       // Its base is found by name (a local import called `local-base`); no relation → finetune.
       { repo: "acme/tuned-GGUF", readme: card("base_model:", "- Acme/Local-Base", "license: mit"), files: [await file("tuned.gguf", files.tuned)] },
       { repo: "acme/orphan-GGUF", readme: card("base_model: acme/not-here", "base_model_relation: finetune"), files: [await file("orphan.gguf", files.orphan)] },
+      // An adapter whose card names its base but no relation: the file says it is an adapter.
+      { repo: "acme/base-1b-lora", readme: card("base_model: acme/base-1b"), files: [{ path: "lora.gguf", content: await readFile(join(directory, "lora.gguf")) }] },
       { repo: "acme/text-GGUF", files: [{ path: "text.gguf", content: Buffer.from("plain text, not a model\n".repeat(100)) }] },
     ],
   });
@@ -104,6 +108,14 @@ describe("grove pull", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("links a pulled LoRA adapter to its base as an adapter fork, whatever its card's relation", async () => {
+    const home = join(directory, "home-adapter");
+    assert.equal((await pull(home, "hf:acme/base-1b/base.f16.gguf", "--name", "base-1b:f16")).code, 0);
+    const adapter = await pull(home, "hf:acme/base-1b-lora", "--name", "base-1b:lora");
+    assert.equal(adapter.code, 0, adapter.stderr);
+    assert.match(adapter.stdout, /\nlineage   adapter from base-1b:f16 \(sha256:[0-9a-f]{12}…\)\n$/);
   });
 
   it("refuses a download that is not GGUF and an unknown repository, leaving the store unchanged", async () => {

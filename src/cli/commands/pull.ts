@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import type { Digest } from "../../core/digest.js";
 import { InvalidModelFileError } from "../../core/errors.js";
+import { validateGgufFile } from "../../gguf/gguf-validator.js";
 import { HubClient } from "../../store/hub/hub-client.js";
 import { formatHubRef, parseHubRef } from "../../store/hub/hub-ref.js";
 import type { ModelCard } from "../../store/hub/model-card.js";
@@ -116,7 +117,9 @@ async function importPulled(store: ModelStore, pulled: PullModelResult, name: st
     const report = await importReport(store, { model, ...(name === undefined ? {} : { name }), parents: [], created: false, blobCreated: false });
     return { ...report, source: pinned, downloadedBytes: 0, alreadyStored: true, notes: [] };
   }
-  const lineage = await lineageFromCard(store, pulled.card);
+  // An adapter is an adapter fork whatever its card says (cards often omit base_model_relation).
+  const isAdapter = (await validateGgufFile(pulled.path).catch(() => undefined))?.adapterType !== undefined;
+  const lineage = await lineageFromCard(store, isAdapter ? { ...pulled.card, relation: "adapter" } : pulled.card);
   const card: Record<string, unknown> = { source: pinned };
   if (pulled.card.baseModels.length > 0) card.base_model = [...pulled.card.baseModels];
   if (pulled.card.relation !== undefined) card.base_model_relation = pulled.card.relation;
