@@ -1,24 +1,10 @@
-import { createRequire } from "node:module";
 import type { Digest } from "../core/digest.js";
 import { AmbiguousModelError, ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import type { AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
+import { openSqliteDatabase, type SqliteDatabase } from "./sqlite-database.js";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./sqlite-migrations.js";
 
-// The part of better-sqlite3's API used here (the package ships no types, and this is its only importer).
-interface Statement {
-  run(...parameters: unknown[]): { changes: number };
-  get(...parameters: unknown[]): unknown;
-  all(...parameters: unknown[]): unknown[];
-}
-interface Database {
-  prepare(sql: string): Statement;
-  exec(sql: string): void;
-  pragma(source: string, options?: { simple?: boolean }): unknown;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
-  close(): void;
-  readonly inTransaction: boolean;
-}
-type DatabaseConstructor = new (path: string, options?: { timeout?: number }) => Database;
+type Database = SqliteDatabase;
 
 /** Options of {@link SqliteRegistry.open}. */
 export interface SqliteRegistryOptions {
@@ -80,8 +66,7 @@ export class SqliteRegistry implements Registry {
    * @throws ConfigError when the database was written by a newer Grove (unknown schema version)
    */
   static open(path: string, options: SqliteRegistryOptions = {}): SqliteRegistry {
-    const Driver = createRequire(import.meta.url)("better-sqlite3") as DatabaseConstructor;
-    const database = new Driver(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    const database = openSqliteDatabase(path, options.busyTimeoutMs ?? 5000);
     try {
       database.pragma("journal_mode = WAL");
       database.pragma("foreign_keys = ON");
