@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
 import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
+import { registerEvalCommand } from "./commands/eval.js";
 import { registerFinetuneCommand } from "./commands/finetune.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerQuantizeCommand(program);
   registerRecipeCommands(program);
   registerFinetuneCommand(program);
+  registerEvalCommand(program);
   registerStoreCommands(program);
   return program;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { EngineError } from "../core/errors.js";
@@ -33,14 +34,21 @@ let library: LibllamaFfi | undefined;
 /**
  * Loads libggml-base, libggml and libllama through koffi, declares the parts of this llama.cpp's
  * C API Grove calls directly (model and context, decode, logits, tokenizer, the optimizer), loads
- * the CPU backend and initialises llama.cpp. Once per process.
+ * the CPU backend and initialises llama.cpp. Once per process: the first call's
+ * `libraryDirectory` (default: node-llama-cpp's prebuilt CPU binaries) wins.
  * @throws EngineError when a library is missing or a struct size differs (another llama.cpp)
  */
-export async function loadLibllamaFfi(): Promise<LibllamaFfi> {
+export async function loadLibllamaFfi(libraryDirectory?: string): Promise<LibllamaFfi> {
   if (library !== undefined) return library;
   const koffi = (await import("koffi")).default;
-  const directory = libllamaDirectory();
-  const paths = { base: join(directory, "libggml-base.so"), ggml: join(directory, "libggml.v0.4.0.so"), llama: join(directory, "libllama.v0.4.0.so") };
+  // Another build of the same llama.cpp source (a bench compares Grove's own overhead on it) may
+  // be given; its libraries carry no version in their names.
+  const directory = libraryDirectory ?? libllamaDirectory();
+  const named = (stem: string): string => {
+    const versioned = join(directory, `${stem}.v0.4.0.so`);
+    return existsSync(versioned) ? versioned : join(directory, `${stem}.so`);
+  };
+  const paths = { base: join(directory, "libggml-base.so"), ggml: named("libggml"), llama: named("libllama") };
   const load = (path: string): any => {
     try {
       return koffi.load(path);
@@ -164,6 +172,8 @@ export async function loadLibllamaFfi(): Promise<LibllamaFfi> {
     llama_vocab_get_add_bos: llama.func("bool llama_vocab_get_add_bos(void *vocab)"),
     llama_tokenize: llama.func("int32_t llama_tokenize(void *vocab, const char *text, int32_t text_len, _Out_ int32_t *tokens, int32_t n_tokens_max, bool add_special, bool parse_special)"),
     llama_model_n_ctx_train: llama.func("int32_t llama_model_n_ctx_train(void *model)"),
+    llama_token_to_piece: llama.func("int32_t llama_token_to_piece(void *vocab, int32_t token, _Out_ uint8_t *buf, int32_t length, int32_t lstrip, bool special)"),
+    llama_vocab_is_eog: llama.func("bool llama_vocab_is_eog(void *vocab, int32_t token)"),
     llama_batch_get_one: llama.func("llama_batch llama_batch_get_one(_Inout_ int32_t *tokens, int32_t n_tokens)"),
     llama_decode: llama.func("int32_t llama_decode(void *ctx, llama_batch batch)"),
     llama_get_memory: llama.func("void *llama_get_memory(void *ctx)"),

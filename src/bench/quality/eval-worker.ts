@@ -1,0 +1,89 @@
+// The eval worker: `node eval-worker.js REQUEST.json`. Loads the model(s) through libllama
+// (koffi), runs one measurement and prints JSON lines on stdout: {"event":"progress",…} while it
+// runs, then {"event":"result","result":…} or {"event":"error","error":…,"code":…}. llama.cpp logs
+// to stderr; a GGML_ASSERT aborts the process, which the parent reports as a failed evaluation.
+import { readFile } from "node:fs/promises";
+import { GroveError } from "../../core/errors.js";
+import { loadLibllamaFfi } from "../../engine/libllama-ffi.js";
+import { EvalContext, freeEvalModel, loadEvalModel, type EvalModel } from "./libllama-eval.js";
+import { generateGreedy, loglikelihood, measureKlDivergence, measurePerplexity, unknownOperation, type GenerateRequest, type LoglikelihoodRequest } from "./measure.js";
+
+/** What the worker is asked to do. */
+export type EvalWorkerRequest = {
+  model: string;
+  threads: number;
+  contextSize: number;
+  batchSize?: number;
+  /** Another build of the same llama.cpp (benchmarks); default node-llama-cpp's. */
+  libraryDirectory?: string;
+} & (
+  | { op: "perplexity"; textFile: string }
+  | { op: "kl-divergence"; textFile: string; reference: string }
+  | { op: "loglikelihood"; requests: LoglikelihoodRequest[] }
+  | { op: "generate"; requests: GenerateRequest[] }
+);
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+async function run(request: EvalWorkerRequest): Promise<unknown> {
+  const lib = await loadLibllamaFfi(request.libraryDirectory);
+  const model = await loadEvalModel(request.model);
+  const open: EvalModel[] = [model];
+  const contexts: EvalContext[] = [];
+  const contextFor = async (target: EvalModel): Promise<EvalContext> => {
+    const context = await EvalContext.create(target, { contextSize: request.contextSize, threads: request.threads, ...(request.batchSize === undefined ? {} : { batchSize: request.batchSize }) });
+    contexts.push(context);
+    return context;
+  };
+  const progress = (done: number, total: number, perplexity?: number): void => emit({ event: "progress", done, total, ...(perplexity === undefined ? {} : { perplexity }) });
+  try {
+    switch (request.op) {
+      case "perplexity":
+        return await measurePerplexity(model, await contextFor(model), await readFile(request.textFile, "utf8"), progress);
+      case "kl-divergence": {
+        const reference = await loadEvalModel(request.reference);
+        open.push(reference);
+        return await measureKlDivergence(model, await contextFor(model), reference, await contextFor(reference), await readFile(request.textFile, "utf8"), progress);
+      }
+      case "loglikelihood": {
+        const context = await contextFor(model);
+        const answers = [];
+        for (const [index, item] of request.requests.entries()) {
+          answers.push(await loglikelihood(model, context, item));
+          if (index % 16 === 15 || index === request.requests.length - 1) progress(index + 1, request.requests.length);
+        }
+        return answers;
+      }
+      case "generate": {
+        const context = await contextFor(model);
+        const isEnd = (token: number): boolean => lib.fn.llama_vocab_is_eog!(model.vocab, token) as boolean;
+        const pieceOf = async (token: number): Promise<Uint8Array> => {
+          const buffer = new Uint8Array(256);
+          const count = lib.fn.llama_token_to_piece!(model.vocab, token, buffer, buffer.length, 0, false) as number;
+          return buffer.slice(0, Math.max(0, count));
+        };
+        const texts = [];
+        for (const [index, item] of request.requests.entries()) {
+          texts.push(await generateGreedy(model, context, item, isEnd, pieceOf));
+          progress(index + 1, request.requests.length);
+        }
+        return texts;
+      }
+      default:
+        return unknownOperation((request as { op: string }).op);
+    }
+  } finally {
+    for (const context of contexts) context.dispose();
+    for (const each of open) await freeEvalModel(each);
+  }
+}
+
+try {
+  const request = JSON.parse(await readFile(process.argv[2] ?? "", "utf8")) as EvalWorkerRequest;
+  emit({ event: "result", result: await run(request) });
+} catch (error) {
+  emit({ event: "error", error: (error as Error).message, code: error instanceof GroveError ? error.code : "engine_failure", param: error instanceof GroveError ? error.param : undefined });
+  process.exitCode = 1;
+}

@@ -1,0 +1,160 @@
+import { readFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
+import { z } from "zod";
+import { digestOfBytes, type Digest } from "../../core/digest.js";
+import { InvalidRequestError } from "../../core/errors.js";
+import type { GenerateRequest, LoglikelihoodAnswer, LoglikelihoodRequest } from "./measure.js";
+
+/** lm-evaluation-harness's output types that Grove scores. */
+export type TaskType = "multiple_choice" | "loglikelihood" | "generate_until";
+
+const MULTIPLE_CHOICE = z.strictObject({
+  type: z.literal("multiple_choice"),
+  context: z.string(),
+  choices: z.array(z.string().min(1)).min(2, "needs at least 2 choices"),
+  answer: z.number().int().nonnegative(),
+});
+const LOGLIKELIHOOD = z.strictObject({ type: z.literal("loglikelihood"), context: z.string(), continuation: z.string().min(1) });
+const GENERATE_UNTIL = z.strictObject({
+  type: z.literal("generate_until"),
+  context: z.string().min(1),
+  answer: z.string(),
+  until: z.array(z.string().min(1)).max(16).optional(),
+  max_tokens: z.number().int().min(1).max(1024).optional(),
+});
+const DOC = z.discriminatedUnion("type", [MULTIPLE_CHOICE, LOGLIKELIHOOD, GENERATE_UNTIL]);
+
+/** One document of a task. */
+export type TaskDoc = z.infer<typeof DOC>;
+
+/** A task file, read and checked. */
+export interface Task {
+  /** From the file name (`arith.jsonl` → `arith`) unless given. */
+  name: string;
+  type: TaskType;
+  docs: TaskDoc[];
+  /** sha256 of the file's bytes: results are keyed by it. */
+  digest: Digest;
+}
+
+/**
+ * Reads a task: JSONL, one document per line, all of one type —
+ * `{"type":"multiple_choice","context","choices":[…],"answer":i}` (acc and acc_norm from the
+ * log-likelihood of each choice), `{"type":"loglikelihood","context","continuation"}` (the
+ * continuation's log-likelihood, and whether greedy decoding produces it) or
+ * `{"type":"generate_until","context","answer","until"?,"max_tokens"?}` (greedy generation, exact
+ * match after {@link normalizeAnswer}).
+ *
+ * @throws InvalidRequestError naming the file and line of the first bad document
+ */
+export async function readTask(path: string, name?: string): Promise<Task> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new InvalidRequestError(`Cannot read the task file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { param: "task" });
+  }
+  const docs: TaskDoc[] = [];
+  const lines = bytes.toString("utf8").split("\n");
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === "") continue;
+    const where = `${path} line ${index + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new InvalidRequestError(`${where} is not valid JSON: ${(error as Error).message}`, { param: "task" });
+    }
+    const parsed = DOC.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new InvalidRequestError(`${where}: ${issue?.path.length ? `${issue.path.join(".")}: ` : ""}${issue?.message ?? "invalid document"}`, { param: "task" });
+    }
+    const doc = parsed.data;
+    if (doc.type === "multiple_choice" && doc.answer >= doc.choices.length) {
+      throw new InvalidRequestError(`${where}: answer ${doc.answer} is not an index of its ${doc.choices.length} choices`, { param: "task" });
+    }
+    if (docs.length > 0 && docs[0]!.type !== doc.type) throw new InvalidRequestError(`${where}: a ${doc.type} document in a ${docs[0]!.type} task; one type per file`, { param: "task" });
+    docs.push(doc);
+  }
+  if (docs.length === 0) throw new InvalidRequestError(`The task file ${path} has no documents`, { param: "task" });
+  return { name: name ?? basename(path, extname(path)), type: docs[0]!.type, docs, digest: digestOfBytes(bytes) };
+}
+
+/** How a generated answer and the expected one are compared: trimmed, lower-cased, runs of whitespace as one space, a final period dropped. */
+export function normalizeAnswer(text: string): string {
+  return text.trim().toLowerCase().replace(/\s+/g, " ").replace(/\.$/, "");
+}
+
+/** What scores a task: log-likelihoods and greedy generations, from a local model or a server. */
+export interface EvalBackend {
+  loglikelihood(requests: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodAnswer[]>;
+  generate(requests: readonly GenerateRequest[]): Promise<string[]>;
+}
+
+/** A task's scores. */
+export interface TaskScore {
+  metrics: Record<string, number | null>;
+  /** `not_above_chance` when accuracy is within two standard errors of chance (or below). */
+  flags: string[];
+  details: Record<string, unknown>;
+}
+
+/**
+ * Scores a task as lm-evaluation-harness does: multiple choice by the highest log-likelihood
+ * (acc) and by the highest log-likelihood per character of the choice (acc_norm);
+ * loglikelihood by the share of continuations greedy decoding reproduces (and their
+ * perplexity); generate_until by exact match. An accuracy not clearly above chance is flagged.
+ */
+export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskScore> {
+  switch (task.type) {
+    case "multiple_choice": {
+      const docs = task.docs as z.infer<typeof MULTIPLE_CHOICE>[];
+      const requests = docs.flatMap((doc) => doc.choices.map((choice) => ({ context: doc.context, continuation: choice })));
+      const answers = await backend.loglikelihood(requests);
+      let at = 0;
+      let correct = 0;
+      let correctNorm = 0;
+      let chance = 0;
+      for (const doc of docs) {
+        const scores = answers.slice(at, at + doc.choices.length);
+        at += doc.choices.length;
+        const best = argmaxOf(scores.map((answer) => answer.logLikelihood));
+        const bestNorm = argmaxOf(scores.map((answer, index) => answer.logLikelihood / doc.choices[index]!.length));
+        if (best === doc.answer) correct++;
+        if (bestNorm === doc.answer) correctNorm++;
+        chance += 1 / doc.choices.length;
+      }
+      const n = docs.length;
+      const acc = correct / n;
+      const chanceLevel = chance / n;
+      const margin = 2 * Math.sqrt((chanceLevel * (1 - chanceLevel)) / n);
+      const flags = acc <= chanceLevel + margin ? ["not_above_chance"] : [];
+      return { metrics: { acc, accNorm: correctNorm / n }, flags, details: { type: task.type, docs: n, chance: chanceLevel, accStderr: Math.sqrt((acc * (1 - acc)) / n) } };
+    }
+    case "loglikelihood": {
+      const docs = task.docs as z.infer<typeof LOGLIKELIHOOD>[];
+      const answers = await backend.loglikelihood(docs.map((doc) => ({ context: doc.context, continuation: doc.continuation })));
+      const tokens = answers.reduce((sum, answer) => sum + answer.tokens, 0);
+      const total = answers.reduce((sum, answer) => sum + answer.logLikelihood, 0);
+      return {
+        metrics: { accGreedy: answers.filter((answer) => answer.isGreedy).length / answers.length, logLikelihood: total / answers.length, perplexity: Math.exp(-total / tokens) },
+        flags: [],
+        details: { type: task.type, docs: answers.length, tokens },
+      };
+    }
+    case "generate_until": {
+      const docs = task.docs as z.infer<typeof GENERATE_UNTIL>[];
+      const texts = await backend.generate(docs.map((doc) => ({ context: doc.context, until: doc.until ?? ["\n"], maxTokens: doc.max_tokens ?? 32 })));
+      const matches = texts.filter((text, index) => normalizeAnswer(text) === normalizeAnswer(docs[index]!.answer)).length;
+      return { metrics: { exactMatch: matches / docs.length }, flags: [], details: { type: task.type, docs: docs.length, normalization: "trim, lower-case, collapse whitespace, drop a final period", samples: texts.slice(0, 3) } };
+    }
+  }
+}
+
+function argmaxOf(values: readonly number[]): number {
+  let best = 0;
+  for (let index = 1; index < values.length; index++) if (values[index]! > values[best]!) best = index;
+  return best;
+}

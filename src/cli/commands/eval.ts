@@ -1,0 +1,138 @@
+import type { Command } from "commander";
+import { InvalidRequestError } from "../../core/errors.js";
+import { httpBackend } from "../../bench/quality/backends.js";
+import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
+import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
+import { ResultStore, type ResultRecord } from "../../bench/results/result-store.js";
+import { renderTable } from "./inspect.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+
+interface EvalFlags {
+  task: string[];
+  text?: string;
+  reference?: string;
+  ctx?: string;
+  batch?: string;
+  threads?: string;
+  name?: string;
+  force?: boolean;
+  endpoint?: string;
+  model?: string;
+  apiKey?: string;
+  home?: string;
+  json?: boolean;
+}
+
+function integerFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidRequestError(`--${flag} must be a positive integer, got '${value}'`, { param: flag });
+  return number;
+}
+
+/**
+ * Registers `grove eval REF --task …`: perplexity and bits per byte over a text
+ * (llama-perplexity's method), KL divergence against the parent, and lm-evaluation-harness-style
+ * task files, measured through llama.cpp's logits and stored per model, task, settings and
+ * engine version (reused unless --force). With `--endpoint URL --model NAME`, a task file is
+ * scored through any OpenAI-compatible server instead (nothing stored).
+ *
+ * @example
+ * grove eval small:q4 --task perplexity --task kl-divergence
+ * grove eval small:chat --task tasks/arith.jsonl --json
+ * grove eval --endpoint http://127.0.0.1:8080/v1 --model m --task tasks/arith.jsonl
+ */
+export function registerEvalCommand(program: Command): void {
+  program
+    .command("eval")
+    .description("measure a model's quality: perplexity, KL divergence to its parent, task files (results stored)")
+    .argument("[ref]", "name, digest or unique digest prefix of the model")
+    .option("--task <task>", `${BUILT_IN_TASKS.join(", ")} or a task file (.jsonl); repeatable`, (value: string, all: string[]) => [...all, value], [] as string[])
+    .option("--text <file>", "text for perplexity and KL divergence (default: Grove's built-in corpus)")
+    .option("--reference <ref>", "model to measure KL divergence against (default: the parent)")
+    .option("--ctx <tokens>", "tokens per chunk, or the context of task requests (default 512 / 2048, at most the model's)")
+    .option("--batch <tokens>", "logical batch: batch/ctx chunks evaluated together, as llama-perplexity's -b (default 2048)")
+    .option("--threads <n>", "CPU threads (default: every core)")
+    .option("--name <task>", "name of the task file's results (default: its file name)")
+    .option("--force", "measure again even when a result is stored")
+    .option("--endpoint <url>", "score a task file through an OpenAI-compatible server (…/v1) instead")
+    .option("--model <name>", "the model name to send to --endpoint")
+    .option("--api-key <key>", "bearer key for --endpoint")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option("--json", "print the results as JSON")
+    .action(async (ref: string | undefined, flags: EvalFlags) => {
+      if (flags.task.length === 0) throw new InvalidRequestError(`Name what to measure with --task (${BUILT_IN_TASKS.join(", ")} or a task file)`, { param: "task" });
+      if (flags.endpoint !== undefined) {
+        if (flags.model === undefined) throw new InvalidRequestError("--endpoint needs --model NAME", { param: "model" });
+        if (ref !== undefined) throw new InvalidRequestError("Give either a store model or --endpoint, not both", { param: "endpoint" });
+        const backend = httpBackend(flags.endpoint, flags.model, flags.apiKey);
+        const scores: (TaskScore & { task: string })[] = [];
+        for (const path of flags.task) {
+          if ((BUILT_IN_TASKS as readonly string[]).includes(path)) throw new InvalidRequestError(`${path} needs raw logits: run it on a store model, not through --endpoint`, { param: "task" });
+          const task = await readTask(path, flags.name);
+          scores.push({ task: task.name, ...(await scoreTask(task, backend)) });
+        }
+        process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(scores.map((score) => ({ task: score.task, metrics: score.metrics, flags: score.flags, note: flags.endpoint! }))));
+        return;
+      }
+      if (ref === undefined) throw new InvalidRequestError("Name the model to evaluate (or use --endpoint)", { param: "ref" });
+      const outcomes = await withStore(flags.home, async (store) => {
+        const results = ResultStore.open(store.home);
+        try {
+          const done: EvaluateOutcome[] = [];
+          for (const task of flags.task) {
+            const progress = process.stderr.isTTY
+              ? (finished: number, total: number, perplexity?: number): void =>
+                  void process.stderr.write(`\r${task}: ${finished}/${total}${perplexity === undefined ? "" : `  ppl ${perplexity.toFixed(3)}`}   `)
+              : undefined;
+            done.push(
+              await evaluateModel(store, results, ref, {
+                task,
+                ...optional({
+                  text: flags.text,
+                  reference: flags.reference,
+                  contextSize: integerFlag(flags.ctx, "ctx"),
+                  batchSize: integerFlag(flags.batch, "batch"),
+                  threads: integerFlag(flags.threads, "threads"),
+                  taskName: flags.name,
+                  onProgress: progress,
+                }),
+                force: flags.force === true,
+              }),
+            );
+            if (progress !== undefined) process.stderr.write("\n");
+          }
+          return done;
+        } finally {
+          results.close();
+        }
+      });
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(outcomes)}\n`);
+      process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, flags: result.flags, note: describe(result, reused) }))));
+    });
+}
+
+function optional<T extends Record<string, unknown>>(values: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+function describe(result: ResultRecord, reused: boolean): string {
+  const settings = Object.entries(result.settings)
+    .map(([key, value]) => `${key} ${typeof value === "string" && value.startsWith("sha256:") ? value.slice(0, 19) : String(value)}`)
+    .join(", ");
+  return `${settings}${reused ? `; stored result from ${result.createdAt.slice(0, 19)}Z, --force to measure again` : ""}`;
+}
+
+/** One line per task: its metrics, its flags, where it came from. */
+export function formatScores(rows: { task: string; metrics: Record<string, number | null>; flags: string[]; note: string }[]): string {
+  const format = (value: number | null): string => (value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4));
+  const table = rows.map((row) => [
+    row.task,
+    Object.entries(row.metrics)
+      .map(([name, value]) => `${name} ${format(value)}`)
+      .join("  "),
+    row.flags.length > 0 ? `FLAGGED: ${row.flags.join(", ")} (not a score)` : "",
+    row.note,
+  ]);
+  return `${renderTable(["TASK", "METRICS", "FLAGS", "SETTINGS"], table)}\n`;
+}
