@@ -15,6 +15,7 @@ interface FinetuneFlags {
   weightDecay?: string;
   ctx?: string;
   valSplit?: string;
+  stride?: string;
   threads?: string;
   name?: string;
   resume?: string;
@@ -51,6 +52,7 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--weight-decay <wd>", `AdamW weight decay (default ${FINETUNE_DEFAULTS.weightDecay})`)
     .option("--ctx <tokens>", `tokens per training window, a multiple of 256 (default ${FINETUNE_DEFAULTS.contextSize})`)
     .option("--val-split <share>", `share of windows held out for validation loss (default ${FINETUNE_DEFAULTS.validationSplit})`)
+    .option("--stride <tokens>", "tokens between window starts (default: half of --ctx, as llama-finetune; --ctx for pretraining)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -76,6 +78,7 @@ export function registerFinetuneCommand(program: Command): void {
               weightDecay: numberFlag(flags.weightDecay, "weight-decay"),
               contextSize: numberFlag(flags.ctx, "ctx"),
               validationSplit: numberFlag(flags.valSplit, "val-split"),
+              stride: numberFlag(flags.stride, "stride"),
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

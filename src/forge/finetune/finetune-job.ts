@@ -31,6 +31,8 @@ export interface FinetuneParameters {
   contextSize: number;
   /** Share of windows held out for validation loss, in [0, 0.5]. */
   validationSplit: number;
+  /** Tokens between window starts: half a window (finetune.cpp's) unless set. */
+  stride?: number;
   threads: number;
   optimizer: "adamw";
 }
@@ -50,6 +52,7 @@ export interface FinetuneRequest {
   weightDecay?: number;
   contextSize?: number;
   validationSplit?: number;
+  stride?: number;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -71,6 +74,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     validationSplit: request.validationSplit ?? FINETUNE_DEFAULTS.validationSplit,
     threads: request.threads ?? availableParallelism(),
     optimizer: "adamw",
+    ...(request.stride === undefined ? {} : { stride: request.stride }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -90,6 +94,9 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     "val-split",
     `val-split must be in [0, 0.5], got ${parameters.validationSplit}`,
   );
+  if (parameters.stride !== undefined) {
+    check(Number.isInteger(parameters.stride) && parameters.stride >= 1 && parameters.stride <= parameters.contextSize, "stride", `stride must be an integer from 1 to ctx (${parameters.contextSize}), got ${parameters.stride}`);
+  }
   check(Number.isInteger(parameters.threads) && parameters.threads >= 1 && parameters.threads <= 1024, "threads", `threads must be a positive integer, got ${parameters.threads}`);
   return parameters;
 }
@@ -109,10 +116,11 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
   }
   const { tokens, chatFormat } = await tokenizeRecords(parent.path, data.records);
-  const windows = windowCount(tokens.length, parameters.contextSize);
+  const stride = parameters.stride ?? Math.floor(parameters.contextSize / 2);
+  const windows = windowCount(tokens.length, parameters.contextSize, stride);
   const trainWindows = Math.max(1, Math.floor(windows * (1 - parameters.validationSplit)));
   if (windows < 1 || (parameters.validationSplit > 0 && windows - trainWindows < 1)) {
-    const needed = parameters.contextSize + Math.floor(parameters.contextSize / 2) * (parameters.validationSplit > 0 ? 2 : 1) + 1;
+    const needed = parameters.contextSize + stride * (parameters.validationSplit > 0 ? 2 : 1) + 1;
     throw new InvalidRequestError(
       `The data set is too small: ${data.records.length} records make ${tokens.length} tokens, ${windows} windows of ${parameters.contextSize}; ` +
         `at least ${needed} tokens are needed${parameters.validationSplit > 0 ? " to train and validate" : ""} — add data, lower --ctx or set --val-split 0`,
@@ -196,6 +204,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     weightDecay: parameters.weightDecay,
     validationSplit: parameters.validationSplit,
     threads: parameters.threads,
+    ...(parameters.stride === undefined ? {} : { stride: parameters.stride }),
     checkpoint,
   };
   const argumentsFile = join(directory, "worker.json");
@@ -298,12 +307,12 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, threads, optimizer } = parameters;
-  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, threads, optimizer };
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, threads, optimizer } = parameters;
+  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, ...(stride === undefined ? {} : { stride }), threads, optimizer };
 }
 
 /** The training curve stored in the fork's card. */
@@ -410,7 +419,7 @@ registerRebuilder(FINETUNE_TOOL, {
     };
     const jobs = new JobStore(store.home);
     const request: FinetuneRequest = { model: parent, data };
-    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["threads", "threads"]] as const) {
+    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["threads", "threads"]] as const) {
       const value = number(key);
       if (value !== undefined) request[field] = value;
     }

@@ -24,6 +24,8 @@ export interface TrainArguments {
   tokensFile: string;
   /** Training context: tokens per window (also batch and micro-batch, as finetune.cpp's fastest setting). */
   contextSize: number;
+  /** Tokens between the starts of consecutive windows. @default half a window, as finetune.cpp */
+  stride?: number;
   /** Epochs in all; training runs epochs `startEpoch` … `epochs - 1`. */
   epochs: number;
   startEpoch: number;
@@ -47,9 +49,11 @@ export type TrainEvent =
   | { event: "checkpoint"; epoch: number; path: string }
   | { event: "saved"; path: string };
 
-/** How many windows of `contextSize` tokens a stream of `tokens` makes with finetune.cpp's stride of half a window. */
-export function windowCount(tokens: number, contextSize: number): number {
-  const stride = Math.floor(contextSize / 2);
+/**
+ * How many windows of `contextSize` tokens a stream of `tokens` makes at `stride` (default
+ * finetune.cpp's half a window; a whole window for pretraining on plenty of text).
+ */
+export function windowCount(tokens: number, contextSize: number, stride = Math.floor(contextSize / 2)): number {
   return Math.max(0, Math.floor((tokens - contextSize - 1) / stride));
 }
 
@@ -114,8 +118,8 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   fn.llama_memory_clear!(fn.llama_get_memory!(ctx), true);
 
   const n = args.contextSize;
-  const stride = Math.floor(n / 2);
-  const windows = windowCount(tokens.length, n);
+  const stride = args.stride ?? Math.floor(n / 2);
+  const windows = windowCount(tokens.length, n, stride);
   const trainWindows = Math.min(windows, Math.max(1, Math.floor(windows * (1 - args.validationSplit))));
   if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
     throw new EngineError(`${tokens.length} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);

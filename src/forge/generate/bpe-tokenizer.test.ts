@@ -85,6 +85,16 @@ describe("buildBpeVocabulary", () => {
     });
   }
 
+  it("learns its merges from another corpus when given one, stopping at the size asked for", () => {
+    const corpus = "oak: a tree of the genus Quercus.\nelm: a tree of the genus Ulmus.\n".repeat(50);
+    const vocabulary = buildBpeVocabulary(300, corpus);
+    assert.equal(vocabulary.tokens.length, 300);
+    assert.ok(vocabulary.tokens.includes("Ġgenus"), "a word of that corpus is one token");
+    assert.ok(!vocabulary.tokens.includes("Ġgrove"), "none of the embedded corpus");
+    const { texts } = learnMerges(corpus, 10);
+    assert.equal(texts.length, 256 + 10);
+  });
+
   it("rejects sizes below the byte and control tokens", () => {
     assert.throws(() => buildBpeVocabulary(258), RangeError);
   });

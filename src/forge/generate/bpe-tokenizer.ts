@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { CORPUS } from "./corpus.js";
 
 /** A byte-level BPE vocabulary in the form llama.cpp's `gpt2` tokenizer reads. */
@@ -133,9 +134,10 @@ interface TrainedMerges {
  * Learns byte-level BPE merges from `text` until no pair occurs twice. Each step merges the
  * most frequent adjacent pair over the word counts; ties go to the pair with the lower left
  * token id, then the lower right id (ids are given in creation order), so the result is the
- * same on every run. A merge whose text already exists as a token reuses that token.
+ * same on every run. A merge whose text already exists as a token reuses that token. Stops
+ * once `maxTokens` tokens beyond the 256 bytes exist (a large corpus needs only a few thousand).
  */
-export function learnMerges(text: string): TrainedMerges {
+export function learnMerges(text: string, maxTokens = Number.POSITIVE_INFINITY): TrainedMerges {
   const wordCounts = new Map<string, number>();
   for (const word of preTokenize(text)) wordCounts.set(word, (wordCounts.get(word) ?? 0) + 1);
   const words: number[][] = [];
@@ -169,6 +171,7 @@ export function learnMerges(text: string): TrainedMerges {
     const [count, key] = heap.pop();
     if (count !== pairCounts.get(key)) continue; // stale entry
     if (count < MIN_PAIR_FREQUENCY) break;
+    if (texts.length - BYTE_TOKENS >= maxTokens) break;
     const left = Math.floor(key / PAIR_KEY_BASE);
     const right = key % PAIR_KEY_BASE;
     const merged = texts[left] + texts[right];
@@ -206,24 +209,32 @@ export function learnMerges(text: string): TrainedMerges {
 }
 
 let trainedCorpus: TrainedMerges | undefined;
+const trainedOther = new Map<string, TrainedMerges>();
 
-/** The merges of Grove's embedded corpus, learned once per process. */
-function corpusMerges(): TrainedMerges {
-  trainedCorpus ??= learnMerges(CORPUS);
-  return trainedCorpus;
+/** The merges of Grove's embedded corpus (learned once per process), or of another text, up to `maxTokens`. */
+function corpusMerges(corpus: string | undefined, maxTokens: number): TrainedMerges {
+  if (corpus === undefined) {
+    trainedCorpus ??= learnMerges(CORPUS);
+    return trainedCorpus;
+  }
+  const key = `${maxTokens}:${createHash("sha256").update(corpus).digest("hex")}`;
+  let merges = trainedOther.get(key);
+  if (merges === undefined) trainedOther.set(key, (merges = learnMerges(corpus, maxTokens)));
+  return merges;
 }
 
 /**
  * Builds a vocabulary of exactly `vocabularySize` tokens: 256 byte tokens, as many learned
  * tokens as fit, the control tokens `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`, and
- * `<|reserved_N|>` filler tokens (type unused) when the corpus yields fewer merges.
+ * `<|reserved_N|>` filler tokens (type unused) when the corpus yields fewer merges. The merges
+ * are learned from `corpus` when given, else from Grove's embedded corpus.
  */
-export function buildBpeVocabulary(vocabularySize: number): BpeVocabulary {
+export function buildBpeVocabulary(vocabularySize: number, corpus?: string): BpeVocabulary {
   const minimum = BYTE_TOKENS + CONTROL_TOKENS.length;
   if (!Number.isInteger(vocabularySize) || vocabularySize < minimum) {
     throw new RangeError(`A BPE vocabulary needs at least ${minimum} tokens, got ${vocabularySize}`);
   }
-  const { rules, texts } = corpusMerges();
+  const { rules, texts } = corpusMerges(corpus, vocabularySize - minimum);
   const learnedBudget = vocabularySize - minimum;
   const merges: string[] = [];
   let learnedTokens = 0;

@@ -172,7 +172,7 @@ describe("generateModel", () => {
     const sub = await mkdtemp(join(directory, "bad-"));
     await assert.rejects(generateModel({ preset: "huge", seed: 1, outPath: join(sub, "x.gguf") }), (error: unknown) => {
       assert.ok(error instanceof InvalidRequestError);
-      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, small, llama-1b/);
+      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, small, demo-s, demo-m, demo-l, llama-1b/);
       return true;
     });
     await assert.rejects(generateModel({ preset: "test-tiny", seed: -1, outPath: join(sub, "x.gguf") }), InvalidRequestError);

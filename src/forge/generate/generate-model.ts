@@ -31,6 +31,8 @@ export interface GenerateModelOptions {
   outPath: string;
   /** Copy every `tokenizer.*` key from this GGUF instead of Grove's own BPE vocabulary. */
   vocabularyFrom?: string;
+  /** Learn the BPE merges from this text instead of Grove's embedded corpus (ignored with `vocabularyFrom`). */
+  corpus?: string;
   /** Progress in bytes written, for long writes. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -72,7 +74,7 @@ export async function generateModel(options: GenerateModelOptions): Promise<Gene
   }
   const tokenizer = options.vocabularyFrom
     ? await readTokenizerMetadata(options.vocabularyFrom)
-    : groveTokenizerMetadata(preset.vocabularySize);
+    : groveTokenizerMetadata(preset.vocabularySize, options.corpus);
   const writer = new GgufWriter();
   writeHyperparameters(writer, preset, options.seed, dtype, tokenizer);
   writeTokenizerMetadata(writer, tokenizer);

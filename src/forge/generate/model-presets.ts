@@ -27,7 +27,7 @@ export interface ModelPreset {
 }
 
 /** Names of the built-in presets. */
-export type ModelPresetName = "test-tiny" | "small" | "llama-1b";
+export type ModelPresetName = "test-tiny" | "small" | "llama-1b" | "demo-s" | "demo-m" | "demo-l";
 
 const COMMON = { ropeFreqBase: 10000, rmsEpsilon: 1e-5 } as const;
 
@@ -55,6 +55,43 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Obj
     feedForwardLength: 768,
     vocabularySize: 2048,
     contextLength: 2048,
+    ...COMMON,
+  },
+  // The demo family (issue 6): three sizes sharing a 4,096-token vocabulary, trained from scratch.
+  "demo-s": {
+    name: "demo-s",
+    description: "~1.8M parameters: the demo family's small base",
+    embeddingLength: 128,
+    blockCount: 4,
+    headCount: 4,
+    headCountKv: 2,
+    feedForwardLength: 384,
+    vocabularySize: 4096,
+    contextLength: 512,
+    ...COMMON,
+  },
+  "demo-m": {
+    name: "demo-m",
+    description: "~5.2M parameters: the demo family's medium base",
+    embeddingLength: 256,
+    blockCount: 4,
+    headCount: 4,
+    headCountKv: 2,
+    feedForwardLength: 768,
+    vocabularySize: 4096,
+    contextLength: 512,
+    ...COMMON,
+  },
+  "demo-l": {
+    name: "demo-l",
+    description: "~13.5M parameters: the demo family's large base",
+    embeddingLength: 384,
+    blockCount: 6,
+    headCount: 6,
+    headCountKv: 2,
+    feedForwardLength: 1152,
+    vocabularySize: 4096,
+    contextLength: 512,
     ...COMMON,
   },
   "llama-1b": {

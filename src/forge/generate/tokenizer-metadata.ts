@@ -26,10 +26,10 @@ const TYPE_NAMES = GGUF_VALUE_TYPE_NAMES;
  * Grove's own byte-level BPE tokenizer (`gpt2` model, `default` pre-tokenizer) with
  * exactly `vocabularySize` tokens and the ChatML template. `<|im_end|>` is eos (and eot) so
  * that a chat turn ends generation; `<|endoftext|>` is bos and padding, and no bos is added.
- * llama.cpp marks both as end-of-generation tokens by their text.
+ * llama.cpp marks both as end-of-generation tokens by their text. Merges from `corpus` when given.
  */
-export function groveTokenizerMetadata(vocabularySize: number): TokenizerMetadata {
-  const vocabulary = buildBpeVocabulary(vocabularySize);
+export function groveTokenizerMetadata(vocabularySize: number, corpus?: string): TokenizerMetadata {
+  const vocabulary = buildBpeVocabulary(vocabularySize, corpus);
   const entries: TokenizerEntry[] = [
     { key: "tokenizer.ggml.model", type: "string", value: "gpt2" },
     { key: "tokenizer.ggml.pre", type: "string", value: "default" },
