@@ -29,3 +29,4 @@ describe("WordNet data files", () => {
     assert.throws(() => parseWordnetData("00001740 03 n 01 entity 0 000 no gloss here", "noun"), /data.noun line 1: no gloss/);
   });
 });
+
