@@ -2,10 +2,13 @@ import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
 import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
+import { registerBenchCommand } from "./commands/bench.js";
 import { registerEvalCommand } from "./commands/eval.js";
+import { registerPlanCommand } from "./commands/plan.js";
 import { registerFinetuneCommand } from "./commands/finetune.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
+import { registerLeaderboardCommands } from "./commands/leaderboard.js";
 import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerQuantizeCommand } from "./commands/quantize.js";
@@ -32,6 +35,9 @@ export function buildProgram(): Command {
   registerRecipeCommands(program);
   registerFinetuneCommand(program);
   registerEvalCommand(program);
+  registerBenchCommand(program);
+  registerPlanCommand(program);
+  registerLeaderboardCommands(program);
   registerStoreCommands(program);
   return program;
 }

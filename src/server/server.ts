@@ -22,6 +22,8 @@ import { registerFileRoutes } from "./routes/files.js";
 import { registerFineTuningRoutes } from "./routes/fine-tuning.js";
 import { registerForgeRoutes, type ForgeServices } from "./routes/forge.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerPlanRoutes } from "./routes/plan.js";
+import { registerResultRoutes } from "./routes/results.js";
 
 export interface ServerOptions {
   readonly engine: Engine;
@@ -109,6 +111,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerForgeRoutes(app, options.forge, Math.max(bodyLimit, fileLimit));
   registerFineTuningRoutes(app, options.forge);
   registerFileRoutes(app, options.forge, fileLimit);
+  registerPlanRoutes(app, options.forge === undefined ? undefined : options.store); // store mode only, as the forge routes
+  registerResultRoutes(app, options.forge === undefined ? undefined : options.store);
   return app;
 }
 

@@ -1,0 +1,146 @@
+import type { Digest } from "../../core/digest.js";
+import { InvalidRequestError } from "../../core/errors.js";
+import type { ModelStore } from "../../store/model-store.js";
+import type { ResultStore } from "../results/result-store.js";
+import { renderFrontChart } from "./front-chart.js";
+import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
+import { paretoFront } from "./pareto-front.js";
+
+/** What a front weighs quality against. `size` (the file's bytes) needs no `grove bench`. */
+export type FrontCost = "size" | "peakRssBytes" | "decodeTokensPerSecond";
+
+/** The costs a front can use, and which way each is better. */
+export const FRONT_COSTS: readonly { name: FrontCost; higherIsBetter: boolean; title: string }[] = [
+  { name: "size", higherIsBetter: false, title: "file size" },
+  { name: "peakRssBytes", higherIsBetter: false, title: "peak RSS" },
+  { name: "decodeTokensPerSecond", higherIsBetter: true, title: "decode tokens/s" },
+];
+
+/** Input of {@link buildFront}. */
+export interface FrontOptions {
+  /** The quality task. @default the quality task with results for the most models */
+  task?: string;
+  /** @default "size" */
+  cost?: string;
+  /** Only the models of this model's fork tree. */
+  tree?: string;
+}
+
+/** A model placed on the chart. */
+export interface FrontModel {
+  digest: Digest;
+  names: string[];
+  quantization: string;
+  quality: number;
+  cost: number;
+  onFront: boolean;
+  /** The models that dominate it (as good or better on both axes, strictly on one); empty on the front. */
+  dominatedBy: { digest: Digest; names: string[] }[];
+}
+
+/** What `grove front` prints and `GET /api/front` returns. */
+export interface FrontResult {
+  task: string;
+  quality: { metric: string; higherIsBetter: boolean };
+  cost: { metric: FrontCost; higherIsBetter: boolean };
+  /** On the front, best cost first. */
+  front: FrontModel[];
+  /** Dominated, best quality first. */
+  dominated: FrontModel[];
+  /** Models with a result on the task that cannot be placed, and why. */
+  unplaced: { digest: Digest; names: string[]; reason: string }[];
+  notes: string[];
+}
+
+/**
+ * Checks a cost name.
+ * @throws InvalidRequestError (param `cost`) for another name
+ */
+export function parseFrontCost(text: string | undefined): FrontCost {
+  if (text === undefined || text === "") return "size";
+  const cost = FRONT_COSTS.find((candidate) => candidate.name === text);
+  if (cost === undefined) throw new InvalidRequestError(`Unknown cost '${text}': use ${FRONT_COSTS.map((candidate) => candidate.name).join(", ")}`, { param: "cost" });
+  return cost.name;
+}
+
+/**
+ * The quality-versus-cost Pareto front of the store's models (or one tree's) on one quality
+ * task: which models are on the front, which are dominated and by whom. Flagged quality results
+ * and models without the cost measured are listed as unplaced, with the reason.
+ *
+ * @throws InvalidRequestError for an unknown task or cost, or a cost task (`bench`) as the quality
+ */
+export async function buildFront(store: ModelStore, results: ResultStore, options: FrontOptions): Promise<FrontResult> {
+  const costName = parseFrontCost(options.cost);
+  const cost = FRONT_COSTS.find((candidate) => candidate.name === costName)!;
+  const notes: string[] = [];
+  let task = options.task;
+  if (task === undefined || task === "") {
+    const quality = (await listTasks(store, results, options.tree)).filter((summary) => summary.kind === "quality");
+    const chosen = [...quality].sort((a, b) => b.models - a.models || a.task.localeCompare(b.task))[0];
+    if (chosen === undefined) throw new InvalidRequestError("No quality results to draw a front from: measure models with grove eval REF --task perplexity", { param: "task" });
+    task = chosen.task;
+    notes.push(`no task given: ${task}, the quality task measured on the most models`);
+  }
+  const board = await buildLeaderboard(store, results, { task, ...(options.tree === undefined ? {} : { tree: options.tree }) });
+  if (board.kind === "cost") {
+    throw new InvalidRequestError(`'${task}' is a cost measurement; choose a quality task (grove leaderboard lists them)`, { param: "task" });
+  }
+  const placed: { row: LeaderboardRow; quality: number; cost: number }[] = [];
+  const unplaced: FrontResult["unplaced"] = [];
+  for (const row of board.rows) {
+    const costValue = costOf(row, costName);
+    if (row.value === null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality not a score: ${row.flags.join(", ")}` });
+    else if (costValue === null) unplaced.push({ digest: row.digest, names: row.names, reason: `${costName} not measured: run grove bench ${row.names[0] ?? row.digest}` });
+    else placed.push({ row, quality: row.value, cost: costValue });
+  }
+  const membership = paretoFront(placed.map((point) => ({ item: point.row, quality: point.quality, cost: point.cost })), {
+    qualityHigherIsBetter: board.metric.higherIsBetter,
+    costHigherIsBetter: cost.higherIsBetter,
+  });
+  const models = membership.map(
+    (entry): FrontModel => ({
+      digest: entry.item.digest,
+      names: entry.item.names,
+      quantization: entry.item.quantization,
+      quality: entry.quality,
+      cost: entry.cost,
+      onFront: entry.onFront,
+      dominatedBy: entry.dominatedBy.map((index) => ({ digest: membership[index]!.item.digest, names: membership[index]!.item.names })),
+    }),
+  );
+  const better = (a: number, b: number, higherIsBetter: boolean): number => (higherIsBetter ? b - a : a - b);
+  return {
+    task,
+    quality: { metric: board.metric.name, higherIsBetter: board.metric.higherIsBetter },
+    cost: { metric: costName, higherIsBetter: cost.higherIsBetter },
+    front: models.filter((model) => model.onFront).sort((a, b) => better(a.cost, b.cost, cost.higherIsBetter) || better(a.quality, b.quality, board.metric.higherIsBetter)),
+    dominated: models.filter((model) => !model.onFront).sort((a, b) => better(a.quality, b.quality, board.metric.higherIsBetter) || better(a.cost, b.cost, cost.higherIsBetter)),
+    unplaced,
+    notes: [...notes, ...board.notes],
+  };
+}
+
+/** The front as an SVG chart (cost on x, quality on y). */
+export function renderFrontSvg(front: FrontResult): string {
+  const cost = FRONT_COSTS.find((candidate) => candidate.name === front.cost.metric)!;
+  const direction = (higherIsBetter: boolean): string => (higherIsBetter ? "higher is better" : "lower is better");
+  return renderFrontChart({
+    title: `Quality vs cost: ${front.task}`,
+    cost: { title: `${cost.title} (${direction(cost.higherIsBetter)})`, format: cost.name === "decodeTokensPerSecond" ? undefined : formatBytesShort },
+    quality: { title: `${front.quality.metric} (${direction(front.quality.higherIsBetter)})` },
+    points: [...front.front, ...front.dominated].map((model) => ({ label: model.names[0] ?? model.digest.slice(0, 19), cost: model.cost, quality: model.quality, onFront: model.onFront })),
+  });
+}
+
+function costOf(row: LeaderboardRow, cost: FrontCost): number | null {
+  if (cost === "size") return row.size;
+  return row.cost?.[cost] ?? null;
+}
+
+function formatBytesShort(bytes: number): string {
+  for (const [unit, scale] of [["GB", 1e9], ["MB", 1e6], ["KB", 1e3]] as const) {
+    if (Math.abs(bytes) >= scale) return `${Number((bytes / scale).toPrecision(4))} ${unit}`;
+  }
+  return `${Number(bytes.toPrecision(4))} B`;
+}
