@@ -2,11 +2,14 @@
 // from scratch with Grove's own forge, resumably. Each step is skipped when its result exists,
 // and an interrupted training job is resumed from its last finished epoch, so the script can be
 // run again (even across sessions) until every size is trained:
-//   1. the training synsets (npm run demo:corpus's split) as JSONL records, one per synset;
+//   1. the training synsets (npm run demo:corpus's split) as JSONL records, one per synset, in a
+//      seeded shuffled order (WordNet's own order runs nouns, verbs, adjectives, adverbs: trained
+//      in that order the model forgets the nouns and the held-out windows are all adverbs);
 //   2. per size, a random-init model (`demo-s|m|l` preset, seed 1, F32) whose BPE merges are
 //      learned from the first 3 MB of the training text, imported as demo-<size>:init;
 //   3. per size, `grove finetune` over the whole training text (ctx 256, stride 256, AdamW,
-//      lr 1e-3 → 1e-4), stored as demo-<size>:base with its recipe and loss curve.
+//      lr 1e-4 warmed up over 200 steps, cosine decay to 1e-5 — on one-window (256-token) steps
+//      1e-3 diverged and 3e-4 wandered upward; see docs/demo.md), stored as demo-<size>:base with its recipe and loss curve.
 // The store lives in --home (default ~/.cache/grove/demo-home), outside the repository.
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -15,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
 import { generateModel } from "../forge/generate/generate-model.js";
+import { SeededRandom } from "../forge/generate/seeded-random.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { ModelStore } from "../store/model-store.js";
 import { HELD_OUT_SHARE, readWordnet } from "./prepare-corpus.js";
@@ -33,7 +37,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { home: join(homedir(), ".cache", "grove", "demo-home"), sizes: ["s", "m", "l"], epochs: 2, threads: undefined };
+  const options: Options = { home: join(homedir(), ".cache", "grove", "demo-home"), sizes: ["s", "m", "l"], epochs: 1, threads: undefined };
   for (let index = 0; index < argv.length; index += 2) {
     const [flag, value] = [argv[index], argv[index + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
@@ -44,6 +48,17 @@ function parseOptions(argv: string[]): Options {
     else throw new Error(`Unknown option ${flag}; see the header of src/demo/train-family.ts`);
   }
   return options;
+}
+
+/** A seeded Fisher–Yates shuffle: the same order on every machine. */
+export function shuffled<T>(items: T[], seed: number): T[] {
+  const random = new SeededRandom(seed, "demo-shuffle");
+  const result = [...items];
+  for (let index = result.length - 1; index > 0; index--) {
+    const other = Math.floor(random.nextFloat() * (index + 1));
+    [result[index], result[other]] = [result[other]!, result[index]!];
+  }
+  return result;
 }
 
 function log(message: string): void {
@@ -59,7 +74,7 @@ async function main(): Promise<void> {
   const data = join(options.home, "train.jsonl");
   if (!existsSync(data)) {
     // One record per training synset, exactly the text of train.txt.
-    const synsets = (await readWordnet()).filter((synset) => !isHeldOut(synset, HELD_OUT_SHARE));
+    const synsets = shuffled((await readWordnet()).filter((synset) => !isHeldOut(synset, HELD_OUT_SHARE)), 1);
     await writeFile(data, `${synsets.map((synset) => JSON.stringify({ text: synsetText(synset) })).join("\n")}\n`);
     log(`wrote ${data}`);
   }
@@ -87,8 +102,9 @@ async function main(): Promise<void> {
           model: init,
           data,
           epochs: options.epochs,
-          learningRate: 1e-3,
-          learningRateMin: 1e-4,
+          learningRate: 1e-4,
+          learningRateMin: 1e-5,
+          warmupSteps: 200,
           contextSize: 256,
           stride: 256,
           validationSplit: 0.02,

@@ -16,6 +16,7 @@ interface FinetuneFlags {
   ctx?: string;
   valSplit?: string;
   stride?: string;
+  warmup?: string;
   threads?: string;
   name?: string;
   resume?: string;
@@ -53,6 +54,7 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--ctx <tokens>", `tokens per training window, a multiple of 256 (default ${FINETUNE_DEFAULTS.contextSize})`)
     .option("--val-split <share>", `share of windows held out for validation loss (default ${FINETUNE_DEFAULTS.validationSplit})`)
     .option("--stride <tokens>", "tokens between window starts (default: half of --ctx, as llama-finetune; --ctx for pretraining)")
+    .option("--warmup <steps>", "schedule the rate per step: linear warm-up over this many steps, then cosine decay to --lr-min (default: linear per epoch)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -79,6 +81,7 @@ export function registerFinetuneCommand(program: Command): void {
               contextSize: numberFlag(flags.ctx, "ctx"),
               validationSplit: numberFlag(flags.valSplit, "val-split"),
               stride: numberFlag(flags.stride, "stride"),
+              warmupSteps: numberFlag(flags.warmup, "warmup"),
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

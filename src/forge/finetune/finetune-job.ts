@@ -33,6 +33,8 @@ export interface FinetuneParameters {
   validationSplit: number;
   /** Tokens between window starts: half a window (finetune.cpp's) unless set. */
   stride?: number;
+  /** Per-step schedule: linear warm-up over this many steps, then cosine decay to learningRateMin. */
+  warmupSteps?: number;
   threads: number;
   optimizer: "adamw";
 }
@@ -53,6 +55,7 @@ export interface FinetuneRequest {
   contextSize?: number;
   validationSplit?: number;
   stride?: number;
+  warmupSteps?: number;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -75,6 +78,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     threads: request.threads ?? availableParallelism(),
     optimizer: "adamw",
     ...(request.stride === undefined ? {} : { stride: request.stride }),
+    ...(request.warmupSteps === undefined ? {} : { warmupSteps: request.warmupSteps }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -96,6 +100,9 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
   );
   if (parameters.stride !== undefined) {
     check(Number.isInteger(parameters.stride) && parameters.stride >= 1 && parameters.stride <= parameters.contextSize, "stride", `stride must be an integer from 1 to ctx (${parameters.contextSize}), got ${parameters.stride}`);
+  }
+  if (parameters.warmupSteps !== undefined) {
+    check(Number.isInteger(parameters.warmupSteps) && parameters.warmupSteps >= 0 && parameters.warmupSteps <= 10_000_000, "warmup", `warmup must be a whole number of steps from 0, got ${parameters.warmupSteps}`);
   }
   check(Number.isInteger(parameters.threads) && parameters.threads >= 1 && parameters.threads <= 1024, "threads", `threads must be a positive integer, got ${parameters.threads}`);
   return parameters;
@@ -205,6 +212,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     validationSplit: parameters.validationSplit,
     threads: parameters.threads,
     ...(parameters.stride === undefined ? {} : { stride: parameters.stride }),
+    ...(parameters.warmupSteps === undefined ? {} : { warmupSteps: parameters.warmupSteps }),
     checkpoint,
   };
   const argumentsFile = join(directory, "worker.json");
@@ -307,12 +315,12 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, threads, optimizer } = parameters;
-  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, ...(stride === undefined ? {} : { stride }), threads, optimizer };
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, threads, optimizer } = parameters;
+  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, ...(stride === undefined ? {} : { stride }), ...(warmupSteps === undefined ? {} : { warmupSteps }), threads, optimizer };
 }
 
 /** The training curve stored in the fork's card. */
@@ -419,7 +427,7 @@ registerRebuilder(FINETUNE_TOOL, {
     };
     const jobs = new JobStore(store.home);
     const request: FinetuneRequest = { model: parent, data };
-    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["threads", "threads"]] as const) {
+    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["warmupSteps", "warmupSteps"], ["threads", "threads"]] as const) {
       const value = number(key);
       if (value !== undefined) request[field] = value;
     }

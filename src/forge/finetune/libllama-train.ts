@@ -33,6 +33,12 @@ export interface TrainArguments {
   learningRate: number;
   /** Learning rate of the last epoch; linear in between. */
   learningRateMin: number;
+  /**
+   * When set, the rate is scheduled per optimizer step instead of per epoch: a linear warm-up
+   * from 0 over this many steps, then a cosine decay to `learningRateMin` at the last step (the
+   * usual schedule for training from scratch, where a constant rate on one-window steps diverges).
+   */
+  warmupSteps?: number;
   weightDecay: number;
   /** Share of windows held out for validation loss, in [0, 1). */
   validationSplit: number;
@@ -55,6 +61,16 @@ export type TrainEvent =
  */
 export function windowCount(tokens: number, contextSize: number, stride = Math.floor(contextSize / 2)): number {
   return Math.max(0, Math.floor((tokens - contextSize - 1) / stride));
+}
+
+/**
+ * The learning rate of optimizer step `step` (1-based, counted over the whole run of `totalSteps`)
+ * under a warm-up of `warmupSteps` and cosine decay to `learningRateMin`.
+ */
+export function learningRateAtStep(args: Pick<TrainArguments, "learningRate" | "learningRateMin">, warmupSteps: number, step: number, totalSteps: number): number {
+  if (step <= warmupSteps) return (args.learningRate * step) / Math.max(1, warmupSteps);
+  const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));
+  return args.learningRateMin + 0.5 * (args.learningRate - args.learningRateMin) * (1 + Math.cos(Math.PI * progress));
 }
 
 /** The learning rate of `epoch`: linear from `learningRate` to `learningRateMin` over the run. */
@@ -138,7 +154,9 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   const writeOptimizer = (learningRate: number): void => {
     koffi.encode(optimizerBlock, "ggml_opt_optimizer_params", { ...defaults, adamw_alpha: learningRate, adamw_wd: args.weightDecay, sgd_alpha: learningRate, sgd_wd: args.weightDecay });
   };
-  writeOptimizer(learningRateAt(args, args.startEpoch));
+  const stepRate = (epochIndex: number, step: number): number =>
+    learningRateAtStep(args, args.warmupSteps!, epochIndex * trainWindows + step, args.epochs * trainWindows);
+  writeOptimizer(args.warmupSteps === undefined ? learningRateAt(args, args.startEpoch) : stepRate(args.startEpoch, 1));
   fn.llama_opt_init!(ctx, model, {
     n_ctx_train: 0,
     param_filter: lib.symbol("llama_opt_param_filter_all"),
@@ -162,6 +180,8 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
     // The result holds the running mean; the step's own loss is the difference of the sums.
     const stepLoss = meanLoss * step - previous[key] * (step - 1);
     previous[key] = meanLoss;
+    // Per-step schedule: the block is read again by the next optimizer step.
+    if (train && args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step + 1));
     emit({ event: "step", epoch, step, steps, loss: stepLoss, meanLoss, validation: !train });
   };
   const callback = koffi.register(
@@ -171,7 +191,7 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   );
   try {
     for (; epoch < args.epochs; epoch++) {
-      const learningRate = learningRateAt(args, epoch);
+      const learningRate = args.warmupSteps === undefined ? learningRateAt(args, epoch) : stepRate(epoch, 1);
       writeOptimizer(learningRate);
       previous = { train: 0, validation: 0 };
       const started = performance.now();

@@ -1,0 +1,182 @@
+// `npm run demo:build [-- --home DIR --threads N]`: after `npm run demo:train`, derives and
+// measures the demo family's forks in the same store, with Grove's own forge and bench — each
+// step skipped when its result exists, so it can be rerun:
+//   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "Is X a noun,
+//      a verb, an adjective or an adverb?" → its part of speech; training synsets only) in the store directory, and the task files in data/demo/tasks/ (committed: results
+//      are keyed by their digests);
+//   2. demo-s-chat:f32, a full fine-tune of demo-s:base on that data;
+//   3. F16 forks of every trained model (the shipped precision: demo-s:f16, demo-m:f16,
+//      demo-l:f16, demo-s-chat:f16), and Q8_0 and Q4_0 forks of demo-s:f16 and demo-s-chat:f16;
+//   4. evaluation: held-out perplexity of every model and of the untrained same-shape models,
+//      KL divergence of each quantized fork against its F16 parent, the definition tasks;
+//   5. with --bench, `grove bench` of every shipped model (short workload) for the front chart.
+// `npm run demo:ship` then exports the shipped models (src/demo/ship.ts).
+import { mkdir, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { benchModel } from "../bench/cost/bench-model.js";
+import { evaluateModel } from "../bench/quality/evaluate.js";
+import { ResultStore } from "../bench/results/result-store.js";
+import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
+import { JobStore } from "../forge/jobs/job-store.js";
+import { quantizeFork } from "../forge/quantize/quantize-fork.js";
+import { ModelStore } from "../store/model-store.js";
+import { chatRecord, definitionSynsets, multipleChoiceDocs, posChoiceDocs, posExactDocs, posRecord, posWords } from "./chat-task.js";
+import { HELD_OUT_SHARE, readWordnet } from "./prepare-corpus.js";
+import { isHeldOut } from "./wordnet.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DEMO_DIR = join(ROOT, "data", "demo");
+export const HELDOUT_TEXT = join(DEMO_DIR, "corpus", "heldout.txt");
+export const TASKS_DIR = join(DEMO_DIR, "tasks");
+
+/** Chat fine-tune records (taught definitions). */
+export const CHAT_RECORDS = 20_000;
+/** Questions per task file. */
+const TASK_ITEMS = 300;
+
+/** The shipped models: F16 bases of each size, the chat fine-tune and the quantized forks. */
+export const SHIPPED = ["demo-s:f16", "demo-m:f16", "demo-l:f16", "demo-s:q8_0", "demo-s:q4_0", "demo-s-chat:f16", "demo-s-chat:q8_0", "demo-s-chat:q4_0"] as const;
+/** What `npm start` serves by default. */
+export const DEFAULT_NAME = "demo-s-chat:f16";
+
+interface Options {
+  home: string;
+  threads: number | undefined;
+  bench: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { home: join(homedir(), ".cache", "grove", "demo-home"), threads: undefined, bench: false };
+  for (let index = 0; index < argv.length; index++) {
+    const flag = argv[index];
+    if (flag === "--bench") {
+      options.bench = true;
+      continue;
+    }
+    const value = argv[++index];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === "--home") options.home = resolve(value);
+    else if (flag === "--threads") options.threads = Number(value);
+    else throw new Error(`Unknown option ${flag}; see the header of src/demo/build-family.ts`);
+  }
+  return options;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+const jsonl = (records: readonly unknown[]): string => `${records.map((record) => JSON.stringify(record)).join("\n")}\n`;
+
+/** Writes the chat data and the task files (deterministic: the same bytes on every run). */
+export async function writeTaskFiles(home: string): Promise<{ chatData: string; tasks: Record<string, string> }> {
+  const synsets = await readWordnet();
+  const training = synsets.filter((synset) => !isHeldOut(synset, HELD_OUT_SHARE));
+  const heldOut = synsets.filter((synset) => isHeldOut(synset, HELD_OUT_SHARE));
+  const taught = definitionSynsets(training, 1).slice(0, CHAT_RECORDS);
+  const unseen = definitionSynsets(heldOut, 2);
+  const posTaught = posWords(synsets, training, 1).slice(0, CHAT_RECORDS);
+  const taughtWords = new Set(posTaught.map((item) => item.word));
+  const posUnseen = posWords(synsets, heldOut, 2).filter((item) => !taughtWords.has(item.word));
+  // Both kinds of question, interleaved: the fine-tune learns to answer either.
+  const records = taught.flatMap((synset, index) => [chatRecord(synset), ...(posTaught[index] === undefined ? [] : [posRecord(posTaught[index]!)])]);
+  const chatData = join(home, "chat-train.jsonl");
+  await writeFile(chatData, jsonl(records));
+  await mkdir(TASKS_DIR, { recursive: true });
+  const tasks = {
+    // The part of speech of words the fine-tune was never asked about (held-out synsets): an
+    // instruction with a one-word answer, scored by exact match of the greedy reply.
+    "pos-exact": join(TASKS_DIR, "pos-exact.jsonl"),
+    // The same questions as a choice among the four names (log-likelihood of each).
+    "pos-mc": join(TASKS_DIR, "pos-mc.jsonl"),
+    // Definitions the chat fine-tune was taught, asked as it was taught: recall.
+    "define-mc": join(TASKS_DIR, "define-mc.jsonl"),
+    // Words no demo model saw (the held-out synsets).
+    "define-mc-unseen": join(TASKS_DIR, "define-mc-unseen.jsonl"),
+  };
+  await writeFile(tasks["pos-exact"], jsonl(posExactDocs(posUnseen.slice(0, TASK_ITEMS))));
+  await writeFile(tasks["pos-mc"], jsonl(posChoiceDocs(posUnseen.slice(0, TASK_ITEMS))));
+  await writeFile(tasks["define-mc"], jsonl(multipleChoiceDocs(taught.slice(0, TASK_ITEMS), taught, 3)));
+  await writeFile(tasks["define-mc-unseen"], jsonl(multipleChoiceDocs(unseen.slice(0, TASK_ITEMS), unseen, 4)));
+  return { chatData, tasks };
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const store = await ModelStore.open(options.home);
+  const jobs = new JobStore(store.home);
+  const results = ResultStore.open(store.home);
+  const threads = options.threads === undefined ? {} : { threads: options.threads };
+  const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
+  try {
+    for (const size of ["s", "m", "l"]) {
+      if (!(await exists(`demo-${size}:base`))) throw new Error(`demo-${size}:base is missing: run npm run demo:train first`);
+    }
+    const { chatData, tasks } = await writeTaskFiles(store.home);
+    log(`wrote ${chatData} and the task files in ${TASKS_DIR}`);
+
+    if (!(await exists("demo-s-chat:f32"))) {
+      const pending = (await jobs.list()).find((job) => job.kind === "finetune" && job.parameters.name === "demo-s-chat:f32" && job.status !== "succeeded");
+      const job =
+        pending ??
+        (await createFinetuneJob(store, jobs, {
+          model: "demo-s:base",
+          data: chatData,
+          epochs: 2,
+          learningRate: 1e-4,
+          learningRateMin: 1e-5,
+          warmupSteps: 100,
+          contextSize: 256,
+          validationSplit: 0.02,
+          name: "demo-s-chat:f32",
+          ...threads,
+        }));
+      log(`fine-tuning demo-s-chat:f32 (job ${job.id})`);
+      await runFinetuneJob(store, jobs, job.id, {
+        onEvent: (event) => {
+          if (event.event === "epoch") log(`demo-s-chat epoch ${event.epoch + 1}: train ${event.trainLoss.toFixed(4)}, validation ${event.validationLoss?.toFixed(4)}`);
+        },
+      });
+    }
+
+    const quantize = async (model: string, type: string, name: string): Promise<void> => {
+      if (await exists(name)) return;
+      const result = await quantizeFork(store, { model, type, name, ...threads });
+      log(`${name} = ${result.import.model.digest} (${result.bitsPerWeight.toFixed(2)} bits/weight)`);
+    };
+    for (const size of ["s", "m", "l"]) await quantize(`demo-${size}:base`, "F16", `demo-${size}:f16`);
+    await quantize("demo-s-chat:f32", "F16", "demo-s-chat:f16");
+    for (const family of ["demo-s", "demo-s-chat"]) {
+      await quantize(`${family}:f16`, "Q8_0", `${family}:q8_0`);
+      await quantize(`${family}:f16`, "Q4_0", `${family}:q4_0`);
+    }
+
+    const evaluate = async (model: string, task: string, extra: { reference?: string; taskName?: string } = {}): Promise<void> => {
+      const text = task === "perplexity" || task === "kl-divergence" ? { text: HELDOUT_TEXT } : {};
+      const { result, reused } = await evaluateModel(store, results, model, { task, contextSize: 256, ...text, ...threads, ...extra });
+      if (!reused) log(`${model} ${extra.taskName ?? task}: ${JSON.stringify(result.metrics)}${result.flags.length > 0 ? ` flags ${result.flags.join(",")}` : ""}`);
+    };
+    // The untrained same-shape models are the reference the bases must be far below.
+    for (const size of ["s", "m", "l"]) await evaluate(`demo-${size}:init`, "perplexity");
+    for (const model of SHIPPED) await evaluate(model, "perplexity");
+    for (const model of ["demo-s:q8_0", "demo-s:q4_0", "demo-s-chat:q8_0", "demo-s-chat:q4_0"]) await evaluate(model, "kl-divergence");
+    for (const model of ["demo-s:f16", "demo-m:f16", "demo-l:f16", "demo-s-chat:f16", "demo-s-chat:q8_0", "demo-s-chat:q4_0"]) {
+      for (const [taskName, path] of Object.entries(tasks)) await evaluate(model, path, { taskName });
+    }
+
+    if (options.bench) {
+      for (const model of SHIPPED) {
+        const { result, reused } = await benchModel(store, results, model, { contextSize: 512, slots: 4, promptTokens: 128, outputTokens: 64, concurrency: [1, 4], ...threads });
+        if (!reused) log(`${model} bench: ${JSON.stringify(result.metrics)}`);
+      }
+    }
+  } finally {
+    results.close();
+    await store.close();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
+
