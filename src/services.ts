@@ -1,21 +1,37 @@
-import { existsSync } from "node:fs";
-import { basename } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import type { GroveConfig } from "./config/config.js";
 import { ConfigError, InvalidRequestError, ModelNotFoundError } from "./core/errors.js";
+import { importShippedFamily } from "./demo/embedded.js";
+import { MANIFEST_FILE } from "./demo/ship.js";
 import type { Engine } from "./engine/engine.js";
 import { LlamaEngine } from "./engine/llama-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
+import { Gateway } from "./gateway/gateway.js";
+import { openRateLimiter, openServiceStore, type ClosableRateLimiter } from "./gateway/open-service-store.js";
 import { JobRunner } from "./forge/jobs/job-runner.js";
 import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
 import { EngineCatalog, type ModelCatalog } from "./server/model-catalog.js";
 import { checkBindSafety, createServer } from "./server/server.js";
 import { StoreCatalog } from "./server/store-catalog.js";
+import { SqliteUpstreamStore } from "./gateway/sqlite-upstream-store.js";
+import { shutdownOf } from "./server/graceful-shutdown.js";
+import { UpstreamCatalog } from "./server/upstream-catalog.js";
+import { UpstreamRouter } from "./server/upstream-router.js";
 import { digestOfFile } from "./store/file-digest.js";
+import { HubClient } from "./store/hub/hub-client.js";
 import { ModelStore } from "./store/model-store.js";
 
-/** The embedded default model `npm start` serves when none is configured. */
+/**
+ * Where the repository ships its trained demo family (`data/demo/models/`, written by
+ * `exportFamily`); resolved from this module, so it holds from `dist/` wherever Grove runs.
+ */
+export const SHIPPED_FAMILY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "data", "demo", "models");
+
+/** The generated default model `npm start` serves when no demo family is shipped. */
 export const DEFAULT_MODEL = { name: "grove-small:latest", id: "grove-small", preset: "small", seed: 1, dtype: "f16" } as const;
 
 /**
@@ -28,15 +44,38 @@ export interface RunningGrove {
   /** Runs forge jobs (quantize, merge, fine-tune) for the HTTP API; absent when serving a single file. */
   readonly jobs?: JobRunner;
   readonly app: FastifyInstance;
+  /** Keys, limits, budgets and usage (`<home>/service.db`, or PostgreSQL + Redis with `--database`/`--redis`). */
+  readonly gateway: Gateway;
   /** `http://HOST:PORT`, with the port the OS picked when asked for 0. */
   readonly url: string;
   /** The name the first model is served under. */
   readonly defaultModel: string;
+  /** Names routed to external engines (`grove upstream add`), health-checked every `--upstream-health-interval`. */
+  readonly upstreams: UpstreamRouter;
+  /** Closes at once: requests still in flight are waited for without limit. */
   close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM/SIGINT): stops accepting, lets in-flight requests finish for `graceMs`,
+   * cancels the rest (their usage recorded as cancelled), then closes everything.
+   * @default graceMs the configured `--shutdown-grace`
+   */
+  shutdown(graceMs?: number): Promise<void>;
 }
 
-/** Puts the embedded default model into the store once (generated, then imported); returns its name. */
-export async function ensureDefaultModel(store: ModelStore, logger?: Logger): Promise<string> {
+/** Options of {@link ensureDefaultModel}. */
+export interface EnsureDefaultModelOptions {
+  /** The shipped family's directory; without a `manifest.json` there, the generated model is used. @default SHIPPED_FAMILY_DIR */
+  shippedDir?: string;
+}
+
+/**
+ * Puts the embedded default model into the store once and returns its name: the shipped demo
+ * family (imported with its lineage and results, see importShippedFamily) when `shippedDir` holds
+ * a manifest, else {@link DEFAULT_MODEL} (generated, then imported).
+ */
+export async function ensureDefaultModel(store: ModelStore, logger?: Logger, options: EnsureDefaultModelOptions = {}): Promise<string> {
+  const shippedDir = options.shippedDir ?? SHIPPED_FAMILY_DIR;
+  if (existsSync(join(shippedDir, MANIFEST_FILE))) return (await importShippedFamily(store, shippedDir, logger)).defaultName;
   try {
     await store.resolve(DEFAULT_MODEL.name);
     return DEFAULT_MODEL.id;
@@ -67,7 +106,16 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
     return { catalog: new EngineCatalog(engine), defaultModel: id, fromStore: false };
   }
-  const catalog = new StoreCatalog({ store, engine, maxLoaded: config.maxModels });
+  const catalog = new StoreCatalog({
+    store,
+    engine,
+    maxLoaded: config.maxModels,
+    memoryBudget: config.memoryBudget,
+    idleUnloadMs: config.idleUnload,
+    contextSize: config.contextSize,
+    slots: config.parallel,
+    ...(logger === undefined ? {} : { logger }),
+  });
   let name: string;
   if (config.model) {
     name = config.model;
@@ -91,10 +139,31 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
 
 /** Opens the store, loads the model, starts the HTTP server and returns once it listens. */
 export async function startGrove(config: GroveConfig, logger?: Logger): Promise<RunningGrove> {
-  checkBindSafety(config.host, config.apiKey);
-  const store = await ModelStore.open(config.home);
+  mkdirSync(config.home, { recursive: true });
+  const service = await openServiceStore(config, logger);
+  let limiter: ClosableRateLimiter | undefined;
+  try {
+    checkBindSafety(config.host, config.apiKey, await service.hasKeys());
+    limiter = await openRateLimiter(config, logger);
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
+  const gateway = new Gateway({
+    store: service, apiKey: config.apiKey || undefined, ...(limiter === undefined ? {} : { limiter }), ...(logger === undefined ? {} : { logger }),
+  });
+  let store: ModelStore;
+  try {
+    store = await ModelStore.open(config.home);
+  } catch (error) {
+    await service.close();
+    await limiter?.close();
+    throw error;
+  }
   let engine: Engine | undefined;
   let jobs: JobRunner | undefined;
+  let upstreamStore: SqliteUpstreamStore | undefined;
+  let upstreams: UpstreamRouter | undefined;
   try {
     engine = await LlamaEngine.create({
       models: [],
@@ -104,10 +173,20 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       queueLimit: config.queueLimit,
       logger,
     });
-    const { catalog, defaultModel, fromStore } = await chooseServing(config, store, engine, logger);
+    const { catalog: localCatalog, defaultModel, fromStore } = await chooseServing(config, store, engine, logger);
+    upstreamStore = SqliteUpstreamStore.open(config.home);
+    upstreams = new UpstreamRouter({ store: upstreamStore, healthIntervalMs: config.upstreamHealthInterval, ...(logger === undefined ? {} : { logger }) });
+    await upstreams.start();
+    const catalog = new UpstreamCatalog(localCatalog, upstreams);
     if (fromStore) jobs = await JobRunner.open(store, { ...(config.threads > 0 ? { threads: config.threads } : {}), ...(logger === undefined ? {} : { logger }) });
     const forge = jobs === undefined ? undefined : { runner: jobs, files: new TrainingFiles(store.home) };
-    const app = createServer({ engine, catalog, store, forge, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, logger });
+    const hub = new HubClient({ endpoint: config.hubEndpoint, token: config.hubToken === "" ? undefined : config.hubToken });
+    const pool = localCatalog instanceof StoreCatalog ? localCatalog.pool : undefined;
+    const app = createServer({
+      engine, catalog, store, forge, hub, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, gateway, logger, upstreams,
+      ...(pool === undefined ? {} : { pool }),
+      ...(config.threads > 0 ? { threads: config.threads } : {}),
+    });
     try {
       await app.listen({ host: config.host, port: config.port });
     } catch (error) {
@@ -125,25 +204,50 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     const running = engine;
     const runner = jobs;
+    const router = upstreams;
+    const routes = upstreamStore;
+    const release = async () => {
+      router.close();
+      pool?.close();
+      await running.close();
+      await store.close();
+      await service.close();
+      await routes.close();
+      await limiter?.close();
+    };
     return {
       engine: running,
       store,
       ...(runner === undefined ? {} : { jobs: runner }),
       app,
+      gateway,
       url: `http://${host}:${port}`,
       defaultModel,
+      upstreams: router,
       async close() {
         // Jobs first: cancelling them ends their event streams, which app.close would wait for.
         await runner?.close();
         await app.close();
-        await running.close();
-        await store.close();
+        await release();
+      },
+      async shutdown(graceMs = config.shutdownGrace) {
+        const result = await shutdownOf(app)!.run(graceMs, async () => {
+          // Forge jobs are in flight too; once the grace period is over they are cancelled (their event streams end).
+          await runner?.close();
+        });
+        logger?.info({ cancelled: result.cancelled }, "server closed");
+        await runner?.close();
+        await release();
       },
     };
   } catch (error) {
+    upstreams?.close();
+    await upstreamStore?.close();
     await jobs?.close();
     await engine?.close();
     await store.close();
+    await service.close();
+    await limiter?.close();
     throw error;
   }
 }

@@ -95,6 +95,11 @@ export class ServerProcess {
     }
   }
 
+  /** The child's process id (for reading its memory from /proc). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** Asks the server to exit (SIGTERM), and kills it if it has not within 10 s. */
   async stop(): Promise<void> {
     await stopChild(this.child);

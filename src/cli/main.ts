@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
+import { registerAliasCommands } from "./commands/alias.js";
 import { registerCreateCommand } from "./commands/create.js";
 import { registerDiffCommand } from "./commands/diff.js";
 import { registerBenchCommand } from "./commands/bench.js";
@@ -8,6 +9,7 @@ import { registerPlanCommand } from "./commands/plan.js";
 import { registerFinetuneCommand } from "./commands/finetune.js";
 import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
+import { registerKeysCommand } from "./commands/keys.js";
 import { registerLeaderboardCommands } from "./commands/leaderboard.js";
 import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
@@ -15,6 +17,8 @@ import { registerQuantizeCommand } from "./commands/quantize.js";
 import { registerRecipeCommands } from "./commands/recipe.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStoreCommands } from "./commands/store-commands.js";
+import { registerUsageCommands } from "./commands/usage.js";
+import { registerUpstreamCommands } from "./commands/upstream.js";
 
 /** Builds the `grove` command tree. Every command gets `--help` from commander. */
 export function buildProgram(): Command {
@@ -39,6 +43,10 @@ export function buildProgram(): Command {
   registerPlanCommand(program);
   registerLeaderboardCommands(program);
   registerStoreCommands(program);
+  registerAliasCommands(program);
+  registerKeysCommand(program);
+  registerUsageCommands(program);
+  registerUpstreamCommands(program);
   return program;
 }
 

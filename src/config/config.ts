@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
+import { parseByteSize, parseDuration } from "./units.js";
 
 /**
  * Every setting Grove reads, with its default. Values come from, in rising precedence:
@@ -26,21 +27,55 @@ export interface GroveConfig {
   readonly contextSize: number;
   /** Models kept loaded at once; the least recently used idle one is unloaded past it. Env `GROVE_MAX_MODELS`, flag `--max-models`. @default 2 */
   readonly maxModels: number;
+  /**
+   * Memory the serving process may use for its models, in bytes (`2GiB`, `512MiB`, `1.5GB`):
+   * before a model loads, its estimate (plan module: weights + KV cache + compute buffers) must
+   * fit beside the loaded ones and the process baseline, evicting least recently used idle
+   * models; else 503. 0 means no budget. Env `GROVE_MEMORY_BUDGET`, flag `--memory-budget`. @default 0
+   */
+  readonly memoryBudget: number;
+  /** Unload a model idle this long, in milliseconds (`10m`, `30s`; a bare number is seconds); 0 never. Env `GROVE_IDLE_UNLOAD`, flag `--idle-unload`. @default 0 */
+  readonly idleUnload: number;
   /** Requests that may wait for a slot before new ones get 503. Env `GROVE_QUEUE_LIMIT`, flag `--queue-limit`. @default 64 */
   readonly queueLimit: number;
   /** Largest accepted request body, bytes. Env `GROVE_BODY_LIMIT`. @default 1048576 */
   readonly bodyLimit: number;
-  /** Bearer key that every /v1 request must present; required to bind a non-loopback host. Env `GROVE_API_KEY`, flag `--api-key`. @default "" */
+  /**
+   * One bearer key, honoured as an admin key with no limits, beside the keys of `grove keys create`
+   * (which need no setting: once one exists every /v1 and /api request needs a key). A non-loopback
+   * host needs this or a created key. Env `GROVE_API_KEY`, flag `--api-key`. @default ""
+   */
   readonly apiKey: string;
   /** Base URL of the Hugging Face-style hub `grove pull` uses. Env `HF_ENDPOINT`, flag `--endpoint`. @default "https://huggingface.co" */
   readonly hubEndpoint: string;
   /** Token sent to the hub (never to hosts it redirects to). Env `HF_TOKEN`, flag `--token`. @default "" */
   readonly hubToken: string;
+  /**
+   * PostgreSQL URL (`postgres://user:password@host:5432/grove`) for keys, budgets, usage and
+   * prices, shared by every replica; empty keeps them in `<home>/service.db` (SQLite).
+   * Env `GROVE_DATABASE_URL`, flag `--database`. @default ""
+   */
+  readonly database: string;
+  /**
+   * Redis URL (`redis://host:6379/0`) for rate-limit counters (rpm, tpm, concurrency) shared by
+   * every replica; empty counts them in the process. Env `GROVE_REDIS_URL`, flag `--redis`. @default ""
+   */
+  readonly redis: string;
+  /**
+   * On SIGTERM/SIGINT, how long in-flight requests may run on after the server stops accepting,
+   * in milliseconds (`10s`, `500ms`); the rest are then cancelled (their usage recorded as
+   * cancelled). Env `GROVE_SHUTDOWN_GRACE`, flag `--shutdown-grace`. @default 10000
+   */
+  readonly shutdownGrace: number;
+  /** How often upstreams are health-checked (`GET /v1/models`) and re-read from the service store, in milliseconds; 0 never. Env `GROVE_UPSTREAM_HEALTH_INTERVAL`, flag `--upstream-health-interval`. @default 10000 */
+  readonly upstreamHealthInterval: number;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const duration = z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseDuration(value) ?? value) : value), z.number({ message: "expected a duration such as 10s, 500ms or 0" }).int().min(0).max(86_400_000));
 
 const schema = z.object({
   home: z.string().min(1),
@@ -52,10 +87,16 @@ const schema = z.object({
   contextSize: integer(64, 1_048_576),
   queueLimit: integer(0, 100_000),
   maxModels: integer(1, 64),
+  memoryBudget: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseByteSize(value) ?? value) : value), z.number({ message: "expected a size such as 2GiB, 512MiB or a number of bytes" }).int().min(0)),
+  idleUnload: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseDuration(value) ?? value) : value), z.number({ message: "expected a duration such as 10m, 30s or 0" }).int().min(0)),
   bodyLimit: integer(1024, 1 << 30),
+  shutdownGrace: duration,
+  upstreamHealthInterval: duration,
   apiKey: z.string(),
   hubEndpoint: z.url({ protocol: /^https?$/ }),
   hubToken: z.string(),
+  database: z.string().refine((value) => value === "" || /^postgres(ql)?:\/\/./.test(value), "expected a postgres:// or postgresql:// URL"),
+  redis: z.string().refine((value) => value === "" || /^rediss?:\/\/./.test(value), "expected a redis:// or rediss:// URL"),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -72,10 +113,16 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   contextSize: { env: "GROVE_CTX_SIZE", flag: "--ctx-size" },
   queueLimit: { env: "GROVE_QUEUE_LIMIT", flag: "--queue-limit" },
   maxModels: { env: "GROVE_MAX_MODELS", flag: "--max-models" },
+  memoryBudget: { env: "GROVE_MEMORY_BUDGET", flag: "--memory-budget" },
+  idleUnload: { env: "GROVE_IDLE_UNLOAD", flag: "--idle-unload" },
   bodyLimit: { env: "GROVE_BODY_LIMIT", flag: "--body-limit" },
+  shutdownGrace: { env: "GROVE_SHUTDOWN_GRACE", flag: "--shutdown-grace" },
+  upstreamHealthInterval: { env: "GROVE_UPSTREAM_HEALTH_INTERVAL", flag: "--upstream-health-interval" },
   apiKey: { env: "GROVE_API_KEY", flag: "--api-key" },
   hubEndpoint: { env: "HF_ENDPOINT", flag: "--endpoint" },
   hubToken: { env: "HF_TOKEN", flag: "--token" },
+  database: { env: "GROVE_DATABASE_URL", flag: "--database" },
+  redis: { env: "GROVE_REDIS_URL", flag: "--redis" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -90,10 +137,16 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     contextSize: 2048,
     queueLimit: 64,
     maxModels: 2,
+    memoryBudget: 0,
+    idleUnload: 0,
     bodyLimit: 1 << 20,
+    shutdownGrace: "10s",
+    upstreamHealthInterval: "10s",
     apiKey: "",
     hubEndpoint: "https://huggingface.co",
     hubToken: "",
+    database: "",
+    redis: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }
@@ -146,8 +199,11 @@ export function loadConfig(options: LoadConfigOptions = {}): GroveConfig {
     const key = String(issue.path[0]) as Key;
     const source = origin[key] ?? "default";
     const { env: variable, flag } = CONFIG_SOURCES[key];
+    // URLs may carry a password: the message shows their scheme only.
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(String(merged[key]))?.[0];
+    const shown = key === "database" || key === "redis" ? (scheme === undefined ? "(not a URL)" : JSON.stringify(`${scheme}…`)) : JSON.stringify(merged[key]);
     throw new ConfigError(
-      `Invalid value ${JSON.stringify(merged[key])} for ${key} (from ${source}; set with ${flag} or ${variable}): ${issue.message}`,
+      `Invalid value ${shown} for ${key} (from ${source}; set with ${flag} or ${variable}): ${issue.message}`,
       { param: flag },
     );
   }

@@ -17,8 +17,13 @@ export type GroveErrorCode =
   | "unauthorized"
   | "not_found"
   | "upstream_failure"
+  | "upstream_unavailable"
   | "digest_mismatch"
   | "conflict"
+  | "invalid_api_key"
+  | "permission_denied"
+  | "rate_limit_exceeded"
+  | "insufficient_quota"
   | "internal";
 
 export interface GroveErrorOptions {
@@ -114,6 +119,34 @@ export class UnauthorizedError extends GroveError {
   }
 }
 
+/** A missing, unknown or malformed API key (OpenAI's `invalid_api_key`); the message never echoes the key. */
+export class InvalidApiKeyError extends GroveError {
+  constructor(message = "Missing or invalid API key: send 'Authorization: Bearer <key>'", options: GroveErrorOptions = {}) {
+    super("invalid_api_key", message, options);
+  }
+}
+
+/** A valid key that may not do this: a model outside its scope, a revoked or expired key, an admin route. */
+export class PermissionDeniedError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("permission_denied", message, options);
+  }
+}
+
+/**
+ * A key over one of its limits: requests or tokens per minute, concurrent requests
+ * (`rate_limit_exceeded`), or its budget for the period (`insufficient_quota`). Both are 429;
+ * `retryAfterSeconds` becomes the `Retry-After` header.
+ */
+export class RateLimitError extends GroveError {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, options: GroveErrorOptions & { retryAfterSeconds: number; quota?: boolean }) {
+    super(options.quota ? "insufficient_quota" : "rate_limit_exceeded", message, options);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(options.retryAfterSeconds));
+  }
+}
+
 /** A route or resource that does not exist. */
 export class NotFoundError extends GroveError {
   constructor(message: string, options: GroveErrorOptions = {}) {
@@ -129,6 +162,17 @@ export class UpstreamError extends GroveError {
   constructor(message: string, options: GroveErrorOptions & { status?: number } = {}) {
     super("upstream_failure", message, options);
     this.status = options.status;
+  }
+}
+
+/** An upstream engine (`grove upstream add`) cannot be reached or is marked unhealthy, and no fallback could answer. */
+export class UpstreamUnavailableError extends GroveError {
+  /** The upstream's name. */
+  readonly upstream: string;
+
+  constructor(upstream: string, message: string, options: GroveErrorOptions = {}) {
+    super("upstream_unavailable", message, options);
+    this.upstream = upstream;
   }
 }
 

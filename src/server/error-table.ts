@@ -21,8 +21,13 @@ export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string 
   unauthorized: { status: 401, type: "authentication_error" },
   not_found: { status: 404, type: "invalid_request_error" },
   upstream_failure: { status: 502, type: "server_error" },
+  upstream_unavailable: { status: 503, type: "unavailable_error" },
   digest_mismatch: { status: 502, type: "server_error" },
   conflict: { status: 409, type: "invalid_request_error" },
+  invalid_api_key: { status: 401, type: "authentication_error" },
+  permission_denied: { status: 403, type: "permission_error" },
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
+  insufficient_quota: { status: 429, type: "insufficient_quota" },
 };
 
 /** Maps an error to a status and body. Unknown errors become a plain 500: the stack goes to the log only. */

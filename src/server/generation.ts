@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply } from "fastify";
-import type { GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { RequestOutcome } from "../gateway/gateway.js";
+import { shutdownSignalOf } from "./graceful-shutdown.js";
 import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
 
 /** An id in OpenAI's style: a prefix and 24 random hex characters. */
@@ -8,10 +10,19 @@ export function responseId(prefix: string): string {
   return `${prefix}-${randomBytes(12).toString("hex")}`;
 }
 
-/** An AbortSignal that fires when the client goes away before the response is finished. */
+/**
+ * An AbortSignal that fires when the client goes away before the response is finished, or when
+ * the server's shutdown grace period ends (graceful-shutdown.ts): either way the work stops and
+ * the route records its usage as cancelled.
+ */
 export function clientGoneSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
+  const shutdown = shutdownSignalOf(reply);
+  const stop = () => controller.abort();
+  if (shutdown?.aborted) controller.abort();
+  else shutdown?.addEventListener("abort", stop, { once: true });
   reply.raw.on("close", () => {
+    shutdown?.removeEventListener("abort", stop);
     if (!reply.raw.writableFinished) controller.abort();
   });
   return controller.signal;
@@ -86,4 +97,19 @@ export function completionLogprobs(logprobs: readonly TokenLogprob[], offset: nu
     position += entry.text.length;
   }
   return { tokens, token_logprobs: tokenLogprobs, top_logprobs: topLogprobs, text_offset: textOffset };
+}
+
+/**
+ * What a generation used, for metering: its token counts (a cancelled one counts the tokens
+ * generated before the engine saw the cancellation), time to first token and status.
+ */
+export function usageOutcome(done: GenerateDone | undefined): RequestOutcome {
+  const cancelled = done === undefined || done.finishReason === "aborted";
+  return {
+    promptTokens: done?.promptTokens ?? 0,
+    completionTokens: done?.completionTokens ?? 0,
+    ...(done !== undefined && done.completionTokens > 0 ? { ttftMs: done.timeToFirstTokenMs } : {}),
+    status: cancelled ? 499 : 200,
+    cancelled,
+  };
 }

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import {
@@ -7,8 +7,13 @@ import {
   InvalidRequestError,
   NotFoundError,
   PayloadTooLargeError,
+  RateLimitError,
   UnauthorizedError,
 } from "../core/errors.js";
+import type { Gateway } from "../gateway/gateway.js";
+import { registerGatewayHooks } from "./gateway-hooks.js";
+import { registerKeyRoutes } from "./routes/keys.js";
+import { registerUsageRoutes } from "./routes/usage.js";
 import type { Engine } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
 import { toErrorResponse } from "./error-table.js";
@@ -22,8 +27,17 @@ import { registerFileRoutes } from "./routes/files.js";
 import { registerFineTuningRoutes } from "./routes/fine-tuning.js";
 import { registerForgeRoutes, type ForgeServices } from "./routes/forge.js";
 import { registerModelRoutes } from "./routes/models.js";
+import { registerOllamaRoutes } from "./routes/ollama.js";
+import type { HubClient } from "../store/hub/hub-client.js";
 import { registerPlanRoutes } from "./routes/plan.js";
 import { registerResultRoutes } from "./routes/results.js";
+import { registerAliasRoutes } from "./routes/aliases.js";
+import { registerLoadedRoute } from "./routes/loaded.js";
+import type { ModelPool } from "./model-pool.js";
+import { GracefulShutdown } from "./graceful-shutdown.js";
+import { GroveMetrics, registerMetrics } from "./metrics.js";
+import { registerUpstreamProxy } from "./upstream-proxy.js";
+import type { UpstreamRouter } from "./upstream-router.js";
 
 export interface ServerOptions {
   readonly engine: Engine;
@@ -42,10 +56,24 @@ export interface ServerOptions {
   readonly fileLimit?: number;
   /** When set, every `/v1` request must send `Authorization: Bearer <apiKey>`. */
   readonly apiKey?: string;
+  /**
+   * Keys, limits, budgets and metering (`/api/keys`, `/api/usage`); when set it also honours
+   * `apiKey` (as an admin key) and the plain `apiKey` check below is not installed.
+   */
+  readonly gateway?: Gateway;
+  /** The hub `/api/pull` (Ollama-compatible) downloads from; without it that route answers 409. */
+  readonly hub?: HubClient;
+  /** The pool of loaded models under the memory budget, behind `GET /api/loaded`. */
+  readonly pool?: ModelPool;
+  /** Names routed to external OpenAI-compatible engines (`grove upstream add`); the catalog should list them too (UpstreamCatalog). */
+  readonly upstreams?: UpstreamRouter;
+  /** CPU threads for the evaluations of `/api/aliases/:name/migrate`. @default every core */
+  readonly threads?: number;
   readonly logger?: Logger;
 }
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest();
+const bearer = (header: string | undefined) => (header?.startsWith("Bearer ") ? header.slice(7) : "");
 
 /** Maps fastify's own errors (body parsing, limits) onto Grove's, so one table answers all. */
 function fromFastifyError(error: FastifyError, bodyLimit: number): unknown {
@@ -67,22 +95,46 @@ function fromFastifyError(error: FastifyError, bodyLimit: number): unknown {
   }
 }
 
+/** An incoming `x-request-id` is honoured when it is this short and plain (it goes into logs and usage rows). */
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
 /** Builds the HTTP app (OpenAI-compatible routes, health, errors); `listen` is the caller's. */
 export function createServer(options: ServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? 1 << 20;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit,
-    requestIdHeader: "x-request-id",
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const incoming = raw.headers["x-request-id"];
+      return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
 
-  if (options.apiKey) {
+  // Every response (streams and errors included) names its request id, as every log line of it does (`reqId`).
+  app.addHook("onRequest", async (request, reply) => {
+    reply.raw.setHeader("x-request-id", String(request.id));
+  });
+  new GracefulShutdown(app);
+  const metrics = new GroveMetrics({ engine: options.engine, ...(options.upstreams ? { upstreams: options.upstreams } : {}) });
+  options.gateway?.onUsage((usage) => metrics.observeUsage(usage));
+  const gateway = options.gateway;
+  const apiKey = options.apiKey;
+  // `/metrics` follows the admin rule: with keys configured, only an admin key may scrape.
+  registerMetrics(app, metrics, async (request) => {
+    if (gateway) gateway.requireAdmin(await gateway.authenticate(request.headers.authorization));
+    else if (apiKey && !timingSafeEqual(sha256(bearer(request.headers.authorization)), sha256(apiKey))) throw new UnauthorizedError();
+  });
+  if (options.upstreams) registerUpstreamProxy(app, options.upstreams);
+
+  if (options.gateway) {
+    registerGatewayHooks(app, options.gateway);
+  } else if (options.apiKey) {
     const expected = sha256(options.apiKey);
     app.addHook("onRequest", async (request) => {
       if (!request.url.startsWith("/v1") && !request.url.startsWith("/api")) return;
-      const header = request.headers.authorization ?? "";
-      const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
+      const presented = bearer(request.headers.authorization);
       // Hash both sides so the comparison takes the same time whatever the lengths.
       if (!timingSafeEqual(sha256(presented), expected)) throw new UnauthorizedError();
     });
@@ -94,6 +146,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (status >= 500) request.log.error({ err: error }, "request failed");
     else request.log.info({ code: body.error.code, status }, body.error.message);
     if (status === 503) reply.header("retry-after", "1");
+    if (mapped instanceof RateLimitError) reply.header("retry-after", String(mapped.retryAfterSeconds));
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
@@ -107,12 +160,19 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerCompletionsRoute(app, catalog);
   registerEmbeddingsRoute(app, catalog);
   if (options.store) registerAdminRoutes(app, options.store);
+  registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub });
+  if (options.gateway) {
+    registerKeyRoutes(app, options.gateway);
+    registerUsageRoutes(app, options.gateway);
+  }
   const fileLimit = options.fileLimit ?? 64 << 20;
   registerForgeRoutes(app, options.forge, Math.max(bodyLimit, fileLimit));
   registerFineTuningRoutes(app, options.forge);
   registerFileRoutes(app, options.forge, fileLimit);
   registerPlanRoutes(app, options.forge === undefined ? undefined : options.store); // store mode only, as the forge routes
   registerResultRoutes(app, options.forge === undefined ? undefined : options.store);
+  registerLoadedRoute(app, options.engine, options.pool);
+  if (options.store) registerAliasRoutes(app, options.store, options.threads);
   return app;
 }
 
@@ -123,12 +183,12 @@ export function isLoopbackHost(host: string): boolean {
   return host === "::1" || host === "[::1]";
 }
 
-/** Refuses to expose the API beyond this machine without a key. */
-export function checkBindSafety(host: string, apiKey: string): void {
-  if (!isLoopbackHost(host) && !apiKey) {
+/** Refuses to expose the API beyond this machine without a key (`--api-key`, or keys made with `grove keys create`). */
+export function checkBindSafety(host: string, apiKey: string, keysExist = false): void {
+  if (!isLoopbackHost(host) && !apiKey && !keysExist) {
     throw new ConfigError(
       `Refusing to listen on ${host} without an API key: anyone who reaches it could use the model. ` +
-        "Set --api-key (GROVE_API_KEY) or bind 127.0.0.1",
+        "Create one with grove keys create, set --api-key (GROVE_API_KEY), or bind 127.0.0.1",
       { param: "--host" },
     );
   }

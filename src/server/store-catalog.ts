@@ -1,30 +1,66 @@
 import { randomInt } from "node:crypto";
+import { stat } from "node:fs/promises";
 import type { Digest } from "../core/digest.js";
 import { GroveError, ModelNotFoundError } from "../core/errors.js";
 import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
+import type { Logger } from "../logging/logger.js";
+import { estimateModelMemory, type MemoryEstimate } from "../plan/memory-estimate.js";
 import type { ModelStore } from "../store/model-store.js";
 import { formatModelName, parseModelName } from "../store/model-ref.js";
+import type { AliasTarget } from "../store/registry.js";
 import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
-
-/** A model must sit idle this long before it may be unloaded to make room. */
-const IDLE_BEFORE_UNLOAD_MS = 10_000;
+import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
 
 export interface StoreCatalogOptions {
   readonly store: ModelStore;
   readonly engine: Engine;
   /** Models kept loaded at once; past it, the least recently used idle one is unloaded. @default 2 */
   readonly maxLoaded?: number;
+  /** Memory budget of the serving process in bytes (`--memory-budget`); 0 for none. @default 0 */
+  readonly memoryBudget?: number;
+  /** Unload models idle this many milliseconds (`--idle-unload`); 0 never. @default 0 */
+  readonly idleUnloadMs?: number;
+  /** Context tokens per slot the engine creates, for the memory estimate. @default 2048 */
+  readonly contextSize?: number;
+  /** Slots per model the engine creates, for the memory estimate. @default 4 */
+  readonly slots?: number;
+  /**
+   * Draws the number in [0, 1) that picks an alias's target; tests pass a seeded generator.
+   * @default crypto-random, independently per request
+   */
+  readonly random?: () => number;
+  /** See {@link ModelPoolOptions.graceMs}. @default 1000 */
+  readonly graceMs?: number;
+  readonly logger?: Logger;
 }
 
 /**
  * Serves every model of the store under its names, digests and aliases. A model loads on
  * first use (under its digest, so two names of one file share one load) and the least
- * recently used idle model is unloaded when more than `maxLoaded` are in memory.
+ * recently used idle model is unloaded when more than `maxLoaded` are in memory or when the next
+ * one would not fit the memory budget ({@link ModelPool}). An alias picks one of its targets per
+ * request, by weight ({@link pickWeighted}).
  */
 export class StoreCatalog implements ModelCatalog {
-  private readonly lastUsed = new Map<string, number>();
+  /** The loaded models and the memory budget they live in. */
+  readonly pool: ModelPool;
 
-  constructor(private readonly options: StoreCatalogOptions) {}
+  constructor(private readonly options: StoreCatalogOptions) {
+    this.pool = new ModelPool({
+      engine: options.engine,
+      estimate: (source) => this.estimate(source),
+      ...(options.memoryBudget === undefined ? {} : { memoryBudget: options.memoryBudget }),
+      ...(options.maxLoaded === undefined ? {} : { maxLoaded: options.maxLoaded }),
+      ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  }
+
+  /** Stops the pool's idle timer. */
+  close(): void {
+    this.pool.close();
+  }
 
   async list(): Promise<CatalogEntry[]> {
     const loaded = new Map(this.options.engine.models.map((model) => [model.info.digest as string, model]));
@@ -49,10 +85,15 @@ export class StoreCatalog implements ModelCatalog {
 
   async get(name: string): Promise<LoadedModel> {
     const digest = await this.resolve(name);
-    this.lastUsed.set(digest, Date.now());
-    const model = await this.options.engine.load(await this.sourceOf(digest));
-    await this.unloadIdle(digest);
-    return model;
+    return this.pool.acquire(await this.sourceOf(digest));
+  }
+
+  /** The plan module's estimate at the served context × slots; an adapter adds its file's size to the weights. */
+  private async estimate(source: ModelSource): Promise<MemoryEstimate> {
+    const estimate = await estimateModelMemory(source.path, { contextSize: this.options.contextSize ?? 2048, slots: this.options.slots ?? 4 });
+    let adapterBytes = 0;
+    for (const adapter of source.adapters ?? []) adapterBytes += (await stat(adapter.path)).size;
+    return { ...estimate, weightsBytes: estimate.weightsBytes + adapterBytes, totalBytes: estimate.totalBytes + adapterBytes };
   }
 
   /**
@@ -78,7 +119,7 @@ export class StoreCatalog implements ModelCatalog {
   private async resolve(name: string): Promise<Digest> {
     try {
       const alias = await this.options.store.registry.getAlias(formatModelName(parseModelName(name)));
-      if (alias && alias.targets.length > 0) return pickWeighted(alias.targets);
+      if (alias && alias.targets.length > 0) return pickWeighted(alias.targets, (this.options.random ?? cryptoRandom)());
     } catch (error) {
       if (!(error instanceof GroveError)) throw error;
     }
@@ -91,33 +132,23 @@ export class StoreCatalog implements ModelCatalog {
       throw error;
     }
   }
-
-  private async unloadIdle(keep: string): Promise<void> {
-    const { engine } = this.options;
-    const limit = this.options.maxLoaded ?? 2;
-    const now = Date.now();
-    const idle = engine.models
-      .filter((model) => model.info.id !== keep)
-      .filter((model) => {
-        const stats = model.stats();
-        return stats.slotsBusy === 0 && stats.queued === 0 && now - (this.lastUsed.get(model.info.id) ?? 0) >= IDLE_BEFORE_UNLOAD_MS;
-      })
-      .sort((a, b) => (this.lastUsed.get(a.info.id) ?? 0) - (this.lastUsed.get(b.info.id) ?? 0));
-    let excess = engine.models.length - limit;
-    for (const model of idle) {
-      if (excess-- <= 0) break;
-      await engine.unload(model.info.id);
-    }
-  }
 }
 
-/** Picks an alias target with probability weight / total (canary rollout). */
-function pickWeighted(targets: readonly { digest: Digest; weight: number }[]): Digest {
+/** A uniform number in [0, 1) from the operating system's generator. */
+function cryptoRandom(): number {
+  return randomInt(0, 2 ** 48 - 1) / 2 ** 48;
+}
+
+/**
+ * Picks an alias target with probability weight / total (canary rollout): `point` in [0, 1) is
+ * laid over the targets' cumulative weights, in the alias's order (by digest).
+ */
+export function pickWeighted(targets: readonly AliasTarget[], point: number): Digest {
   const total = targets.reduce((sum, target) => sum + target.weight, 0);
-  let point = (randomInt(0, 1_000_000) / 1_000_000) * total;
+  let remaining = point * total;
   for (const target of targets) {
-    point -= target.weight;
-    if (point < 0) return target.digest;
+    remaining -= target.weight;
+    if (remaining < 0) return target.digest;
   }
   return targets[targets.length - 1]!.digest;
 }

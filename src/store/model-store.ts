@@ -253,6 +253,9 @@ export class ModelStore {
   async tag(ref: string, name: string): Promise<{ name: string; digest: Digest; previous?: Digest }> {
     const canonical = formatModelName(parseModelName(name));
     const model = await this.resolve(ref);
+    if ((await this.registry.getAlias(canonical)) !== undefined) {
+      throw new ConflictError(`'${canonical}' is an alias; a model name may not shadow it. Choose another name, or remove the alias first (grove alias rm)`, { param: "name" });
+    }
     const previous = await this.registry.setName(canonical, model.digest);
     return { name: canonical, digest: model.digest, ...(previous === undefined || previous === model.digest ? {} : { previous }) };
   }

@@ -74,6 +74,43 @@ export interface AliasRecord {
   targets: AliasTarget[];
 }
 
+/** What changed an alias: `grove alias set|rm`, `grove migrate`, `grove rollback`. */
+export type AliasAction = "set" | "remove" | "migrate" | "rollback";
+
+/** One task's scores in a migration decision. */
+export interface AliasScore {
+  task: string;
+  /** The primary metric compared (`acc`, `exactMatch`, `perplexity`, …). */
+  metric: string;
+  higherIsBetter: boolean;
+  /** The current target's score, or null when it has none (flagged). */
+  current: number | null;
+  /** The candidate's score, or null when it has none (flagged). */
+  candidate: number | null;
+  /** How much worse the candidate is, relative to the current score (negative: better). */
+  regression: number | null;
+}
+
+/** One entry of an alias's history. */
+export interface AliasEvent {
+  /** Increasing with time. */
+  id: number;
+  alias: string;
+  /** ISO 8601. */
+  at: string;
+  action: AliasAction;
+  /** Targets before (empty: the alias did not exist). */
+  from: AliasTarget[];
+  /** Targets after; for a refused migration, the targets it proposed. Empty: removed. */
+  to: AliasTarget[];
+  /** Tasks a migration evaluated. */
+  tasks: string[];
+  scores: AliasScore[];
+  /** `refused`: the alias was left as it was. */
+  decision: "applied" | "refused";
+  reason: string;
+}
+
 /**
  * The registry of models, names, lineage and aliases. Asynchronous so that a server database
  * (PostgreSQL) can back it; {@link SqliteRegistry} is the embedded one. Digests passed in are
@@ -131,6 +168,10 @@ export interface Registry {
   removeAlias(name: string): Promise<boolean>;
   /** Names of the aliases that route to a model. */
   aliasesTargeting(digest: Digest): Promise<string[]>;
+  /** Appends to an alias's history (kept when the alias is removed); returns the entry with its id. */
+  recordAliasEvent(event: Omit<AliasEvent, "id">): Promise<AliasEvent>;
+  /** An alias's history, oldest first. */
+  aliasHistory(name: string): Promise<AliasEvent[]>;
 
   /**
    * Runs `fn` in one transaction holding the registry's write lock (other writers, in this

@@ -63,4 +63,23 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = Object.freeze([
       CREATE INDEX alias_targets_by_digest ON alias_targets (digest);
     `,
   },
+  {
+    version: 2,
+    description: "alias history: every set, removal, migration decision and rollback",
+    sql: `
+      CREATE TABLE alias_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alias TEXT NOT NULL,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('set', 'remove', 'migrate', 'rollback')),
+        from_targets TEXT NOT NULL CHECK (json_valid(from_targets)),
+        to_targets TEXT NOT NULL CHECK (json_valid(to_targets)),
+        tasks TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tasks)),
+        scores TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(scores)),
+        decision TEXT NOT NULL CHECK (decision IN ('applied', 'refused')),
+        reason TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX alias_history_by_alias ON alias_history (alias, id);
+    `,
+  },
 ]);

@@ -49,9 +49,20 @@ describe("SqliteRegistry", () => {
     await first.addModel(model("aa"));
     await first.close();
     const second = SqliteRegistry.open(path);
-    assert.deepEqual(await second.appliedMigrations(), [1]);
+    assert.deepEqual(await second.appliedMigrations(), SQLITE_MIGRATIONS.map((migration) => migration.version));
     assert.equal((await second.listModels()).length, 1);
     await second.close();
+    // A registry written before the alias history (schema 1) gains it on open, its rows kept.
+    const old = databasePath();
+    const v1 = SqliteRegistry.open(old, { migrations: SQLITE_MIGRATIONS.slice(0, 1) });
+    await v1.addModel(model("ba"));
+    await v1.close();
+    const upgraded = SqliteRegistry.open(old);
+    assert.deepEqual(await upgraded.appliedMigrations(), [1, 2]);
+    assert.equal((await upgraded.listModels()).length, 1);
+    const event = await upgraded.recordAliasEvent({ alias: "chat:latest", at: "2026-11-29T00:00:00.000Z", action: "set", from: [], to: [{ digest: model("ba").digest, weight: 1 }], tasks: [], scores: [], decision: "applied", reason: "test" });
+    assert.deepEqual(await upgraded.aliasHistory("chat:latest"), [event]);
+    await upgraded.close();
     assert.throws(() => SqliteRegistry.open(path, { migrations: [] }), ConfigError);
   });
 

@@ -1,6 +1,6 @@
 import type { Digest } from "../core/digest.js";
 import { AmbiguousModelError, ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
-import type { AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
+import type { AliasEvent, AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./sqlite-database.js";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./sqlite-migrations.js";
 
@@ -32,6 +32,19 @@ interface EdgeRow {
   parent: Digest;
   relation: Relation;
   recipe: string | null;
+}
+
+interface AliasEventRow {
+  id: number;
+  alias: string;
+  at: string;
+  action: AliasEvent["action"];
+  from_targets: string;
+  to_targets: string;
+  tasks: string;
+  scores: string;
+  decision: AliasEvent["decision"];
+  reason: string;
 }
 
 /** How many candidates an ambiguous prefix lists. */
@@ -250,6 +263,37 @@ export class SqliteRegistry implements Registry {
 
   async aliasesTargeting(digest: Digest): Promise<string[]> {
     return this.#run(() => this.#aliasesTargeting(digest));
+  }
+
+  async recordAliasEvent(event: Omit<AliasEvent, "id">): Promise<AliasEvent> {
+    return this.#run(() => {
+      // Prepared per call, not at open: a registry opened with an older schema (tests) has no such table.
+      const insert = this.#database.prepare(
+        "INSERT INTO alias_history (alias, at, action, from_targets, to_targets, tasks, scores, decision, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      );
+      const result = insert.run(
+        event.alias, event.at, event.action, JSON.stringify(event.from), JSON.stringify(event.to),
+        JSON.stringify(event.tasks), JSON.stringify(event.scores), event.decision, event.reason,
+      ) as { lastInsertRowid?: number | bigint };
+      return { ...event, id: Number(result.lastInsertRowid) };
+    });
+  }
+
+  async aliasHistory(name: string): Promise<AliasEvent[]> {
+    return this.#run(() =>
+      (this.#database.prepare("SELECT * FROM alias_history WHERE alias = ? ORDER BY id").all(name) as AliasEventRow[]).map((row) => ({
+        id: row.id,
+        alias: row.alias,
+        at: row.at,
+        action: row.action,
+        from: JSON.parse(row.from_targets) as AliasEvent["from"],
+        to: JSON.parse(row.to_targets) as AliasEvent["to"],
+        tasks: JSON.parse(row.tasks) as string[],
+        scores: JSON.parse(row.scores) as AliasEvent["scores"],
+        decision: row.decision,
+        reason: row.reason,
+      })),
+    );
   }
 
   async transaction<T>(fn: (registry: Registry) => Promise<T>): Promise<T> {

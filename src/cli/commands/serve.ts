@@ -16,8 +16,14 @@ export function registerServeCommand(program: Command): void {
     .option("--ctx-size <n>", "context tokens per slot (env GROVE_CTX_SIZE; default 2048)")
     .option("--queue-limit <n>", "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)")
     .option("--max-models <n>", "models kept loaded at once (env GROVE_MAX_MODELS; default 2)")
+    .option("--memory-budget <size>", "memory for the process and its models, e.g. 2GiB: LRU idle models are evicted to fit, else 503 (env GROVE_MEMORY_BUDGET; default none)")
+    .option("--idle-unload <duration>", "unload a model idle this long, e.g. 10m (env GROVE_IDLE_UNLOAD; default never)")
     .option("--api-key <key>", "require this bearer key on /v1 (env GROVE_API_KEY); needed off loopback")
     .option("--home <dir>", "data directory (env GROVE_HOME; default ~/.grove)")
+    .option("--database <url>", "PostgreSQL URL for keys, budgets and usage shared by replicas (env GROVE_DATABASE_URL; default <home>/service.db)")
+    .option("--redis <url>", "Redis URL for rate-limit counters shared by replicas (env GROVE_REDIS_URL; default in-process)")
+    .option("--shutdown-grace <duration>", "on SIGTERM/SIGINT, let in-flight requests finish this long, then cancel them, e.g. 30s (env GROVE_SHUTDOWN_GRACE; default 10s)")
+    .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)")
     .action(async (flags: Record<string, string | undefined>) => {
       const config = loadConfig({
@@ -30,8 +36,14 @@ export function registerServeCommand(program: Command): void {
           contextSize: flags.ctxSize,
           queueLimit: flags.queueLimit,
           maxModels: flags.maxModels,
+          memoryBudget: flags.memoryBudget,
+          idleUnload: flags.idleUnload,
+          shutdownGrace: flags.shutdownGrace,
+          upstreamHealthInterval: flags.upstreamHealthInterval,
           apiKey: flags.apiKey,
           home: flags.home,
+          database: flags.database,
+          redis: flags.redis,
           logLevel: flags.logLevel,
         },
       });
@@ -50,7 +62,10 @@ export function registerServeCommand(program: Command): void {
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
           logger.info("shutting down");
-          grove.close().then(resolve, resolve);
+          grove.shutdown().then(resolve, (error: unknown) => {
+            logger.error({ err: error }, "shutdown failed");
+            resolve();
+          });
         };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);

@@ -8,7 +8,9 @@ import {
   jsonConstraint,
   responseId,
   samplingOptions,
+  usageOutcome,
 } from "../generation.js";
+import { meterOf } from "../gateway-hooks.js";
 import { chatCompletionSchema, parseBody, type ChatCompletionRequest } from "../openai-schemas.js";
 import type { ModelCatalog } from "../model-catalog.js";
 import { SseStream } from "../sse.js";
@@ -36,6 +38,8 @@ function usageOf(done: GenerateDone) {
 export function registerChatCompletionsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = parseBody(chatCompletionSchema, request.body);
+    const meter = meterOf(request);
+    meter.checkModel(body.model);
     const model = await catalog.get(body.model);
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
@@ -52,6 +56,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     }
     const json = jsonConstraint(body);
     if (json !== undefined) await model.prepareJsonGrammar(json);
+    // The worst case is reserved from the key's limits and budget before a slot is taken.
+    await meter.admit({ model: body.model, digest: model.info.digest, promptTokens: promptTokens.length, maxCompletionTokens: maxTokens });
     const events = model.generate({
       ...sampling,
       promptTokens,
@@ -62,7 +68,10 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     });
     // The first event comes after a slot is found and the prompt is read: errors before it
     // (queue full, bad grammar) still get a proper status code.
-    const first = await events.next();
+    const first = await events.next().catch(async (error: unknown) => {
+      await meter.fail(error);
+      throw error;
+    });
     const id = responseId("chatcmpl");
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
@@ -71,14 +80,20 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
       let content = "";
       const logprobs: TokenLogprob[] = [];
       let done: GenerateDone | undefined;
-      for (let result = first; !result.done; result = await events.next()) {
-        const event: GenerateEvent = result.value;
-        if (event.type === "done") done = event;
-        else {
-          content += event.text;
-          if (event.logprobs) logprobs.push(...event.logprobs);
+      try {
+        for (let result = first; !result.done; result = await events.next()) {
+          const event: GenerateEvent = result.value;
+          if (event.type === "done") done = event;
+          else {
+            content += event.text;
+            if (event.logprobs) logprobs.push(...event.logprobs);
+          }
         }
+      } catch (error) {
+        await meter.fail(error);
+        throw error;
       }
+      await meter.finish(usageOutcome(done));
       if (!done || done.finishReason === "aborted") return reply.code(499).send();
       return {
         ...base,
@@ -96,6 +111,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
+    meter.streaming = true;
     const stream = new SseStream(reply);
     const chunk = (delta: object, finishReason: string | null, logprobs?: readonly TokenLogprob[]) => ({
       ...base,
@@ -110,6 +126,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
       ],
       ...(includeUsage ? { usage: null } : {}),
     });
+    let done: GenerateDone | undefined;
+    let failure: unknown;
     try {
       stream.send(chunk({ role: "assistant", content: "" }, null));
       for (let result = first; !result.done; result = await events.next()) {
@@ -118,6 +136,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
           stream.send(chunk({ content: event.text }, null, event.logprobs));
           continue;
         }
+        done = event;
         if (event.finishReason === "aborted") return reply;
         stream.send(chunk({}, event.finishReason));
         if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(event) });
@@ -125,10 +144,13 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
       stream.end();
     } catch (error) {
       request.log.error({ err: error }, "chat stream failed");
+      failure = error;
       stream.fail(error);
     } finally {
       // Closing the generator releases the slot whatever happened above.
       await events.return(undefined);
+      if (failure === undefined) await meter.finish(usageOutcome(done));
+      else await meter.fail(failure);
     }
     return reply;
   });

@@ -7,7 +7,9 @@ import {
   completionLogprobs,
   responseId,
   samplingOptions,
+  usageOutcome,
 } from "../generation.js";
+import { meterOf } from "../gateway-hooks.js";
 import { completionSchema, parseBody, type CompletionRequest } from "../openai-schemas.js";
 import type { ModelCatalog } from "../model-catalog.js";
 import { SseStream } from "../sse.js";
@@ -43,6 +45,8 @@ async function collect(events: AsyncGenerator<GenerateEvent, void, void>): Promi
 export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/completions", async (request, reply) => {
     const body = parseBody(completionSchema, request.body);
+    const meter = meterOf(request);
+    meter.checkModel(body.model);
     const model = await catalog.get(body.model);
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
@@ -68,6 +72,12 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     if (body.stream && prompts.length > 1) {
       throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
     }
+    await meter.admit({
+      model: body.model,
+      digest: model.info.digest,
+      promptTokens: prompts.reduce((sum, tokens) => sum + tokens.length, 0),
+      maxCompletionTokens: (body.max_tokens ?? 16) * prompts.length,
+    });
     const echo = body.echo === true;
     const wantLogprobs = body.logprobs !== undefined;
     const signal = clientGoneSignal(reply);
@@ -95,7 +105,27 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
           choices[index] = await collect(start(prompts[index]!));
         }
       };
-      await Promise.all(Array.from({ length: Math.min(model.info.slots, prompts.length) }, worker));
+      try {
+        await Promise.all(Array.from({ length: Math.min(model.info.slots, prompts.length) }, worker));
+      } catch (error) {
+        // Choices that finished were generated: they count.
+        const used = choices.filter((choice) => choice !== undefined).map((choice) => usageOutcome(choice.done));
+        await meter.fail(error, {
+          promptTokens: used.reduce((sum, outcome) => sum + outcome.promptTokens, 0),
+          completionTokens: used.reduce((sum, outcome) => sum + outcome.completionTokens, 0),
+        });
+        throw error;
+      }
+      const outcomes = choices.map((choice) => usageOutcome(choice.done));
+      const cancelled = outcomes.some((outcome) => outcome.cancelled);
+      const firstTokens = outcomes.flatMap((outcome) => (outcome.ttftMs === undefined ? [] : [outcome.ttftMs]));
+      await meter.finish({
+        promptTokens: outcomes.reduce((sum, outcome) => sum + outcome.promptTokens, 0),
+        completionTokens: outcomes.reduce((sum, outcome) => sum + outcome.completionTokens, 0),
+        ...(firstTokens.length > 0 ? { ttftMs: Math.min(...firstTokens) } : {}),
+        status: cancelled ? 499 : 200,
+        cancelled,
+      });
       if (choices.some((choice) => choice.done.finishReason === "aborted")) return reply.code(499).send();
       let promptTokens = 0;
       let completionTokens = 0;
@@ -125,14 +155,20 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     }
 
     const events = start(prompts[0]!);
-    const first = await events.next();
+    const first = await events.next().catch(async (error: unknown) => {
+      await meter.fail(error);
+      throw error;
+    });
     const includeUsage = body.stream_options?.include_usage === true;
+    meter.streaming = true;
     const stream = new SseStream(reply);
     const chunk = (text: string, finishReason: string | null, logprobs?: readonly TokenLogprob[]) => ({
       ...base,
       choices: [{ index: 0, text, logprobs: logprobs && wantLogprobs ? completionLogprobs(logprobs, 0) : null, finish_reason: finishReason }],
       ...(includeUsage ? { usage: null } : {}),
     });
+    let done: GenerateDone | undefined;
+    let failure: unknown;
     try {
       if (echo) stream.send(chunk(model.detokenize(prompts[0]!), null));
       for (let result = first; !result.done; result = await events.next()) {
@@ -141,6 +177,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
           stream.send(chunk(event.text, null, event.logprobs));
           continue;
         }
+        done = event;
         if (event.finishReason === "aborted") return reply;
         stream.send(chunk("", event.finishReason));
         if (includeUsage) {
@@ -158,10 +195,13 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
       stream.end();
     } catch (error) {
       request.log.error({ err: error }, "completion stream failed");
+      failure = error;
       stream.fail(error);
     } finally {
       // Closing the generator releases the slot whatever happened above.
       await events.return(undefined);
+      if (failure === undefined) await meter.finish(usageOutcome(done));
+      else await meter.fail(failure);
     }
     return reply;
   });

@@ -1,0 +1,135 @@
+import { existsSync } from "node:fs";
+import type { Command } from "commander";
+import { InvalidRequestError } from "../../core/errors.js";
+import type { UsageRecord, UsageSummary } from "../../gateway/service-store.js";
+import { parseUsageOptions } from "../../gateway/usage-options.js";
+import { digestOfFile } from "../../store/file-digest.js";
+import { renderTable } from "./inspect.js";
+import { DATABASE_FLAG, DATABASE_FLAG_HELP, withServiceStore } from "./keys.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+
+interface UsageFlags {
+  key?: string;
+  since?: string;
+  by?: string;
+  limit?: string;
+  csv?: boolean;
+  json?: boolean;
+  home?: string;
+  database?: string;
+}
+
+const csvCell = (value: unknown) => {
+  const text = value === undefined || value === null ? "" : String(value);
+  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+};
+const csv = (header: string[], rows: unknown[][]) => [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\n");
+
+const USAGE_COLUMNS = ["created_at", "request_id", "key_id", "model", "model_digest", "endpoint", "prompt_tokens", "completion_tokens", "cost_usd", "ttft_ms", "duration_ms", "status", "cancelled"];
+const usageCells = (row: UsageRecord): unknown[] => [
+  row.createdAt,
+  row.requestId,
+  row.keyId ?? "",
+  row.model,
+  row.modelDigest,
+  row.endpoint,
+  row.promptTokens,
+  row.completionTokens,
+  row.costUsd,
+  row.ttftMs === undefined ? "" : row.ttftMs.toFixed(1),
+  row.durationMs.toFixed(1),
+  row.status,
+  row.cancelled,
+];
+const SUMMARY_COLUMNS = ["group", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "cancelled", "errors", "mean_ttft_ms"];
+const summaryCells = (row: UsageSummary): unknown[] => [
+  row.group,
+  row.requests,
+  row.promptTokens,
+  row.completionTokens,
+  row.costUsd,
+  row.cancelled,
+  row.errors,
+  row.meanTtftMs === null ? "" : row.meanTtftMs.toFixed(1),
+];
+
+function price(text: string | undefined, flag: string): number {
+  const value = text === undefined ? Number.NaN : Number(text);
+  if (text === undefined || text.trim() === "" || !Number.isFinite(value) || value < 0 || value > 1e6) {
+    throw new InvalidRequestError(`${flag} must be US dollars per million tokens, from 0 to 1000000; got ${JSON.stringify(text ?? null)}`, { param: flag });
+  }
+  return value;
+}
+
+/**
+ * Registers `grove usage` (metered requests, or their sums by model, key or day) and
+ * `grove price set|list` (per-model prices that turn tokens into US dollars).
+ *
+ * @example
+ * grove usage --since 7d --by model
+ * grove usage --key key_0123456789abcdef --csv > usage.csv
+ * grove price set grove-small --input-per-1m 0.05 --output-per-1m 0.2
+ */
+export function registerUsageCommands(program: Command): void {
+  program
+    .command("usage")
+    .description("metered requests (newest first) or, with --by, their sums per model, key or UTC day")
+    .option("--key <id>", "only this key's requests")
+    .option("--since <when>", "a duration ago (7d, 12h) or an ISO date")
+    .option("--by <group>", "sum by model, key or day")
+    .option("--limit <n>", "most rows without --by (default 1000)")
+    .option("--csv", "print CSV")
+    .option("--json", "print JSON")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .action(async (flags: UsageFlags) => {
+      if (flags.csv && flags.json) throw new InvalidRequestError("Choose one of --csv and --json", { param: "--csv" });
+      const { query, by } = parseUsageOptions({ key: flags.key, since: flags.since, by: flags.by, limit: flags.limit }, new Date(), "flag");
+      const listing = await withServiceStore(flags, async (store) =>
+        by === undefined ? { usage: await store.listUsage(query) } : { by, groups: await store.summarizeUsage(query, by) },
+      );
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(listing, null, 2)}\n`);
+        return;
+      }
+      const grouped = listing.groups !== undefined;
+      const [header, rows] = listing.groups !== undefined ? [SUMMARY_COLUMNS, listing.groups.map(summaryCells)] : [USAGE_COLUMNS, (listing.usage ?? []).map(usageCells)];
+      if (flags.csv) {
+        process.stdout.write(`${csv(header, rows)}\n`);
+        return;
+      }
+      const text = rows.map((row) => row.map((cell) => (cell === undefined || cell === null || cell === "" ? "-" : String(cell))));
+      process.stdout.write(`${renderTable(header.map((title) => title.toUpperCase()), text, header.map((_, index) => grouped && index > 0))}\n`);
+    });
+
+  const prices = program.command("price").description("per-model prices (US dollars per million tokens) for usage costs and --budget-usd");
+  prices
+    .command("set <model>")
+    .description("set a model's price: MODEL is a store name, digest, or GGUF file")
+    .option("--input-per-1m <usd>", "price of a million prompt tokens")
+    .option("--output-per-1m <usd>", "price of a million completion tokens")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .action(async (ref: string, flags: { inputPer1m?: string; outputPer1m?: string; home?: string; database?: string }) => {
+      const inputPer1m = price(flags.inputPer1m, "--input-per-1m");
+      const outputPer1m = price(flags.outputPer1m, "--output-per-1m");
+      const digest = existsSync(ref) && /\.gguf$/i.test(ref) ? await digestOfFile(ref) : await withStore(flags.home, async (store) => (await store.resolve(ref)).digest);
+      await withServiceStore(flags, (store) => store.setPrice({ modelDigest: digest, inputPer1m, outputPer1m, updatedAt: new Date().toISOString() }));
+      process.stdout.write(`${digest}: $${inputPer1m} per 1M prompt tokens, $${outputPer1m} per 1M completion tokens\n`);
+    });
+  prices
+    .command("list")
+    .description("list the prices set")
+    .option("--json", "print JSON")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .action(async (flags: { json?: boolean; home?: string; database?: string }) => {
+      const list = await withServiceStore(flags, (store) => store.listPrices());
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+        return;
+      }
+      const rows = list.map((entry) => [entry.modelDigest, String(entry.inputPer1m), String(entry.outputPer1m), entry.updatedAt]);
+      process.stdout.write(`${renderTable(["MODEL", "INPUT/1M", "OUTPUT/1M", "UPDATED"], rows)}\n`);
+    });
+}

@@ -1,0 +1,434 @@
+import { randomBytes } from "node:crypto";
+import { NotFoundError } from "../core/errors.js";
+import { migratePostgres, openPostgresDatabase, type OpenPostgresOptions, type PostgresDatabase, type PostgresMigration } from "../store/postgres-database.js";
+import {
+  periodBounds,
+  type BudgetPeriod,
+  type BudgetState,
+  type KeyLimits,
+  type KeyRecord,
+  type NewKey,
+  type PriceRecord,
+  type ReserveRequest,
+  type ReserveResult,
+  type ServiceStore,
+  type UsageGrouping,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageSummary,
+} from "./service-store.js";
+
+// Money is kept in integer nano-dollars (bigint), as in SqliteServiceStore, so budget sums are exact.
+const NANO = 1e9;
+const toNano = (usd: number) => Math.round(usd * NANO);
+const toNanoCeil = (usd: number) => Math.ceil(usd * NANO - 1e-6);
+
+const MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: "keys, budget windows, reservations, usage, prices",
+    sql: `
+      CREATE TABLE keys (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        prefix text NOT NULL,
+        secret_hash text NOT NULL UNIQUE CHECK (length(secret_hash) = 64),
+        admin boolean NOT NULL,
+        models jsonb,
+        expires_at timestamptz,
+        revoked_at timestamptz,
+        created_at timestamptz NOT NULL,
+        rpm integer,
+        tpm bigint,
+        concurrency integer,
+        budget_tokens bigint,
+        budget_nusd bigint,
+        budget_period text CHECK (budget_period IN ('day', 'month'))
+      );
+      CREATE TABLE budget_windows (
+        key_id text NOT NULL REFERENCES keys (id),
+        period_start timestamptz NOT NULL,
+        spent_tokens bigint NOT NULL DEFAULT 0,
+        reserved_tokens bigint NOT NULL DEFAULT 0 CHECK (reserved_tokens >= 0),
+        spent_nusd bigint NOT NULL DEFAULT 0,
+        reserved_nusd bigint NOT NULL DEFAULT 0 CHECK (reserved_nusd >= 0),
+        PRIMARY KEY (key_id, period_start)
+      );
+      CREATE TABLE reservations (
+        id text PRIMARY KEY,
+        key_id text NOT NULL,
+        period_start timestamptz NOT NULL,
+        tokens bigint NOT NULL,
+        nusd bigint NOT NULL,
+        created_at timestamptz NOT NULL
+      );
+      CREATE TABLE usage (
+        id bigserial PRIMARY KEY,
+        request_id text NOT NULL,
+        key_id text,
+        model_digest text NOT NULL,
+        model text NOT NULL,
+        endpoint text NOT NULL,
+        prompt_tokens integer NOT NULL,
+        completion_tokens integer NOT NULL,
+        cost_nusd bigint NOT NULL,
+        ttft_ms double precision,
+        duration_ms double precision NOT NULL,
+        status integer NOT NULL,
+        cancelled boolean NOT NULL,
+        created_at timestamptz NOT NULL
+      );
+      CREATE INDEX usage_by_time ON usage (created_at);
+      CREATE INDEX usage_by_key ON usage (key_id, created_at);
+      CREATE TABLE prices (
+        model_digest text PRIMARY KEY,
+        input_per_1m double precision NOT NULL CHECK (input_per_1m >= 0),
+        output_per_1m double precision NOT NULL CHECK (output_per_1m >= 0),
+        updated_at timestamptz NOT NULL
+      );
+    `,
+  },
+];
+
+interface KeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  admin: boolean;
+  models: string[] | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  rpm: number | null;
+  tpm: number | null;
+  concurrency: number | null;
+  budget_tokens: number | null;
+  budget_nusd: number | null;
+  budget_period: BudgetPeriod | null;
+}
+
+interface WindowRow {
+  spent_tokens: number;
+  reserved_tokens: number;
+  spent_nusd: number;
+  reserved_nusd: number;
+}
+
+interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  model_digest: string;
+  model: string;
+  endpoint: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_nusd: number;
+  ttft_ms: number | null;
+  duration_ms: number;
+  status: number;
+  cancelled: boolean;
+  created_at: string;
+}
+
+interface PriceRow {
+  model_digest: string;
+  input_per_1m: number;
+  output_per_1m: number;
+  updated_at: string;
+}
+
+const KEY_COLUMNS = "id, name, prefix, admin, models, expires_at, revoked_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period";
+
+function toKey(row: KeyRow): KeyRecord {
+  const limits: Record<string, unknown> = {};
+  if (row.rpm !== null) limits.rpm = row.rpm;
+  if (row.tpm !== null) limits.tpm = row.tpm;
+  if (row.concurrency !== null) limits.concurrency = row.concurrency;
+  if (row.budget_tokens !== null) limits.budgetTokens = row.budget_tokens;
+  if (row.budget_nusd !== null) limits.budgetUsd = row.budget_nusd / NANO;
+  if (row.budget_period !== null) limits.period = row.budget_period;
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    admin: row.admin,
+    ...(row.models === null ? {} : { models: row.models }),
+    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+    createdAt: row.created_at,
+    limits: limits as KeyLimits,
+  };
+}
+
+function toUsage(row: UsageRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    ...(row.key_id === null ? {} : { keyId: row.key_id }),
+    modelDigest: row.model_digest,
+    model: row.model,
+    endpoint: row.endpoint,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    costUsd: row.cost_nusd / NANO,
+    ...(row.ttft_ms === null ? {} : { ttftMs: row.ttft_ms }),
+    durationMs: row.duration_ms,
+    status: row.status,
+    cancelled: row.cancelled,
+    createdAt: row.created_at,
+  };
+}
+
+const toPrice = (row: PriceRow): PriceRecord => ({
+  modelDigest: row.model_digest,
+  inputPer1m: row.input_per_1m,
+  outputPer1m: row.output_per_1m,
+  updatedAt: row.updated_at,
+});
+
+function whereOf(query: UsageQuery): { sql: string; parameters: unknown[] } {
+  const clauses: string[] = [];
+  const parameters: unknown[] = [];
+  if (query.keyId !== undefined) {
+    parameters.push(query.keyId);
+    clauses.push(`key_id = $${parameters.length}`);
+  }
+  if (query.since !== undefined) {
+    parameters.push(query.since);
+    clauses.push(`created_at >= $${parameters.length}`);
+  }
+  return { sql: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, parameters };
+}
+
+const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
+  model: "model_digest",
+  key: "coalesce(key_id, '-')",
+  day: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+};
+
+/**
+ * The shared {@link ServiceStore}: keys, budgets, reservations, usage and prices in one
+ * PostgreSQL database that every Grove replica (and the `grove keys|usage|price` commands)
+ * opens with `--database postgres://…`. A reservation is one conditional UPDATE
+ * (`… WHERE spent + reserved + cost <= budget`) whose row lock serialises concurrent
+ * reservations of a key across connections and replicas, so no interleaving can overspend.
+ */
+export class PostgresServiceStore implements ServiceStore {
+  readonly #db: PostgresDatabase;
+
+  private constructor(db: PostgresDatabase) {
+    this.#db = db;
+  }
+
+  /**
+   * Connects to `url` and creates or migrates the schema.
+   * @throws ConfigError for a malformed URL, an unreachable database or a newer schema
+   */
+  static async open(url: string, options: OpenPostgresOptions = {}): Promise<PostgresServiceStore> {
+    const db = await openPostgresDatabase(url, options);
+    try {
+      await migratePostgres(db, "gateway", MIGRATIONS);
+      return new PostgresServiceStore(db);
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+  }
+
+  async hasKeys(): Promise<boolean> {
+    return (await this.#db.query("SELECT 1 FROM keys LIMIT 1")).rowCount > 0;
+  }
+
+  async createKey(key: NewKey, now: Date): Promise<KeyRecord> {
+    const id = `key_${randomBytes(8).toString("hex")}`;
+    const limits = key.limits;
+    const period = limits.period ?? (limits.budgetTokens !== undefined || limits.budgetUsd !== undefined ? "month" : null);
+    const { rows } = await this.#db.query<KeyRow>(
+      `INSERT INTO keys (id, name, prefix, secret_hash, admin, models, expires_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${KEY_COLUMNS}`,
+      [
+        id,
+        key.name,
+        key.prefix,
+        key.secretHash,
+        key.admin,
+        key.models === undefined ? null : JSON.stringify(key.models),
+        key.expiresAt ?? null,
+        now.toISOString(),
+        limits.rpm ?? null,
+        limits.tpm ?? null,
+        limits.concurrency ?? null,
+        limits.budgetTokens ?? null,
+        limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
+        period,
+      ],
+    );
+    return toKey(rows[0]!);
+  }
+
+  async findKeyByHash(secretHash: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.#db.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys WHERE secret_hash = $1`, [secretHash]);
+    return rows[0] && toKey(rows[0]);
+  }
+
+  async getKey(id: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.#db.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys WHERE id = $1`, [id]);
+    return rows[0] && toKey(rows[0]);
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return (await this.#db.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, id`)).rows.map(toKey);
+  }
+
+  async revokeKey(id: string, now: Date): Promise<KeyRecord> {
+    const { rows } = await this.#db.query<KeyRow>(
+      `UPDATE keys SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2 RETURNING ${KEY_COLUMNS}`,
+      [now.toISOString(), id],
+    );
+    if (!rows[0]) throw new NotFoundError(`No key with id '${id}' (see grove keys list)`);
+    return toKey(rows[0]);
+  }
+
+  async reserve(request: ReserveRequest): Promise<ReserveResult> {
+    const { limits } = request;
+    const { start, end } = periodBounds(limits.period ?? "month", request.now);
+    const nusd = toNanoCeil(request.usd);
+    const budgetTokens = limits.budgetTokens ?? null;
+    const budgetNusd = limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd);
+    await this.#db.query("INSERT INTO budget_windows (key_id, period_start) VALUES ($1, $2) ON CONFLICT DO NOTHING", [request.keyId, start]);
+    const reservationId = randomBytes(12).toString("hex");
+    // Check and write are one statement: the UPDATE takes the window's row lock and, under READ
+    // COMMITTED, re-evaluates its WHERE against the row as the previous holder left it, so two
+    // replicas cannot both pass the check on the same spend. The reservation row is written by
+    // the same statement, only when the UPDATE matched.
+    const admitted = await this.#db.query(
+      `WITH reserved AS (
+         UPDATE budget_windows SET reserved_tokens = reserved_tokens + $3::bigint, reserved_nusd = reserved_nusd + $4::bigint
+         WHERE key_id = $1 AND period_start = $2
+           AND ($5::bigint IS NULL OR spent_tokens + reserved_tokens + $3 <= $5::bigint)
+           AND ($6::bigint IS NULL OR spent_nusd + reserved_nusd + $4 <= $6::bigint)
+         RETURNING key_id, period_start
+       )
+       INSERT INTO reservations (id, key_id, period_start, tokens, nusd, created_at)
+       SELECT $7::text, key_id, period_start, $3::bigint, $4::bigint, $8::timestamptz FROM reserved RETURNING id`,
+      [request.keyId, start, request.tokens, nusd, budgetTokens, budgetNusd, reservationId, request.now.toISOString()],
+    );
+    if (admitted.rowCount === 1) return { admitted: true, reservationId };
+    const { rows } = await this.#db.query<WindowRow>(
+      "SELECT spent_tokens, reserved_tokens, spent_nusd, reserved_nusd FROM budget_windows WHERE key_id = $1 AND period_start = $2",
+      [request.keyId, start],
+    );
+    const window = rows[0] ?? { spent_tokens: 0, reserved_tokens: 0, spent_nusd: 0, reserved_nusd: 0 };
+    const tokensShort = budgetTokens !== null && window.spent_tokens + window.reserved_tokens + request.tokens > budgetTokens;
+    const fitsAfterInFlight =
+      (budgetTokens === null || window.spent_tokens + request.tokens <= budgetTokens) && (budgetNusd === null || window.spent_nusd + nusd <= budgetNusd);
+    return { admitted: false, limit: tokensShort ? "budget_tokens" : "budget_usd", fitsAfterInFlight, periodEnd: end };
+  }
+
+  async settle(reservationId: string | undefined, usage: UsageRecord): Promise<void> {
+    // One statement again: the reservation is deleted, its window settled and the usage row
+    // written together, so a reservation is settled at most once whichever replica settles it.
+    await this.#db.query(
+      `WITH held AS (
+         DELETE FROM reservations WHERE id = $1 RETURNING key_id, period_start, tokens, nusd
+       ), settled AS (
+         UPDATE budget_windows AS w SET reserved_tokens = w.reserved_tokens - held.tokens, spent_tokens = w.spent_tokens + $2,
+           reserved_nusd = w.reserved_nusd - held.nusd, spent_nusd = w.spent_nusd + $3
+         FROM held WHERE w.key_id = held.key_id AND w.period_start = held.period_start
+       )
+       INSERT INTO usage (request_id, key_id, model_digest, model, endpoint, prompt_tokens, completion_tokens, cost_nusd, ttft_ms, duration_ms, status, cancelled, created_at)
+       VALUES ($4, $5, $6, $7, $8, $9, $10, $3, $11, $12, $13, $14, $15)`,
+      [
+        reservationId ?? null,
+        usage.promptTokens + usage.completionTokens,
+        toNano(usage.costUsd),
+        usage.requestId,
+        usage.keyId ?? null,
+        usage.modelDigest,
+        usage.model,
+        usage.endpoint,
+        usage.promptTokens,
+        usage.completionTokens,
+        usage.ttftMs ?? null,
+        usage.durationMs,
+        usage.status,
+        usage.cancelled,
+        usage.createdAt,
+      ],
+    );
+  }
+
+  async budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState> {
+    const { start } = periodBounds(limits.period ?? "month", now);
+    const { rows } = await this.#db.query<WindowRow>(
+      "SELECT spent_tokens, reserved_tokens, spent_nusd, reserved_nusd FROM budget_windows WHERE key_id = $1 AND period_start = $2",
+      [keyId, start],
+    );
+    const row = rows[0];
+    return {
+      periodStart: start,
+      spentTokens: row?.spent_tokens ?? 0,
+      reservedTokens: row?.reserved_tokens ?? 0,
+      spentUsd: (row?.spent_nusd ?? 0) / NANO,
+      reservedUsd: (row?.reserved_nusd ?? 0) / NANO,
+    };
+  }
+
+  async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
+    const { sql, parameters } = whereOf(query);
+    const { rows } = await this.#db.query<UsageRow>(
+      `SELECT * FROM usage ${sql} ORDER BY created_at DESC, id DESC LIMIT $${parameters.length + 1}`,
+      [...parameters, query.limit ?? 1000],
+    );
+    return rows.map(toUsage);
+  }
+
+  async summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]> {
+    const { sql, parameters } = whereOf(query);
+    const { rows } = await this.#db.query<{
+      grp: string;
+      requests: number;
+      prompt: number;
+      completion: number;
+      cost: number;
+      cancelled: number;
+      errors: number;
+      ttft: number | null;
+    }>(
+      `SELECT ${GROUP_EXPRESSIONS[by]} AS grp, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+         sum(cost_nusd) AS cost, count(*) FILTER (WHERE cancelled) AS cancelled, count(*) FILTER (WHERE status >= 400) AS errors, avg(ttft_ms) AS ttft
+       FROM usage ${sql} GROUP BY grp ORDER BY grp`,
+      parameters,
+    );
+    return rows.map((row) => ({
+      group: row.grp,
+      requests: row.requests,
+      promptTokens: row.prompt,
+      completionTokens: row.completion,
+      costUsd: row.cost / NANO,
+      cancelled: row.cancelled,
+      errors: row.errors,
+      meanTtftMs: row.ttft,
+    }));
+  }
+
+  async setPrice(price: PriceRecord): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO prices (model_digest, input_per_1m, output_per_1m, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (model_digest) DO UPDATE SET input_per_1m = excluded.input_per_1m, output_per_1m = excluded.output_per_1m, updated_at = excluded.updated_at`,
+      [price.modelDigest, price.inputPer1m, price.outputPer1m, price.updatedAt],
+    );
+  }
+
+  async getPrice(modelDigest: string): Promise<PriceRecord | undefined> {
+    const { rows } = await this.#db.query<PriceRow>("SELECT * FROM prices WHERE model_digest = $1", [modelDigest]);
+    return rows[0] && toPrice(rows[0]);
+  }
+
+  async listPrices(): Promise<PriceRecord[]> {
+    return (await this.#db.query<PriceRow>("SELECT * FROM prices ORDER BY model_digest")).rows.map(toPrice);
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}

@@ -1,0 +1,434 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { ConfigError, NotFoundError } from "../core/errors.js";
+import { openSqliteDatabase, type SqliteDatabase } from "../store/sqlite-database.js";
+import {
+  periodBounds,
+  type BudgetPeriod,
+  type BudgetState,
+  type KeyLimits,
+  type KeyRecord,
+  type NewKey,
+  type PriceRecord,
+  type ReserveRequest,
+  type ReserveResult,
+  type ServiceStore,
+  type UsageGrouping,
+  type UsageQuery,
+  type UsageRecord,
+  type UsageSummary,
+} from "./service-store.js";
+
+/** The schema version this code writes (`PRAGMA user_version`). */
+const SCHEMA_VERSION = 1;
+
+// Money is kept in integer nano-dollars, so that budget sums are exact.
+const NANO = 1e9;
+const toNano = (usd: number) => Math.round(usd * NANO);
+const toNanoCeil = (usd: number) => Math.ceil(usd * NANO - 1e-6);
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE CHECK (length(secret_hash) = 64),
+    admin INTEGER NOT NULL CHECK (admin IN (0, 1)),
+    models TEXT CHECK (models IS NULL OR json_valid(models)),
+    expires_at TEXT,
+    revoked_at TEXT,
+    created_at TEXT NOT NULL,
+    rpm INTEGER,
+    tpm INTEGER,
+    concurrency INTEGER,
+    budget_tokens INTEGER,
+    budget_nusd INTEGER,
+    budget_period TEXT CHECK (budget_period IN ('day', 'month'))
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS budget_windows (
+    key_id TEXT NOT NULL REFERENCES keys (id),
+    period_start TEXT NOT NULL,
+    spent_tokens INTEGER NOT NULL DEFAULT 0,
+    reserved_tokens INTEGER NOT NULL DEFAULT 0 CHECK (reserved_tokens >= 0),
+    spent_nusd INTEGER NOT NULL DEFAULT 0,
+    reserved_nusd INTEGER NOT NULL DEFAULT 0 CHECK (reserved_nusd >= 0),
+    PRIMARY KEY (key_id, period_start)
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS reservations (
+    id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    nusd INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    key_id TEXT,
+    model_digest TEXT NOT NULL,
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_nusd INTEGER NOT NULL,
+    ttft_ms REAL,
+    duration_ms REAL NOT NULL,
+    status INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL CHECK (cancelled IN (0, 1)),
+    created_at TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS usage_by_time ON usage (created_at);
+  CREATE INDEX IF NOT EXISTS usage_by_key ON usage (key_id, created_at);
+  CREATE TABLE IF NOT EXISTS prices (
+    model_digest TEXT PRIMARY KEY,
+    input_per_1m REAL NOT NULL CHECK (input_per_1m >= 0),
+    output_per_1m REAL NOT NULL CHECK (output_per_1m >= 0),
+    updated_at TEXT NOT NULL
+  ) STRICT;
+`;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  prefix: string;
+  admin: number;
+  models: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  rpm: number | null;
+  tpm: number | null;
+  concurrency: number | null;
+  budget_tokens: number | null;
+  budget_nusd: number | null;
+  budget_period: BudgetPeriod | null;
+}
+
+interface WindowRow {
+  spent_tokens: number;
+  reserved_tokens: number;
+  spent_nusd: number;
+  reserved_nusd: number;
+}
+
+interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  model_digest: string;
+  model: string;
+  endpoint: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_nusd: number;
+  ttft_ms: number | null;
+  duration_ms: number;
+  status: number;
+  cancelled: number;
+  created_at: string;
+}
+
+const KEY_COLUMNS = "id, name, prefix, admin, models, expires_at, revoked_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period";
+
+function toKey(row: KeyRow): KeyRecord {
+  const limits: Record<string, unknown> = {};
+  if (row.rpm !== null) limits.rpm = row.rpm;
+  if (row.tpm !== null) limits.tpm = row.tpm;
+  if (row.concurrency !== null) limits.concurrency = row.concurrency;
+  if (row.budget_tokens !== null) limits.budgetTokens = row.budget_tokens;
+  if (row.budget_nusd !== null) limits.budgetUsd = row.budget_nusd / NANO;
+  if (row.budget_period !== null) limits.period = row.budget_period;
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    admin: row.admin === 1,
+    ...(row.models === null ? {} : { models: JSON.parse(row.models) as string[] }),
+    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+    createdAt: row.created_at,
+    limits: limits as KeyLimits,
+  };
+}
+
+function toUsage(row: UsageRow): UsageRecord {
+  return {
+    requestId: row.request_id,
+    ...(row.key_id === null ? {} : { keyId: row.key_id }),
+    modelDigest: row.model_digest,
+    model: row.model,
+    endpoint: row.endpoint,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    costUsd: row.cost_nusd / NANO,
+    ...(row.ttft_ms === null ? {} : { ttftMs: row.ttft_ms }),
+    durationMs: row.duration_ms,
+    status: row.status,
+    cancelled: row.cancelled === 1,
+    createdAt: row.created_at,
+  };
+}
+
+function whereOf(query: UsageQuery): { sql: string; parameters: unknown[] } {
+  const clauses: string[] = [];
+  const parameters: unknown[] = [];
+  if (query.keyId !== undefined) {
+    clauses.push("key_id = ?");
+    parameters.push(query.keyId);
+  }
+  if (query.since !== undefined) {
+    clauses.push("created_at >= ?");
+    parameters.push(query.since);
+  }
+  return { sql: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, parameters };
+}
+
+const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
+  model: "model_digest",
+  key: "coalesce(key_id, '-')",
+  day: "substr(created_at, 1, 10)",
+};
+
+/**
+ * The embedded {@link ServiceStore}: `<home>/service.db` (SQLite through better-sqlite3, WAL,
+ * a busy timeout so the CLI and a running server can share it). A budget reservation is one
+ * conditional UPDATE inside an IMMEDIATE transaction, so it is atomic across connections and
+ * processes as well as within one.
+ */
+export class SqliteServiceStore implements ServiceStore {
+  readonly #db: SqliteDatabase;
+
+  private constructor(db: SqliteDatabase) {
+    this.#db = db;
+  }
+
+  /** Opens (creating) `<home>/service.db`; the directory must exist. */
+  static open(home: string): SqliteServiceStore {
+    return SqliteServiceStore.openFile(join(home, "service.db"));
+  }
+
+  /** Opens (creating) a service database at `path`. */
+  static openFile(path: string): SqliteServiceStore {
+    const db = openSqliteDatabase(path);
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("foreign_keys = ON");
+      const version = db.pragma("user_version", { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new ConfigError(`${path} was written by a newer Grove (schema ${version}; this one knows ${SCHEMA_VERSION})`);
+      }
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      return new SqliteServiceStore(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction: the write lock is taken before anything is read. */
+  #immediate<T>(fn: () => T): T {
+    const transaction = this.#db.transaction(fn) as unknown as { immediate: () => T };
+    return transaction.immediate();
+  }
+
+  async hasKeys(): Promise<boolean> {
+    return this.#db.prepare("SELECT 1 FROM keys LIMIT 1").get() !== undefined;
+  }
+
+  async createKey(key: NewKey, now: Date): Promise<KeyRecord> {
+    const id = `key_${randomBytes(8).toString("hex")}`;
+    const limits = key.limits;
+    const period = limits.period ?? (limits.budgetTokens !== undefined || limits.budgetUsd !== undefined ? "month" : null);
+    this.#db
+      .prepare(
+        `INSERT INTO keys (id, name, prefix, secret_hash, admin, models, expires_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        key.name,
+        key.prefix,
+        key.secretHash,
+        key.admin ? 1 : 0,
+        key.models === undefined ? null : JSON.stringify(key.models),
+        key.expiresAt ?? null,
+        now.toISOString(),
+        limits.rpm ?? null,
+        limits.tpm ?? null,
+        limits.concurrency ?? null,
+        limits.budgetTokens ?? null,
+        limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
+        period,
+      );
+    return (await this.getKey(id))!;
+  }
+
+  async findKeyByHash(secretHash: string): Promise<KeyRecord | undefined> {
+    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE secret_hash = ?`).get(secretHash) as KeyRow | undefined;
+    return row && toKey(row);
+  }
+
+  async getKey(id: string): Promise<KeyRecord | undefined> {
+    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE id = ?`).get(id) as KeyRow | undefined;
+    return row && toKey(row);
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return (this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, id`).all() as KeyRow[]).map(toKey);
+  }
+
+  async revokeKey(id: string, now: Date): Promise<KeyRecord> {
+    this.#db.prepare("UPDATE keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?").run(now.toISOString(), id);
+    const key = await this.getKey(id);
+    if (!key) throw new NotFoundError(`No key with id '${id}' (see grove keys list)`);
+    return key;
+  }
+
+  async reserve(request: ReserveRequest): Promise<ReserveResult> {
+    const { limits } = request;
+    const { start, end } = periodBounds(limits.period ?? "month", request.now);
+    const nusd = toNanoCeil(request.usd);
+    const budgetTokens = limits.budgetTokens ?? null;
+    const budgetNusd = limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd);
+    return this.#immediate((): ReserveResult => {
+      this.#db.prepare("INSERT OR IGNORE INTO budget_windows (key_id, period_start) VALUES (?, ?)").run(request.keyId, start);
+      // The check and the write are one statement: no other reservation can slip in between.
+      const { changes } = this.#db
+        .prepare(
+          `UPDATE budget_windows SET reserved_tokens = reserved_tokens + @tokens, reserved_nusd = reserved_nusd + @nusd
+           WHERE key_id = @keyId AND period_start = @start
+             AND (@budgetTokens IS NULL OR spent_tokens + reserved_tokens + @tokens <= @budgetTokens)
+             AND (@budgetNusd IS NULL OR spent_nusd + reserved_nusd + @nusd <= @budgetNusd)`,
+        )
+        .run({ tokens: request.tokens, nusd, keyId: request.keyId, start, budgetTokens, budgetNusd });
+      if (changes === 1) {
+        const reservationId = randomBytes(12).toString("hex");
+        this.#db
+          .prepare("INSERT INTO reservations (id, key_id, period_start, tokens, nusd, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+          .run(reservationId, request.keyId, start, request.tokens, nusd, request.now.toISOString());
+        return { admitted: true, reservationId };
+      }
+      const window = this.#db
+        .prepare("SELECT spent_tokens, reserved_tokens, spent_nusd, reserved_nusd FROM budget_windows WHERE key_id = ? AND period_start = ?")
+        .get(request.keyId, start) as WindowRow;
+      const tokensShort = budgetTokens !== null && window.spent_tokens + window.reserved_tokens + request.tokens > budgetTokens;
+      const fitsAfterInFlight =
+        (budgetTokens === null || window.spent_tokens + request.tokens <= budgetTokens) &&
+        (budgetNusd === null || window.spent_nusd + nusd <= budgetNusd);
+      return { admitted: false, limit: tokensShort ? "budget_tokens" : "budget_usd", fitsAfterInFlight, periodEnd: end };
+    });
+  }
+
+  async settle(reservationId: string | undefined, usage: UsageRecord): Promise<void> {
+    const costNusd = toNano(usage.costUsd);
+    this.#immediate(() => {
+      if (reservationId !== undefined) {
+        const held = this.#db.prepare("SELECT key_id, period_start, tokens, nusd FROM reservations WHERE id = ?").get(reservationId) as
+          | { key_id: string; period_start: string; tokens: number; nusd: number }
+          | undefined;
+        if (held) {
+          this.#db
+            .prepare(
+              `UPDATE budget_windows SET reserved_tokens = reserved_tokens - ?, spent_tokens = spent_tokens + ?,
+                 reserved_nusd = reserved_nusd - ?, spent_nusd = spent_nusd + ?
+               WHERE key_id = ? AND period_start = ?`,
+            )
+            .run(held.tokens, usage.promptTokens + usage.completionTokens, held.nusd, costNusd, held.key_id, held.period_start);
+          this.#db.prepare("DELETE FROM reservations WHERE id = ?").run(reservationId);
+        }
+      }
+      this.#db
+        .prepare(
+          `INSERT INTO usage (request_id, key_id, model_digest, model, endpoint, prompt_tokens, completion_tokens, cost_nusd, ttft_ms, duration_ms, status, cancelled, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          usage.requestId,
+          usage.keyId ?? null,
+          usage.modelDigest,
+          usage.model,
+          usage.endpoint,
+          usage.promptTokens,
+          usage.completionTokens,
+          costNusd,
+          usage.ttftMs ?? null,
+          usage.durationMs,
+          usage.status,
+          usage.cancelled ? 1 : 0,
+          usage.createdAt,
+        );
+    });
+  }
+
+  async budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState> {
+    const { start } = periodBounds(limits.period ?? "month", now);
+    const row = this.#db
+      .prepare("SELECT spent_tokens, reserved_tokens, spent_nusd, reserved_nusd FROM budget_windows WHERE key_id = ? AND period_start = ?")
+      .get(keyId, start) as WindowRow | undefined;
+    return {
+      periodStart: start,
+      spentTokens: row?.spent_tokens ?? 0,
+      reservedTokens: row?.reserved_tokens ?? 0,
+      spentUsd: (row?.spent_nusd ?? 0) / NANO,
+      reservedUsd: (row?.reserved_nusd ?? 0) / NANO,
+    };
+  }
+
+  async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
+    const { sql, parameters } = whereOf(query);
+    const rows = this.#db
+      .prepare(`SELECT * FROM usage ${sql} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...parameters, query.limit ?? 1000) as UsageRow[];
+    return rows.map(toUsage);
+  }
+
+  async summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]> {
+    const { sql, parameters } = whereOf(query);
+    const group = GROUP_EXPRESSIONS[by];
+    const rows = this.#db
+      .prepare(
+        `SELECT ${group} AS grp, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+           sum(cost_nusd) AS cost, sum(cancelled) AS cancelled, sum(status >= 400) AS errors, avg(ttft_ms) AS ttft
+         FROM usage ${sql} GROUP BY grp ORDER BY grp`,
+      )
+      .all(...parameters) as { grp: string; requests: number; prompt: number; completion: number; cost: number; cancelled: number; errors: number; ttft: number | null }[];
+    return rows.map((row) => ({
+      group: row.grp,
+      requests: row.requests,
+      promptTokens: row.prompt,
+      completionTokens: row.completion,
+      costUsd: row.cost / NANO,
+      cancelled: row.cancelled,
+      errors: row.errors,
+      meanTtftMs: row.ttft,
+    }));
+  }
+
+  async setPrice(price: PriceRecord): Promise<void> {
+    this.#db
+      .prepare("INSERT OR REPLACE INTO prices (model_digest, input_per_1m, output_per_1m, updated_at) VALUES (?, ?, ?, ?)")
+      .run(price.modelDigest, price.inputPer1m, price.outputPer1m, price.updatedAt);
+  }
+
+  async getPrice(modelDigest: string): Promise<PriceRecord | undefined> {
+    const row = this.#db.prepare("SELECT * FROM prices WHERE model_digest = ?").get(modelDigest) as
+      | { model_digest: string; input_per_1m: number; output_per_1m: number; updated_at: string }
+      | undefined;
+    return row && { modelDigest: row.model_digest, inputPer1m: row.input_per_1m, outputPer1m: row.output_per_1m, updatedAt: row.updated_at };
+  }
+
+  async listPrices(): Promise<PriceRecord[]> {
+    const rows = this.#db.prepare("SELECT * FROM prices ORDER BY model_digest").all() as {
+      model_digest: string;
+      input_per_1m: number;
+      output_per_1m: number;
+      updated_at: string;
+    }[];
+    return rows.map((row) => ({ modelDigest: row.model_digest, inputPer1m: row.input_per_1m, outputPer1m: row.output_per_1m, updatedAt: row.updated_at }));
+  }
+
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { OverloadedError } from "../core/errors.js";
+import type { Digest } from "../core/digest.js";
+import type { Engine, GenerateEvent, LoadedModel, ModelSource, ModelStats } from "../engine/engine.js";
+import type { MemoryEstimate } from "../plan/memory-estimate.js";
+import { ModelPool } from "./model-pool.js";
+
+const MIB = 1024 * 1024;
+const BASELINE = 100 * MIB;
+
+/** A model whose generation runs until `release` is called, so tests can hold it busy. */
+class FakeModel implements Partial<LoadedModel> {
+  busy = 0;
+  readonly info;
+  private releases: (() => void)[] = [];
+  constructor(id: string) {
+    this.info = { id, digest: `sha256:${id.padEnd(64, "0")}` as Digest, path: id, contextSize: 256, trainContextSize: 256, slots: 2, threads: 1, vocabularySize: 8, embeddingSize: 8, loadedAt: 0 };
+  }
+  stats(): ModelStats {
+    return { slotsBusy: this.busy, slotsTotal: 2, queued: 0, finished: { stop: 0, length: 0, aborted: 0 } };
+  }
+  tokenize(): number[] {
+    return [1];
+  }
+  async *generate(): AsyncGenerator<GenerateEvent, void, void> {
+    this.busy++;
+    try {
+      await new Promise<void>((resolve) => this.releases.push(resolve));
+      yield { type: "done", finishReason: "stop", promptTokens: 1, completionTokens: 0, cachedTokens: 0, timeToFirstTokenMs: 0, totalMs: 0 };
+    } finally {
+      this.busy--;
+    }
+  }
+  release(): void {
+    for (const release of this.releases.splice(0)) release();
+  }
+}
+
+/** An engine that records the largest sum of estimates ever loaded at once. */
+class FakeEngine implements Partial<Engine> {
+  readonly loaded = new Map<string, FakeModel>();
+  peakBytes = 0;
+  loads = 0;
+  constructor(private readonly sizes: Record<string, number>) {}
+  get models(): readonly LoadedModel[] {
+    return [...this.loaded.values()] as unknown as LoadedModel[];
+  }
+  async load(source: ModelSource): Promise<LoadedModel> {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (!this.loaded.has(source.id)) {
+      this.loads++;
+      this.loaded.set(source.id, new FakeModel(source.id));
+    }
+    const bytes = BASELINE + [...this.loaded.keys()].reduce((sum, id) => sum + this.sizes[id]!, 0);
+    this.peakBytes = Math.max(this.peakBytes, bytes);
+    return this.loaded.get(source.id) as unknown as LoadedModel;
+  }
+  async unload(id: string): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    this.loaded.delete(id);
+  }
+}
+
+const SIZES = { a: 300 * MIB, b: 200 * MIB, c: 250 * MIB, huge: 2000 * MIB };
+
+function makePool(options: { budget: number; graceMs?: number; idleUnloadMs?: number; maxLoaded?: number }) {
+  const engine = new FakeEngine(SIZES);
+  const estimate = async (source: ModelSource): Promise<MemoryEstimate> => {
+    const bytes = SIZES[source.id as keyof typeof SIZES];
+    return { weightsBytes: bytes, kvCacheBytes: 0, computeBytes: 0, baselineBytes: BASELINE, totalBytes: bytes + BASELINE, shape: {} as MemoryEstimate["shape"] };
+  };
+  const pool = new ModelPool({
+    engine: engine as unknown as Engine,
+    estimate,
+    memoryBudget: options.budget,
+    baselineBytes: BASELINE,
+    maxLoaded: options.maxLoaded ?? 8,
+    graceMs: options.graceMs ?? 0,
+    ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
+  });
+  const source = (id: string): ModelSource => ({ id, path: id, digest: `sha256:${id.padEnd(64, "0")}` as Digest });
+  return { engine, pool, source };
+}
+
+const isOverloaded = (pattern: RegExp) => (error: unknown) => error instanceof OverloadedError && pattern.test(error.message);
+
+describe("ModelPool: several models under a memory budget", () => {
+  test("a budget that fits two of three: rotating evicts the least recently used idle model, never loading past the budget", async () => {
+    const budget = BASELINE + SIZES.a + SIZES.c; // the two largest fit together; all three do not
+    const { engine, pool, source } = makePool({ budget });
+    for (const id of ["a", "b", "c", "a", "b", "c", "b", "a"]) {
+      await pool.acquire(source(id));
+      assert.ok(pool.usedBytes() <= budget, `used ${pool.usedBytes()} of ${budget}`);
+    }
+    assert.ok(engine.peakBytes <= budget, `peak ${engine.peakBytes} of ${budget}`);
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "b"], "the last two used stay");
+    const report = pool.report();
+    assert.equal(report.budgetBytes, budget);
+    assert.deepEqual(report.models.map((model) => [model.id, model.state, model.estimateBytes]).sort(), [["a", "loaded", SIZES.a], ["b", "loaded", SIZES.b]]);
+  });
+
+  test("concurrent requests across three models: each loads or gets a 503, and the loaded estimates never pass the budget", async () => {
+    const budget = BASELINE + SIZES.a + SIZES.c;
+    const { engine, pool, source } = makePool({ budget });
+    const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, index) => pool.acquire(source(["a", "b", "c"][index % 3]!))));
+    for (const outcome of outcomes) {
+      if (outcome.status === "rejected") assert.ok(outcome.reason instanceof OverloadedError, String(outcome.reason));
+    }
+    assert.ok(outcomes.some((outcome) => outcome.status === "fulfilled"));
+    assert.ok(engine.peakBytes <= budget, `peak ${engine.peakBytes} of ${budget}`);
+  });
+
+  test("a model too big for the budget alone gets a 503 that says so; nothing is unloaded for it", async () => {
+    const { engine, pool, source } = makePool({ budget: BASELINE + 1000 * MIB });
+    await pool.acquire(source("a"));
+    await assert.rejects(pool.acquire(source("huge")), isOverloaded(/'huge' needs about 2000\.0 MiB .* cannot be loaded under this --memory-budget/));
+    assert.deepEqual([...engine.loaded.keys()], ["a"]);
+  });
+
+  test("busy models are never evicted: the request gets a 503 until the generation ends, then the model loads", async () => {
+    const budget = BASELINE + SIZES.a + SIZES.c;
+    const { engine, pool, source } = makePool({ budget });
+    const a = await pool.acquire(source("a"));
+    await pool.acquire(source("b"));
+    const running = a.generate({ promptTokens: [1], maxTokens: 1 });
+    const first = running.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    // b is idle and least recently used → it goes; a is busy and stays.
+    await pool.acquire(source("c"));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "c"]);
+    const c = await pool.acquire(source("c"));
+    const runningC = c.generate({ promptTokens: [1], maxTokens: 1 });
+    const firstC = runningC.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(pool.acquire(source("b")), isOverloaded(/Not enough of the memory budget for 'b' now.*busy/));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "c"], "nothing was evicted for the refused request");
+    (engine.loaded.get("a") as FakeModel).release();
+    await first;
+    await running.return(undefined);
+    await pool.acquire(source("b"));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["b", "c"]);
+    (engine.loaded.get("c") as FakeModel).release();
+    await firstC;
+  });
+
+  test("a model stays protected for the grace period after a request took it", async () => {
+    const budget = BASELINE + SIZES.a + SIZES.b;
+    const { pool, source } = makePool({ budget, graceMs: 60_000 });
+    await pool.acquire(source("a"));
+    await pool.acquire(source("b"));
+    await assert.rejects(pool.acquire(source("c")), isOverloaded(/used in the last 60 s/));
+  });
+
+  test("idle unload frees models idle past the limit", async () => {
+    const { engine, pool, source } = makePool({ budget: 0, idleUnloadMs: 50 });
+    try {
+      await pool.acquire(source("a"));
+      assert.equal(engine.loaded.size, 1);
+      await pool.unloadIdle();
+      assert.equal(engine.loaded.size, 1, "not idle long enough yet");
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await pool.unloadIdle();
+      assert.equal(engine.loaded.size, 0);
+      assert.deepEqual(pool.report().models, []);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("a handle whose model was evicted loads it again for its next generation", async () => {
+    const budget = BASELINE + SIZES.a + SIZES.c;
+    const { engine, pool, source } = makePool({ budget });
+    const a = await pool.acquire(source("a"));
+    await pool.acquire(source("b"));
+    await pool.acquire(source("c")); // evicts a
+    assert.ok(!engine.loaded.has("a"));
+    const loads = engine.loads;
+    const running = a.generate({ promptTokens: [1], maxTokens: 1 });
+    const next = running.next();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.ok(engine.loaded.has("a"));
+    assert.equal(engine.loads, loads + 1);
+    (engine.loaded.get("a") as FakeModel).release();
+    await next;
+    assert.ok(engine.peakBytes <= budget);
+  });
+});

@@ -1,0 +1,296 @@
+import { OverloadedError } from "../core/errors.js";
+import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
+import type { Logger } from "../logging/logger.js";
+import { SERVING_BASELINE_BYTES, type MemoryEstimate } from "../plan/memory-estimate.js";
+import { PooledModel } from "./pooled-model.js";
+
+const MIB = 1024 * 1024;
+
+/** Options of {@link ModelPool}. */
+export interface ModelPoolOptions {
+  readonly engine: Engine;
+  /** How much memory a model takes once loaded (the plan module's estimate for the served ctx × slots). */
+  readonly estimate: (source: ModelSource) => Promise<MemoryEstimate>;
+  /**
+   * The whole serving process's budget in bytes: the baseline plus every loaded model's estimate
+   * must stay within it. 0 means no budget.
+   * @default 0
+   */
+  readonly memoryBudget?: number;
+  /** Models kept loaded at once; past it the least recently used idle one is unloaded (soft: busy models stay). @default 2 */
+  readonly maxLoaded?: number;
+  /** Unload a model after this many idle milliseconds; 0 never. @default 0 */
+  readonly idleUnloadMs?: number;
+  /** The serving process without a model, counted against the budget. @default SERVING_BASELINE_BYTES */
+  readonly baselineBytes?: number;
+  /**
+   * A model handed to a request counts as in use until this long after its last call, so the
+   * request's work between lookup and generation (tokenizing, admission) never meets an unload.
+   * @default 1000
+   */
+  readonly graceMs?: number;
+  readonly logger?: Logger;
+}
+
+type EntryState = "loading" | "loaded" | "evicting";
+
+/** The pool's bookkeeping for one model id, from its reservation until it is unloaded. */
+export interface PoolEntry {
+  readonly id: string;
+  state: EntryState;
+  /** The estimate without the process baseline: what this model adds. */
+  readonly modelBytes: number;
+  readonly estimate: MemoryEstimate;
+  /** Last time a request asked for it (LRU order), ms since the epoch. */
+  lastUsed: number;
+  /** Last call through a handed-out model (grace for unloads), ms since the epoch. */
+  touched: number;
+  /** Generations and embeddings running through the pool's handles. */
+  active: number;
+}
+
+/** One loaded model, as `GET /api/loaded` lists it. */
+export interface LoadedModelReport {
+  id: string;
+  digest: string;
+  state: EntryState;
+  /** Estimated bytes of this model (weights + KV cache + compute), without the process baseline. */
+  estimateBytes: number;
+  estimate: { weightsBytes: number; kvCacheBytes: number; computeBytes: number };
+  lastUsedAt: string;
+  idleSeconds: number;
+  slotsBusy: number;
+  slotsTotal: number;
+  queued: number;
+}
+
+/** What the pool holds and how much of the budget it uses. */
+export interface PoolReport {
+  /** 0 when there is no budget. */
+  budgetBytes: number;
+  baselineBytes: number;
+  /** Baseline + every loading or loaded model's estimate. */
+  usedBytes: number;
+  maxLoaded: number;
+  idleUnloadSeconds: number;
+  models: LoadedModelReport[];
+}
+
+/**
+ * Keeps several models loaded under a memory budget (ollama's `sched.go` in miniature). Before a
+ * model loads its estimate is reserved; least recently used idle models are evicted until it fits,
+ * and their unloads finish before the load starts, so the estimates of what is in memory never add
+ * up past the budget. When it cannot fit — too big alone, or every model that would have to go
+ * is busy — the request gets {@link OverloadedError} (503 with Retry-After), never a load past the
+ * budget. Models idle longer than `idleUnloadMs` are unloaded by a timer.
+ */
+export class ModelPool {
+  private readonly entries = new Map<string, PoolEntry>();
+  private readonly pending = new Map<string, Promise<LoadedModel>>();
+  private readonly unloading = new Set<Promise<void>>();
+  private readonly timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ModelPoolOptions) {
+    const idle = options.idleUnloadMs ?? 0;
+    if (idle > 0) {
+      this.timer = setInterval(() => void this.unloadIdle(), Math.max(100, Math.min(idle / 2, 30_000)));
+      this.timer.unref();
+    }
+  }
+
+  private get budget(): number {
+    return this.options.memoryBudget ?? 0;
+  }
+
+  private get baseline(): number {
+    return this.options.baselineBytes ?? SERVING_BASELINE_BYTES;
+  }
+
+  /** A loaded model for `source`, loading it (and evicting others) when needed. */
+  async acquire(source: ModelSource): Promise<LoadedModel> {
+    const now = Date.now();
+    const entry = this.entries.get(source.id);
+    if (entry !== undefined && entry.state !== "evicting") {
+      entry.lastUsed = now;
+      entry.touched = now;
+    }
+    return new PooledModel(await this.load(source), source, this);
+  }
+
+  /** A handle was used: restarts the grace before its model may be unloaded. */
+  touch(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry !== undefined) entry.touched = Date.now();
+  }
+
+  /** A generation or embedding through a handle starts (+1) or ends (-1). */
+  track(id: string, change: 1 | -1): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    entry.active = Math.max(0, entry.active + change);
+    entry.touched = Date.now();
+  }
+
+  /** True while `model` is still the engine's loaded instance. */
+  isLoaded(model: LoadedModel): boolean {
+    return this.options.engine.models.includes(model);
+  }
+
+  /** Loads `source` once (concurrent callers share the load), within the budget. */
+  private load(source: ModelSource): Promise<LoadedModel> {
+    const loaded = this.options.engine.models.find((model) => model.info.id === source.id);
+    if (loaded !== undefined && this.entries.get(source.id)?.state === "loaded") return Promise.resolve(loaded);
+    let pending = this.pending.get(source.id);
+    if (pending === undefined) {
+      pending = this.admitAndLoad(source).finally(() => this.pending.delete(source.id));
+      this.pending.set(source.id, pending);
+    }
+    return pending;
+  }
+
+  private async admitAndLoad(source: ModelSource): Promise<LoadedModel> {
+    const estimate = await this.options.estimate(source);
+    // From here to the reservation nothing awaits: the decision and the reservation are one step.
+    const modelBytes = Math.max(0, estimate.totalBytes - estimate.baselineBytes);
+    const victims = this.chooseVictims(source.id, modelBytes);
+    const now = Date.now();
+    const entry: PoolEntry = { id: source.id, state: "loading", modelBytes, estimate, lastUsed: now, touched: now, active: 0 };
+    this.entries.set(source.id, entry);
+    try {
+      for (const victim of victims) this.evict(victim);
+      // Whatever is being unloaded (for this load or another) leaves memory before this one enters.
+      while (this.unloading.size > 0) await Promise.allSettled([...this.unloading]);
+      this.options.logger?.info({ model: source.id, estimateMiB: round(modelBytes / MIB), usedMiB: round(this.usedBytes() / MIB) }, "loading model into the pool");
+      const model = await this.options.engine.load(source);
+      entry.state = "loaded";
+      return model;
+    } catch (error) {
+      if (this.entries.get(source.id) === entry) this.entries.delete(source.id);
+      throw error;
+    }
+  }
+
+  /**
+   * The least recently used idle models to unload so that `modelBytes` more fit the budget (and,
+   * softly, the model count). Throws OverloadedError when the budget cannot be met.
+   */
+  private chooseVictims(id: string, modelBytes: number): PoolEntry[] {
+    const budget = this.budget;
+    if (budget > 0 && this.baseline + modelBytes > budget) {
+      throw new OverloadedError(
+        `The model '${id}' needs about ${mib(modelBytes)} (estimate: weights, KV cache and compute buffers for the served context × slots) ` +
+          `and the memory budget is ${mib(budget)}, of which the process itself takes ${mib(this.baseline)}: it cannot be loaded ` +
+          "under this --memory-budget (GROVE_MEMORY_BUDGET). Raise the budget, or lower --ctx-size or --parallel",
+      );
+    }
+    const resident = [...this.entries.values()].filter((entry) => entry.state !== "evicting");
+    const candidates = resident.filter((entry) => entry.id !== id && this.isIdle(entry)).sort((a, b) => a.lastUsed - b.lastUsed);
+    const victims: PoolEntry[] = [];
+    let used = this.baseline + resident.reduce((sum, entry) => sum + entry.modelBytes, 0);
+    let count = resident.length;
+    const maxLoaded = this.options.maxLoaded ?? 2;
+    for (const candidate of candidates) {
+      const overBudget = budget > 0 && used + modelBytes > budget;
+      if (!overBudget && count < maxLoaded) break;
+      victims.push(candidate);
+      used -= candidate.modelBytes;
+      count--;
+    }
+    if (budget > 0 && used + modelBytes > budget) {
+      const busy = resident.filter((entry) => !victims.includes(entry)).map((entry) => entry.id);
+      throw new OverloadedError(
+        `Not enough of the memory budget for '${id}' now: it needs about ${mib(modelBytes)}, ${mib(Math.max(0, budget - used))} of ${mib(budget)} is free, ` +
+          `and the loaded models (${busy.join(", ")}) are busy or were used in the last ${Math.round((this.options.graceMs ?? 1000) / 1000)} s. Retry shortly`,
+      );
+    }
+    return victims;
+  }
+
+  /** Idle: no request through the pool and none in the engine, and past the grace after the last call. */
+  private isIdle(entry: PoolEntry, now = Date.now()): boolean {
+    if (entry.state !== "loaded" || entry.active > 0 || now - entry.touched < (this.options.graceMs ?? 1000)) return false;
+    const model = this.options.engine.models.find((candidate) => candidate.info.id === entry.id);
+    if (model === undefined) return true;
+    const stats = model.stats();
+    return stats.slotsBusy === 0 && stats.queued === 0;
+  }
+
+  private evict(entry: PoolEntry): void {
+    entry.state = "evicting";
+    this.options.logger?.info({ model: entry.id, idleSeconds: round((Date.now() - entry.lastUsed) / 1000) }, "unloading model");
+    const unload = this.options.engine
+      .unload(entry.id)
+      .catch((error: unknown) => this.options.logger?.error({ err: error, model: entry.id }, "unloading a model failed"))
+      .finally(() => {
+        if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+        this.unloading.delete(unload);
+      });
+    this.unloading.add(unload);
+  }
+
+  /** Unloads every model idle longer than `idleUnloadMs` (the timer's job; public for tests). */
+  async unloadIdle(): Promise<void> {
+    const limit = this.options.idleUnloadMs ?? 0;
+    if (limit <= 0) return;
+    const now = Date.now();
+    for (const entry of [...this.entries.values()]) {
+      if (now - entry.lastUsed >= limit && this.isIdle(entry, now)) this.evict(entry);
+    }
+    await Promise.allSettled([...this.unloading]);
+  }
+
+  /** Baseline plus the estimates of every model loading or loaded. */
+  usedBytes(): number {
+    let used = this.baseline;
+    for (const entry of this.entries.values()) if (entry.state !== "evicting") used += entry.modelBytes;
+    return used;
+  }
+
+  /** The pool's state, for `GET /api/loaded`. */
+  report(): PoolReport {
+    const now = Date.now();
+    const models: LoadedModelReport[] = [];
+    for (const entry of this.entries.values()) {
+      const model = this.options.engine.models.find((candidate) => candidate.info.id === entry.id);
+      const stats = model?.stats();
+      models.push({
+        id: entry.id,
+        digest: model?.info.digest ?? entry.id,
+        state: entry.state,
+        estimateBytes: entry.modelBytes,
+        estimate: { weightsBytes: entry.estimate.weightsBytes, kvCacheBytes: entry.estimate.kvCacheBytes, computeBytes: entry.estimate.computeBytes },
+        lastUsedAt: new Date(entry.lastUsed).toISOString(),
+        idleSeconds: round((now - Math.max(entry.lastUsed, entry.touched)) / 1000),
+        slotsBusy: stats?.slotsBusy ?? 0,
+        slotsTotal: stats?.slotsTotal ?? 0,
+        queued: stats?.queued ?? 0,
+      });
+    }
+    return {
+      budgetBytes: this.budget,
+      baselineBytes: this.baseline,
+      usedBytes: this.usedBytes(),
+      maxLoaded: this.options.maxLoaded ?? 2,
+      idleUnloadSeconds: (this.options.idleUnloadMs ?? 0) / 1000,
+      models,
+    };
+  }
+
+  /** A handle's underlying model was unloaded: load it again (within the budget) for its next generation. */
+  reacquire(source: ModelSource): Promise<LoadedModel> {
+    return this.load(source);
+  }
+
+  /** Stops the idle timer (the engine unloads the models when it closes). */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / MIB).toFixed(1)} MiB`;
+}

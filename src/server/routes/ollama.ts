@@ -1,0 +1,324 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ContextLengthError, GroveError, InvalidRequestError, PayloadTooLargeError } from "../../core/errors.js";
+import type { ChatMessage, Engine, GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
+import type { HubClient } from "../../store/hub/hub-client.js";
+import type { ModelStore } from "../../store/model-store.js";
+import { toErrorResponse } from "../error-table.js";
+import { meterOf } from "../gateway-hooks.js";
+import { clientGoneSignal, usageOutcome, utf8Bytes } from "../generation.js";
+import type { ModelCatalog } from "../model-catalog.js";
+import { NdjsonStream } from "../ndjson.js";
+import {
+  ollamaChatSchema,
+  ollamaEmbeddingsSchema,
+  ollamaEmbedSchema,
+  ollamaGenerateSchema,
+  ollamaJsonConstraint,
+  ollamaSampling,
+  type OllamaChatRequest,
+  type OllamaGenerateRequest,
+} from "../ollama-schemas.js";
+import { parseBody } from "../openai-schemas.js";
+import { registerOllamaModelRoutes, servedName } from "./ollama-models.js";
+
+/** What the Ollama-compatible routes need. */
+export interface OllamaServices {
+  readonly engine: Engine;
+  readonly catalog: ModelCatalog;
+  /** The store behind `/api/pull` and the facts of `/api/tags` and `/api/show`; without it `/api/pull` answers 409. */
+  readonly store?: ModelStore;
+  /** The hub `/api/pull` downloads from; without it `/api/pull` answers 409. */
+  readonly hub?: HubClient;
+}
+
+/**
+ * The Ollama-compatible API (ollama/ollama `docs/api.md`): `/api/chat`, `/api/generate`,
+ * `/api/embed`, `/api/embeddings`, and the model routes of `ollama-models.ts`. They live in their
+ * own fastify scope so that errors take Ollama's shape, `{"error": "…"}`, with the status Grove's
+ * error table gives, while `/v1` keeps OpenAI's; and so that bodies sent without a JSON content
+ * type (as `curl -d` sends them in Ollama's examples) still parse as JSON.
+ */
+export function registerOllamaRoutes(app: FastifyInstance, services: OllamaServices): void {
+  void app.register(async (scope) => {
+    scope.addContentTypeParser(
+      ["application/x-www-form-urlencoded", "text/plain"],
+      { parseAs: "string" },
+      scope.getDefaultJsonParser("error", "error"),
+    );
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      const { status, body } = toErrorResponse(fromFastifyError(error));
+      if (status >= 500) request.log.error({ err: error }, "request failed");
+      else request.log.info({ code: body.error.code, status }, body.error.message);
+      if (status === 503) reply.header("retry-after", "1");
+      return reply.code(status).send({ error: body.error.message });
+    });
+    registerGenerationRoutes(scope, services.catalog);
+    registerOllamaModelRoutes(scope, services);
+  });
+}
+
+function fromFastifyError(error: FastifyError): unknown {
+  if (error instanceof GroveError) return error;
+  if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") return new PayloadTooLargeError(error.message, { cause: error });
+  if (error instanceof SyntaxError || (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)) {
+    return new InvalidRequestError(`Malformed request: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/** Nanoseconds since `start`, as Ollama's duration fields count them. */
+const nanosecondsSince = (start: bigint) => Number(process.hrtime.bigint() - start);
+
+/** Loads (or finds) the model a request names, timing the load for `load_duration`. */
+async function loadModel(request: FastifyRequest, catalog: ModelCatalog, name: string): Promise<{ model: LoadedModel; loadNs: number }> {
+  meterOf(request).checkModel(servedName(name));
+  const start = process.hrtime.bigint();
+  const model = await catalog.get(servedName(name));
+  return { model, loadNs: nanosecondsSince(start) };
+}
+
+/** Ollama's logprobs entries. */
+function ollamaLogprobs(logprobs: readonly TokenLogprob[]) {
+  return logprobs.map((entry) => ({
+    token: entry.text,
+    logprob: entry.logprob ?? 0,
+    bytes: utf8Bytes(entry.text),
+    top_logprobs: entry.top.map((top) => ({ token: top.text, logprob: top.logprob, bytes: utf8Bytes(top.text) })),
+  }));
+}
+
+/** One generation's shape: what a chunk carries and what the last object adds. */
+interface GenerationJob {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly body: OllamaChatRequest | OllamaGenerateRequest;
+  readonly model: LoadedModel;
+  readonly promptTokens: number[];
+  readonly started: bigint;
+  readonly loadNs: number;
+  /** `{ message: … }` for chat, `{ response: … }` for generate. */
+  piece(text: string): object;
+  /** Extra fields of the final object (generate's `context`). */
+  finish?(text: string): object;
+}
+
+/**
+ * Runs one generation and answers it as NDJSON lines (the default) or, with `stream: false`,
+ * one object. Sampling, stop strings, `num_predict`, `num_ctx` and `format` map onto the same
+ * engine call the OpenAI routes make.
+ */
+async function runGeneration(job: GenerationJob): Promise<unknown> {
+  const { body, model, promptTokens, reply } = job;
+  const options = body.options;
+  const contextSize = Math.min(options?.num_ctx ?? model.info.contextSize, model.info.contextSize);
+  const room = contextSize - promptTokens.length;
+  if (room < 1) {
+    throw new ContextLengthError(`The context holds ${contextSize} tokens; the prompt takes ${promptTokens.length}`, {
+      param: options?.num_ctx === undefined ? "prompt" : "options.num_ctx",
+    });
+  }
+  // Ollama generates until the context is full for -1 and -2, and stops there for larger values too.
+  const predict = options?.num_predict;
+  const maxTokens = predict === undefined || predict < 0 ? room : Math.min(predict, room);
+  const json = ollamaJsonConstraint(body.format);
+  if (json !== undefined) await model.prepareJsonGrammar(json);
+  // The worst case is reserved from the key's limits and budget before a slot is taken.
+  const meter = meterOf(job.request);
+  await meter.admit({ model: body.model, digest: model.info.digest, promptTokens: promptTokens.length, maxCompletionTokens: maxTokens });
+  const events = model.generate({
+    ...ollamaSampling(options),
+    promptTokens,
+    maxTokens,
+    json,
+    logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+    signal: clientGoneSignal(reply),
+  });
+  // The first event comes after a slot is found and the prompt is read: errors before it
+  // (queue full, bad grammar) still get a proper status code.
+  const first = await events.next().catch(async (error: unknown) => {
+    await meter.fail(error);
+    throw error;
+  });
+  const head = () => ({ model: body.model, created_at: new Date().toISOString() });
+  const last = (done: GenerateDone, text: string, content: string) => {
+    const promptNs = Math.round(done.timeToFirstTokenMs * 1e6);
+    return {
+      ...head(),
+      ...job.piece(content),
+      done: true,
+      done_reason: done.finishReason,
+      ...(job.finish?.(text) ?? {}),
+      total_duration: nanosecondsSince(job.started),
+      load_duration: job.loadNs,
+      prompt_eval_count: done.promptTokens,
+      prompt_eval_duration: promptNs,
+      eval_count: done.completionTokens,
+      eval_duration: Math.max(0, Math.round(done.totalMs * 1e6) - promptNs),
+    };
+  };
+
+  if (body.stream === false) {
+    let text = "";
+    const logprobs: TokenLogprob[] = [];
+    let done: GenerateDone | undefined;
+    try {
+      for (let result = first; !result.done; result = await events.next()) {
+        const event = result.value;
+        if (event.type === "done") done = event;
+        else {
+          text += event.text;
+          if (event.logprobs) logprobs.push(...event.logprobs);
+        }
+      }
+    } catch (error) {
+      await meter.fail(error);
+      throw error;
+    } finally {
+      await events.return(undefined);
+    }
+    await meter.finish(usageOutcome(done));
+    if (!done || done.finishReason === "aborted") return reply.code(499).send();
+    return { ...last(done, text, text), ...(body.logprobs ? { logprobs: ollamaLogprobs(logprobs) } : {}) };
+  }
+
+  meter.streaming = true;
+  const stream = new NdjsonStream(reply);
+  let text = "";
+  let done: GenerateDone | undefined;
+  let failure: unknown;
+  try {
+    for (let result = first; !result.done; result = await events.next()) {
+      const event = result.value;
+      if (event.type === "text") {
+        text += event.text;
+        const logprobs = body.logprobs && event.logprobs ? { logprobs: ollamaLogprobs(event.logprobs) } : {};
+        stream.send({ ...head(), ...job.piece(event.text), done: false, ...logprobs });
+        continue;
+      }
+      done = event;
+      if (event.finishReason === "aborted") return reply;
+      stream.send(last(event, text, ""));
+    }
+    stream.end();
+  } catch (error) {
+    job.request.log.error({ err: error }, "ollama stream failed");
+    failure = error;
+    stream.fail(error);
+  } finally {
+    // Closing the generator releases the slot whatever happened above.
+    await events.return(undefined);
+    if (failure === undefined) await meter.finish(usageOutcome(done));
+    else await meter.fail(failure);
+  }
+  return reply;
+}
+
+/** Ollama answers a request without a prompt by loading the model and saying so. */
+function loadedAnswer(name: string, piece: object, loadNs: number, started: bigint) {
+  return {
+    model: name,
+    created_at: new Date().toISOString(),
+    ...piece,
+    done: true,
+    done_reason: "load",
+    total_duration: nanosecondsSince(started),
+    load_duration: loadNs,
+  };
+}
+
+function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): void {
+  app.post("/api/chat", async (request, reply) => {
+    const started = process.hrtime.bigint();
+    const body = parseBody(ollamaChatSchema, request.body);
+    const { model, loadNs } = await loadModel(request, catalog, body.model);
+    const piece = (content: string) => ({ message: { role: "assistant", content } });
+    if (body.messages.length === 0) return loadedAnswer(body.model, piece(""), loadNs, started);
+    const messages: ChatMessage[] = body.messages.map((message) => ({ role: message.role, content: message.content }));
+    const promptTokens = model.applyChatTemplate(messages);
+    return runGeneration({ request, reply, body, model, promptTokens, started, loadNs, piece });
+  });
+
+  app.post("/api/generate", async (request, reply) => {
+    const started = process.hrtime.bigint();
+    const body = parseBody(ollamaGenerateSchema, request.body);
+    const { model, loadNs } = await loadModel(request, catalog, body.model);
+    const piece = (response: string) => ({ response });
+    if (body.prompt === "" && body.system === undefined) return loadedAnswer(body.model, piece(""), loadNs, started);
+    let tokens: number[];
+    if (body.raw) {
+      if (body.system !== undefined) throw new InvalidRequestError("system cannot be combined with raw: a raw prompt is sent as it is", { param: "system" });
+      tokens = model.tokenize(body.prompt, { special: true });
+    } else {
+      const messages: ChatMessage[] = [];
+      if (body.system !== undefined) messages.push({ role: "system", content: body.system });
+      messages.push({ role: "user", content: body.prompt });
+      tokens = model.applyChatTemplate(messages);
+    }
+    const context = body.context ?? [];
+    const stray = context.find((token) => token >= model.info.vocabularySize);
+    if (stray !== undefined) {
+      throw new InvalidRequestError(`context holds token ${stray}; the vocabulary has ${model.info.vocabularySize}`, { param: "context" });
+    }
+    const promptTokens = [...context, ...tokens];
+    if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", { param: "prompt" });
+    // Ollama returns the conversation's tokens for the next call, except for raw prompts. The
+    // generated part is the response re-tokenized: the engine reports text, not token ids.
+    const finish = body.raw ? undefined : (text: string) => ({ context: [...promptTokens, ...model.tokenize(text)] });
+    return runGeneration({ request, reply, body, model, promptTokens, started, loadNs, piece, ...(finish ? { finish } : {}) });
+  });
+
+  app.post("/api/embed", async (request, reply) => {
+    const started = process.hrtime.bigint();
+    const body = parseBody(ollamaEmbedSchema, request.body);
+    const { model, loadNs } = await loadModel(request, catalog, body.model);
+    const texts = typeof body.input === "string" ? [body.input] : body.input;
+    const limit = Math.min(body.options?.num_ctx ?? model.info.contextSize, model.info.contextSize, model.info.trainContextSize);
+    // Ollama truncates inputs to the context unless told not to.
+    const inputs = texts.map((text, index) => {
+      const tokens = model.tokenize(text);
+      if (tokens.length <= limit) return tokens;
+      if (body.truncate === false) {
+        throw new ContextLengthError(`input[${index}] has ${tokens.length} tokens; at most ${limit} fit`, { param: "input" });
+      }
+      return tokens.slice(0, limit);
+    });
+    const { vectors, promptTokens } = await meteredEmbed(request, model, body.model, inputs, clientGoneSignal(reply));
+    return {
+      model: body.model,
+      embeddings: vectors.map(normalize),
+      total_duration: nanosecondsSince(started),
+      load_duration: loadNs,
+      prompt_eval_count: promptTokens,
+    };
+  });
+
+  app.post("/api/embeddings", async (request, reply) => {
+    const body = parseBody(ollamaEmbeddingsSchema, request.body);
+    const { model } = await loadModel(request, catalog, body.model);
+    // Ollama's legacy route answers an empty prompt with an empty vector.
+    if (body.prompt === "") return { embedding: [] };
+    const { vectors } = await meteredEmbed(request, model, body.model, [model.tokenize(body.prompt)], clientGoneSignal(reply));
+    return { embedding: vectors[0] };
+  });
+}
+
+/** Embeds token lists with the key's limits: reserved before, settled to the real count after. */
+async function meteredEmbed(request: FastifyRequest, model: LoadedModel, name: string, inputs: readonly number[][], signal: AbortSignal) {
+  const meter = meterOf(request);
+  const reserve = inputs.reduce((sum, tokens) => sum + tokens.length, 0);
+  await meter.admit({ model: name, digest: model.info.digest, promptTokens: reserve, maxCompletionTokens: 0 });
+  try {
+    const result = await model.embed(inputs, signal);
+    await meter.finish({ promptTokens: result.promptTokens, completionTokens: 0, status: 200, cancelled: false });
+    return result;
+  } catch (error) {
+    await meter.fail(error);
+    throw error;
+  }
+}
+
+/** Scales a vector to unit length, as Ollama's `/api/embed` returns them. */
+function normalize(vector: readonly number[]): number[] {
+  const norm = Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0));
+  return norm === 0 ? [...vector] : vector.map((value) => value / norm);
+}
