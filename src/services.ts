@@ -11,6 +11,7 @@ import { LlamaEngine } from "./engine/llama-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
 import { Gateway } from "./gateway/gateway.js";
 import { openRateLimiter, openServiceStore, type ClosableRateLimiter } from "./gateway/open-service-store.js";
+import { ReservationSweeper } from "./gateway/reservation-sweeper.js";
 import { JobRunner } from "./forge/jobs/job-runner.js";
 import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
@@ -102,6 +103,9 @@ interface Serving {
  */
 async function chooseServing(config: GroveConfig, store: ModelStore, engine: Engine, logger?: Logger): Promise<Serving> {
   if (config.model && existsSync(config.model)) {
+    if (config.modelSettings.length > 0) {
+      throw new ConfigError("--model-settings (GROVE_MODEL_SETTINGS) applies to models served from the store, not to --model FILE: use --ctx-size and --parallel", { param: "--model-settings" });
+    }
     const id = basename(config.model).replace(/\.gguf$/i, "");
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
     return { catalog: new EngineCatalog(engine), defaultModel: id, fromStore: false };
@@ -116,6 +120,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     slots: config.parallel,
     ...(logger === undefined ? {} : { logger }),
   });
+  await catalog.applySettings(config.modelSettings);
   let name: string;
   if (config.model) {
     name = config.model;
@@ -154,7 +159,10 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
   });
   let store: ModelStore;
   try {
-    store = await ModelStore.open(config.home);
+    store = await ModelStore.open(config.home, {
+      database: config.database,
+      onDatabaseError: (error) => logger?.warn({ err: error }, "a PostgreSQL registry connection failed; the pool opens another"),
+    });
   } catch (error) {
     await service.close();
     await limiter?.close();
@@ -164,7 +172,9 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
   let jobs: JobRunner | undefined;
   let upstreamStore: SqliteUpstreamStore | undefined;
   let upstreams: UpstreamRouter | undefined;
+  let sweeper: ReservationSweeper | undefined;
   try {
+    sweeper = await ReservationSweeper.start({ store: service, ttlMs: config.reservationTtl, ...(logger === undefined ? {} : { logger }) });
     engine = await LlamaEngine.create({
       models: [],
       threads: config.threads,
@@ -206,8 +216,10 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     const runner = jobs;
     const router = upstreams;
     const routes = upstreamStore;
+    const sweeping = sweeper;
     const release = async () => {
       router.close();
+      await sweeping.close();
       pool?.close();
       await running.close();
       await store.close();
@@ -241,6 +253,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       },
     };
   } catch (error) {
+    await sweeper?.close();
     upstreams?.close();
     await upstreamStore?.close();
     await jobs?.close();

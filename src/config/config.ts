@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
+import { parseModelSettings, type ModelSetting } from "./model-settings.js";
 import { parseByteSize, parseDuration } from "./units.js";
 
 /**
@@ -25,6 +26,13 @@ export interface GroveConfig {
   readonly parallel: number;
   /** Context tokens per slot. Env `GROVE_CTX_SIZE`, flag `--ctx-size`. @default 2048 */
   readonly contextSize: number;
+  /**
+   * Per-model context and slots, overriding `contextSize`/`parallel` for the named store models
+   * (`demo-s-chat:f16=ctx:1024,slots:8;other:q4=ctx:8192,slots:2`; keys `ctx`, `slots`). Names are
+   * checked against the store, and ctx against each model's training context, at startup.
+   * Env `GROVE_MODEL_SETTINGS`, flag `--model-settings`. @default "" (none)
+   */
+  readonly modelSettings: readonly ModelSetting[];
   /** Models kept loaded at once; the least recently used idle one is unloaded past it. Env `GROVE_MAX_MODELS`, flag `--max-models`. @default 2 */
   readonly maxModels: number;
   /**
@@ -67,6 +75,13 @@ export interface GroveConfig {
    * cancelled). Env `GROVE_SHUTDOWN_GRACE`, flag `--shutdown-grace`. @default 10000
    */
   readonly shutdownGrace: number;
+  /**
+   * Budget reservations older than this, in milliseconds (`15m`, `1h`), are released at startup and
+   * every min(TTL/2, 1 min): a replica that crashed mid-request leaves reservations holding budget.
+   * Must exceed the longest request (one settling later is recorded but not charged); 0 never
+   * releases. Env `GROVE_RESERVATION_TTL`, flag `--reservation-ttl`. @default 900000 (15m)
+   */
+  readonly reservationTtl: number;
   /** How often upstreams are health-checked (`GET /v1/models`) and re-read from the service store, in milliseconds; 0 never. Env `GROVE_UPSTREAM_HEALTH_INTERVAL`, flag `--upstream-health-interval`. @default 10000 */
   readonly upstreamHealthInterval: number;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
@@ -86,12 +101,21 @@ const schema = z.object({
   parallel: integer(1, 64),
   contextSize: integer(64, 1_048_576),
   queueLimit: integer(0, 100_000),
+  modelSettings: z.string().transform((value, context) => {
+    try {
+      return parseModelSettings(value);
+    } catch (error) {
+      context.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
   maxModels: integer(1, 64),
   memoryBudget: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseByteSize(value) ?? value) : value), z.number({ message: "expected a size such as 2GiB, 512MiB or a number of bytes" }).int().min(0)),
   idleUnload: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseDuration(value) ?? value) : value), z.number({ message: "expected a duration such as 10m, 30s or 0" }).int().min(0)),
   bodyLimit: integer(1024, 1 << 30),
   shutdownGrace: duration,
   upstreamHealthInterval: duration,
+  reservationTtl: duration,
   apiKey: z.string(),
   hubEndpoint: z.url({ protocol: /^https?$/ }),
   hubToken: z.string(),
@@ -112,12 +136,14 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   parallel: { env: "GROVE_PARALLEL", flag: "--parallel" },
   contextSize: { env: "GROVE_CTX_SIZE", flag: "--ctx-size" },
   queueLimit: { env: "GROVE_QUEUE_LIMIT", flag: "--queue-limit" },
+  modelSettings: { env: "GROVE_MODEL_SETTINGS", flag: "--model-settings" },
   maxModels: { env: "GROVE_MAX_MODELS", flag: "--max-models" },
   memoryBudget: { env: "GROVE_MEMORY_BUDGET", flag: "--memory-budget" },
   idleUnload: { env: "GROVE_IDLE_UNLOAD", flag: "--idle-unload" },
   bodyLimit: { env: "GROVE_BODY_LIMIT", flag: "--body-limit" },
   shutdownGrace: { env: "GROVE_SHUTDOWN_GRACE", flag: "--shutdown-grace" },
   upstreamHealthInterval: { env: "GROVE_UPSTREAM_HEALTH_INTERVAL", flag: "--upstream-health-interval" },
+  reservationTtl: { env: "GROVE_RESERVATION_TTL", flag: "--reservation-ttl" },
   apiKey: { env: "GROVE_API_KEY", flag: "--api-key" },
   hubEndpoint: { env: "HF_ENDPOINT", flag: "--endpoint" },
   hubToken: { env: "HF_TOKEN", flag: "--token" },
@@ -136,12 +162,14 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     parallel: 4,
     contextSize: 2048,
     queueLimit: 64,
+    modelSettings: "",
     maxModels: 2,
     memoryBudget: 0,
     idleUnload: 0,
     bodyLimit: 1 << 20,
     shutdownGrace: "10s",
     upstreamHealthInterval: "10s",
+    reservationTtl: "15m",
     apiKey: "",
     hubEndpoint: "https://huggingface.co",
     hubToken: "",

@@ -8,6 +8,7 @@ export type GroveErrorCode =
   | "invalid_parameter"
   | "context_length_exceeded"
   | "model_not_found"
+  | "model_not_local"
   | "invalid_model_file"
   | "overloaded"
   | "payload_too_large"
@@ -67,6 +68,24 @@ export class ModelNotFoundError extends GroveError {
       param: "model",
       ...options,
     });
+  }
+}
+
+/**
+ * A model the shared registry (`--database`) knows but whose file this replica does not hold:
+ * it was imported or pulled on another replica. Import or pull it here to serve it.
+ */
+export class ModelNotLocalError extends GroveError {
+  /** The model's digest. */
+  readonly digest: string;
+
+  constructor(model: string, digest: string, options: GroveErrorOptions = {}) {
+    super(
+      "model_not_local",
+      `The model '${model}' (${digest}) is in the registry but its file is not on this machine (another replica sharing the registry imported it, or the blob was lost); import or pull it on this machine (grove import FILE, or grove pull) to serve it here`,
+      { param: "model", ...options },
+    );
+    this.digest = digest;
   }
 }
 

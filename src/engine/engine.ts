@@ -31,6 +31,10 @@ export interface ModelSource {
    * or adapters (llama.cpp frees adapters only with their model).
    */
   readonly adapters?: readonly ModelAdapter[];
+  /** Context tokens per slot for this load (`--model-settings`). @default the engine's `contextSize` */
+  readonly contextSize?: number;
+  /** Parallel slots for this load (`--model-settings`). @default the engine's `slots` */
+  readonly slots?: number;
 }
 
 /** A LoRA adapter GGUF and the scale its B·A is applied with. */

@@ -159,8 +159,8 @@ async function loadOne(
   } catch (error) {
     throw new EngineError(`llama.cpp could not load ${basename(source.path)}`, { cause: error });
   }
-  const slots = options.slots ?? 4;
-  const contextSize = options.contextSize ?? 2048;
+  const slots = source.slots ?? options.slots ?? 4;
+  const contextSize = source.contextSize ?? options.contextSize ?? 2048;
   let context: LlamaContext;
   try {
     context = await model.createContext({

@@ -357,6 +357,24 @@ export class PostgresServiceStore implements ServiceStore {
     );
   }
 
+  async expireReservations(before: Date): Promise<number> {
+    // One statement: the DELETE … RETURNING takes each row lock, so a reservation a replica is
+    // settling at the same moment is either settled there or released here, never both.
+    const { rows } = await this.#db.query<{ released: string | number }>(
+      `WITH expired AS (
+         DELETE FROM reservations WHERE created_at < $1::timestamptz RETURNING key_id, period_start, tokens, nusd
+       ), totals AS (
+         SELECT key_id, period_start, sum(tokens)::bigint AS tokens, sum(nusd)::bigint AS nusd, count(*) AS released FROM expired GROUP BY key_id, period_start
+       ), windows AS (
+         UPDATE budget_windows AS w SET reserved_tokens = w.reserved_tokens - t.tokens, reserved_nusd = w.reserved_nusd - t.nusd
+         FROM totals AS t WHERE w.key_id = t.key_id AND w.period_start = t.period_start
+       )
+       SELECT coalesce(sum(released), 0)::int AS released FROM totals`,
+      [before.toISOString()],
+    );
+    return Number(rows[0]?.released ?? 0);
+  }
+
   async budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState> {
     const { start } = periodBounds(limits.period ?? "month", now);
     const { rows } = await this.#db.query<WindowRow>(

@@ -160,6 +160,14 @@ export interface ServiceStore {
    * transaction. Without a reservation (refused or unbudgeted requests) it only records the row.
    */
   settle(reservationId: string | undefined, usage: UsageRecord): Promise<void>;
+  /**
+   * Releases every reservation made before `before` (left by a replica that crashed mid-request):
+   * deletes it and takes its tokens and cost out of its window's `reserved`, in one transaction,
+   * so a concurrent settle of the same reservation either settles it or finds it gone. A request
+   * that settles after its reservation was released still records its usage row, but its spend
+   * is not added to the budget window. Returns how many were released.
+   */
+  expireReservations(before: Date): Promise<number>;
   budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState>;
   listUsage(query: UsageQuery): Promise<UsageRecord[]>;
   summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]>;

@@ -361,6 +361,20 @@ export class SqliteServiceStore implements ServiceStore {
     });
   }
 
+  async expireReservations(before: Date): Promise<number> {
+    return this.#immediate(() => {
+      const expired = this.#db.prepare("SELECT id, key_id, period_start, tokens, nusd FROM reservations WHERE created_at < ?").all(before.toISOString()) as
+        { id: string; key_id: string; period_start: string; tokens: number; nusd: number }[];
+      const release = this.#db.prepare("UPDATE budget_windows SET reserved_tokens = reserved_tokens - ?, reserved_nusd = reserved_nusd - ? WHERE key_id = ? AND period_start = ?");
+      const remove = this.#db.prepare("DELETE FROM reservations WHERE id = ?");
+      for (const held of expired) {
+        release.run(held.tokens, held.nusd, held.key_id, held.period_start);
+        remove.run(held.id);
+      }
+      return expired.length;
+    });
+  }
+
   async budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState> {
     const { start } = periodBounds(limits.period ?? "month", now);
     const row = this.#db

@@ -11,6 +11,7 @@ export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string 
   invalid_parameter: { status: 400, type: "invalid_request_error" },
   context_length_exceeded: { status: 400, type: "invalid_request_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
+  model_not_local: { status: 503, type: "unavailable_error" },
   invalid_model_file: { status: 422, type: "invalid_request_error" },
   overloaded: { status: 503, type: "unavailable_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },

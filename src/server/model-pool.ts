@@ -41,6 +41,9 @@ export interface PoolEntry {
   /** The estimate without the process baseline: what this model adds. */
   readonly modelBytes: number;
   readonly estimate: MemoryEstimate;
+  /** Context tokens per slot and slots this model is loaded with (absent: the engine's defaults). */
+  readonly contextSize: number | undefined;
+  readonly slots: number | undefined;
   /** Last time a request asked for it (LRU order), ms since the epoch. */
   lastUsed: number;
   /** Last call through a handed-out model (grace for unloads), ms since the epoch. */
@@ -57,6 +60,10 @@ export interface LoadedModelReport {
   /** Estimated bytes of this model (weights + KV cache + compute), without the process baseline. */
   estimateBytes: number;
   estimate: { weightsBytes: number; kvCacheBytes: number; computeBytes: number };
+  /** Context tokens per slot this model is served with (its `--model-settings` ctx, else `--ctx-size`). */
+  contextSize: number | null;
+  /** Slots of this model (its `--model-settings` slots, else `--parallel`). */
+  slots: number | null;
   lastUsedAt: string;
   idleSeconds: number;
   slotsBusy: number;
@@ -154,7 +161,9 @@ export class ModelPool {
     const modelBytes = Math.max(0, estimate.totalBytes - estimate.baselineBytes);
     const victims = this.chooseVictims(source.id, modelBytes);
     const now = Date.now();
-    const entry: PoolEntry = { id: source.id, state: "loading", modelBytes, estimate, lastUsed: now, touched: now, active: 0 };
+    const entry: PoolEntry = {
+      id: source.id, state: "loading", modelBytes, estimate, contextSize: source.contextSize, slots: source.slots, lastUsed: now, touched: now, active: 0,
+    };
     this.entries.set(source.id, entry);
     try {
       for (const victim of victims) this.evict(victim);
@@ -180,7 +189,7 @@ export class ModelPool {
       throw new OverloadedError(
         `The model '${id}' needs about ${mib(modelBytes)} (estimate: weights, KV cache and compute buffers for the served context × slots) ` +
           `and the memory budget is ${mib(budget)}, of which the process itself takes ${mib(this.baseline)}: it cannot be loaded ` +
-          "under this --memory-budget (GROVE_MEMORY_BUDGET). Raise the budget, or lower --ctx-size or --parallel",
+          "under this --memory-budget (GROVE_MEMORY_BUDGET). Raise the budget, or lower --ctx-size or --parallel (or its ctx and slots in --model-settings)",
       );
     }
     const resident = [...this.entries.values()].filter((entry) => entry.state !== "evicting");
@@ -259,6 +268,8 @@ export class ModelPool {
         state: entry.state,
         estimateBytes: entry.modelBytes,
         estimate: { weightsBytes: entry.estimate.weightsBytes, kvCacheBytes: entry.estimate.kvCacheBytes, computeBytes: entry.estimate.computeBytes },
+        contextSize: model?.info.contextSize ?? entry.contextSize ?? null,
+        slots: model?.info.slots ?? entry.slots ?? null,
         lastUsedAt: new Date(entry.lastUsed).toISOString(),
         idleSeconds: round((now - Math.max(entry.lastUsed, entry.touched)) / 1000),
         slotsBusy: stats?.slotsBusy ?? 0,

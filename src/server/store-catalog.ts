@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import { stat } from "node:fs/promises";
+import type { ModelSetting } from "../config/model-settings.js";
 import type { Digest } from "../core/digest.js";
 import { GroveError, ModelNotFoundError } from "../core/errors.js";
 import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
@@ -10,6 +11,7 @@ import { formatModelName, parseModelName } from "../store/model-ref.js";
 import type { AliasTarget } from "../store/registry.js";
 import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
+import { resolveModelSettings, type ServingShape } from "./model-settings.js";
 
 export interface StoreCatalogOptions {
   readonly store: ModelStore;
@@ -44,6 +46,8 @@ export interface StoreCatalogOptions {
 export class StoreCatalog implements ModelCatalog {
   /** The loaded models and the memory budget they live in. */
   readonly pool: ModelPool;
+  /** Per-model context and slots (`--model-settings`), by digest; other models take the global ones. */
+  private shapes = new Map<Digest, ServingShape>();
 
   constructor(private readonly options: StoreCatalogOptions) {
     this.pool = new ModelPool({
@@ -55,6 +59,23 @@ export class StoreCatalog implements ModelCatalog {
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
+  }
+
+  /**
+   * Serves the named models with their own ctx and slots (`--model-settings`); call before the
+   * first `get`. Throws ConfigError naming the flag for an unknown name or a ctx past training.
+   */
+  async applySettings(settings: readonly ModelSetting[]): Promise<void> {
+    this.shapes = await resolveModelSettings({
+      settings,
+      defaults: this.defaultShape(),
+      resolve: async (name) => (await this.options.store.resolve(name)).digest,
+      sourceOf: (digest, name) => this.sourceOf(digest, name),
+    });
+  }
+
+  private defaultShape(): ServingShape {
+    return { contextSize: this.options.contextSize ?? 2048, slots: this.options.slots ?? 4 };
   }
 
   /** Stops the pool's idle timer. */
@@ -85,12 +106,16 @@ export class StoreCatalog implements ModelCatalog {
 
   async get(name: string): Promise<LoadedModel> {
     const digest = await this.resolve(name);
-    return this.pool.acquire(await this.sourceOf(digest));
+    const source = await this.sourceOf(digest, name);
+    return this.pool.acquire({ ...source, ...(this.shapes.get(digest) ?? this.defaultShape()) });
   }
 
-  /** The plan module's estimate at the served context × slots; an adapter adds its file's size to the weights. */
+  /** The plan module's estimate at the model's own context × slots; an adapter adds its file's size to the weights. */
   private async estimate(source: ModelSource): Promise<MemoryEstimate> {
-    const estimate = await estimateModelMemory(source.path, { contextSize: this.options.contextSize ?? 2048, slots: this.options.slots ?? 4 });
+    const estimate = await estimateModelMemory(source.path, {
+      contextSize: source.contextSize ?? this.defaultShape().contextSize,
+      slots: source.slots ?? this.defaultShape().slots,
+    });
     let adapterBytes = 0;
     for (const adapter of source.adapters ?? []) adapterBytes += (await stat(adapter.path)).size;
     return { ...estimate, weightsBytes: estimate.weightsBytes + adapterBytes, totalBytes: estimate.totalBytes + adapterBytes };
@@ -99,18 +124,19 @@ export class StoreCatalog implements ModelCatalog {
   /**
    * What to load for a model: its blob, or for an adapter fork its base's blob with the adapter
    * applied (at the card's `adapter_scale`, default 1). Loaded under the adapter's digest, so it
-   * never shares a load with its bare base.
+   * never shares a load with its bare base. With a shared registry (`--database`) the files
+   * may be on another replica only: then a {@link ModelNotLocalError} (503) names the model.
    */
-  private async sourceOf(digest: Digest): Promise<ModelSource> {
+  private async sourceOf(digest: Digest, name: string): Promise<ModelSource> {
     const { store } = this.options;
-    const path = store.blobs.pathOf(digest);
+    const path = await store.localPath(digest, name);
     const edge = (await store.registry.parentsOf(digest)).find((parent) => parent.relation === "adapter");
     if (edge === undefined) return { id: digest, digest, path };
     const scale = (await store.registry.getModel(digest))?.card["adapter_scale"];
     return {
       id: digest,
       digest,
-      path: store.blobs.pathOf(edge.parent),
+      path: await store.localPath(edge.parent, `${name}'s base`),
       adapters: [{ path, scale: typeof scale === "number" && Number.isFinite(scale) ? scale : 1 }],
     };
   }

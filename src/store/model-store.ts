@@ -1,13 +1,14 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Digest } from "../core/digest.js";
-import { ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
+import { ConflictError, InvalidRequestError, ModelNotFoundError, ModelNotLocalError } from "../core/errors.js";
 import { GgufMetadataReader } from "../gguf/gguf-metadata-reader.js";
 import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
 import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
 import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
+import { PostgresRegistry } from "./postgres-registry.js";
 import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";
 import { SqliteRegistry } from "./sqlite-registry.js";
 
@@ -26,8 +27,23 @@ export interface ImportResult {
   blobCreated: boolean;
 }
 
-/** A model with its names, as `grove ls` shows it. */
-export type ModelListing = ModelRecord & { names: string[] };
+/**
+ * A model with its names, as `grove ls` shows it. `local` is false when the registry is shared
+ * (`--database`) and the model's file is on another replica only: it is listed but not served here.
+ */
+export type ModelListing = ModelRecord & { names: string[]; local: boolean };
+
+/** Options of {@link ModelStore.open}. */
+export interface ModelStoreOptions {
+  /**
+   * A PostgreSQL URL (`--database`, GROVE_DATABASE_URL): the registry is shared by every replica
+   * that names it, while blobs stay in each replica's `<home>/blobs`. Empty or absent:
+   * `<home>/registry.db`. @default ""
+   */
+  database?: string;
+  /** Called when an idle PostgreSQL connection fails (the pool replaces it). */
+  onDatabaseError?: (error: Error) => void;
+}
 
 /** Everything about one model, as `grove show` shows it. */
 export interface ModelDetails {
@@ -100,13 +116,20 @@ export class ModelStore {
     this.registry = registry;
   }
 
-  /** Opens the store at `home`, creating its directories and `<home>/registry.db` if needed. */
-  static async open(home: string): Promise<ModelStore> {
+  /**
+   * Opens the store at `home`, creating its directories and `<home>/registry.db` if needed; with
+   * `database`, the registry is the shared PostgreSQL one instead (blobs stay under `home`).
+   * @throws ConfigError for a bad database URL, an unreachable database or a newer schema
+   */
+  static async open(home: string, options: ModelStoreOptions = {}): Promise<ModelStore> {
     const root = resolve(home);
     const blobs = new BlobStore(root);
     await mkdir(blobs.blobsDirectory, { recursive: true });
     await mkdir(blobs.tempDirectory, { recursive: true });
-    return new ModelStore(root, blobs, SqliteRegistry.open(join(root, "registry.db")));
+    const registry = options.database
+      ? await PostgresRegistry.open(options.database, options.onDatabaseError === undefined ? {} : { onError: options.onDatabaseError })
+      : SqliteRegistry.open(join(root, "registry.db"));
+    return new ModelStore(root, blobs, registry);
   }
 
   /**
@@ -189,10 +212,22 @@ export class ModelStore {
     }
   }
 
-  /** Every model with its names, oldest first. */
+  /** Every model with its names, oldest first, and whether its file is on this machine. */
   async list(): Promise<ModelListing[]> {
     const names = await this.#namesByDigest();
-    return (await this.registry.listModels()).map((model) => ({ ...model, names: names.get(model.digest) ?? [] }));
+    const local = new Set<string>(await this.blobs.list());
+    return (await this.registry.listModels()).map((model) => ({ ...model, names: names.get(model.digest) ?? [], local: local.has(model.digest) }));
+  }
+
+  /**
+   * The path of a model's file, for loading it.
+   * @param label how the caller named the model, for the message
+   * @throws ModelNotLocalError when the registry (shared with other replicas) has the model but
+   *   this machine lacks its file
+   */
+  async localPath(digest: Digest, label: string = digest): Promise<string> {
+    if (!(await this.blobs.has(digest))) throw new ModelNotLocalError(label, digest);
+    return this.blobs.pathOf(digest);
   }
 
   /** A model with its names, blob path, parents (relation and recipe) and forks. */

@@ -5,10 +5,11 @@ import { ResultStore } from "../../bench/results/result-store.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
 import type { AliasEvent } from "../../store/registry.js";
 import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, shortDigest, withStore } from "./store-commands.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, shortDigest, withStore } from "./store-commands.js";
 
 interface HomeFlags {
   home?: string;
+  database?: string;
   json?: boolean;
 }
 
@@ -37,10 +38,11 @@ export function registerAliasCommands(program: Command): void {
     .argument("<name>", "the alias, family[:tag]; may not be a model's name")
     .argument("<models...>", "MODEL[=WEIGHT] (name, digest or prefix; weight > 0, default 1)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the alias as JSON")
     .action(async (name: string, models: string[], flags: HomeFlags) => {
       const specs = models.map((text) => AliasBook.parseTarget(text));
-      const { alias: result } = await withStore(flags.home, (store) => new AliasBook(store).set(name, specs));
+      const { alias: result } = await withStore(flags, (store) => new AliasBook(store).set(name, specs));
       process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : `${formatAliases([result])}\n`);
     });
 
@@ -48,9 +50,10 @@ export function registerAliasCommands(program: Command): void {
     .command("ls")
     .description("list aliases with their models, weights and shares")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the aliases as JSON")
     .action(async (flags: HomeFlags) => {
-      const aliases = await withStore(flags.home, (store) => new AliasBook(store).list());
+      const aliases = await withStore(flags, (store) => new AliasBook(store).list());
       if (flags.json) return void process.stdout.write(`${JSON.stringify(aliases)}\n`);
       process.stdout.write(aliases.length === 0 ? "no aliases\n" : `${formatAliases(aliases)}\n`);
     });
@@ -60,8 +63,9 @@ export function registerAliasCommands(program: Command): void {
     .description("remove an alias (its history stays: grove rollback restores it)")
     .argument("<name>", "the alias")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .action(async (name: string, flags: HomeFlags) => {
-      const event = await withStore(flags.home, (store) => new AliasBook(store).remove(name));
+      const event = await withStore(flags, (store) => new AliasBook(store).remove(name));
       process.stdout.write(`removed ${event.alias} (was ${describeTargets(event.from)})\n`);
     });
 
@@ -70,9 +74,10 @@ export function registerAliasCommands(program: Command): void {
     .description("every change of an alias: sets, removals, migration decisions with scores, rollbacks")
     .argument("<name>", "the alias")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the history as JSON")
     .action(async (name: string, flags: HomeFlags) => {
-      const history = await withStore(flags.home, (store) => new AliasBook(store).history(name));
+      const history = await withStore(flags, (store) => new AliasBook(store).history(name));
       process.stdout.write(flags.json ? `${JSON.stringify(history)}\n` : `${formatHistory(history)}\n`);
     });
 
@@ -86,6 +91,7 @@ export function registerAliasCommands(program: Command): void {
     .option("--ctx <tokens>", "context of the evaluations (default: evaluate's)")
     .option("--threads <n>", "CPU threads of the evaluations (default: every core)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the decision as JSON")
     .action(async (name: string, flags: MigrateFlags) => {
       const maxRegression = flags.maxRegression === undefined ? undefined : Number(flags.maxRegression);
@@ -96,7 +102,7 @@ export function registerAliasCommands(program: Command): void {
         ...(flags.ctx === undefined ? {} : { contextSize: positiveInteger(flags.ctx, "ctx") }),
         ...(flags.threads === undefined ? {} : { threads: positiveInteger(flags.threads, "threads") }),
       };
-      const result = await withStore(flags.home, async (store) => {
+      const result = await withStore(flags, async (store) => {
         const results = ResultStore.open(store.home);
         try {
           return await migrateAlias(store, results, {
@@ -121,9 +127,10 @@ export function registerAliasCommands(program: Command): void {
     .description("restore the targets an alias had before its last change (set, migration or removal)")
     .argument("<alias>", "the alias")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the history entry as JSON")
     .action(async (name: string, flags: HomeFlags) => {
-      const event = await withStore(flags.home, (store) => new AliasBook(store).rollback(name));
+      const event = await withStore(flags, (store) => new AliasBook(store).rollback(name));
       process.stdout.write(flags.json ? `${JSON.stringify(event)}\n` : `${event.alias}: ${describeTargets(event.from)} → ${describeTargets(event.to)} (${event.reason})\n`);
     });
 }

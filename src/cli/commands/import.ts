@@ -3,13 +3,14 @@ import type { Command } from "commander";
 import type { ImportResult, ModelStore } from "../../store/model-store.js";
 import { RELATIONS, type Relation } from "../../store/registry.js";
 import { checkInputFile, formatBytes } from "./inspect.js";
-import { describeModel, HOME_FLAG, HOME_FLAG_HELP, namesByDigest, withStore, type EdgeView } from "./store-commands.js";
+import { DATABASE_FLAG, describeModel, HOME_FLAG, HOME_FLAG_HELP, namesByDigest, REGISTRY_DATABASE_FLAG_HELP, withStore, type EdgeView } from "./store-commands.js";
 
 interface ImportFlags {
   name?: string;
   base: string[];
   relation?: string;
   home?: string;
+  database?: string;
   json?: boolean;
 }
 
@@ -47,10 +48,11 @@ export function registerImportCommand(program: Command): void {
     .option("--base <ref>", "the model it derives from (repeat for a merge); needs --relation, implied (adapter) for a LoRA adapter", (value: string, previous: string[]) => [...previous, value], [] as string[])
     .option("--relation <relation>", `how it derives from its base: ${RELATIONS.join(", ")}`)
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the result as JSON")
     .action(async (file: string, flags: ImportFlags) => {
       const path = resolve(file);
-      const report = await withStore(flags.home, async (store) => {
+      const report = await withStore(flags, async (store) => {
         await checkInputFile(path, "file");
         const result = await store.importFile(path, {
           ...(flags.name === undefined ? {} : { name: flags.name }),

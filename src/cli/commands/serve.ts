@@ -14,6 +14,7 @@ export function registerServeCommand(program: Command): void {
     .option("--threads <n>", "CPU threads (env GROVE_THREADS; default 0 = 1 for models under 1 GiB, else every core)")
     .option("--parallel <n>", "parallel slots decoded together (env GROVE_PARALLEL; default 4)")
     .option("--ctx-size <n>", "context tokens per slot (env GROVE_CTX_SIZE; default 2048)")
+    .option("--model-settings <list>", "per-model ctx and slots, e.g. 'chat:f16=ctx:1024,slots:8;other:q4=ctx:8192,slots:2' (env GROVE_MODEL_SETTINGS)")
     .option("--queue-limit <n>", "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)")
     .option("--max-models <n>", "models kept loaded at once (env GROVE_MAX_MODELS; default 2)")
     .option("--memory-budget <size>", "memory for the process and its models, e.g. 2GiB: LRU idle models are evicted to fit, else 503 (env GROVE_MEMORY_BUDGET; default none)")
@@ -24,6 +25,7 @@ export function registerServeCommand(program: Command): void {
     .option("--redis <url>", "Redis URL for rate-limit counters shared by replicas (env GROVE_REDIS_URL; default in-process)")
     .option("--shutdown-grace <duration>", "on SIGTERM/SIGINT, let in-flight requests finish this long, then cancel them, e.g. 30s (env GROVE_SHUTDOWN_GRACE; default 10s)")
     .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
+    .option("--reservation-ttl <duration>", "release budget reservations older than this (left by a crashed replica), e.g. 30m; 0 never (env GROVE_RESERVATION_TTL; default 15m)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)")
     .action(async (flags: Record<string, string | undefined>) => {
       const config = loadConfig({
@@ -35,11 +37,13 @@ export function registerServeCommand(program: Command): void {
           parallel: flags.parallel,
           contextSize: flags.ctxSize,
           queueLimit: flags.queueLimit,
+          modelSettings: flags.modelSettings,
           maxModels: flags.maxModels,
           memoryBudget: flags.memoryBudget,
           idleUnload: flags.idleUnload,
           shutdownGrace: flags.shutdownGrace,
           upstreamHealthInterval: flags.upstreamHealthInterval,
+          reservationTtl: flags.reservationTtl,
           apiKey: flags.apiKey,
           home: flags.home,
           database: flags.database,

@@ -8,6 +8,8 @@ import { formatBytes, renderTable } from "./inspect.js";
 
 interface HomeFlags {
   home?: string;
+  /** A shared registry's PostgreSQL URL (`--database`). */
+  database?: string;
 }
 
 interface ListingFlags extends HomeFlags {
@@ -37,6 +39,10 @@ export interface ShowResult extends Omit<ModelDetails, "parents" | "children"> {
 export const HOME_FLAG = "--home <dir>";
 /** Its help text. */
 export const HOME_FLAG_HELP = "store directory (env GROVE_HOME; default ~/.grove)";
+/** The option naming a registry shared by replicas in PostgreSQL (blobs stay under --home). */
+export const DATABASE_FLAG = "--database <url>";
+/** Its help text. */
+export const REGISTRY_DATABASE_FLAG_HELP = "PostgreSQL URL of the registry shared by replicas; files stay under --home (env GROVE_DATABASE_URL; default <home>/registry.db)";
 
 /**
  * Registers the store's listing and housekeeping commands: `grove ls`, `show`, `tree`, `tag`,
@@ -55,10 +61,12 @@ export function registerStoreCommands(program: Command): void {
     .command("ls")
     .description("list the models in the store: name, digest, size, architecture, quantization, created")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the models as JSON")
     .action(async (flags: ListingFlags) => {
-      const models = await withStore(flags.home, (store) => store.list());
+      const models = await withStore(flags, (store) => store.list());
       if (flags.json) return void process.stdout.write(`${JSON.stringify(models)}\n`);
+      const allLocal = models.every((model) => model.local);
       const rows = models.flatMap((model) =>
         (model.names.length > 0 ? model.names : ["-"]).map((name) => [
           name,
@@ -67,9 +75,12 @@ export function registerStoreCommands(program: Command): void {
           model.architecture,
           model.quantization,
           formatTime(model.createdAt),
+          ...(allLocal ? [] : [model.local ? "yes" : "no"]),
         ]),
       );
-      process.stdout.write(`${renderTable(["NAME", "DIGEST", "SIZE", "ARCH", "QUANT", "CREATED"], rows, [false, false, true])}\n`);
+      // A shared registry (--database) lists models whose file is on another replica only.
+      const headers = ["NAME", "DIGEST", "SIZE", "ARCH", "QUANT", "CREATED", ...(allLocal ? [] : ["LOCAL"])];
+      process.stdout.write(`${renderTable(headers, rows, [false, false, true])}\n`);
     });
 
   program
@@ -77,9 +88,10 @@ export function registerStoreCommands(program: Command): void {
     .description("show a model: metadata, names, card, parents (relation and recipe) and forks")
     .argument("<ref>", "name, digest or unique digest prefix")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the model as JSON")
     .action(async (ref: string, flags: ListingFlags) => {
-      const result = await withStore(flags.home, async (store) => {
+      const result = await withStore(flags, async (store) => {
         const details = await store.show(ref);
         const names = await namesByDigest(store);
         const view = (digest: Digest, edge: LineageEdge): EdgeView => ({ digest, names: names.get(digest) ?? [], relation: edge.relation, recipe: edge.recipe });
@@ -97,9 +109,10 @@ export function registerStoreCommands(program: Command): void {
     .description("show fork trees: every tree in the store, or the one holding REF, with relation and size per model")
     .argument("[ref]", "name, digest or unique digest prefix")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the trees as JSON")
     .action(async (ref: string | undefined, flags: ListingFlags) => {
-      const trees = await withStore(flags.home, (store) => store.tree(ref));
+      const trees = await withStore(flags, (store) => store.tree(ref));
       process.stdout.write(flags.json ? `${JSON.stringify(trees)}\n` : formatTree(trees));
     });
 
@@ -109,8 +122,9 @@ export function registerStoreCommands(program: Command): void {
     .argument("<ref>", "name, digest or unique digest prefix of the model")
     .argument("<name>", "the name to point at it, family[:tag]")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .action(async (ref: string, name: string, flags: HomeFlags) => {
-      const result = await withStore(flags.home, (store) => store.tag(ref, name));
+      const result = await withStore(flags, (store) => store.tag(ref, name));
       const moved = result.previous === undefined ? "" : ` (it pointed at ${shortDigest(result.previous)})`;
       process.stdout.write(`${result.name} → ${shortDigest(result.digest)}${moved}\n`);
     });
@@ -120,9 +134,10 @@ export function registerStoreCommands(program: Command): void {
     .description("remove a model's names, record and lineage; its blob is freed by `grove gc`")
     .argument("<ref>", "name, digest or unique digest prefix")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--force", "remove it even if it has forks (they become roots)")
     .action(async (ref: string, flags: RemoveFlags) => {
-      const { removed, size, orphaned } = await withStore(flags.home, async (store) => {
+      const { removed, size, orphaned } = await withStore(flags, async (store) => {
         const details = await store.show(ref);
         const names = await namesByDigest(store);
         const forks = details.children.map((edge) => describeModel(edge.child, names.get(edge.child) ?? []));
@@ -146,9 +161,10 @@ export function registerStoreCommands(program: Command): void {
     .command("gc")
     .description("delete blobs no model uses and temp files abandoned over an hour ago")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the result as JSON")
     .action(async (flags: ListingFlags) => {
-      const result = await withStore(flags.home, (store) => store.gc());
+      const result = await withStore(flags, (store) => store.gc());
       if (flags.json) return void process.stdout.write(`${JSON.stringify(result)}\n`);
       const blobs = `${result.removedBlobs.length} blob${result.removedBlobs.length === 1 ? "" : "s"}`;
       const temp = `${result.removedTempFiles} temp file${result.removedTempFiles === 1 ? "" : "s"}`;
@@ -158,11 +174,13 @@ export function registerStoreCommands(program: Command): void {
 
 /**
  * Opens the store at `home` (else `GROVE_HOME`, else `~/.grove`, through the config layer), runs
- * `fn` and closes it, also when `fn` throws.
+ * `fn` and closes it, also when `fn` throws. The registry is the shared PostgreSQL one when
+ * `--database` (or GROVE_DATABASE_URL) is set.
  */
-export async function withStore<T>(home: string | undefined, fn: (store: ModelStore) => Promise<T>): Promise<T> {
-  const config = loadConfig({ flags: { home } });
-  const store = await ModelStore.open(config.home);
+export async function withStore<T>(home: string | HomeFlags | undefined, fn: (store: ModelStore) => Promise<T>): Promise<T> {
+  const flags: HomeFlags = typeof home === "object" ? home : { home };
+  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
+  const store = await ModelStore.open(config.home, { database: config.database });
   try {
     return await fn(store);
   } finally {

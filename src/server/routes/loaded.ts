@@ -15,7 +15,7 @@ export function registerLoadedRoute(app: FastifyInstance, engine: Engine, pool: 
       budgetBytes: 0,
       models: engine.models.map((model) => {
         const stats = model.stats();
-        return { id: model.info.id, digest: model.info.digest, state: "loaded", estimateBytes: null, slotsBusy: stats.slotsBusy, slotsTotal: stats.slotsTotal, queued: stats.queued };
+        return { id: model.info.id, digest: model.info.digest, state: "loaded", estimateBytes: null, contextSize: model.info.contextSize, slots: model.info.slots, slotsBusy: stats.slotsBusy, slotsTotal: stats.slotsTotal, queued: stats.queued };
       }),
     };
   });
