@@ -7,10 +7,18 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-if (!existsSync(join(root, "dist", "cli", "main.js"))) {
-  process.stderr.write("grove: compiling TypeScript (dist/ is missing)…\n");
-  const result = spawnSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], {
-    stdio: "inherit",
-  });
-  process.exit(result.status ?? 1);
+const built = ["cli/main.js", "web/index.html"].every((path) => existsSync(join(root, "dist", path)));
+if (!built) {
+  process.stderr.write("grove: building the TypeScript and the web app (dist/ is incomplete)…\n");
+  const node = process.execPath;
+  const bin = (path) => join(root, "node_modules", path);
+  // The same steps as `npm run build`: the web app first (vite empties dist/web), then the server.
+  for (const args of [
+    [bin("typescript/bin/tsc"), "-p", join(root, "web", "tsconfig.json")],
+    [bin("vite/bin/vite.js"), "build", join(root, "web"), "--logLevel", "warn"],
+    [bin("typescript/bin/tsc"), "-p", join(root, "tsconfig.json")],
+  ]) {
+    const result = spawnSync(node, args, { stdio: "inherit", cwd: root });
+    if (result.status !== 0) process.exit(result.status ?? 1);
+  }
 }

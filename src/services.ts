@@ -17,6 +17,7 @@ import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
 import { EngineCatalog, type ModelCatalog } from "./server/model-catalog.js";
 import { checkBindSafety, createServer } from "./server/server.js";
+import { WEB_APP_DIR, webAppBuilt } from "./server/web-app.js";
 import { StoreCatalog } from "./server/store-catalog.js";
 import { SqliteUpstreamStore } from "./gateway/sqlite-upstream-store.js";
 import { shutdownOf } from "./server/graceful-shutdown.js";
@@ -51,6 +52,8 @@ export interface RunningGrove {
   readonly url: string;
   /** The name the first model is served under. */
   readonly defaultModel: string;
+  /** True when the web app is served at `/` (see {@link resolveWebRoot}). */
+  readonly webApp: boolean;
   /** Names routed to external engines (`grove upstream add`), health-checked every `--upstream-health-interval`. */
   readonly upstreams: UpstreamRouter;
   /** Closes at once: requests still in flight are waited for without limit. */
@@ -142,9 +145,29 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
   return { catalog, defaultModel: name, fromStore: true };
 }
 
+/**
+ * Where the web app comes from: `--web-dir none` → nowhere; a folder → that build (it must hold
+ * index.html); unset → the bundled dist/web when `npm run build` made it (else the APIs alone,
+ * with a warning saying how to build it).
+ *
+ * @throws ConfigError for a folder without index.html
+ */
+export function resolveWebRoot(webDir: string, logger?: Logger): string | undefined {
+  if (webDir === "none") return undefined;
+  if (webDir !== "") {
+    const root = resolve(webDir);
+    if (!webAppBuilt(root)) throw new ConfigError(`--web-dir ${webDir} holds no index.html: build the web app there (vite build web --outDir ${webDir}) or pass none`, { param: "--web-dir" });
+    return root;
+  }
+  if (webAppBuilt()) return WEB_APP_DIR;
+  logger?.warn(`the web app is not built (${WEB_APP_DIR} is missing): run npm run build; serving the APIs only`);
+  return undefined;
+}
+
 /** Opens the store, loads the model, starts the HTTP server and returns once it listens. */
 export async function startGrove(config: GroveConfig, logger?: Logger): Promise<RunningGrove> {
   mkdirSync(config.home, { recursive: true });
+  const webRoot = resolveWebRoot(config.webDir, logger);
   const service = await openServiceStore(config, logger);
   let limiter: ClosableRateLimiter | undefined;
   try {
@@ -195,6 +218,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     const app = createServer({
       engine, catalog, store, forge, hub, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, gateway, logger, upstreams,
       ...(pool === undefined ? {} : { pool }),
+      ...(webRoot === undefined ? {} : { webRoot }),
       ...(config.threads > 0 ? { threads: config.threads } : {}),
     });
     try {
@@ -235,6 +259,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       gateway,
       url: `http://${host}:${port}`,
       defaultModel,
+      webApp: webRoot !== undefined,
       upstreams: router,
       async close() {
         // Jobs first: cancelling them ends their event streams, which app.close would wait for.

@@ -84,6 +84,12 @@ export interface GroveConfig {
   readonly reservationTtl: number;
   /** How often upstreams are health-checked (`GET /v1/models`) and re-read from the service store, in milliseconds; 0 never. Env `GROVE_UPSTREAM_HEALTH_INTERVAL`, flag `--upstream-health-interval`. @default 10000 */
   readonly upstreamHealthInterval: number;
+  /**
+   * The web app: `""` serves the one bundled by `npm run build` (dist/web) at `/`, a folder serves
+   * that build instead (`vite build web --outDir DIR`), `none` serves the APIs only.
+   * Env `GROVE_WEB_DIR`, flag `--web-dir`. @default ""
+   */
+  readonly webDir: string;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -121,6 +127,7 @@ const schema = z.object({
   hubToken: z.string(),
   database: z.string().refine((value) => value === "" || /^postgres(ql)?:\/\/./.test(value), "expected a postgres:// or postgresql:// URL"),
   redis: z.string().refine((value) => value === "" || /^rediss?:\/\/./.test(value), "expected a redis:// or rediss:// URL"),
+  webDir: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -149,6 +156,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   hubToken: { env: "HF_TOKEN", flag: "--token" },
   database: { env: "GROVE_DATABASE_URL", flag: "--database" },
   redis: { env: "GROVE_REDIS_URL", flag: "--redis" },
+  webDir: { env: "GROVE_WEB_DIR", flag: "--web-dir" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -175,6 +183,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     hubToken: "",
     database: "",
     redis: "",
+    webDir: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

@@ -1,9 +1,10 @@
 // `npm run demo:build [-- --home DIR --threads N]`: after `npm run demo:train`, derives and
 // measures the demo family's forks in the same store, with Grove's own forge and bench — each
 // step skipped when its result exists, so it can be rerun:
-//   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "Is X a noun,
-//      a verb, an adjective or an adverb?" → its part of speech; training synsets only) in the store directory, and the task files in data/demo/tasks/ (committed: results
-//      are keyed by their digests);
+//   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "What part
+//      of speech is X?" → noun, verb, adjective or adverb, as many words of each; training
+//      synsets only) in the store directory, and the task files in data/demo/tasks/
+//      (committed: results are keyed by their digests);
 //   2. demo-s-chat:f32, a full fine-tune of demo-s:base on that data;
 //   3. F16 forks of every trained model (the shipped precision: demo-s:f16, demo-m:f16,
 //      demo-l:f16, demo-s-chat:f16), and Q8_0 and Q4_0 forks of demo-s:f16 and demo-s-chat:f16;
@@ -22,7 +23,7 @@ import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-jo
 import { JobStore } from "../forge/jobs/job-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
 import { ModelStore } from "../store/model-store.js";
-import { chatRecord, definitionSynsets, multipleChoiceDocs, posChoiceDocs, posExactDocs, posRecord, posWords } from "./chat-task.js";
+import { balancedByPos, chatRecord, definitionSynsets, multipleChoiceDocs, posChoiceDocs, posExactDocs, posRecord, posWords } from "./chat-task.js";
 import { HELD_OUT_SHARE, readWordnet } from "./prepare-corpus.js";
 import { isHeldOut } from "./wordnet.js";
 
@@ -77,11 +78,17 @@ export async function writeTaskFiles(home: string): Promise<{ chatData: string; 
   const heldOut = synsets.filter((synset) => isHeldOut(synset, HELD_OUT_SHARE));
   const taught = definitionSynsets(training, 1).slice(0, CHAT_RECORDS);
   const unseen = definitionSynsets(heldOut, 2);
-  const posTaught = posWords(synsets, training, 1).slice(0, CHAT_RECORDS);
+  // Balanced parts of speech, taught and tested: always answering "noun" scores 0.25.
+  const posTaught = balancedByPos(posWords(synsets, training, 1), CHAT_RECORDS / 4);
   const taughtWords = new Set(posTaught.map((item) => item.word));
-  const posUnseen = posWords(synsets, heldOut, 2).filter((item) => !taughtWords.has(item.word));
-  // Both kinds of question, interleaved: the fine-tune learns to answer either.
-  const records = taught.flatMap((synset, index) => [chatRecord(synset), ...(posTaught[index] === undefined ? [] : [posRecord(posTaught[index]!)])]);
+  const posUnseen = balancedByPos(posWords(synsets, heldOut, 2).filter((item) => !taughtWords.has(item.word)), TASK_ITEMS / 4);
+  // Both kinds of question, spread evenly through the data: the fine-tune learns to answer either.
+  const records: ReturnType<typeof chatRecord>[] = [];
+  let next = 0;
+  for (const [index, synset] of taught.entries()) {
+    records.push(chatRecord(synset));
+    while (next < posTaught.length && next * taught.length <= index * posTaught.length) records.push(posRecord(posTaught[next++]!));
+  }
   const chatData = join(home, "chat-train.jsonl");
   await writeFile(chatData, jsonl(records));
   await mkdir(TASKS_DIR, { recursive: true });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { answer, chatPrompt, chatRecord, definitionSynsets, exactMatchDocs, multipleChoiceDocs } from "./chat-task.js";
+import { answer, balancedByPos, chatPrompt, chatRecord, definitionSynsets, exactMatchDocs, multipleChoiceDocs, posRecord } from "./chat-task.js";
 import type { Synset } from "./wordnet.js";
 
 const synset = (id: number, word: string, definition: string, pos: Synset["pos"] = "noun"): Synset => ({ id: `${pos}:${String(id).padStart(8, "0")}`, pos, words: [word], definition, examples: [] });
@@ -53,5 +53,24 @@ describe("demo chat task", () => {
   it("builds exact-match documents that stop at the end of the turn", () => {
     const [doc] = exactMatchDocs([POOL[3]!]);
     assert.deepEqual(doc, { type: "generate_until", context: chatPrompt("river"), answer: "A large natural stream of water.", until: ["<|im_end|>"], max_tokens: 48 });
+  });
+
+  it("balances the part-of-speech words: as many of each part as the rarest has, interleaved", () => {
+    const items = [
+      ...["a", "b", "c", "d", "e"].map((word) => ({ word, pos: "noun" as const })),
+      ...["f", "g", "h"].map((word) => ({ word, pos: "verb" as const })),
+      ...["i", "j"].map((word) => ({ word, pos: "adj" as const })),
+      ...["k", "l", "m"].map((word) => ({ word, pos: "adv" as const })),
+    ];
+    assert.deepEqual(balancedByPos(items, 10).map((item) => item.word), ["a", "f", "i", "k", "b", "g", "j", "l"]);
+    assert.deepEqual(balancedByPos(items, 1).map((item) => item.pos), ["noun", "verb", "adj", "adv"]);
+    assert.deepEqual(balancedByPos(items.filter((item) => item.pos !== "adv"), 10), [], "a missing part leaves none");
+  });
+
+  it("asks the part of speech in a short question with a one-word answer", () => {
+    assert.deepEqual(posRecord({ word: "quickly", pos: "adv" }).messages, [
+      { role: "user", content: "What part of speech is quickly?" },
+      { role: "assistant", content: "adverb." },
+    ]);
   });
 });

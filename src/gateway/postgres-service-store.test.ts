@@ -103,7 +103,7 @@ describe("PostgresServiceStore", () => {
     }
   });
 
-  test("money budgets are exact in nano-dollars; usage lists and sums by model, key and day", async () => {
+  test("money budgets are exact in nano-dollars; usage lists and sums by model, key, day and hour, split by key or model", async () => {
     const store = await PostgresServiceStore.open(await server.createDatabase("money"));
     try {
       const limits: KeyLimits = { budgetUsd: 0.001, period: "month" };
@@ -130,6 +130,14 @@ describe("PostgresServiceStore", () => {
       ]);
       const byKey = await store.summarizeUsage({}, "key");
       assert.deepEqual(byKey.map((row) => row.group).sort(), ["-", key.id].sort());
+      const byHourAndKey = await store.summarizeUsage({}, "hour", "key");
+      assert.deepEqual(byHourAndKey.map((row) => [row.group, row.split, row.requests, row.promptTokens, row.completionTokens]), [
+        ["2030-05-17T12", key.id, 1, 4, 6],
+        ["2030-05-18T01", "-", 1, 0, 0],
+        ["2030-05-18T02", key.id, 1, 3, 1],
+      ]);
+      const byDayAndModel = await store.summarizeUsage({ since: "2030-05-18T00:00:00.000Z" }, "day", "model");
+      assert.deepEqual(byDayAndModel.map((row) => [row.group, row.split, row.requests]), [["2030-05-18", "sha256:" + "0".repeat(64), 2]]);
       const [byModel] = await store.summarizeUsage({}, "model");
       assert.deepEqual(byModel, {
         group: "sha256:" + "0".repeat(64),

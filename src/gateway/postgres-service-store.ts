@@ -13,6 +13,7 @@ import {
   type ReserveResult,
   type ServiceStore,
   type UsageGrouping,
+  type UsageSplit,
   type UsageQuery,
   type UsageRecord,
   type UsageSummary,
@@ -203,6 +204,7 @@ const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
   model: "model_digest",
   key: "coalesce(key_id, '-')",
   day: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+  hour: "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')",
 };
 
 /**
@@ -400,10 +402,13 @@ export class PostgresServiceStore implements ServiceStore {
     return rows.map(toUsage);
   }
 
-  async summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]> {
+  async summarizeUsage(query: UsageQuery, by: UsageGrouping, split?: UsageSplit): Promise<UsageSummary[]> {
     const { sql, parameters } = whereOf(query);
+    const splitColumn = split === undefined ? "" : `, ${GROUP_EXPRESSIONS[split]} AS part`;
+    const order = split === undefined ? "grp" : "grp, part";
     const { rows } = await this.#db.query<{
       grp: string;
+      part?: string;
       requests: number;
       prompt: number;
       completion: number;
@@ -412,13 +417,14 @@ export class PostgresServiceStore implements ServiceStore {
       errors: number;
       ttft: number | null;
     }>(
-      `SELECT ${GROUP_EXPRESSIONS[by]} AS grp, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+      `SELECT ${GROUP_EXPRESSIONS[by]} AS grp${splitColumn}, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
          sum(cost_nusd) AS cost, count(*) FILTER (WHERE cancelled) AS cancelled, count(*) FILTER (WHERE status >= 400) AS errors, avg(ttft_ms) AS ttft
-       FROM usage ${sql} GROUP BY grp ORDER BY grp`,
+       FROM usage ${sql} GROUP BY ${order} ORDER BY ${order}`,
       parameters,
     );
     return rows.map((row) => ({
       group: row.grp,
+      ...(row.part === undefined ? {} : { split: row.part }),
       requests: row.requests,
       promptTokens: row.prompt,
       completionTokens: row.completion,

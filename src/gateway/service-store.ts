@@ -105,12 +105,17 @@ export interface UsageQuery {
 }
 
 /** How {@link ServiceStore.summarizeUsage} groups rows. */
-export type UsageGrouping = "model" | "key" | "day";
+export type UsageGrouping = "model" | "key" | "day" | "hour";
+
+/** How {@link ServiceStore.summarizeUsage} splits each group again (usage over time, per model or key). */
+export type UsageSplit = "model" | "key";
 
 /** One group of usage rows. */
 export interface UsageSummary {
-  /** The model digest, key id (`-` for none) or UTC day (`YYYY-MM-DD`). */
+  /** The model digest, key id (`-` for none), UTC day (`YYYY-MM-DD`) or UTC hour (`YYYY-MM-DDTHH`). */
   readonly group: string;
+  /** With a split: the model digest or key id (`-` for none) within the group. */
+  readonly split?: string;
   readonly requests: number;
   readonly promptTokens: number;
   readonly completionTokens: number;
@@ -170,7 +175,8 @@ export interface ServiceStore {
   expireReservations(before: Date): Promise<number>;
   budgetState(keyId: string, limits: KeyLimits, now: Date): Promise<BudgetState>;
   listUsage(query: UsageQuery): Promise<UsageRecord[]>;
-  summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]>;
+  /** Sums per group (and per split within each group when `split` is given), ordered by group then split. */
+  summarizeUsage(query: UsageQuery, by: UsageGrouping, split?: UsageSplit): Promise<UsageSummary[]>;
   setPrice(price: PriceRecord): Promise<void>;
   getPrice(modelDigest: string): Promise<PriceRecord | undefined>;
   listPrices(): Promise<PriceRecord[]>;

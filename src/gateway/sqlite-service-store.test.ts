@@ -136,7 +136,7 @@ describe("SqliteServiceStore", () => {
     await store.close();
   });
 
-  test("USD budgets are exact in nano-dollars; usage sums by model, key and day", async () => {
+  test("USD budgets are exact in nano-dollars; usage sums by model, key, day and hour, split by key or model", async () => {
     const store = SqliteServiceStore.openFile(join(directory, "usd.db"));
     try {
       const limits: KeyLimits = { budgetUsd: 0.3 };
@@ -149,6 +149,16 @@ describe("SqliteServiceStore", () => {
       const groups = await store.summarizeUsage({}, "key");
       assert.deepEqual(groups.map((group) => [group.group, group.requests, group.promptTokens, group.completionTokens]), [["-", 1, 3, 4]]);
       assert.equal((await store.summarizeUsage({}, "day"))[0]!.group, "2030-05-17");
+      await store.settle(undefined, { ...usage([5, 6], key.id), createdAt: "2030-05-17T13:30:00.000Z" });
+      await store.settle(undefined, { ...usage([1, 1], key.id), createdAt: "2030-05-17T13:59:59.000Z" });
+      const byHourAndKey = await store.summarizeUsage({}, "hour", "key");
+      assert.deepEqual(byHourAndKey.map((group) => [group.group, group.split, group.requests, group.promptTokens, group.completionTokens]), [
+        ["2030-05-17T12", "-", 1, 3, 4],
+        ["2030-05-17T13", key.id, 2, 6, 7],
+      ]);
+      const byDayAndModel = await store.summarizeUsage({ keyId: key.id }, "day", "model");
+      assert.deepEqual(byDayAndModel.map((group) => [group.group, group.split, group.requests]), [["2030-05-17", "sha256:" + "0".repeat(64), 2]]);
+      assert.equal((await store.summarizeUsage({}, "hour"))[0]!.split, undefined, "no split unless asked");
     } finally {
       await store.close();
     }
@@ -182,7 +192,11 @@ describe("key and usage options", () => {
 
   test("API field names in API errors; usage filters", () => {
     assert.throws(() => parseKeyOptions({ budgetTokens: -1 }, now, "field"), (error: any) => error.param === "budget_tokens");
-    assert.throws(() => parseUsageOptions({ by: "week" }, now, "flag"), /--by must be one of model, key, day/);
+    assert.throws(() => parseUsageOptions({ by: "week" }, now, "flag"), /--by must be one of model, key, day, hour/);
+    assert.throws(() => parseUsageOptions({ by: "hour", split: "day" }, now, "field"), (error: any) => error.param === "split" && /split must be one of model, key/.test(error.message));
+    assert.throws(() => parseUsageOptions({ split: "model" }, now, "field"), /split splits the groups of by again: give by as well/);
+    assert.throws(() => parseUsageOptions({ by: "model", split: "model" }, now, "field"), /other than model/);
+    assert.deepEqual(parseUsageOptions({ by: "hour", split: "key" }, now, "field"), { query: {}, by: "hour", split: "key" });
     assert.throws(() => parseUsageOptions({ limit: "0" }, now, "field"), /limit must be a whole number/);
     assert.throws(() => parseSince("yesterday", now, "--since"), /--since must be a duration ago/);
     assert.equal(parseSince("1d", now, "--since"), "2030-05-16T12:00:00.000Z");

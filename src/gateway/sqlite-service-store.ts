@@ -14,6 +14,7 @@ import {
   type ReserveResult,
   type ServiceStore,
   type UsageGrouping,
+  type UsageSplit,
   type UsageQuery,
   type UsageRecord,
   type UsageSummary,
@@ -187,6 +188,7 @@ const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
   model: "model_digest",
   key: "coalesce(key_id, '-')",
   day: "substr(created_at, 1, 10)",
+  hour: "substr(created_at, 1, 13)",
 };
 
 /**
@@ -397,18 +399,20 @@ export class SqliteServiceStore implements ServiceStore {
     return rows.map(toUsage);
   }
 
-  async summarizeUsage(query: UsageQuery, by: UsageGrouping): Promise<UsageSummary[]> {
+  async summarizeUsage(query: UsageQuery, by: UsageGrouping, split?: UsageSplit): Promise<UsageSummary[]> {
     const { sql, parameters } = whereOf(query);
     const group = GROUP_EXPRESSIONS[by];
+    const splitColumn = split === undefined ? "" : `, ${GROUP_EXPRESSIONS[split]} AS part`;
     const rows = this.#db
       .prepare(
-        `SELECT ${group} AS grp, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+        `SELECT ${group} AS grp${splitColumn}, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
            sum(cost_nusd) AS cost, sum(cancelled) AS cancelled, sum(status >= 400) AS errors, avg(ttft_ms) AS ttft
-         FROM usage ${sql} GROUP BY grp ORDER BY grp`,
+         FROM usage ${sql} GROUP BY grp${split === undefined ? "" : ", part"} ORDER BY grp${split === undefined ? "" : ", part"}`,
       )
-      .all(...parameters) as { grp: string; requests: number; prompt: number; completion: number; cost: number; cancelled: number; errors: number; ttft: number | null }[];
+      .all(...parameters) as { grp: string; part?: string; requests: number; prompt: number; completion: number; cost: number; cancelled: number; errors: number; ttft: number | null }[];
     return rows.map((row) => ({
       group: row.grp,
+      ...(row.part === undefined ? {} : { split: row.part }),
       requests: row.requests,
       promptTokens: row.prompt,
       completionTokens: row.completion,

@@ -1,12 +1,14 @@
 import { InvalidRequestError } from "../core/errors.js";
 import { parseSince, type ParameterStyle } from "./key-options.js";
-import type { UsageGrouping, UsageQuery } from "./service-store.js";
+import type { UsageGrouping, UsageQuery, UsageSplit } from "./service-store.js";
 
 /** Raw usage filters, from CLI flags or a query string. */
 export interface RawUsageOptions {
   key?: unknown;
   since?: unknown;
   by?: unknown;
+  /** Splits each `by` group again, by model or key (usage over time per model). */
+  split?: unknown;
   limit?: unknown;
 }
 
@@ -14,11 +16,13 @@ export interface RawUsageOptions {
 export interface UsageOptions {
   readonly query: UsageQuery;
   readonly by?: UsageGrouping;
+  readonly split?: UsageSplit;
 }
 
-const GROUPINGS: readonly UsageGrouping[] = ["model", "key", "day"];
+const GROUPINGS: readonly UsageGrouping[] = ["model", "key", "day", "hour"];
+const SPLITS: readonly UsageSplit[] = ["model", "key"];
 
-/** Validates `--key --since --by --limit` (or `?key=&since=&by=&limit=`); errors name the flag or field. */
+/** Validates `--key --since --by --split --limit` (or `?key=&since=&by=&split=&limit=`); errors name the flag or field. */
 export function parseUsageOptions(raw: RawUsageOptions, now: Date, style: ParameterStyle): UsageOptions {
   const name = (field: string) => (style === "flag" ? `--${field}` : field);
   const query: { keyId?: string; since?: string; limit?: number } = {};
@@ -43,5 +47,15 @@ export function parseUsageOptions(raw: RawUsageOptions, now: Date, style: Parame
     }
     by = raw.by as UsageGrouping;
   }
-  return { query, ...(by === undefined ? {} : { by }) };
+  let split: UsageSplit | undefined;
+  if (raw.split !== undefined) {
+    if (!SPLITS.includes(raw.split as UsageSplit)) {
+      throw new InvalidRequestError(`${name("split")} must be one of ${SPLITS.join(", ")}; got ${JSON.stringify(raw.split)}`, { param: name("split") });
+    }
+    if (by === undefined || by === raw.split) {
+      throw new InvalidRequestError(`${name("split")} splits the groups of ${name("by")} again: give ${name("by")} as well, other than ${raw.split as string}`, { param: name("split") });
+    }
+    split = raw.split as UsageSplit;
+  }
+  return { query, ...(by === undefined ? {} : { by }), ...(split === undefined ? {} : { split }) };
 }

@@ -38,6 +38,7 @@ import { GracefulShutdown } from "./graceful-shutdown.js";
 import { GroveMetrics, registerMetrics } from "./metrics.js";
 import { registerUpstreamProxy } from "./upstream-proxy.js";
 import type { UpstreamRouter } from "./upstream-router.js";
+import { registerWebApp, sendWebAppFallback } from "./web-app.js";
 
 export interface ServerOptions {
   readonly engine: Engine;
@@ -69,6 +70,11 @@ export interface ServerOptions {
   readonly upstreams?: UpstreamRouter;
   /** CPU threads for the evaluations of `/api/aliases/:name/migrate`. @default every core */
   readonly threads?: number;
+  /**
+   * Folder of the bundled web app (`dist/web`, see `WEB_APP_DIR`), served at `/` with
+   * `index.html` for unknown non-API paths; without it `/` is a plain 404.
+   */
+  readonly webRoot?: string;
   readonly logger?: Logger;
 }
 
@@ -149,7 +155,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (mapped instanceof RateLimitError) reply.header("retry-after", String(mapped.retryAfterSeconds));
     return reply.code(status).send(body);
   });
+  if (options.webRoot !== undefined) registerWebApp(app, options.webRoot);
   app.setNotFoundHandler((request, reply) => {
+    if (options.webRoot !== undefined && sendWebAppFallback(request, reply)) return reply;
     const { status, body } = toErrorResponse(new NotFoundError(`No route for ${request.method} ${request.url}`));
     return reply.code(status).send(body);
   });

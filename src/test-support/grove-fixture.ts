@@ -22,7 +22,7 @@ export async function createTestModel(preset = "test-tiny", seed = 7): Promise<T
 
 /**
  * Starts the real server on 127.0.0.1, port 0, with a temp GROVE_HOME and no environment
- * leaking in, the same way `grove serve` does.
+ * leaking in (except GROVE_TEST_WEB_DIR, the web build to serve), the same way `grove serve` does.
  */
 export async function startTestGrove(
   model: TestModel,
@@ -30,7 +30,12 @@ export async function startTestGrove(
 ): Promise<RunningGrove> {
   const config = loadConfig({
     env: {},
-    flags: { home: join(model.directory, "home"), model: model.path, port: 0, threads: 1, logLevel: "silent", ...flags },
+    flags: {
+      home: join(model.directory, "home"), model: model.path, port: 0, threads: 1, logLevel: "silent",
+      // A web app built elsewhere (vite build web --outDir DIR), so parallel work need not share dist/web.
+      ...(process.env["GROVE_TEST_WEB_DIR"] ? { webDir: process.env["GROVE_TEST_WEB_DIR"] } : {}),
+      ...flags,
+    },
   });
   return startGrove(config);
 }

@@ -73,7 +73,10 @@ export async function measureCost(
     onProgress(`decoding: one stream of ${workload.outputTokens} tokens (${run + 1}/${DECODE_RUNS})`);
     const result = await request(builder.prompt(requestNumber++), workload.outputTokens);
     const tokens = generatedTokens(result, workload.outputTokens);
-    decodeSamples.push(((tokens - 1) * 1000) / (endOf(result) - result.firstChoiceAt!));
+    // Tokens that all arrived in one read leave no time to divide by: such a run is not a sample
+    // (with none at all the speed is reported as not measured rather than infinite).
+    const elapsedMs = endOf(result) - result.firstChoiceAt!;
+    if (tokens >= 2 && elapsedMs > 0) decodeSamples.push(((tokens - 1) * 1000) / elapsedMs);
   }
 
   const metrics: Record<string, number | null> = {
@@ -88,7 +91,7 @@ export async function measureCost(
     const tokens = results.reduce((sum, result) => sum + generatedTokens(result, workload.outputTokens) - 1, 0);
     const start = Math.min(...results.map((result) => result.firstChoiceAt!));
     const end = Math.max(...results.map(endOf));
-    metrics[`aggregateDecodeTokensPerSecond.${streams}`] = (tokens * 1000) / (end - start);
+    metrics[`aggregateDecodeTokensPerSecond.${streams}`] = tokens > 0 && end > start ? (tokens * 1000) / (end - start) : null;
   }
   return { metrics, details: { measuredPromptTokens: builder.measuredTokens, ttftSamplesMs, decodeSamples } };
 }

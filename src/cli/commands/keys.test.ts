@@ -47,6 +47,8 @@ describe("grove keys / usage / price", () => {
   test("usage with no requests yet, as a table, JSON and CSV", async () => {
     const json = await runCli("usage", "--by", "model", "--json", "--home", home);
     assert.deepEqual(JSON.parse(json.stdout), { by: "model", groups: [] });
+    const split = await runCli("usage", "--by", "hour", "--split", "model", "--json", "--home", home);
+    assert.deepEqual(JSON.parse(split.stdout), { by: "hour", split: "model", groups: [] });
     const csv = await runCli("usage", "--since", "7d", "--csv", "--home", home);
     assert.equal(csv.stdout.trim(), "created_at,request_id,key_id,model,model_digest,endpoint,prompt_tokens,completion_tokens,cost_usd,ttft_ms,duration_ms,status,cancelled");
   });
@@ -61,6 +63,8 @@ describe("grove keys / usage / price", () => {
     [["keys", "create", "--period", "month"], /--period needs --budget-tokens or --budget-usd/],
     [["usage", "--by", "week"], /--by must be one of model, key, day/],
     [["usage", "--since", "last tuesday"], /--since must be a duration ago/],
+    [["usage", "--split", "model"], /--split splits the groups of --by again/],
+    [["usage", "--by", "day", "--split", "day"], /--split must be one of model, key/],
     [["usage", "--csv", "--json"], /Choose one of --csv and --json/],
     [["price", "set", "no-such-model", "--input-per-1m", "1", "--output-per-1m", "1"], /no-such-model/],
     [["price", "set", "x", "--input-per-1m", "-1", "--output-per-1m", "1"], /--input-per-1m must be US dollars per million tokens/],

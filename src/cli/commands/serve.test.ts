@@ -63,6 +63,11 @@ describe("grove serve", () => {
     const { child, url, stdout } = await serveUntilListening(["--port", "0"]);
     try {
       assert.match(stdout(), /curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
+      // npm test builds the web app first (npm run build), so serve finds dist/web and says where it is.
+      assert.ok(stdout().includes(`Web app: ${url}/`), stdout());
+      const page = await fetch(`${url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<div id="app">/);
       const response = await fetch(`${url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -91,6 +96,12 @@ describe("grove serve", () => {
     const run = await serveFails(["--port", "0", "--model", fake]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /invalid_model_file/);
+  });
+
+  it("refuses a --web-dir without a built web app", async () => {
+    const run = await serveFails(["--port", "0", "--model", model.path, "--web-dir", directory]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /--web-dir .* holds no index\.html/);
   });
 
   it("names the flag and variable of a bad port", async () => {

@@ -26,6 +26,7 @@ export function registerServeCommand(program: Command): void {
     .option("--shutdown-grace <duration>", "on SIGTERM/SIGINT, let in-flight requests finish this long, then cancel them, e.g. 30s (env GROVE_SHUTDOWN_GRACE; default 10s)")
     .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
     .option("--reservation-ttl <duration>", "release budget reservations older than this (left by a crashed replica), e.g. 30m; 0 never (env GROVE_RESERVATION_TTL; default 15m)")
+    .option("--web-dir <dir>", "serve this build of the web app instead of the bundled one, or 'none' for the APIs only (env GROVE_WEB_DIR)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)")
     .action(async (flags: Record<string, string | undefined>) => {
       const config = loadConfig({
@@ -49,6 +50,7 @@ export function registerServeCommand(program: Command): void {
           database: flags.database,
           redis: flags.redis,
           logLevel: flags.logLevel,
+          webDir: flags.webDir,
         },
       });
       const logger = createLogger(config.logLevel);
@@ -57,6 +59,7 @@ export function registerServeCommand(program: Command): void {
       const name = grove.defaultModel;
       process.stdout.write(
         `Grove is serving ${name} (${model.digest.slice(0, 19)}…, ${model.slots} slots × ${model.contextSize} tokens, ${model.threads} threads) at ${grove.url}\n` +
+          (grove.webApp ? `Web app: ${grove.url}/\n` : "") +
           `Try:\n  curl ${grove.url}/v1/chat/completions -H 'content-type: application/json'` +
           `${config.apiKey ? " -H 'authorization: Bearer $GROVE_API_KEY'" : ""} \\\n` +
           `    -d '{"model":"${name}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'\n`,

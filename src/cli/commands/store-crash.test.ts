@@ -22,6 +22,8 @@ import type { PullReport } from "./pull.js";
  */
 
 const IMPORT_RUNS = 12;
+/** Runs added, late in the window, when none of the planned kills landed mid-work (a loaded machine). */
+const EXTRA_RUNS = 8;
 const PULL_RUNS = 8;
 const SEED = Number(process.env.GROVE_CRASH_SEED ?? 20_251_128);
 /** Download speed of the throttled hub: the 6.2 MB pull takes about 0.4 s, enough to be killed mid-way. */
@@ -73,9 +75,13 @@ async function crashRuns(t: TestContext, label: string, runs: number, random: ()
   const typicalMs = await timed(args(join(directory, `${label}-baseline`)));
   const earliestMs = Math.min(0.8 * startupMs, typicalMs / 2);
   const outcomes = { killed: 0, finished: 0, killedAfterCommit: 0, leftTemp: 0, leftUnreferencedBlob: 0, resumed: 0 };
-  for (let run = 0; run < runs; run++) {
+  // On a loaded machine a run can take longer than the baseline did, so every kill may land before
+  // the command touched the store: then up to EXTRA_RUNS more are drawn from the window's later half.
+  const midWorkSoFar = () => outcomes.leftTemp + outcomes.leftUnreferencedBlob + outcomes.killedAfterCommit;
+  for (let run = 0; run < runs || (run < runs + EXTRA_RUNS && midWorkSoFar() === 0); run++) {
     const home = join(directory, `${label}-${run}`);
-    const delayMs = Math.floor(earliestMs + random() * (typicalMs - earliestMs));
+    const from = run < runs ? earliestMs : (earliestMs + typicalMs) / 2;
+    const delayMs = Math.floor(from + random() * (typicalMs - from));
     const context = `${label} run ${run} (seed ${SEED}, killed after ${delayMs} ms of ${Math.round(typicalMs)})`;
     const child = spawnCli(args(home));
     const exited = await Promise.race([child.result.then(() => true), sleep(delayMs).then(() => false)]);

@@ -12,6 +12,7 @@ interface UsageFlags {
   key?: string;
   since?: string;
   by?: string;
+  split?: string;
   limit?: string;
   csv?: boolean;
   json?: boolean;
@@ -41,9 +42,10 @@ const usageCells = (row: UsageRecord): unknown[] => [
   row.status,
   row.cancelled,
 ];
-const SUMMARY_COLUMNS = ["group", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "cancelled", "errors", "mean_ttft_ms"];
+const SUMMARY_COLUMNS = ["group", "split", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "cancelled", "errors", "mean_ttft_ms"];
 const summaryCells = (row: UsageSummary): unknown[] => [
   row.group,
+  row.split ?? "",
   row.requests,
   row.promptTokens,
   row.completionTokens,
@@ -73,10 +75,11 @@ function price(text: string | undefined, flag: string): number {
 export function registerUsageCommands(program: Command): void {
   program
     .command("usage")
-    .description("metered requests (newest first) or, with --by, their sums per model, key or UTC day")
+    .description("metered requests (newest first) or, with --by, their sums per model, key, UTC day or UTC hour")
     .option("--key <id>", "only this key's requests")
     .option("--since <when>", "a duration ago (7d, 12h) or an ISO date")
-    .option("--by <group>", "sum by model, key or day")
+    .option("--by <group>", "sum by model, key, day or hour")
+    .option("--split <group>", "with --by, split each group again by model or key (e.g. --by day --split model)")
     .option("--limit <n>", "most rows without --by (default 1000)")
     .option("--csv", "print CSV")
     .option("--json", "print JSON")
@@ -84,9 +87,9 @@ export function registerUsageCommands(program: Command): void {
     .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
     .action(async (flags: UsageFlags) => {
       if (flags.csv && flags.json) throw new InvalidRequestError("Choose one of --csv and --json", { param: "--csv" });
-      const { query, by } = parseUsageOptions({ key: flags.key, since: flags.since, by: flags.by, limit: flags.limit }, new Date(), "flag");
-      const listing = await withServiceStore(flags, async (store) =>
-        by === undefined ? { usage: await store.listUsage(query) } : { by, groups: await store.summarizeUsage(query, by) },
+      const { query, by, split } = parseUsageOptions({ key: flags.key, since: flags.since, by: flags.by, split: flags.split, limit: flags.limit }, new Date(), "flag");
+      const listing: { usage?: UsageRecord[]; by?: string; split?: string; groups?: UsageSummary[] } = await withServiceStore(flags, async (store) =>
+        by === undefined ? { usage: await store.listUsage(query) } : { by, ...(split === undefined ? {} : { split }), groups: await store.summarizeUsage(query, by, split) },
       );
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(listing, null, 2)}\n`);

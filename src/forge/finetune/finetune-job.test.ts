@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readdir, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
@@ -118,6 +119,60 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     assert.equal(resumed.status, "succeeded");
     assert.deepEqual(resumed.epochs!.map((epoch) => epoch.epoch), [0, 1, 2], "epoch 1 came from before the cancel, 2 and 3 after");
     assert.equal((await store.resolve("tiny:resumed")).digest, resumed.result?.digest);
+  });
+
+  test("an epoch interrupted mid-way resumes from its mid-epoch checkpoint, at the step after it", async () => {
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 2, learningRate: 1e-3, threads: 1, name: "tiny:mid-epoch" });
+    const controller = new AbortController();
+    let trainWindows = 0;
+    await assert.rejects(
+      runFinetuneJob(store, jobs, job.id, {
+        signal: controller.signal,
+        checkpointIntervalMs: 1, // after every step
+        onEvent: (event) => {
+          if (event.event === "ready") trainWindows = event.trainWindows;
+          if (event.event === "checkpoint" && event.step !== undefined && event.step >= 2) controller.abort();
+        },
+      }),
+      AbortedError,
+    );
+    const cancelled = await jobs.get(job.id);
+    assert.ok(trainWindows >= 4, `enough windows to stop mid-epoch (${trainWindows})`);
+    assert.equal(cancelled.checkpointEpoch, 0);
+    const step = cancelled.checkpointStep!;
+    assert.ok(step >= 2 && step < trainWindows, `a mid-epoch checkpoint (${step} of ${trainWindows})`);
+
+    const firstSteps: number[] = [];
+    const resumed = await runFinetuneJob(store, jobs, job.id, {
+      onEvent: (event) => void (event.event === "step" && !event.validation && firstSteps.length < 1 && firstSteps.push(event.step)),
+    });
+    assert.equal(resumed.status, "succeeded");
+    assert.deepEqual(firstSteps, [step + 1], "training went on at the step after the checkpoint");
+    assert.deepEqual(resumed.epochs!.map((epoch) => epoch.epoch), [0, 1]);
+    assert.equal(resumed.checkpointStep, undefined, "the finished epoch's checkpoint replaced the mid-epoch one");
+    const epochZero = resumed.steps!.filter((record) => record.epoch === 0 && !record.validation).map((record) => record.step);
+    assert.deepEqual(epochZero, Array.from({ length: trainWindows }, (_, index) => index + 1), "each window of epoch 1 trained once in the record");
+    assert.equal((await store.resolve("tiny:mid-epoch")).digest, resumed.result?.digest);
+  });
+
+  test("a job left running by a process that died is resumed; one owned by a live process is refused", async () => {
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, threads: 1, name: "tiny:orphan" });
+    const child = spawn(process.execPath, ["-e", ""]);
+    const deadPid = await new Promise<number>((resolve) => child.on("exit", () => resolve(child.pid!)));
+    const live = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+    try {
+      // Written as the owning process would have left them (save() stamps this process's pid).
+      const directory = jobs.directoryOf(job.id);
+      const record = JSON.parse(await readFile(join(directory, "job.json"), "utf8"));
+      await writeFile(join(directory, "job.json"), JSON.stringify({ ...record, status: "running", pid: live.pid }));
+      await assert.rejects(runFinetuneJob(store, jobs, job.id), (error: unknown) => error instanceof InvalidRequestError && new RegExp(`already running \\(process ${live.pid}\\)`).test(error.message));
+      await writeFile(join(directory, "job.json"), JSON.stringify({ ...record, status: "running", pid: deadPid }));
+      const resumed = await runFinetuneJob(store, jobs, job.id);
+      assert.equal(resumed.status, "succeeded");
+      assert.equal((await store.resolve("tiny:orphan")).digest, resumed.result?.digest);
+    } finally {
+      live.kill();
+    }
   });
 
   test("a worker that dies fails the job clearly and stores nothing", async () => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { Recipe } from "../../store/registry.js";
-import { JobStore, type EpochRecord, type JobRecord } from "../jobs/job-store.js";
+import { JobStore, ownedByAnotherLiveProcess, type EpochRecord, type JobRecord } from "../jobs/job-store.js";
 import { registerRebuilder } from "../recipe/rebuild.js";
 import { quantizerVersion } from "../quantize/quantize-model.js";
 import { CONTEXT_GRANULARITY, windowCount, type TrainEvent } from "./libllama-train.js";
@@ -170,7 +170,16 @@ export interface RunFinetuneOptions {
    * itself); the job's result records its digest.
    */
   output?: string;
+  /**
+   * Checkpoint mid-epoch this often (milliseconds), so an interrupted long epoch resumes near
+   * where it stopped rather than from its start; 0 checkpoints after each epoch only.
+   * @default 600000 (10 minutes)
+   */
+  checkpointIntervalMs?: number;
 }
+
+/** How often a running fine-tune checkpoints mid-epoch unless told otherwise. */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10 * 60_000;
 
 /** Steps kept in a job record and a fork's card; longer curves are thinned evenly. */
 const MAX_RECORDED_STEPS = 2000;
@@ -189,7 +198,10 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   const job = await jobs.get(id);
   if (job.kind !== "finetune") throw new InvalidRequestError(`${id} is a ${job.kind} job, not a fine-tune`, { param: "job" });
   if (job.status === "succeeded") throw new InvalidRequestError(`${id} has already finished: it made ${job.result?.digest}`, { param: "job" });
-  if (job.status === "running") throw new InvalidRequestError(`${id} is already running`, { param: "job" });
+  // A job left "running" by a process that has died (a killed CLI, a session that ended) is
+  // resumed like an interrupted one; one whose owner is alive, or is this process, is refused.
+  const stale = job.pid !== undefined && job.pid !== process.pid && !ownedByAnotherLiveProcess(job);
+  if (job.status === "running" && !stale) throw new InvalidRequestError(`${id} is already running (process ${job.pid ?? "unknown"})`, { param: "job" });
   const parameters = job.parameters as unknown as FinetuneParameters & { dataDigest: string; name?: string };
   const directory = jobs.directoryOf(id);
   const parent = await store.show(job.source.digest);
@@ -197,7 +209,10 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   const resumeFrom = job.checkpointEpoch !== undefined && (await exists(checkpoint)) ? job.checkpointEpoch : undefined;
   const converted = join(directory, "parent-f32.gguf");
   const trained = join(directory, "trained.gguf");
-  const startEpoch = resumeFrom === undefined ? 0 : resumeFrom + 1;
+  // A mid-epoch checkpoint resumes inside its epoch; an epoch's own checkpoint at the next one.
+  const midEpoch = resumeFrom !== undefined && job.checkpointStep !== undefined;
+  const startEpoch = resumeFrom === undefined ? 0 : midEpoch ? resumeFrom : resumeFrom + 1;
+  const startStep = midEpoch ? job.checkpointStep! : 0;
   const workerArguments: FinetuneWorkerArguments = {
     model: resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
     ...(resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
@@ -206,6 +221,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     contextSize: parameters.contextSize,
     epochs: parameters.epochs,
     startEpoch,
+    ...(startStep > 0 ? { startStep } : {}),
     learningRate: parameters.learningRate,
     learningRateMin: parameters.learningRateMin,
     weightDecay: parameters.weightDecay,
@@ -214,6 +230,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     ...(parameters.stride === undefined ? {} : { stride: parameters.stride }),
     ...(parameters.warmupSteps === undefined ? {} : { warmupSteps: parameters.warmupSteps }),
     checkpoint,
+    checkpointIntervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
   };
   const argumentsFile = join(directory, "worker.json");
   await writeFile(argumentsFile, JSON.stringify(workerArguments));
@@ -221,8 +238,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   job.status = "running";
   delete job.error;
   job.epochs = (job.epochs ?? []).filter((record) => record.epoch < startEpoch);
-  job.steps = (job.steps ?? []).filter((record) => record.epoch < startEpoch);
-  job.progress = { fraction: startEpoch / parameters.epochs, message: resumeFrom === undefined ? "starting" : `resuming after epoch ${resumeFrom + 1}` };
+  job.steps = (job.steps ?? []).filter((record) => record.epoch < startEpoch || (record.epoch === startEpoch && !record.validation && record.step <= startStep));
+  job.progress = {
+    fraction: startEpoch / parameters.epochs,
+    message: resumeFrom === undefined ? "starting" : midEpoch ? `resuming epoch ${startEpoch + 1} at step ${startStep + 1}` : `resuming after epoch ${resumeFrom + 1}`,
+  };
   await jobs.save(job);
 
   let stepsPerEpoch = 1;
@@ -253,6 +273,8 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
       }
       case "checkpoint":
         job.checkpointEpoch = event.epoch;
+        if (event.step === undefined) delete job.checkpointStep;
+        else job.checkpointStep = event.step;
         break;
       case "saved":
         job.progress = { fraction: 1, message: "packaging the model" };

@@ -1,3 +1,4 @@
+import { renameSync, rmSync } from "node:fs";
 import { readFile, rename, rm } from "node:fs/promises";
 import { EngineError } from "../../core/errors.js";
 import { loadLibllamaFfi, type LibllamaFfi } from "../../engine/libllama-ffi.js";
@@ -29,6 +30,11 @@ export interface TrainArguments {
   /** Epochs in all; training runs epochs `startEpoch` … `epochs - 1`. */
   epochs: number;
   startEpoch: number;
+  /**
+   * Training windows of `startEpoch` already trained (a checkpoint taken mid-epoch): that epoch
+   * trains the rest of its windows only. @default 0
+   */
+  startStep?: number;
   /** AdamW learning rate of the first epoch. */
   learningRate: number;
   /** Learning rate of the last epoch; linear in between. */
@@ -45,6 +51,12 @@ export interface TrainArguments {
   threads: number;
   /** Where a checkpoint is written after each epoch (for resume), if anywhere. */
   checkpoint?: string;
+  /**
+   * Also checkpoint mid-epoch, after the first optimizer step this many milliseconds after the
+   * last checkpoint (or the start), so a long epoch interrupted loses at most this much work.
+   * 0 or absent: after each epoch only.
+   */
+  checkpointIntervalMs?: number;
 }
 
 /** Events the trainer reports, in order. */
@@ -52,7 +64,8 @@ export type TrainEvent =
   | { event: "ready"; windows: number; trainWindows: number; validationWindows: number; tokens: number; stepsPerEpoch: number }
   | { event: "step"; epoch: number; step: number; steps: number; loss: number; meanLoss: number; validation: boolean }
   | { event: "epoch"; epoch: number; trainLoss: number; validationLoss: number | null; learningRate: number; durationMs: number; tokensPerSecond: number }
-  | { event: "checkpoint"; epoch: number; path: string }
+  /** `step`: a mid-epoch checkpoint after that many training windows of `epoch`; absent: `epoch` is complete. */
+  | { event: "checkpoint"; epoch: number; step?: number; path: string }
   | { event: "saved"; path: string };
 
 /**
@@ -140,13 +153,23 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
     throw new EngineError(`${tokens.length} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);
   }
-  const dataset = fn.ggml_opt_dataset_init!(GGML_TYPE_I32, GGML_TYPE_I32, n, n, windows, 1);
-  const data = new Int32Array(koffi.view(fn.ggml_get_data!(fn.ggml_opt_dataset_data!(dataset)), windows * n * 4));
-  const labels = new Int32Array(koffi.view(fn.ggml_get_data!(fn.ggml_opt_dataset_labels!(dataset)), windows * n * 4));
-  for (let index = 0; index < windows; index++) {
-    data.set(tokens.subarray(index * stride, index * stride + n), index * n);
-    labels.set(tokens.subarray(index * stride + 1, index * stride + 1 + n), index * n);
+  const startStep = args.startStep ?? 0;
+  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= trainWindows) {
+    throw new EngineError(`startStep ${startStep} is outside the ${trainWindows} training windows of an epoch`);
   }
+  /** A dataset of the windows from `first` on (llama_opt_epoch always starts at a dataset's first window). */
+  const makeDataset = (first: number): Pointer => {
+    const count = windows - first;
+    const made = fn.ggml_opt_dataset_init!(GGML_TYPE_I32, GGML_TYPE_I32, n, n, count, 1);
+    const data = new Int32Array(koffi.view(fn.ggml_get_data!(fn.ggml_opt_dataset_data!(made)), count * n * 4));
+    const labels = new Int32Array(koffi.view(fn.ggml_get_data!(fn.ggml_opt_dataset_labels!(made)), count * n * 4));
+    for (let index = first; index < windows; index++) {
+      data.set(tokens.subarray(index * stride, index * stride + n), (index - first) * n);
+      labels.set(tokens.subarray(index * stride + 1, index * stride + 1 + n), (index - first) * n);
+    }
+    return made;
+  };
+  const dataset = makeDataset(0);
 
   // The optimizer reads its parameters through a native callback from a block rewritten per epoch.
   const optimizerBlock = koffi.alloc("ggml_opt_optimizer_params", 1);
@@ -156,7 +179,7 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   };
   const stepRate = (epochIndex: number, step: number): number =>
     learningRateAtStep(args, args.warmupSteps!, epochIndex * trainWindows + step, args.epochs * trainWindows);
-  writeOptimizer(args.warmupSteps === undefined ? learningRateAt(args, args.startEpoch) : stepRate(args.startEpoch, 1));
+  writeOptimizer(args.warmupSteps === undefined ? learningRateAt(args, args.startEpoch) : stepRate(args.startEpoch, startStep + 1));
   fn.llama_opt_init!(ctx, model, {
     n_ctx_train: 0,
     param_filter: lib.symbol("llama_opt_param_filter_all"),
@@ -171,18 +194,30 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   emit({ event: "ready", windows, trainWindows, validationWindows: windows - trainWindows, tokens: tokens.length, stepsPerEpoch: trainWindows });
 
   let epoch = args.startEpoch;
+  // Training windows of this epoch trained before this call of llama_opt_epoch (a resumed epoch).
+  let offset = startStep;
   let previous = { train: 0, validation: 0 };
-  const onStep = (train: boolean, result: Pointer, step: number, steps: number): void => {
+  const interval = args.checkpointIntervalMs ?? 0;
+  let lastCheckpoint = performance.now();
+  const onStep = (train: boolean, result: Pointer, ibatch: number, ibatchMax: number): void => {
     const loss = [0];
     fn.ggml_opt_result_loss!(result, loss, [0]);
     const meanLoss = loss[0]!;
     const key = train ? "train" : "validation";
     // The result holds the running mean; the step's own loss is the difference of the sums.
-    const stepLoss = meanLoss * step - previous[key] * (step - 1);
+    const stepLoss = meanLoss * ibatch - previous[key] * (ibatch - 1);
     previous[key] = meanLoss;
+    const step = train ? offset + ibatch : ibatch;
+    const steps = train ? offset + ibatchMax : ibatchMax;
     // Per-step schedule: the block is read again by the next optimizer step.
     if (train && args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step + 1));
     emit({ event: "step", epoch, step, steps, loss: stepLoss, meanLoss, validation: !train });
+    if (train && interval > 0 && args.checkpoint !== undefined && step < trainWindows && performance.now() - lastCheckpoint >= interval) {
+      // Between two optimizer steps the weights are whole: save them (synchronously, inside the callback).
+      saveModelSync(fn, model, args.checkpoint);
+      lastCheckpoint = performance.now();
+      emit({ event: "checkpoint", epoch, step, path: args.checkpoint });
+    }
   };
   const callback = koffi.register(
     (train: boolean, _opt: Pointer, _dataset: Pointer, result: Pointer, ibatch: number | bigint, ibatchMax: number | bigint) =>
@@ -191,12 +226,24 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   );
   try {
     for (; epoch < args.epochs; epoch++) {
-      const learningRate = args.warmupSteps === undefined ? learningRateAt(args, epoch) : stepRate(epoch, 1);
+      const learningRate = args.warmupSteps === undefined ? learningRateAt(args, epoch) : stepRate(epoch, offset + 1);
       writeOptimizer(learningRate);
       previous = { train: 0, validation: 0 };
       const started = performance.now();
-      fn.llama_opt_epoch!(ctx, dataset, resultTrain, resultEval, trainWindows, callback, callback);
+      if (offset > 0) {
+        // A resumed epoch: the windows it had not reached, then the validation windows as always.
+        const rest = makeDataset(offset);
+        try {
+          fn.llama_opt_epoch!(ctx, rest, resultTrain, resultEval, trainWindows - offset, callback, callback);
+        } finally {
+          fn.ggml_opt_dataset_free!(rest);
+        }
+      } else {
+        fn.llama_opt_epoch!(ctx, dataset, resultTrain, resultEval, trainWindows, callback, callback);
+      }
       const durationMs = performance.now() - started;
+      const trainedWindows = windows - offset;
+      offset = 0;
       const trainLoss = [0];
       fn.ggml_opt_result_loss!(resultTrain, trainLoss, [0]);
       let validationLoss: number | null = null;
@@ -205,11 +252,12 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
         fn.ggml_opt_result_loss!(resultEval, value, [0]);
         validationLoss = value[0]!;
       }
-      emit({ event: "epoch", epoch, trainLoss: trainLoss[0]!, validationLoss, learningRate, durationMs, tokensPerSecond: (windows * n) / (durationMs / 1000) });
+      emit({ event: "epoch", epoch, trainLoss: trainLoss[0]!, validationLoss, learningRate, durationMs, tokensPerSecond: (trainedWindows * n) / (durationMs / 1000) });
       fn.ggml_opt_result_reset!(resultTrain);
       fn.ggml_opt_result_reset!(resultEval);
       if (args.checkpoint !== undefined && epoch < args.epochs - 1) {
         await saveModel(fn, model, args.checkpoint);
+        lastCheckpoint = performance.now();
         emit({ event: "checkpoint", epoch, path: args.checkpoint });
       }
     }
@@ -223,6 +271,18 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   fn.ggml_opt_dataset_free!(dataset);
   fn.llama_free!(ctx);
   fn.llama_model_free!(model);
+}
+
+/** {@link saveModel} without awaiting: for the optimizer's callback, which must not yield. */
+function saveModelSync(fn: LibllamaFfi["fn"], model: Pointer, path: string): void {
+  const partial = `${path}.partial`;
+  try {
+    fn.llama_model_save_to_file!(model, partial);
+    renameSync(partial, path);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  }
 }
 
 /** Saves under `.partial`, then renames: a reader never sees half a file. */

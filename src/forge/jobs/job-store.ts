@@ -36,8 +36,13 @@ export interface JobRecord {
   /** Fine-tunes: one record per finished epoch, and the loss of every step (train and validation). */
   epochs?: EpochRecord[];
   steps?: { epoch: number; step: number; loss: number; validation: boolean }[];
-  /** Epochs finished and checkpointed, for resume. */
+  /** The epoch of the last checkpoint, for resume: finished, unless `checkpointStep` is set. */
   checkpointEpoch?: number;
+  /**
+   * Set when the checkpoint was taken mid-epoch: training windows of `checkpointEpoch` it holds
+   * (a resume trains the rest of that epoch); absent when `checkpointEpoch` is complete.
+   */
+  checkpointStep?: number;
   /** What it made, when it succeeded. */
   result?: { digest: string; name?: string };
   error?: string;

@@ -40,7 +40,11 @@ export function describeTrainEvent(event: TrainEvent, job: JobRecord, stepsPerEp
         },
       };
     case "checkpoint":
-      return { level: "info", type: "message", message: `Checkpoint saved after epoch ${event.epoch + 1}` };
+      return {
+        level: "info",
+        type: "message",
+        message: event.step === undefined ? `Checkpoint saved after epoch ${event.epoch + 1}` : `Checkpoint saved in epoch ${event.epoch + 1} after step ${event.step}`,
+      };
     case "saved":
       return { level: "info", type: "message", message: "Training done; packaging the model" };
   }

@@ -1,9 +1,15 @@
 import type { FastifyInstance } from "fastify";
+import { ResultStore } from "../../bench/results/result-store.js";
 import type { ModelStore } from "../../store/model-store.js";
 
-/** `/api/...`: the store's models, one model's details, and its fork tree, as JSON. */
+/**
+ * `/api/...`: the store's models, one model's details, its fork tree and its evaluation results,
+ * and every fork tree of the store, as JSON.
+ */
 export function registerAdminRoutes(app: FastifyInstance, store: ModelStore): void {
   app.get("/api/models", async () => ({ models: await store.list() }));
+  // The whole store's trees at once, so a client draws the forest without a call per root.
+  app.get("/api/tree", async () => ({ tree: await store.tree() }));
   app.get<{ Params: { ref: string } }>("/api/models/:ref", async (request) => {
     const details = await store.show(request.params.ref);
     // The blob path is a server-side detail.
@@ -13,4 +19,13 @@ export function registerAdminRoutes(app: FastifyInstance, store: ModelStore): vo
   app.get<{ Params: { ref: string } }>("/api/models/:ref/tree", async (request) => ({
     tree: await store.tree(request.params.ref),
   }));
+  app.get<{ Params: { ref: string } }>("/api/models/:ref/results", async (request) => {
+    const { digest } = await store.resolve(request.params.ref);
+    const results = ResultStore.open(store.home);
+    try {
+      return { results: results.list({ modelDigests: [digest] }) };
+    } finally {
+      results.close();
+    }
+  });
 }

@@ -14,16 +14,18 @@ function price(value: unknown, field: string): number {
 
 /**
  * The admin API of metering (admin key required):
- * `GET /api/usage?key=&since=&by=model|key|day&limit=` — usage rows (newest first) or, with
- * `by`, their sums per group; `GET /api/prices`; `PUT /api/prices/{digest}`
+ * `GET /api/usage?key=&since=&by=model|key|day|hour&split=model|key&limit=` — usage rows (newest
+ * first) or, with `by`, their sums per group, each group split again per model or key with
+ * `split` (the web app's usage-over-time chart); `GET /api/prices`; `PUT /api/prices/{digest}`
  * `{input_per_1m, output_per_1m}`.
  */
 export function registerUsageRoutes(app: FastifyInstance, gateway: Gateway): void {
   const store = gateway.store;
   app.get<{ Querystring: Record<string, string> }>("/api/usage", async (request) => {
-    const { query, by } = parseUsageOptions(request.query, new Date(), "field");
+    const { query, by, split } = parseUsageOptions(request.query, new Date(), "field");
     if (by === undefined) return { usage: await store.listUsage(query) };
-    return { by, groups: await store.summarizeUsage(query, by) };
+    if (split === undefined) return { by, groups: await store.summarizeUsage(query, by) };
+    return { by, split, groups: await store.summarizeUsage(query, by, split) };
   });
   app.get("/api/prices", async () => ({ prices: await store.listPrices() }));
   app.put<{ Params: { digest: string } }>("/api/prices/:digest", async (request) => {

@@ -1,0 +1,79 @@
+/** The OpenAI-compatible calls the chat page makes, with streaming parsed from SSE. */
+import { apiHeaders, ensureOk, readEventStream } from "./api.js";
+
+export interface ChatMessage { readonly role: "system" | "user" | "assistant"; readonly content: string }
+
+export interface ReplyStats {
+  readonly completionTokens: number;
+  readonly tokensPerSecond: number;
+  /** The model the server says answered, as the stream names it. */
+  readonly model?: string;
+  /** True when the user stopped the reply before it ended. */
+  readonly stopped?: boolean;
+}
+
+export interface StreamChatOptions {
+  readonly model: string;
+  readonly messages: readonly ChatMessage[];
+  readonly temperature: number;
+  readonly maxTokens: number;
+  readonly signal: AbortSignal;
+  readonly onText: (delta: string) => void;
+}
+
+/** A name the chat can send to: a model's name, or an alias over one or more models. */
+export interface ModelOption { readonly id: string; readonly alias: boolean }
+
+/** Lists what `/v1/models` offers (aliases carry their targets in `alias`). */
+export async function listModels(): Promise<ModelOption[]> {
+  const response = await ensureOk(await fetch("/v1/models", { headers: apiHeaders() }));
+  const body = (await response.json()) as { data: { id: string; alias?: unknown }[] };
+  return body.data.map((model) => ({ id: model.id, alias: model.alias !== undefined }));
+}
+
+/** Streams one reply; resolves with its token count and speed (also when stopped, from what came). */
+export async function streamChat(options: StreamChatOptions): Promise<ReplyStats> {
+  const started = performance.now();
+  const stoppedEarly = { completionTokens: 0, tokensPerSecond: 0, stopped: true };
+  let response: Response;
+  try {
+    response = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: apiHeaders(true),
+      signal: options.signal,
+      body: JSON.stringify({
+        model: options.model, messages: options.messages, stream: true, stream_options: { include_usage: true },
+        temperature: options.temperature, max_tokens: options.maxTokens,
+      }),
+    });
+  } catch (error) {
+    // Stopped before the server answered.
+    if (error instanceof DOMException && error.name === "AbortError") return stoppedEarly;
+    throw error;
+  }
+  await ensureOk(response);
+  if (!response.body) throw new Error("The server answered without a body");
+  let chunks = 0;
+  let completionTokens: number | undefined;
+  let answeredBy: string | undefined;
+  let stopped = false;
+  try {
+    await readEventStream(response, (payload) => {
+      const data = payload as {
+        error?: { message: string }; model?: string; usage?: { completion_tokens: number }; choices?: { delta?: { content?: string } }[];
+      };
+      if (data.model) answeredBy = data.model;
+      if (data.error) throw new Error(data.error.message);
+      if (data.usage) completionTokens = data.usage.completion_tokens;
+      const delta = data.choices?.[0]?.delta?.content;
+      if (delta) { chunks++; options.onText(delta); }
+    });
+  } catch (error) {
+    if (!(error instanceof DOMException && error.name === "AbortError")) throw error;
+    stopped = true;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  // Without a usage chunk (stopped early) each content chunk is one token, as Grove streams them.
+  const tokens = completionTokens ?? chunks;
+  return { completionTokens: tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : 0, ...(answeredBy ? { model: answeredBy } : {}), ...(stopped ? { stopped } : {}) };
+}
