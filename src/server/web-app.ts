@@ -31,9 +31,10 @@ export function registerWebApp(app: FastifyInstance, root: string): void {
     prefix: "/",
     wildcard: false,
     index: ["index.html"],
+    cacheControl: false, // set below, per file
     // Hashed assets may be cached for good; index.html must be revalidated to pick up a new build.
     setHeaders: (response, path) => {
-      response.header("cache-control", path.startsWith(join(root, "assets")) ? "public, max-age=31536000, immutable" : "no-cache");
+      response.setHeader("cache-control", path.startsWith(join(root, "assets")) ? "public, max-age=31536000, immutable" : "no-cache");
     },
   });
 }

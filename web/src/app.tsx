@@ -1,10 +1,12 @@
-import { ErrorBoundary, LocationProvider, Route, Router, useLocation } from "preact-iso";
+import { ErrorBoundary, lazy, LocationProvider, Route, Router, useLocation } from "preact-iso";
 import { useState } from "preact/hooks";
 import { storeApiKey, storedApiKey } from "./api.js";
 import { ChatPage } from "./chat-page.js";
-import { LeaderboardPage } from "./pages/leaderboard/leaderboard-page.js";
-import { ModelsPage } from "./pages/models/models-page.js";
-import { OperationsPage } from "./pages/operations/operations-page.js";
+
+// The chat is in the first bundle; the other pages (and Chart.js, d3) load when first opened.
+const ModelsPage = lazy(() => import("./pages/models/models-page.js").then((module) => module.ModelsPage));
+const LeaderboardPage = lazy(() => import("./pages/leaderboard/leaderboard-page.js").then((module) => module.LeaderboardPage));
+const OperationsPage = lazy(() => import("./pages/operations/operations-page.js").then((module) => module.OperationsPage));
 
 const PAGES = [
   { href: "/", label: "Chat" },
