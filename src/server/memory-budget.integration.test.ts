@@ -138,6 +138,13 @@ describe("grove serve --memory-budget with three models and room for two", () =>
     assert.ok(memory.peak <= budget * (1 + ESTIMATE_ERROR), `peak RSS ${(memory.peak / 2 ** 20).toFixed(1)} MiB, budget ${(budget / 2 ** 20).toFixed(1)} MiB`);
     const health = await fetch(`${server.url}/health`);
     assert.equal(health.status, 200);
-    assert.equal(await attempt("pool:tiny"), 200);
+    // Right after the concurrent burst the two loaded models may still be inside the pool's 1 s
+    // grace, so pool:tiny can get a 503 with Retry-After first, as a client would; it must then fit.
+    let status = await attempt("pool:tiny");
+    for (let retry = 0; retry < 5 && status === 503; retry++) {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      status = await attempt("pool:tiny");
+    }
+    assert.equal(status, 200);
   });
 });

@@ -75,16 +75,18 @@ async function crashRuns(t: TestContext, label: string, runs: number, random: ()
   const typicalMs = await timed(args(join(directory, `${label}-baseline`)));
   const earliestMs = Math.min(0.8 * startupMs, typicalMs / 2);
   const outcomes = { killed: 0, finished: 0, killedAfterCommit: 0, leftTemp: 0, leftUnreferencedBlob: 0, resumed: 0 };
-  // On a loaded machine a run can take longer than the baseline did, so every kill may land before
-  // the command touched the store: then up to EXTRA_RUNS more are drawn from the window's later half.
+  // On a loaded machine a run can take far longer than the baseline did, so every timed kill may
+  // land before the command touched the store: then up to EXTRA_RUNS more runs are killed a
+  // random 0–50 ms after a file first appears in the store's temp folder (mid-write by definition).
   const midWorkSoFar = () => outcomes.leftTemp + outcomes.leftUnreferencedBlob + outcomes.killedAfterCommit;
   for (let run = 0; run < runs || (run < runs + EXTRA_RUNS && midWorkSoFar() === 0); run++) {
     const home = join(directory, `${label}-${run}`);
-    const from = run < runs ? earliestMs : (earliestMs + typicalMs) / 2;
-    const delayMs = Math.floor(from + random() * (typicalMs - from));
-    const context = `${label} run ${run} (seed ${SEED}, killed after ${delayMs} ms of ${Math.round(typicalMs)})`;
+    const timed = run < runs;
+    const delayMs = Math.floor(timed ? earliestMs + random() * (typicalMs - earliestMs) : random() * 50);
+    const context = `${label} run ${run} (seed ${SEED}, killed ${timed ? `after ${delayMs} ms of ${Math.round(typicalMs)}` : `${delayMs} ms after its first temp file`})`;
     const child = spawnCli(args(home));
-    const exited = await Promise.race([child.result.then(() => true), sleep(delayMs).then(() => false)]);
+    const trigger = timed ? sleep(delayMs) : firstTempFile(join(home, "tmp"), child.result).then(() => sleep(delayMs));
+    const exited = await Promise.race([child.result.then(() => true), trigger.then(() => false)]);
     if (!exited) child.kill("SIGKILL");
     const killed = await child.result;
     if (killed.code === 0) outcomes.finished++;
@@ -111,6 +113,17 @@ async function crashRuns(t: TestContext, label: string, runs: number, random: ()
   // Kills that all landed before the command touched the store would prove nothing.
   const midWork = outcomes.leftTemp + outcomes.leftUnreferencedBlob + outcomes.killedAfterCommit;
   assert.ok(midWork >= 1, `no kill of ${label} landed while it wrote to the store: ${JSON.stringify(outcomes)}`);
+}
+
+/** Resolves when `folder` holds a file, polling every 2 ms, or when `done` settles first. */
+async function firstTempFile(folder: string, done: Promise<unknown>): Promise<void> {
+  let finished = false;
+  void done.then(() => (finished = true));
+  while (!finished) {
+    const entries = await readdir(folder).catch(() => []);
+    if (entries.length > 0) return;
+    await sleep(2);
+  }
 }
 
 /** Runs `grove ARGS` to completion and returns how long it took, in milliseconds. */
