@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { generateModel } from "../forge/generate/generate-model.js";
 import type { RunningGrove } from "../services.js";
-import { ModelStore } from "../store/model-store.js";
-import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
+import { createTestModel, seedTestStore, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
 import { launchBrowser, openPage, saveScreenshot } from "../test-support/web-fixture.js";
 
 // The chat page of the bundled web app in Debian's headless Chromium, against the real server
@@ -17,12 +14,7 @@ let browser: Browser;
 
 before(async () => {
   model = await createTestModel();
-  const store = await ModelStore.open(join(model.directory, "home"));
-  await store.importFile(model.path, { name: "tiny:base" });
-  const other = join(model.directory, "other.gguf");
-  await generateModel({ preset: "test-tiny", seed: 8, dtype: "f16", outPath: other });
-  await store.importFile(other, { name: "tiny:other" });
-  await store.close();
+  await seedTestStore(model, "tiny:base", { "tiny:other": 8 });
   grove = await startTestGrove(model, { model: "tiny:base", contextSize: 512 });
   const alias = await fetch(`${grove.url}/api/aliases/stable`, {
     method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ targets: [{ model: "tiny:other" }] }),

@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import type { Browser, Page } from "playwright-core";
-import { generateModel } from "../forge/generate/generate-model.js";
 import type { RunningGrove } from "../services.js";
-import { ModelStore } from "../store/model-store.js";
-import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
+import { createTestModel, seedTestStore, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
 import { launchBrowser, openPage, screenshotBothSizes } from "../test-support/web-fixture.js";
 
 // The Operations page of the bundled web app in Debian's headless Chromium, against the real
@@ -20,12 +17,7 @@ let adminSecret: string;
 
 before(async () => {
   model = await createTestModel();
-  const store = await ModelStore.open(join(model.directory, "home"));
-  await store.importFile(model.path, { name: "tiny:base" });
-  const other = join(model.directory, "other.gguf");
-  await generateModel({ preset: "test-tiny", seed: 8, dtype: "f16", outPath: other });
-  await store.importFile(other, { name: "tiny:other" });
-  await store.close();
+  await seedTestStore(model, "tiny:base", { "tiny:other": 8 });
   grove = await startTestGrove(model, { model: "tiny:base", contextSize: 512 });
   const client = new OpenAI({ baseURL: `${grove.url}/v1`, apiKey: "unused" });
   for (const content of ["Hello", "Name a colour.", "Count to three."]) {

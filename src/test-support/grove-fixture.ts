@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { loadConfig, type GroveConfig } from "../config/config.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { startGrove, type RunningGrove } from "../services.js";
+import { ModelStore } from "../store/model-store.js";
 
 /** A generated model in a fresh temp directory, removed by `cleanup`. */
 export interface TestModel {
@@ -22,7 +23,7 @@ export async function createTestModel(preset = "test-tiny", seed = 7): Promise<T
 
 /**
  * Starts the real server on 127.0.0.1, port 0, with a temp GROVE_HOME and no environment
- * leaking in (except GROVE_TEST_WEB_DIR, the web build to serve), the same way `grove serve` does.
+ * leaking in, the same way `grove serve` does.
  */
 export async function startTestGrove(
   model: TestModel,
@@ -30,12 +31,25 @@ export async function startTestGrove(
 ): Promise<RunningGrove> {
   const config = loadConfig({
     env: {},
-    flags: {
-      home: join(model.directory, "home"), model: model.path, port: 0, threads: 1, logLevel: "silent",
-      // A web app built elsewhere (vite build web --outDir DIR), so parallel work need not share dist/web.
-      ...(process.env["GROVE_TEST_WEB_DIR"] ? { webDir: process.env["GROVE_TEST_WEB_DIR"] } : {}),
-      ...flags,
-    },
+    flags: { home: join(model.directory, "home"), model: model.path, port: 0, threads: 1, logLevel: "silent", ...flags },
   });
   return startGrove(config);
+}
+
+/**
+ * Fills the store `startTestGrove` will open: `model` under `name`, and a generated test-tiny
+ * model (F16) of each seed in `others` under its name.
+ */
+export async function seedTestStore(model: TestModel, name: string, others: Record<string, number> = {}): Promise<void> {
+  const store = await ModelStore.open(join(model.directory, "home"));
+  try {
+    await store.importFile(model.path, { name });
+    for (const [otherName, seed] of Object.entries(others)) {
+      const path = join(model.directory, `${otherName.replace(/[^a-z0-9]/gi, "-")}.gguf`);
+      await generateModel({ preset: "test-tiny", seed, dtype: "f16", outPath: path });
+      await store.importFile(path, { name: otherName });
+    }
+  } finally {
+    await store.close();
+  }
 }

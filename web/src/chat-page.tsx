@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { listModels, streamChat, type ChatMessage, type ModelOption } from "./chat-api.js";
 import { renderMarkdown } from "./markdown.js";
 import { loadConversations, newConversation, saveConversations, type Conversation, type StoredMessage } from "./conversations.js";
@@ -9,11 +9,13 @@ import { loadConversations, newConversation, saveConversations, type Conversatio
  * it is shown as text, never run.
  */
 function MessageView({ message }: { message: StoredMessage }) {
+  // Each streamed token re-renders the conversation: only the message whose text changed is parsed again.
+  const html = useMemo(() => (message.role === "assistant" ? renderMarkdown(message.content) : ""), [message.role, message.content]);
   return (
     <li class={`message ${message.role}`}>
       <span class="role">{message.role === "user" ? "You" : "Model"}</span>
       {message.role === "assistant"
-        ? <div class="content" dangerouslySetInnerHTML={{ __html: renderMarkdown(message.content) }} />
+        ? <div class="content" dangerouslySetInnerHTML={{ __html: html }} />
         : <p class="content plain">{message.content}</p>}
       {message.stats && (
         <span class="stats">{message.stats.model ?? message.model ? `${message.stats.model ?? message.model} · ` : ""}{message.stats.completionTokens} tokens · {message.stats.tokensPerSecond.toFixed(1)} tokens/s{message.stats.stopped ? " · stopped" : ""}</span>
