@@ -1,6 +1,7 @@
 // `npm run demo:build [-- --home DIR --threads N]`: after `npm run demo:train`, derives and
 // measures the demo family's forks in the same store, with Grove's own forge and bench — each
-// step skipped when its result exists, so it can be rerun:
+// step skipped when its result exists, so it can be rerun (it needs demo-s:base; sizes still
+// training are skipped, so the chat fine-tune can start while demo-m and demo-l train):
 //   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "What part
 //      of speech is X?" → noun, verb, adjective or adverb, as many words of each; training
 //      synsets only) in the store directory, and the task files in data/demo/tasks/
@@ -118,8 +119,12 @@ async function main(): Promise<void> {
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
   try {
+    if (!(await exists("demo-s:base"))) throw new Error("demo-s:base is missing: run npm run demo:train first");
+    // The chat fine-tune needs only demo-s: sizes still training are skipped (run again later).
+    const sizes: string[] = [];
     for (const size of ["s", "m", "l"]) {
-      if (!(await exists(`demo-${size}:base`))) throw new Error(`demo-${size}:base is missing: run npm run demo:train first`);
+      if (await exists(`demo-${size}:base`)) sizes.push(size);
+      else log(`demo-${size}:base is not trained yet: its forks and evaluations are skipped`);
     }
     const { chatData, tasks } = await writeTaskFiles(store.home);
     log(`wrote ${chatData} and the task files in ${TASKS_DIR}`);
@@ -153,7 +158,7 @@ async function main(): Promise<void> {
       const result = await quantizeFork(store, { model, type, name, ...threads });
       log(`${name} = ${result.import.model.digest} (${result.bitsPerWeight.toFixed(2)} bits/weight)`);
     };
-    for (const size of ["s", "m", "l"]) await quantize(`demo-${size}:base`, "F16", `demo-${size}:f16`);
+    for (const size of sizes) await quantize(`demo-${size}:base`, "F16", `demo-${size}:f16`);
     await quantize("demo-s-chat:f32", "F16", "demo-s-chat:f16");
     for (const family of ["demo-s", "demo-s-chat"]) {
       await quantize(`${family}:f16`, "Q8_0", `${family}:q8_0`);
@@ -166,15 +171,20 @@ async function main(): Promise<void> {
       if (!reused) log(`${model} ${extra.taskName ?? task}: ${JSON.stringify(result.metrics)}${result.flags.length > 0 ? ` flags ${result.flags.join(",")}` : ""}`);
     };
     // The untrained same-shape models are the reference the bases must be far below.
-    for (const size of ["s", "m", "l"]) await evaluate(`demo-${size}:init`, "perplexity");
-    for (const model of SHIPPED) await evaluate(model, "perplexity");
+    const built = async (names: readonly string[]): Promise<string[]> => {
+      const found: string[] = [];
+      for (const name of names) if (await exists(name)) found.push(name);
+      return found;
+    };
+    for (const size of sizes) await evaluate(`demo-${size}:init`, "perplexity");
+    for (const model of await built(SHIPPED)) await evaluate(model, "perplexity");
     for (const model of ["demo-s:q8_0", "demo-s:q4_0", "demo-s-chat:q8_0", "demo-s-chat:q4_0"]) await evaluate(model, "kl-divergence");
-    for (const model of ["demo-s:f16", "demo-m:f16", "demo-l:f16", "demo-s-chat:f16", "demo-s-chat:q8_0", "demo-s-chat:q4_0"]) {
+    for (const model of await built(["demo-s:f16", "demo-m:f16", "demo-l:f16", "demo-s-chat:f16", "demo-s-chat:q8_0", "demo-s-chat:q4_0"])) {
       for (const [taskName, path] of Object.entries(tasks)) await evaluate(model, path, { taskName });
     }
 
     if (options.bench) {
-      for (const model of SHIPPED) {
+      for (const model of await built(SHIPPED)) {
         const { result, reused } = await benchModel(store, results, model, { contextSize: 512, slots: 4, promptTokens: 128, outputTokens: 64, concurrency: [1, 4], ...threads });
         if (!reused) log(`${model} bench: ${JSON.stringify(result.metrics)}`);
       }
