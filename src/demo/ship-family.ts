@@ -19,7 +19,7 @@ const DESCRIPTIONS: Record<string, string> = {
   "demo-s": "Grove's demo base model, small: a Llama-architecture transformer trained from scratch on WordNet 3.0 glosses and examples",
   "demo-m": "Grove's demo base model, medium: a Llama-architecture transformer trained from scratch on WordNet 3.0 glosses and examples",
   "demo-l": "Grove's demo base model, large: a Llama-architecture transformer trained from scratch on WordNet 3.0 glosses and examples",
-  "demo-s-chat": "demo-s fine-tuned on two chat instructions (ChatML): 'What does X mean?', answered with the word's WordNet definition, and 'Is X a noun, a verb, an adjective or an adverb?'",
+  "demo-s-chat": "demo-s fine-tuned on two chat instructions (ChatML): 'What does X mean?', answered with the word's WordNet definition, and 'What part of speech is X?', answered noun, verb, adjective or adverb",
 };
 
 function options(argv: string[]): { home: string } {
@@ -46,7 +46,14 @@ async function main(): Promise<void> {
     };
     const finished = (await jobs.list()).filter((job) => job.kind === "finetune" && job.status === "succeeded");
     const roots: Record<string, { card: Record<string, unknown> }> = {};
+    // What is built so far: a size still training ships later (run demo:build and demo:ship again).
+    const names: string[] = [];
     for (const name of SHIPPED) {
+      if ((await store.registry.getNameTarget(name)) !== undefined) names.push(name);
+      else process.stderr.write(`${name} is not built yet: not shipped\n`);
+    }
+    if (!names.includes(DEFAULT_NAME)) throw new Error(`${DEFAULT_NAME} is not built yet: run npm run demo:build first`);
+    for (const name of names) {
       const family = name.split(":")[0]!;
       const details = await store.show(name);
       const card: Record<string, unknown> = { description: DESCRIPTIONS[family], license_note: LICENSE_NOTE, parameters: details.model.parameterCount };
@@ -60,7 +67,7 @@ async function main(): Promise<void> {
           const steps = (job.steps ?? []).filter((step) => !step.validation);
           const every = Math.max(1, Math.floor(steps.length / 40));
           card.training = {
-            data: family === "demo-s-chat" ? "20,000 WordNet definitions and 20,000 part-of-speech questions as chat turns (src/demo/chat-task.ts)" : "WordNet 3.0 training split, one record per synset, shuffled (npm run demo:corpus)",
+            data: family === "demo-s-chat" ? "20,000 WordNet definitions and 9,136 part-of-speech questions (2,284 per part of speech) as chat turns (src/demo/chat-task.ts)" : "WordNet 3.0 training split, one record per synset, shuffled (npm run demo:corpus)",
             data_digest: job.parameters.dataDigest,
             tokens: job.parameters.tokens,
             epochs: job.parameters.epochs,
@@ -81,13 +88,13 @@ async function main(): Promise<void> {
       roots[name] = { card };
     }
     const outDir = join(DEMO_DIR, "models");
-    const { manifest } = await exportFamily(store, { names: [...SHIPPED], outDir, defaultName: DEFAULT_NAME, roots });
+    const { manifest } = await exportFamily(store, { names, outDir, defaultName: DEFAULT_NAME, roots });
     // The recipes of the shipped forks, for `grove build` (the bases' recipes are in their cards).
     const recipes = join(DEMO_DIR, "recipes");
     await rm(recipes, { recursive: true, force: true });
     await mkdir(recipes, { recursive: true });
     // Every model of the lineage, the unshipped F32 and untrained ones included: the whole tree.
-    for (const name of ["demo-s:base", "demo-m:base", "demo-l:base", "demo-s-chat:f32", ...SHIPPED]) {
+    for (const name of ["demo-s:base", "demo-m:base", "demo-l:base", "demo-s-chat:f32", ...names]) {
       let document;
       try {
         document = await recipeOf(store, name);

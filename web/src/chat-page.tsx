@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { listModels, streamChat, type ChatMessage, type ModelOption } from "./chat-api.js";
+import { listModels, preferredModel, streamChat, type ChatMessage, type ModelOption } from "./chat-api.js";
 import { renderMarkdown } from "./markdown.js";
 import { loadConversations, newConversation, saveConversations, type Conversation, type StoredMessage } from "./conversations.js";
 
@@ -30,6 +30,7 @@ export function ChatPage() {
   const [currentId, setCurrentId] = useState<string | undefined>(() => conversations[0]?.id);
   const [options, setOptions] = useState<ModelOption[]>([]);
   const models = options.map((option) => option.id);
+  const preferred = preferredModel(options);
   // The model a new conversation starts with (the picker's value while none is open).
   const [nextModel, setNextModel] = useState("");
   const [draft, setDraft] = useState("");
@@ -47,7 +48,7 @@ export function ChatPage() {
     setConversations((all) => all.map((conversation) => (conversation.id === id ? change(conversation) : conversation)));
 
   const startConversation = () => {
-    const created = newConversation(nextModel || models[0] || "");
+    const created = newConversation(nextModel || preferred);
     setConversations((all) => [created, ...all]);
     setCurrentId(created.id);
     return created;
@@ -63,7 +64,7 @@ export function ChatPage() {
     const text = draft.trim();
     if (!text || streaming) return;
     const conversation = current ?? startConversation();
-    const model = conversation.model || nextModel || models[0] || "";
+    const model = conversation.model || nextModel || preferred;
     const history: ChatMessage[] = [
       ...(conversation.system ? [{ role: "system" as const, content: conversation.system }] : []),
       ...conversation.messages.map(({ role, content }) => ({ role, content })),
@@ -111,7 +112,7 @@ export function ChatPage() {
         <fieldset class="settings">
           <legend>Settings</legend>
           <label>Model
-            <select value={current?.model || nextModel || models[0]} disabled={streaming}
+            <select value={current?.model || nextModel || preferred} disabled={streaming}
               onChange={(event) => {
                 const chosen = event.currentTarget.value;
                 setNextModel(chosen);
