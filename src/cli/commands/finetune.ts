@@ -3,6 +3,7 @@ import { SingleBar } from "cli-progress";
 import { AbortedError, InvalidRequestError } from "../../core/errors.js";
 import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob } from "../../forge/finetune/finetune-job.js";
 import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
+import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
 import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
 import { formatBytes, renderTable } from "./inspect.js";
 import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
@@ -183,6 +184,10 @@ function trainingView(): { onEvent: (event: TrainEvent, job: JobRecord) => void;
 export function formatFinetuneResult(job: JobRecord, names: string[], size: number): string {
   const lines = [`fine-tuned  ${job.result!.digest}${names.length > 0 ? `  ${names.join(", ")}` : ""}  ${formatBytes(size)}`];
   lines.push(`lineage     finetune from ${describeModel(job.source.digest as never, [job.source.ref])}`);
+  if (job.untrainedTensors !== undefined && job.untrainedTensors.length > 0) {
+    // llama.cpp's trainer cannot update some tensors (token_embd; attn_k/attn_v through the KV cache).
+    lines.push(`untrained   ${job.untrainedTensors.length} tensors kept the parent's values: ${summarizeTensorNames(job.untrainedTensors)}`);
+  }
   const rows = (job.epochs ?? []).map((epoch) => [
     String(epoch.epoch + 1),
     epoch.trainLoss.toFixed(4),

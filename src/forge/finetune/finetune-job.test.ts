@@ -82,6 +82,13 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     assert.equal(fork.model.contextLength, (await store.resolve("tiny:base")).contextLength, "the parent's context length, not the training context");
     assert.equal(fork.model.chatTemplate, (await store.resolve("tiny:base")).chatTemplate, "the chat template survives");
     assert.equal((fork.model.card.training as { epochs: unknown[] }).epochs.length, 4);
+    // What this llama.cpp's trainer cannot update, found by comparing the fork with its parent:
+    // token_embd (a FIXME in llama_opt_init) and each block's attn_k/attn_v (they reach the loss
+    // only through the KV cache, which has no backward pass); everything else moved.
+    const untrained = finished.untrainedTensors ?? [];
+    assert.ok(untrained.includes("token_embd.weight") && untrained.includes("blk.0.attn_k.weight") && untrained.includes("blk.0.attn_v.weight"), untrained.join(", "));
+    assert.ok(!untrained.some((name) => /attn_q|attn_output|ffn_|output\.weight/.test(name)), untrained.join(", "));
+    assert.deepEqual((fork.model.card.training as { untrainedTensors: string[] }).untrainedTensors, untrained);
 
     const sample = `${TEXT}Line 1.`;
     const [parentPerplexity, forkPerplexity] = [await perplexity(base.path, sample), await perplexity(fork.path, sample)];

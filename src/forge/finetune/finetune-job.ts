@@ -290,6 +290,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     await saving;
     if (options.output !== undefined) {
       const written = await repackageTrainedModel(parent.path, trained, options.output);
+      job.untrainedTensors = written.untrainedTensors;
       job.status = "succeeded";
       job.result = { digest: written.digest };
       job.progress = { fraction: 1, message: "done" };
@@ -300,7 +301,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     }
     const output = await store.blobs.createTempPath();
     try {
-      await repackageTrainedModel(parent.path, trained, output);
+      job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
       const recipe: Recipe = {
         tool: FINETUNE_TOOL,
         toolVersion: quantizerVersion(),
@@ -354,6 +355,7 @@ function trainingCard(job: JobRecord): Record<string, unknown> {
     records: parameters.records,
     tokens: parameters.tokens,
     epochs: job.epochs,
+    ...(job.untrainedTensors === undefined || job.untrainedTensors.length === 0 ? {} : { untrainedTensors: job.untrainedTensors }),
     steps: thin(job.steps ?? []).map((step) => ({ epoch: step.epoch, step: step.step, loss: Number(step.loss.toFixed(5)), ...(step.validation ? { validation: true } : {}) })),
   };
 }

@@ -19,7 +19,7 @@ const FILE_TYPE_ALL_F32 = 0;
  *
  * @throws EngineError when the trained file's tensors are not the parent's (name or shape)
  */
-export async function repackageTrainedModel(parent: string, trained: string, outPath: string): Promise<{ digest: Digest; fileSize: number }> {
+export async function repackageTrainedModel(parent: string, trained: string, outPath: string): Promise<{ digest: Digest; fileSize: number; untrainedTensors: string[] }> {
   const parentHeader = await readGgufHeader(parent);
   const parentTensors = ggufTensorLayout(parentHeader).tensors;
   const trainedTensors = ggufTensorLayout(await readGgufHeader(trained)).tensors;
@@ -36,14 +36,49 @@ export async function repackageTrainedModel(parent: string, trained: string, out
   copyMetadata(parentHeader, writer);
   writer.setUint32("general.file_type", FILE_TYPE_ALL_F32);
   const descriptor = openSync(trained, "r");
+  const parentDescriptor = openSync(parent, "r");
+  // Tensors whose every value equals the parent's: what llama.cpp's trainer did not update
+  // (in this llama.cpp: token_embd, and attn_k/attn_v, which reach the loss only through the
+  // KV cache, which has no backward pass). Compared as values, so an F16 parent counts too.
+  const changed = new Set<string>();
+  const comparable = (type: string): boolean => type === "F32" || type === "F16" || type === "BF16";
   try {
     for (const [name, tensor] of parentTensors) {
       const source = { descriptor, tensor: trainedTensors.get(name)! };
-      writer.addTensor(name, tensor.shape, "F32", (target, elementOffset) => target.set(readRange(source, elementOffset, target.length)));
+      const before = comparable(tensor.type) ? { descriptor: parentDescriptor, tensor } : undefined;
+      if (before === undefined) changed.add(name);
+      writer.addTensor(name, tensor.shape, "F32", (target, elementOffset) => {
+        const values = readRange(source, elementOffset, target.length);
+        target.set(values);
+        if (before !== undefined && !changed.has(name)) {
+          const old = readRange(before, elementOffset, target.length);
+          for (let index = 0; index < values.length; index++) {
+            if (values[index] !== old[index]) {
+              changed.add(name);
+              break;
+            }
+          }
+        }
+      });
     }
     const written = await writer.write(outPath, { verify: async (path) => void (await validateGgufFile(path)) });
-    return { digest: written.digest, fileSize: written.fileSize };
+    const untrainedTensors = [...parentTensors.keys()].filter((name) => !changed.has(name));
+    return { digest: written.digest, fileSize: written.fileSize, untrainedTensors };
   } finally {
     closeSync(descriptor);
+    closeSync(parentDescriptor);
   }
+}
+
+/**
+ * Tensor names grouped across blocks, for a one-line report.
+ * @example summarizeTensorNames(["token_embd.weight", "blk.0.attn_k.weight", "blk.1.attn_k.weight"]) // "token_embd.weight, blk.*.attn_k.weight (2)"
+ */
+export function summarizeTensorNames(names: readonly string[]): string {
+  const groups = new Map<string, number>();
+  for (const name of names) {
+    const key = name.replace(/^blk\.\d+\./, "blk.*.");
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return [...groups].map(([key, count]) => (key.startsWith("blk.*.") ? `${key} (${count})` : key)).join(", ");
 }

@@ -144,7 +144,7 @@ function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matri
     writer.addTensor(name, [nEmbd], "F32", new Float32Array(nEmbd).fill(1));
     parameters += nEmbd;
   };
-  matrix("token_embd.weight", [nEmbd, vocabularySize], INIT_STD);
+  matrix("token_embd.weight", [nEmbd, vocabularySize], preset.tokenEmbeddingStd ?? INIT_STD);
   for (let layer = 0; layer < preset.blockCount; layer++) {
     const block = `blk.${layer}.`;
     norm(`${block}attn_norm.weight`);

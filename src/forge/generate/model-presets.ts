@@ -24,6 +24,12 @@ export interface ModelPreset {
   readonly ropeFreqBase: number;
   /** RMS norm epsilon. @default 1e-5 */
   readonly rmsEpsilon: number;
+  /**
+   * Standard deviation of the random token embeddings. llama.cpp's trainer never updates
+   * `token_embd.weight`, so for a model trained from scratch it is a fixed random code whose
+   * scale decides how much of the token's identity survives the blocks' additions. @default 0.02
+   */
+  readonly tokenEmbeddingStd?: number;
 }
 
 /** Names of the built-in presets. */
@@ -58,13 +64,19 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Obj
     ...COMMON,
   },
   // The demo family (issue 6): three sizes sharing a 4,096-token vocabulary, trained from scratch.
+  // llama.cpp's trainer updates neither the token embeddings nor the attention's key and value
+  // projections (they reach the loss only through the KV cache, which has no backward pass), so
+  // those stay as initialised: the token embeddings are a unit-scale random code, so that the
+  // blocks' additions do not drown the token's identity, and there are as many KV heads as heads,
+  // so that the fixed random value projection keeps the whole hidden state (docs/demo.md).
   "demo-s": {
     name: "demo-s",
-    description: "~1.8M parameters: the demo family's small base",
+    description: "~1.9M parameters: the demo family's small base",
     embeddingLength: 128,
     blockCount: 4,
     headCount: 4,
-    headCountKv: 2,
+    headCountKv: 4,
+    tokenEmbeddingStd: 1,
     feedForwardLength: 384,
     vocabularySize: 4096,
     contextLength: 512,
@@ -72,11 +84,12 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Obj
   },
   "demo-m": {
     name: "demo-m",
-    description: "~5.2M parameters: the demo family's medium base",
+    description: "~5.5M parameters: the demo family's medium base",
     embeddingLength: 256,
     blockCount: 4,
     headCount: 4,
-    headCountKv: 2,
+    headCountKv: 4,
+    tokenEmbeddingStd: 1,
     feedForwardLength: 768,
     vocabularySize: 4096,
     contextLength: 512,
@@ -84,11 +97,12 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Obj
   },
   "demo-l": {
     name: "demo-l",
-    description: "~9.6M parameters: the demo family's large base (sized to train in about half an hour on 2 cores)",
+    description: "~10.6M parameters: the demo family's large base",
     embeddingLength: 320,
     blockCount: 6,
     headCount: 5,
-    headCountKv: 1,
+    headCountKv: 5,
+    tokenEmbeddingStd: 1,
     feedForwardLength: 960,
     vocabularySize: 4096,
     contextLength: 512,

@@ -45,6 +45,8 @@ export interface JobRecord {
   checkpointStep?: number;
   /** What it made, when it succeeded. */
   result?: { digest: string; name?: string };
+  /** Fine-tunes: tensors the trainer left exactly as the parent had them (see repackageTrainedModel). */
+  untrainedTensors?: string[];
   error?: string;
   /** The process that last saved the job while it was queued or running (a CLI or a server). */
   pid?: number;
