@@ -220,6 +220,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       ...(pool === undefined ? {} : { pool }),
       ...(webRoot === undefined ? {} : { webRoot }),
       ...(config.threads > 0 ? { threads: config.threads } : {}),
+      defaultModel,
     });
     try {
       await app.listen({ host: config.host, port: config.port });

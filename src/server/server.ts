@@ -75,6 +75,8 @@ export interface ServerOptions {
    * `index.html` for unknown non-API paths; without it `/` is a plain 404.
    */
   readonly webRoot?: string;
+  /** The model served by default (`--model`, or the embedded default): marked `default: true` in `/v1/models`. */
+  readonly defaultModel?: string;
   readonly logger?: Logger;
 }
 
@@ -163,7 +165,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   const catalog = options.catalog ?? new EngineCatalog(options.engine);
-  registerModelRoutes(app, options.engine, catalog);
+  registerModelRoutes(app, options.engine, catalog, options.defaultModel);
   registerChatCompletionsRoute(app, catalog);
   registerCompletionsRoute(app, catalog);
   registerEmbeddingsRoute(app, catalog);

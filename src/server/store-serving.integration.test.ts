@@ -50,6 +50,9 @@ describe("serving the store", () => {
     const page = await client.models.list();
     const ids = page.data.map((entry) => entry.id).sort();
     assert.deepEqual(ids, ["tiny:a", "tiny:a-q8", "tiny:b", "tiny:canary"]);
+    // The model the server was started with is marked, so the web chat starts there.
+    const marked = (page.data as unknown as { id: string; default?: boolean }[]).filter((entry) => entry.default === true).map((entry) => entry.id);
+    assert.deepEqual(marked, ["tiny:a"]);
     assert.deepEqual(grove.engine.models.map((model) => model.info.digest), [digests["tiny:a"]]);
   });
 

@@ -102,8 +102,8 @@ describe("web chat", () => {
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 6000, uploadThroughput: -1 });
     await page.getByRole("button", { name: "New chat" }).click();
-    // The model is chosen, not left to whichever one is loaded first: this test once failed on
-    // a reply that had already ended when Stop was due (a random model may end its turn early).
+    // The model is chosen explicitly: the reply must still be arriving when Stop is due, and this
+    // test once failed on one that had already ended (a random model may end its turn early).
     await page.getByLabel("Model").selectOption("tiny:base");
     await page.getByLabel("Max tokens").fill("400");
     await send(page, "Tell me a long story.");

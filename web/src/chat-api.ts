@@ -22,21 +22,18 @@ export interface StreamChatOptions {
 }
 
 /** A name the chat can send to: a model's name, or an alias over one or more models. */
-export interface ModelOption { readonly id: string; readonly alias: boolean; readonly loaded: boolean }
+export interface ModelOption { readonly id: string; readonly alias: boolean; readonly isDefault: boolean }
 
-/** Lists what `/v1/models` offers (aliases carry their targets in `alias`). */
+/** Lists what `/v1/models` offers (aliases carry their targets in `alias`; the server's default model has `default: true`). */
 export async function listModels(): Promise<ModelOption[]> {
   const response = await ensureOk(await fetch("/v1/models", { headers: apiHeaders() }));
-  const body = (await response.json()) as { data: { id: string; alias?: unknown; loaded?: boolean }[] };
-  return body.data.map((model) => ({ id: model.id, alias: model.alias !== undefined, loaded: model.loaded === true }));
+  const body = (await response.json()) as { data: { id: string; alias?: unknown; default?: boolean }[] };
+  return body.data.map((model) => ({ id: model.id, alias: model.alias !== undefined, isDefault: model.default === true }));
 }
 
-/**
- * The model a new conversation starts with: the first one loaded (the server loads its default
- * model at start, e.g. `demo-s-chat:f16`), else the first listed.
- */
+/** The model a new conversation starts with: the server's default (e.g. `demo-s-chat:f16`), else the first listed. */
 export function preferredModel(options: readonly ModelOption[]): string {
-  return (options.find((option) => option.loaded && !option.alias) ?? options[0])?.id ?? "";
+  return (options.find((option) => option.isDefault) ?? options[0])?.id ?? "";
 }
 
 /** Streams one reply; resolves with its token count and speed (also when stopped, from what came). */

@@ -33,7 +33,7 @@ const DECODE_RUNS = 2;
 /** Words of the short prompts of the aggregate runs, so that they measure decoding. */
 const SHORT_PROMPT_WORDS = 8;
 /** Tries per measurement (a concurrent round, a decode sample) whose tokens may all arrive in one read. */
-const AGGREGATE_ROUNDS = 3;
+const MEASURE_TRIES = 3;
 
 /**
  * Drives a running server through streamed `/v1/completions` with `ignore_eos` (so output
@@ -71,7 +71,7 @@ export async function measureCost(
   }
 
   const decodeSamples: number[] = [];
-  for (let run = 0; run < DECODE_RUNS * AGGREGATE_ROUNDS && decodeSamples.length < DECODE_RUNS; run++) {
+  for (let run = 0; run < DECODE_RUNS * MEASURE_TRIES && decodeSamples.length < DECODE_RUNS; run++) {
     onProgress(`decoding: one stream of ${workload.outputTokens} tokens (${decodeSamples.length + 1}/${DECODE_RUNS})`);
     const result = await request(builder.prompt(requestNumber++), workload.outputTokens);
     const tokens = generatedTokens(result, workload.outputTokens);
@@ -90,9 +90,9 @@ export async function measureCost(
   for (const streams of workload.concurrency) {
     onProgress(`aggregate decoding: ${streams} concurrent stream${streams === 1 ? "" : "s"} of ${workload.outputTokens} tokens`);
     // A small model on a fast machine can finish every stream before the client reads its first
-    // chunk, leaving no time to divide by: such a round is run again, up to AGGREGATE_ROUNDS times.
+    // chunk, leaving no time to divide by: such a round is run again, up to MEASURE_TRIES times.
     let speed: number | null = null;
-    for (let round = 0; round < AGGREGATE_ROUNDS && speed === null; round++) {
+    for (let round = 0; round < MEASURE_TRIES && speed === null; round++) {
       const results = await Promise.all(Array.from({ length: streams }, () => request(short.prompt(requestNumber++), workload.outputTokens)));
       const tokens = results.reduce((sum, result) => sum + generatedTokens(result, workload.outputTokens) - 1, 0);
       const start = Math.min(...results.map((result) => result.firstChoiceAt!));

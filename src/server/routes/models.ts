@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { Engine } from "../../engine/engine.js";
 import type { CatalogEntry, ModelCatalog } from "../model-catalog.js";
 
-function describe(entry: CatalogEntry) {
+function describe(entry: CatalogEntry, defaultModel: string | undefined) {
   const info = entry.loaded?.info;
   return {
     id: entry.id,
@@ -11,6 +11,8 @@ function describe(entry: CatalogEntry) {
     owned_by: "grove",
     digest: entry.digest,
     loaded: entry.loaded !== undefined,
+    // Grove's extension, as `digest` and `loaded`: the model the server was started to serve.
+    ...(entry.id === defaultModel ? { default: true } : {}),
     ...(entry.details ?? {}),
     ...(info
       ? {
@@ -26,7 +28,7 @@ function describe(entry: CatalogEntry) {
 }
 
 /** `GET /health`, `GET /v1/models`, `GET /v1/models/:id`. */
-export function registerModelRoutes(app: FastifyInstance, engine: Engine, catalog: ModelCatalog): void {
+export function registerModelRoutes(app: FastifyInstance, engine: Engine, catalog: ModelCatalog, defaultModel?: string): void {
   app.get("/health", async () => ({
     status: "ok",
     models: engine.models.map((model) => {
@@ -40,7 +42,7 @@ export function registerModelRoutes(app: FastifyInstance, engine: Engine, catalo
       };
     }),
   }));
-  app.get("/v1/models", async () => ({ object: "list", data: (await catalog.list()).map(describe) }));
+  app.get("/v1/models", async () => ({ object: "list", data: (await catalog.list()).map((entry) => describe(entry, defaultModel)) }));
   app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
     // Resolving loads the model, so the answer carries its context and sizes.
     const model = await catalog.get(request.params.id);
@@ -51,6 +53,6 @@ export function registerModelRoutes(app: FastifyInstance, engine: Engine, catalo
       created: entry?.created ?? model.info.loadedAt,
       loaded: model,
       details: entry?.details,
-    });
+    }, defaultModel);
   });
 }
