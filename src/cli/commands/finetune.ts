@@ -18,6 +18,7 @@ interface FinetuneFlags {
   valSplit?: string;
   stride?: string;
   warmup?: string;
+  packing?: boolean;
   threads?: string;
   name?: string;
   resume?: string;
@@ -56,6 +57,7 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--val-split <share>", `share of windows held out for validation loss (default ${FINETUNE_DEFAULTS.validationSplit})`)
     .option("--stride <tokens>", "tokens between window starts (default: half of --ctx, as llama-finetune; --ctx for pretraining)")
     .option("--warmup <steps>", "schedule the rate per step: linear warm-up over this many steps, then cosine decay to --lr-min (default: linear per epoch)")
+    .option("--no-packing", "give each record a window of its own, padded with EOS, so attention never reaches into the record before (default: records joined, as llama-finetune; costs a window per record)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -83,6 +85,7 @@ export function registerFinetuneCommand(program: Command): void {
               validationSplit: numberFlag(flags.valSplit, "val-split"),
               stride: numberFlag(flags.stride, "stride"),
               warmupSteps: numberFlag(flags.warmup, "warmup"),
+              packing: flags.packing === false ? false : undefined,
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

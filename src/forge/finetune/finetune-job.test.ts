@@ -201,6 +201,35 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     assert.equal((await runFinetuneJob(store, jobs, job.id)).status, "succeeded");
   });
 
+  test("without packing each record starts a window of its own, padded with EOS, and the recipe says so", async () => {
+    const chat = join(base.directory, "chat-unpacked.jsonl");
+    const records = Array.from({ length: 12 }, (_, index) => ({ messages: [{ role: "user", content: `What is grove ${index}?` }, { role: "assistant", content: "A small group of trees." }] }));
+    await writeFile(chat, `${records.map((record) => JSON.stringify(record)).join("\n")}\n`);
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1, packing: false, validationSplit: 0.1, name: "tiny:unpacked" });
+    assert.equal(job.parameters.stride, 256);
+    assert.equal(job.parameters.windows, 12, "one window per record");
+    const bytes = await readFile(join(jobs.directoryOf(job.id), "tokens.bin"));
+    const tokens = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    assert.equal(tokens.length, 13 * 256 + 1, "12 record windows, then a window and a token of padding");
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    const vocab = await llama.loadModel({ modelPath: base.path, vocabOnly: true });
+    const eos = vocab.tokens.eos!;
+    await vocab.dispose();
+    for (let record = 0; record < 12; record++) {
+      const window = Array.from(tokens.subarray(record * 256, (record + 1) * 256));
+      assert.equal(window[0], tokens[0], `record ${record} starts its window`);
+      assert.equal(window.at(-1), eos, `record ${record}'s window ends in EOS padding`);
+      assert.ok(window.filter((token) => token !== eos).length > 10, `record ${record} holds its conversation`);
+    }
+    const done = await runFinetuneJob(store, jobs, job.id);
+    assert.equal(done.status, "succeeded");
+    const recipe = await recipeOf(store, "tiny:unpacked");
+    assert.equal(recipe.parameters["packing"], false);
+    const rebuilt = await rebuildFork(store, recipe, { data: [chat] });
+    assert.equal(rebuilt.matches, true, "the rebuild pads the records the same way");
+    await assert.rejects(rebuildFork(store, { ...recipe, parameters: { ...recipe.parameters, packing: true } }, { data: [chat] }), /parameters\.packing/);
+  });
+
   test("bad input is refused before anything is written", async () => {
     const modelsBefore = (await store.list()).length;
     const jobsBefore = (await jobs.list()).length;
@@ -223,6 +252,12 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
       ["bad ctx", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, contextSize: 100 }), /multiple of 256/],
       ["bad lr", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, learningRate: -1 }), /lr must be/],
       ["bad epochs", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 0.5 }), /epochs must be/],
+      [
+        "a record longer than its window without packing",
+        async () => createFinetuneJob(store, jobs, { model: "tiny:base", data: await write("long.jsonl", `${JSON.stringify({ text: TEXT.repeat(30) })}\n${JSON.stringify({ text: "short" })}\n`), packing: false }),
+        /Record 1 of the data is \d+ tokens, longer than a window of 256/,
+      ],
+      ["a stride without packing", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, packing: false, stride: 128 }), /without packing .* stride must be left out/],
     ];
     for (const [label, attempt, pattern] of cases) {
       await assert.rejects(attempt(), (error: unknown) => error instanceof InvalidRequestError && pattern.test(error.message), label);

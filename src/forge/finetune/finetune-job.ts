@@ -35,6 +35,12 @@ export interface FinetuneParameters {
   stride?: number;
   /** Per-step schedule: linear warm-up over this many steps, then cosine decay to learningRateMin. */
   warmupSteps?: number;
+  /**
+   * `false`: each record starts a window of its own, the rest of it padded with EOS (the stride is
+   * then the window), so attention never reaches into another record. Absent: records are joined
+   * into one stream cut into windows, as llama.cpp's finetune does.
+   */
+  packing?: false;
   threads: number;
   optimizer: "adamw";
 }
@@ -56,6 +62,8 @@ export interface FinetuneRequest {
   validationSplit?: number;
   stride?: number;
   warmupSteps?: number;
+  /** `false`: one record per window, padded (see {@link FinetuneParameters.packing}). @default true */
+  packing?: boolean;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -79,6 +87,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     optimizer: "adamw",
     ...(request.stride === undefined ? {} : { stride: request.stride }),
     ...(request.warmupSteps === undefined ? {} : { warmupSteps: request.warmupSteps }),
+    ...(request.packing === false ? { packing: false as const } : {}),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -98,6 +107,10 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     "val-split",
     `val-split must be in [0, 0.5], got ${parameters.validationSplit}`,
   );
+  if (parameters.packing === false) {
+    check(parameters.stride === undefined || parameters.stride === parameters.contextSize, "stride", `without packing each record has a window of its own: stride must be left out (or equal ctx, ${parameters.contextSize}), got ${parameters.stride}`);
+    parameters.stride = parameters.contextSize;
+  }
   if (parameters.stride !== undefined) {
     check(Number.isInteger(parameters.stride) && parameters.stride >= 1 && parameters.stride <= parameters.contextSize, "stride", `stride must be an integer from 1 to ctx (${parameters.contextSize}), got ${parameters.stride}`);
   }
@@ -122,7 +135,7 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
   }
-  const { tokens, chatFormat } = await tokenizeRecords(parent.path, data.records);
+  const { tokens, chatFormat } = await tokenizeRecords(parent.path, data.records, parameters.packing === false ? { windowSize: parameters.contextSize } : {});
   const stride = parameters.stride ?? Math.floor(parameters.contextSize / 2);
   const windows = windowCount(tokens.length, parameters.contextSize, stride);
   const trainWindows = Math.max(1, Math.floor(windows * (1 - parameters.validationSplit)));
@@ -180,6 +193,9 @@ export interface RunFinetuneOptions {
 
 /** How often a running fine-tune checkpoints mid-epoch unless told otherwise. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10 * 60_000;
+
+/** How often a running job's record is saved while only steps happen. */
+const PROGRESS_SAVE_INTERVAL_MS = 2000;
 
 /** Steps kept in a job record and a fork's card; longer curves are thinned evenly. */
 const MAX_RECORDED_STEPS = 2000;
@@ -247,6 +263,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 
   let stepsPerEpoch = 1;
   let saving = Promise.resolve();
+  let lastSaved = Date.now();
   const onEvent = (event: TrainEvent): void => {
     switch (event.event) {
       case "ready":
@@ -280,8 +297,13 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
         job.progress = { fraction: 1, message: "packaging the model" };
         break;
     }
-    // Steps are frequent: the record is saved on every other event, steps ride along.
-    if (event.event !== "step") saving = saving.then(() => jobs.save(job));
+    // Steps are frequent: the record is saved on every other event and at most every
+    // PROGRESS_SAVE_INTERVAL_MS on steps, so `grove jobs` (another process) sees a long epoch move.
+    const now = Date.now();
+    if (event.event !== "step" || now - lastSaved >= PROGRESS_SAVE_INTERVAL_MS) {
+      lastSaved = now;
+      saving = saving.then(() => jobs.save(job));
+    }
     options.onEvent?.(event, job);
   };
 
@@ -338,12 +360,24 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, threads, optimizer } = parameters;
-  return { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, ...(stride === undefined ? {} : { stride }), ...(warmupSteps === undefined ? {} : { warmupSteps }), threads, optimizer };
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, threads, optimizer } = parameters;
+  return {
+    epochs,
+    learningRate,
+    learningRateMin,
+    weightDecay,
+    contextSize,
+    validationSplit,
+    ...(stride === undefined ? {} : { stride }),
+    ...(warmupSteps === undefined ? {} : { warmupSteps }),
+    ...(packing === false ? { packing } : {}),
+    threads,
+    optimizer,
+  };
 }
 
 /** The training curve stored in the fork's card. */
@@ -454,6 +488,10 @@ registerRebuilder(FINETUNE_TOOL, {
     for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["warmupSteps", "warmupSteps"], ["threads", "threads"]] as const) {
       const value = number(key);
       if (value !== undefined) request[field] = value;
+    }
+    if (parameters["packing"] !== undefined) {
+      if (parameters["packing"] !== false) throw new InvalidRequestError("Invalid recipe: field 'parameters.packing': expected false or absent", { param: "parameters.packing" });
+      request.packing = false;
     }
     if (context.threads !== undefined) request.threads = context.threads;
     const job = await createFinetuneJob(store, jobs, request);

@@ -4,7 +4,11 @@ import type { TrainingRecord } from "./training-data.js";
 
 /** The training stream of a data set, and how it was made. */
 export interface TokenizedData {
-  /** Every record's tokens, joined: BOS (when the model adds one), the record, EOS. */
+  /**
+   * Every record's tokens, joined: BOS (when the model adds one), the record, EOS. With a
+   * `windowSize`, each record is padded with EOS to the window, and one more window and token of
+   * EOS close the stream (llama.cpp's windowing needs them to take the last record's window).
+   */
   tokens: Int32Array;
   /** The chat wrapper used for chat records, e.g. `ChatML`; null when there were none. */
   chatFormat: string | null;
@@ -21,7 +25,7 @@ export interface TokenizedData {
  *
  * @throws InvalidRequestError when the data has chat records and the model has no chat template
  */
-export async function tokenizeRecords(modelPath: string, records: readonly TrainingRecord[]): Promise<TokenizedData> {
+export async function tokenizeRecords(modelPath: string, records: readonly TrainingRecord[], options: { windowSize?: number } = {}): Promise<TokenizedData> {
   let llama;
   try {
     llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
@@ -36,6 +40,8 @@ export async function tokenizeRecords(modelPath: string, records: readonly Train
     }
     const bos = model.tokens.bos;
     const eos = model.tokens.eos;
+    const windowSize = options.windowSize;
+    if (windowSize !== undefined && eos === null) throw new InvalidRequestError("Training without packing pads records with EOS, and this model has no EOS token", { param: "packing" });
     const parts: number[][] = [];
     let total = 0;
     for (const record of records) {
@@ -50,8 +56,18 @@ export async function tokenizeRecords(modelPath: string, records: readonly Train
         tokens = chatWrapper!.generateContextState({ chatHistory }).contextText.tokenize(model.tokenizer);
       }
       if (eos !== null && tokens.at(-1) !== eos) tokens.push(eos);
+      if (windowSize !== undefined) {
+        if (tokens.length > windowSize) {
+          throw new InvalidRequestError(`Record ${parts.length + 1} of the data is ${tokens.length} tokens, longer than a window of ${windowSize}: without packing each record must fit in --ctx`, { param: "data" });
+        }
+        while (tokens.length < windowSize) tokens.push(eos!);
+      }
       parts.push(tokens);
       total += tokens.length;
+    }
+    if (windowSize !== undefined) {
+      parts.push(new Array<Token>(windowSize + 1).fill(eos!));
+      total += windowSize + 1;
     }
     const stream = new Int32Array(total);
     let offset = 0;
