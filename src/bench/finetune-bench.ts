@@ -77,8 +77,8 @@ async function main(): Promise<void> {
     timed(process.execPath, [grove, "import", model, "--name", "bench:base"], env);
 
     const common = { lr: "1e-4", valSplit: "0.05" };
-    const groveRun = (epochs: number): number =>
-      timed(process.execPath, [grove, "finetune", "bench:base", "--data", join(work, "data.jsonl"), "--epochs", String(epochs), "--ctx", String(options.ctx), "--threads", String(options.threads), "--lr", common.lr, "--val-split", common.valSplit, "--json"], env);
+    const groveRun = (epochs: number, trainer: "llama.cpp" | "ggml" = "llama.cpp"): number =>
+      timed(process.execPath, [grove, "finetune", "bench:base", "--data", join(work, "data.jsonl"), "--trainer", trainer, "--epochs", String(epochs), "--ctx", String(options.ctx), "--threads", String(options.threads), "--lr", common.lr, "--val-split", common.valSplit, "--json"], env);
     const llamaRun = (epochs: number): number =>
       timed(llamaFinetune, ["-m", model, "-f", join(work, "data.txt"), "-c", String(options.ctx), "-b", String(options.ctx), "-ub", String(options.ctx), "-t", String(options.threads), "--epochs", String(epochs), "-lr", common.lr, "-val-split", common.valSplit, "-o", join(work, "llama-out.gguf")]);
 
@@ -87,17 +87,21 @@ async function main(): Promise<void> {
     const tokens = (JSON.parse(spawnSync(process.execPath, [grove, "jobs", "--json"], { encoding: "utf8", env }).stdout) as { parameters: { tokens: number } }[])[0]!.parameters.tokens;
     const windows = { grove: windowCount(tokens, options.ctx), llama: windowCount(tokens - 1, options.ctx) };
 
-    const samples = { grove: [] as number[], llama: [] as number[] };
+    const samples = { grove: [] as number[], llama: [] as number[], ggml: [] as number[] };
     for (let round = 0; round < options.repeat; round++) {
       // Interleaved, so drift of the machine hits both tools alike.
       const llama = llamaRun(options.epochs) - llamaRun(1);
       const groveSeconds = groveRun(options.epochs) - groveRun(1);
       samples.llama.push(((options.epochs - 1) * windows.llama * options.ctx) / llama);
       samples.grove.push(((options.epochs - 1) * windows.grove * options.ctx) / groveSeconds);
-      process.stderr.write(`round ${round + 1}: grove ${samples.grove.at(-1)!.toFixed(0)} tokens/s, llama-finetune ${samples.llama.at(-1)!.toFixed(0)} tokens/s\n`);
+      // Grove's own ggml trainer on the same windows: more work per token (every tensor trains).
+      const ggmlSeconds = groveRun(options.epochs, "ggml") - groveRun(1, "ggml");
+      samples.ggml.push(((options.epochs - 1) * windows.grove * options.ctx) / ggmlSeconds);
+      process.stderr.write(`round ${round + 1}: grove ${samples.grove.at(-1)!.toFixed(0)} tokens/s, grove --trainer ggml ${samples.ggml.at(-1)!.toFixed(0)}, llama-finetune ${samples.llama.at(-1)!.toFixed(0)} tokens/s\n`);
     }
     const groveRate = median(samples.grove);
     const llamaRate = median(samples.llama);
+    const ggmlRate = median(samples.ggml);
     const command = `npm run bench:finetune -- --preset ${options.preset} --ctx ${options.ctx} --threads ${options.threads} --epochs ${options.epochs} --repeat ${options.repeat} --copies ${options.copies}`;
     const report = [
       `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus()[0]?.model ?? "unknown CPU"} (${cpus().length} cores), with \`${command}\`.`,
@@ -107,9 +111,10 @@ async function main(): Promise<void> {
       "| tool | tokens/s per epoch (train + validation) | ratio |",
       "| --- | ---: | ---: |",
       `| llama.cpp \`llama-finetune\` | ${llamaRate.toFixed(0)} | 1.00 |`,
-      `| \`grove finetune\` | ${groveRate.toFixed(0)} | ${(groveRate / llamaRate).toFixed(2)} |`,
+      `| \`grove finetune --trainer llama.cpp\` (the same llama_opt_epoch) | ${groveRate.toFixed(0)} | ${(groveRate / llamaRate).toFixed(2)} |`,
+      `| \`grove finetune --trainer ggml\` (Grove's graph; every tensor trains) | ${ggmlRate.toFixed(0)} | ${(ggmlRate / llamaRate).toFixed(2)} |`,
       "",
-      `Rounds: grove ${samples.grove.map((value) => value.toFixed(0)).join(", ")}; llama-finetune ${samples.llama.map((value) => value.toFixed(0)).join(", ")}.`,
+      `Rounds: grove ${samples.grove.map((value) => value.toFixed(0)).join(", ")}; grove --trainer ggml ${samples.ggml.map((value) => value.toFixed(0)).join(", ")}; llama-finetune ${samples.llama.map((value) => value.toFixed(0)).join(", ")}.`,
     ].join("\n");
     process.stdout.write(`${report}\n`);
     if (options.writeDocs) await writeDocsSection(join(ROOT, "docs", "benchmarks.md"), report, benchMarkers("finetune"));

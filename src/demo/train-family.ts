@@ -7,9 +7,11 @@
 //      in that order the model forgets the nouns and the held-out windows are all adverbs);
 //   2. per size, a random-init model (`demo-s|m|l` preset, seed 1, F32) whose BPE merges are
 //      learned from the first 3 MB of the training text, imported as demo-<size>:init;
-//   3. per size, `grove finetune` over the whole training text (ctx 256, stride 256, AdamW,
-//      lr 1e-4 warmed up over 200 steps, cosine decay to 1e-5 — on one-window (256-token) steps
-//      1e-3 diverged and 3e-4 wandered upward; see docs/demo.md), stored as demo-<size>:base with its recipe and loss curve.
+//   3. per size, `grove finetune` over the whole training text with Grove's ggml trainer (every
+//      tensor trains; llama.cpp's leaves the embeddings, keys and values at their random start):
+//      ctx 256, stride 256, AdamW, gradients of 8 windows (2,048 tokens) per step, lr 1e-3
+//      warmed up over 200 windows, cosine decay to 1e-4 — on one-window steps 1e-3 diverged and
+//      1e-4 learned slowly; see docs/demo.md — stored as demo-<size>:base with its recipe and loss curve.
 // The store lives in --home (default ~/.cache/grove/demo-home), outside the repository.
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -102,8 +104,10 @@ async function main(): Promise<void> {
           model: init,
           data,
           epochs: options.epochs,
-          learningRate: 1e-4,
-          learningRateMin: 1e-5,
+          trainer: "ggml",
+          accumulate: 8,
+          learningRate: 1e-3,
+          learningRateMin: 1e-4,
           warmupSteps: 200,
           contextSize: 256,
           stride: 256,

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { AbortedError, InvalidRequestError } from "../../core/errors.js";
-import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob } from "../../forge/finetune/finetune-job.js";
+import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob, type Trainer } from "../../forge/finetune/finetune-job.js";
 import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
 import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
 import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
@@ -19,6 +19,8 @@ interface FinetuneFlags {
   stride?: string;
   warmup?: string;
   packing?: boolean;
+  trainer?: string;
+  accumulate?: string;
   threads?: string;
   name?: string;
   resume?: string;
@@ -58,6 +60,8 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--stride <tokens>", "tokens between window starts (default: half of --ctx, as llama-finetune; --ctx for pretraining)")
     .option("--warmup <steps>", "schedule the rate per step: linear warm-up over this many steps, then cosine decay to --lr-min (default: linear per epoch)")
     .option("--no-packing", "give each record a window of its own, padded with EOS, so attention never reaches into the record before (default: records joined, as llama-finetune; costs a window per record)")
+    .option("--trainer <ggml|llama.cpp>", "ggml: Grove's own graph of the Llama architecture, which trains every tensor; llama.cpp: llama_opt_epoch as llama-finetune, which leaves token_embd, attn_k and attn_v as they were (default ggml)")
+    .option("--accumulate <windows>", "windows whose gradients make one optimizer step: a larger batch (ggml trainer; default 1)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -86,6 +90,8 @@ export function registerFinetuneCommand(program: Command): void {
               stride: numberFlag(flags.stride, "stride"),
               warmupSteps: numberFlag(flags.warmup, "warmup"),
               packing: flags.packing === false ? false : undefined,
+              trainer: flags.trainer as Trainer | undefined,
+              accumulate: numberFlag(flags.accumulate, "accumulate"),
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

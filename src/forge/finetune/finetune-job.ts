@@ -17,8 +17,17 @@ import { readTrainingData } from "./training-data.js";
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), "finetune-worker.js");
 
-/** The recipe tool name of a fine-tune. */
+/** The recipe tool name of a fine-tune through llama.cpp's trainer (`--trainer llama.cpp`). */
 export const FINETUNE_TOOL = "llama.cpp llama_opt_epoch";
+/** The recipe tool name of a fine-tune through Grove's own ggml graph (`--trainer ggml`, the default). */
+export const GGML_FINETUNE_TOOL = "grove ggml-opt";
+
+/**
+ * Which trainer runs a fine-tune: `ggml`, Grove's own graph of the Llama architecture on ggml's
+ * optimizer, which trains every tensor; or `llama.cpp`, `llama_opt_epoch` as llama-finetune runs
+ * it, which leaves the token embeddings and the attention's keys and values as they were.
+ */
+export type Trainer = "ggml" | "llama.cpp";
 
 /** Hyperparameters of a fine-tune, as the recipe records them. */
 export interface FinetuneParameters {
@@ -41,6 +50,10 @@ export interface FinetuneParameters {
    * into one stream cut into windows, as llama.cpp's finetune does.
    */
   packing?: false;
+  /** The trainer; absent in jobs and recipes made before there was a choice: llama.cpp. */
+  trainer?: Trainer;
+  /** Windows whose gradients are summed into one optimizer step (ggml trainer only). @default 1 */
+  accumulate?: number;
   threads: number;
   optimizer: "adamw";
 }
@@ -64,6 +77,10 @@ export interface FinetuneRequest {
   warmupSteps?: number;
   /** `false`: one record per window, padded (see {@link FinetuneParameters.packing}). @default true */
   packing?: boolean;
+  /** @default "ggml" */
+  trainer?: Trainer;
+  /** Gradient accumulation: windows per optimizer step (ggml trainer only). @default 1 */
+  accumulate?: number;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -88,6 +105,8 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     ...(request.stride === undefined ? {} : { stride: request.stride }),
     ...(request.warmupSteps === undefined ? {} : { warmupSteps: request.warmupSteps }),
     ...(request.packing === false ? { packing: false as const } : {}),
+    trainer: request.trainer ?? "ggml",
+    ...(request.accumulate === undefined ? {} : { accumulate: request.accumulate }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -107,6 +126,11 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     "val-split",
     `val-split must be in [0, 0.5], got ${parameters.validationSplit}`,
   );
+  check(parameters.trainer === "ggml" || parameters.trainer === "llama.cpp", "trainer", `trainer must be ggml or llama.cpp, got ${String(parameters.trainer)}`);
+  if (parameters.accumulate !== undefined) {
+    check(Number.isInteger(parameters.accumulate) && parameters.accumulate >= 1 && parameters.accumulate <= 4096, "accumulate", `accumulate must be a whole number of windows from 1 to 4096, got ${parameters.accumulate}`);
+    check(parameters.trainer === "ggml", "accumulate", "accumulate needs the ggml trainer (llama.cpp's accumulates only within a window)");
+  }
   if (parameters.packing === false) {
     check(parameters.stride === undefined || parameters.stride === parameters.contextSize, "stride", `without packing each record has a window of its own: stride must be left out (or equal ctx, ${parameters.contextSize}), got ${parameters.stride}`);
     parameters.stride = parameters.contextSize;
@@ -243,6 +267,8 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     weightDecay: parameters.weightDecay,
     validationSplit: parameters.validationSplit,
     threads: parameters.threads,
+    trainer: parameters.trainer ?? "llama.cpp",
+    ...(parameters.accumulate === undefined ? {} : { accumulate: parameters.accumulate }),
     ...(parameters.stride === undefined ? {} : { stride: parameters.stride }),
     ...(parameters.warmupSteps === undefined ? {} : { warmupSteps: parameters.warmupSteps }),
     checkpoint,
@@ -325,7 +351,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     try {
       job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
       const recipe: Recipe = {
-        tool: FINETUNE_TOOL,
+        tool: (parameters.trainer ?? "llama.cpp") === "ggml" ? GGML_FINETUNE_TOOL : FINETUNE_TOOL,
         toolVersion: quantizerVersion(),
         parameters: recipeParameters(parameters),
         inputs: [parent.model.digest, parameters.dataDigest as Recipe["inputs"][number]],
@@ -360,11 +386,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, threads, optimizer } = parameters;
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, threads, optimizer } = parameters;
   return {
     epochs,
     learningRate,
@@ -375,6 +401,7 @@ function recipeParameters(parameters: FinetuneParameters): Record<string, unknow
     ...(stride === undefined ? {} : { stride }),
     ...(warmupSteps === undefined ? {} : { warmupSteps }),
     ...(packing === false ? { packing } : {}),
+    ...(accumulate === undefined ? {} : { accumulate }),
     threads,
     optimizer,
   };
@@ -462,8 +489,9 @@ function runWorker(script: string, argumentsFile: string, onEvent: (event: Train
   });
 }
 
-// `grove build` of a fine-tune recipe: the same parent, data and parameters through a new job.
-registerRebuilder(FINETUNE_TOOL, {
+// `grove build` of a fine-tune recipe: the same parent, data and parameters through a new job,
+// on the trainer the recipe's tool names.
+for (const [tool, trainer] of [[FINETUNE_TOOL, "llama.cpp"], [GGML_FINETUNE_TOOL, "ggml"]] as const) registerRebuilder(tool, {
   version: quantizerVersion,
   async rebuild(store, recipe, context) {
     const parameters = recipe.parameters;
@@ -484,8 +512,8 @@ registerRebuilder(FINETUNE_TOOL, {
       return value;
     };
     const jobs = new JobStore(store.home);
-    const request: FinetuneRequest = { model: parent, data };
-    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["warmupSteps", "warmupSteps"], ["threads", "threads"]] as const) {
+    const request: FinetuneRequest = { model: parent, data, trainer };
+    for (const [key, field] of [["epochs", "epochs"], ["learningRate", "learningRate"], ["learningRateMin", "learningRateMin"], ["weightDecay", "weightDecay"], ["contextSize", "contextSize"], ["validationSplit", "validationSplit"], ["stride", "stride"], ["warmupSteps", "warmupSteps"], ["accumulate", "accumulate"], ["threads", "threads"]] as const) {
       const value = number(key);
       if (value !== undefined) request[field] = value;
     }

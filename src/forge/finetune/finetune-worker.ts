@@ -1,9 +1,10 @@
 // The finetune worker: `node finetune-worker.js ARGS.json`. Converts the parent to F32 when asked
-// (only F32 tensors train), trains through libllama, and prints one JSON line per event on
+// (only F32 tensors train), trains through Grove's ggml graph or libllama's trainer, and prints one JSON line per event on
 // stdout, ending with {"event":"done"} or {"event":"error","error":…}. llama.cpp logs to stderr;
 // a GGML_ASSERT aborts the process, which the parent reports as a failed job.
 import { readFile } from "node:fs/promises";
 import { loadLibllama } from "../quantize/libllama-quantize.js";
+import { trainWithGgml } from "./ggml-train.js";
 import { trainWithLibllama, type TrainArguments, type TrainEvent } from "./libllama-train.js";
 
 /** The worker's arguments: the training run, and the model to convert to F32 first, if any. */
@@ -30,7 +31,7 @@ try {
     if (status !== 0) throw new Error(`llama.cpp could not convert ${args.convertFrom} to F32 (status ${status})`);
     emit({ event: "converted" });
   }
-  await trainWithLibllama(args, emit);
+  await (args.trainer === "ggml" ? trainWithGgml : trainWithLibllama)(args, emit);
   emit({ event: "done" });
 } catch (error) {
   emit({ event: "error", error: (error as Error).message });

@@ -49,6 +49,10 @@ export interface TrainArguments {
   /** Share of windows held out for validation loss, in [0, 1). */
   validationSplit: number;
   threads: number;
+  /** Which trainer runs: Grove's ggml graph (every tensor trains) or llama_opt_epoch. @default "llama.cpp" */
+  trainer?: "ggml" | "llama.cpp";
+  /** Windows per optimizer step (gradient accumulation; ggml trainer only). @default 1 */
+  accumulate?: number;
   /** Where a checkpoint is written after each epoch (for resume), if anywhere. */
   checkpoint?: string;
   /**

@@ -1,0 +1,400 @@
+import { closeSync, copyFileSync, existsSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { EngineError } from "../../core/errors.js";
+import { libllamaDirectory, loadLibllamaFfi } from "../../engine/libllama-ffi.js";
+import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
+import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
+import { learningRateAt, learningRateAtStep, windowCount, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+
+// Grove's own training graph: the Llama architecture written with ggml's operators and trained
+// with ggml's optimizer (ggml-opt, AdamW), through the libggml that node-llama-cpp ships. It
+// exists because llama.cpp's trainer (`llama_opt_epoch`) runs the model's inference graph, whose
+// keys and values pass through the KV cache: that write has no backward pass, so `attn_k` and
+// `attn_v` never train, and `token_embd` is left out of the parameters (a FIXME in
+// `llama_opt_init`). Here attention reads K and V straight from the projections and the
+// embeddings are a `get_rows` with a backward pass, so every tensor trains. The forward pass is
+// the same arithmetic as llama.cpp's `llm_build_llama` (RMS norm, RoPE "normal" mode, causal
+// softmax attention, SwiGLU), so a model trained here serves unchanged through llama.cpp.
+
+const GGML_TYPE_F32 = 0;
+const GGML_TYPE_I32 = 26;
+const GGML_BACKEND_DEVICE_TYPE_CPU = 0;
+const GGML_OPT_LOSS_TYPE_CROSS_ENTROPY = 2;
+const GGML_OPT_BUILD_TYPE_OPT = 30;
+const GGML_OPT_OPTIMIZER_TYPE_ADAMW = 0;
+const GGML_ROPE_TYPE_NORMAL = 0;
+/** ggml's GGML_DEFAULT_GRAPH_SIZE: ggml_opt_init builds the static forward graph at this size. */
+const GRAPH_SIZE = 2048;
+
+type Pointer = unknown;
+/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
+type Ggml = Record<string, (...args: any[]) => any>;
+
+let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
+
+/** Declares the ggml functions the graph needs (once per process). */
+async function loadGgml(): Promise<NonNullable<typeof declared>> {
+  if (declared !== undefined) return declared;
+  const ffi = await loadLibllamaFfi();
+  const { koffi } = ffi;
+  const directory = libllamaDirectory();
+  const versioned = join(directory, "libggml.v0.4.0.so");
+  const base = koffi.load(join(directory, "libggml-base.so"));
+  const registry = koffi.load(existsSync(versioned) ? versioned : join(directory, "libggml.so"));
+  koffi.struct("ggml_init_params", { mem_size: "size_t", mem_buffer: "void *", no_alloc: "bool" });
+  koffi.struct("ggml_opt_params", {
+    backend_sched: "void *",
+    ctx_compute: "void *",
+    inputs: "void *",
+    outputs: "void *",
+    loss_type: "int32_t",
+    build_type: "int32_t",
+    opt_period: "int32_t",
+    get_opt_pars: "void *",
+    get_opt_pars_ud: "void *",
+    optimizer: "int32_t",
+  });
+  const op2 = (name: string): [string, (...args: any[]) => any] => [name, base.func(`void *${name}(void *ctx, void *a, void *b)`)];
+  const op1 = (name: string): [string, (...args: any[]) => any] => [name, base.func(`void *${name}(void *ctx, void *a)`)];
+  const g: Ggml = Object.fromEntries([
+    ["ggml_init", base.func("void *ggml_init(ggml_init_params params)")],
+    ["ggml_free", base.func("void ggml_free(void *ctx)")],
+    ["ggml_new_tensor_1d", base.func("void *ggml_new_tensor_1d(void *ctx, int32_t type, int64_t ne0)")],
+    ["ggml_new_tensor_2d", base.func("void *ggml_new_tensor_2d(void *ctx, int32_t type, int64_t ne0, int64_t ne1)")],
+    ["ggml_set_name", base.func("void *ggml_set_name(void *tensor, const char *name)")],
+    ["ggml_set_param", base.func("void ggml_set_param(void *tensor)")],
+    ["ggml_set_input", base.func("void ggml_set_input(void *tensor)")],
+    ["ggml_set_output", base.func("void ggml_set_output(void *tensor)")],
+    op2("ggml_get_rows"),
+    op2("ggml_mul"),
+    op2("ggml_add"),
+    op2("ggml_mul_mat"),
+    op1("ggml_cont"),
+    op1("ggml_transpose"),
+    op1("ggml_silu"),
+    ["ggml_rms_norm", base.func("void *ggml_rms_norm(void *ctx, void *a, float eps)")],
+    ["ggml_reshape_2d", base.func("void *ggml_reshape_2d(void *ctx, void *a, int64_t ne0, int64_t ne1)")],
+    ["ggml_reshape_3d", base.func("void *ggml_reshape_3d(void *ctx, void *a, int64_t ne0, int64_t ne1, int64_t ne2)")],
+    ["ggml_permute", base.func("void *ggml_permute(void *ctx, void *a, int axis0, int axis1, int axis2, int axis3)")],
+    [
+      "ggml_rope_ext",
+      base.func(
+        "void *ggml_rope_ext(void *ctx, void *a, void *b, void *c, int n_dims, int mode, int n_ctx_orig, float freq_base, float freq_scale, float ext_factor, float attn_factor, float beta_fast, float beta_slow)",
+      ),
+    ],
+    ["ggml_soft_max_ext", base.func("void *ggml_soft_max_ext(void *ctx, void *a, void *mask, float scale, float max_bias)")],
+    ["ggml_tensor_overhead", base.func("size_t ggml_tensor_overhead(void)")],
+    ["ggml_graph_overhead_custom", base.func("size_t ggml_graph_overhead_custom(size_t size, bool grads)")],
+    ["ggml_backend_alloc_ctx_tensors", base.func("void *ggml_backend_alloc_ctx_tensors(void *ctx, void *backend)")],
+    ["ggml_backend_buffer_free", base.func("void ggml_backend_buffer_free(void *buffer)")],
+    ["ggml_backend_tensor_set", base.func("void ggml_backend_tensor_set(void *tensor, void *data, size_t offset, size_t size)")],
+    ["ggml_backend_tensor_get", base.func("void ggml_backend_tensor_get(void *tensor, _Out_ void *data, size_t offset, size_t size)")],
+    ["ggml_backend_free", base.func("void ggml_backend_free(void *backend)")],
+    ["ggml_backend_dev_backend_reg", base.func("void *ggml_backend_dev_backend_reg(void *device)")],
+    ["ggml_backend_reg_get_proc_address", base.func("void *ggml_backend_reg_get_proc_address(void *reg, const char *name)")],
+    ["ggml_backend_sched_new", base.func("void *ggml_backend_sched_new(void **backends, void **bufts, int n_backends, size_t graph_size, bool parallel, bool op_offload)")],
+    ["ggml_backend_sched_free", base.func("void ggml_backend_sched_free(void *sched)")],
+    ["ggml_opt_init", base.func("void *ggml_opt_init(ggml_opt_params params)")],
+    ["ggml_opt_free", base.func("void ggml_opt_free(void *opt)")],
+    ["ggml_opt_alloc", base.func("void ggml_opt_alloc(void *opt, bool backward)")],
+    ["ggml_opt_eval", base.func("void ggml_opt_eval(void *opt, void *result)")],
+    ["ggml_opt_labels", base.func("void *ggml_opt_labels(void *opt)")],
+    ["ggml_backend_dev_by_type", registry.func("void *ggml_backend_dev_by_type(int type)")],
+    ["ggml_backend_dev_init", base.func("void *ggml_backend_dev_init(void *device, const char *params)")],
+  ]);
+  koffi.proto("void grove_ggml_set_n_threads(void *backend, int n_threads)");
+  declared = { koffi, g, fn: ffi.fn, symbol: ffi.symbol };
+  return declared;
+}
+
+/** The hyperparameters the graph needs, from a Llama GGUF's metadata and shapes. */
+interface Shape {
+  embedding: number;
+  heads: number;
+  headsKv: number;
+  blocks: number;
+  feedForward: number;
+  vocabulary: number;
+  ropeBase: number;
+  ropeDimensions: number;
+  rmsEpsilon: number;
+  contextLength: number;
+}
+
+function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string): Shape {
+  const architecture = metadata.get("general.architecture")?.value;
+  if (architecture !== "llama") throw new EngineError(`Grove's trainer knows the llama architecture; ${file} is ${String(architecture)}`);
+  const number = (key: string, fallback?: number): number => {
+    const value = metadata.get(`llama.${key}`)?.value;
+    if (value === undefined) {
+      if (fallback !== undefined) return fallback;
+      throw new EngineError(`${file} has no llama.${key}`);
+    }
+    return Number(value);
+  };
+  const embedding = number("embedding_length");
+  const heads = number("attention.head_count");
+  const embeddings = tensors.get("token_embd.weight");
+  if (embeddings === undefined) throw new EngineError(`${file} has no token_embd.weight`);
+  for (const tensor of tensors.values()) {
+    if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
+  }
+  return {
+    embedding,
+    heads,
+    headsKv: number("attention.head_count_kv", heads),
+    blocks: number("block_count"),
+    feedForward: number("feed_forward_length"),
+    vocabulary: embeddings.shape[1]!,
+    ropeBase: number("rope.freq_base", 10000),
+    ropeDimensions: number("rope.dimension_count", embedding / heads),
+    rmsEpsilon: number("attention.layer_norm_rms_epsilon", 1e-5),
+    contextLength: number("context_length"),
+  };
+}
+
+/**
+ * Full training of a Llama-architecture F32 model with Grove's own ggml graph: the same
+ * arguments, events, windows, schedules and checkpoints as {@link trainWithLibllama}, but every
+ * tensor trains (token embeddings and attention keys and values included). The output (and each
+ * checkpoint) is the input file with its tensor data replaced, written under `.partial` and
+ * renamed. Blocking: run in a worker process.
+ *
+ * @throws EngineError for a model it cannot train (not llama, not F32) or data too short
+ */
+export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEvent) => void): Promise<void> {
+  const { koffi, g, fn, symbol } = await loadGgml();
+  const header = await readGgufHeader(args.model);
+  const layout = ggufTensorLayout(header);
+  const shape = readShape(header.metadata, layout.tensors, args.model);
+  const n = args.contextSize;
+  const tokenBytes = await readFile(args.tokensFile);
+  const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, Math.floor(tokenBytes.length / 4));
+  for (const token of tokens) {
+    if (token < 0 || token >= shape.vocabulary) throw new EngineError(`The training tokens hold ${token}, outside this model's vocabulary of ${shape.vocabulary}`);
+  }
+  const stride = args.stride ?? Math.floor(n / 2);
+  const windows = windowCount(tokens.length, n, stride);
+  const trainWindows = Math.min(windows, Math.max(1, Math.floor(windows * (1 - args.validationSplit))));
+  if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
+    throw new EngineError(`${tokens.length} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);
+  }
+  const startStep = args.startStep ?? 0;
+  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= trainWindows) {
+    throw new EngineError(`startStep ${startStep} is outside the ${trainWindows} training windows of an epoch`);
+  }
+
+  const cleanup: (() => void)[] = [];
+  try {
+    // The CPU backend, with the thread count set on it (ggml's default is 4 threads: on 2 cores
+    // that is the trap docs/ENGINE-NOTES.md measures).
+    const device = g.ggml_backend_dev_by_type!(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (device === null) throw new EngineError("ggml has no CPU backend loaded");
+    const backend = g.ggml_backend_dev_init!(device, null);
+    cleanup.push(() => g.ggml_backend_free!(backend));
+    const setThreads = g.ggml_backend_reg_get_proc_address!(g.ggml_backend_dev_backend_reg!(device), "ggml_backend_set_n_threads");
+    if (setThreads !== null) koffi.call(setThreads, "grove_ggml_set_n_threads", backend, args.threads);
+
+    // Weights and fixed inputs live in one statically allocated context.
+    const weightsContext = g.ggml_init!({ mem_size: (layout.tensors.size + 8) * Number(g.ggml_tensor_overhead!()), mem_buffer: null, no_alloc: true });
+    cleanup.push(() => g.ggml_free!(weightsContext));
+    const weights = new Map<string, Pointer>();
+    for (const tensor of layout.tensors.values()) {
+      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_F32, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, tensor.shape[0], tensor.shape[1]);
+      if (tensor.shape.length > 2) throw new EngineError(`${tensor.name} has ${tensor.shape.length} dimensions; the trainer expects at most 2`);
+      g.ggml_set_name!(made, tensor.name);
+      weights.set(tensor.name, made);
+    }
+    const inputTokens = g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_I32, n);
+    const positions = g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_I32, n);
+    const mask = g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, n, n);
+    for (const input of [inputTokens, positions, mask]) g.ggml_set_input!(input);
+    const weightsBuffer = g.ggml_backend_alloc_ctx_tensors!(weightsContext, backend);
+    if (weightsBuffer === null) throw new EngineError("ggml could not allocate the model's weights");
+    cleanup.push(() => g.ggml_backend_buffer_free!(weightsBuffer));
+    const file = openSync(args.model, "r");
+    try {
+      for (const tensor of layout.tensors.values()) {
+        const data = Buffer.alloc(tensor.bytes);
+        let read = 0;
+        while (read < tensor.bytes) read += readSync(file, data, read, tensor.bytes - read, tensor.fileOffset + read);
+        g.ggml_backend_tensor_set!(weights.get(tensor.name), data, 0, tensor.bytes);
+      }
+    } finally {
+      closeSync(file);
+    }
+    g.ggml_backend_tensor_set!(positions, Int32Array.from({ length: n }, (_, index) => index), 0, n * 4);
+    const maskData = new Float32Array(n * n);
+    for (let query = 0; query < n; query++) for (let key = query + 1; key < n; key++) maskData[query * n + key] = -Infinity;
+    g.ggml_backend_tensor_set!(mask, maskData, 0, n * n * 4);
+    for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
+
+    // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
+    const computeContext = g.ggml_init!({
+      mem_size: 16 * GRAPH_SIZE * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(GRAPH_SIZE, true)),
+      mem_buffer: null,
+      no_alloc: true,
+    });
+    cleanup.push(() => g.ggml_free!(computeContext));
+    const c = computeContext;
+    const weight = (name: string): Pointer => {
+      const found = weights.get(name);
+      if (found === undefined) throw new EngineError(`${args.model} has no ${name}`);
+      return found;
+    };
+    const headSize = shape.embedding / shape.heads;
+    const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
+    const rope = (input: Pointer): Pointer =>
+      g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, GGML_ROPE_TYPE_NORMAL, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
+    let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
+    for (let block = 0; block < shape.blocks; block++) {
+      const prefix = `blk.${block}.`;
+      const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
+      const q = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_q.weight`), attentionInput), headSize, shape.heads, n));
+      const k = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_k.weight`), attentionInput), headSize, shape.headsKv, n));
+      const v = g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_v.weight`), attentionInput), headSize, shape.headsKv, n);
+      const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
+      const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
+      const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
+      const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
+      const attended = g.ggml_mul_mat!(c, weight(`${prefix}attn_output.weight`), g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
+      const feedForwardInput = g.ggml_add!(c, attended, hidden);
+      const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
+      const gate = g.ggml_silu!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_gate.weight`), normed));
+      const up = g.ggml_mul_mat!(c, weight(`${prefix}ffn_up.weight`), normed);
+      hidden = g.ggml_add!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_down.weight`), g.ggml_mul!(c, gate, up)), feedForwardInput);
+    }
+    const logits = g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight"));
+    g.ggml_set_output!(logits);
+
+    const scheduler = g.ggml_backend_sched_new!([backend], null, 1, GRAPH_SIZE * 4, false, false);
+    cleanup.push(() => g.ggml_backend_sched_free!(scheduler));
+    const optimizerBlock = koffi.alloc("ggml_opt_optimizer_params", 1);
+    const defaults = fn.ggml_opt_get_default_optimizer_params!(null) as Record<string, number>;
+    const writeOptimizer = (learningRate: number): void => {
+      koffi.encode(optimizerBlock, "ggml_opt_optimizer_params", { ...defaults, adamw_alpha: learningRate, adamw_wd: args.weightDecay, sgd_alpha: learningRate, sgd_wd: args.weightDecay });
+    };
+    const stepRate = (epochIndex: number, step: number): number => learningRateAtStep(args, args.warmupSteps!, epochIndex * trainWindows + step, args.epochs * trainWindows);
+    writeOptimizer(args.warmupSteps === undefined ? learningRateAt(args, args.startEpoch) : stepRate(args.startEpoch, startStep + 1));
+    const optimizer = g.ggml_opt_init!({
+      backend_sched: scheduler,
+      ctx_compute: computeContext,
+      inputs: inputTokens,
+      outputs: logits,
+      loss_type: GGML_OPT_LOSS_TYPE_CROSS_ENTROPY,
+      build_type: GGML_OPT_BUILD_TYPE_OPT,
+      opt_period: args.accumulate ?? 1,
+      get_opt_pars: symbol("ggml_opt_get_constant_optimizer_params"),
+      get_opt_pars_ud: optimizerBlock,
+      optimizer: GGML_OPT_OPTIMIZER_TYPE_ADAMW,
+    });
+    cleanup.push(() => g.ggml_opt_free!(optimizer));
+    const labels = g.ggml_opt_labels!(optimizer);
+    const labelData = new Float32Array(shape.vocabulary * n);
+
+    /** Loads window `index` into the inputs and its next tokens, one-hot, into the labels. */
+    const loadWindow = (index: number): void => {
+      const start = index * stride;
+      g.ggml_backend_tensor_set!(inputTokens, tokens.subarray(start, start + n), 0, n * 4);
+      labelData.fill(0);
+      for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = 1;
+      g.ggml_backend_tensor_set!(labels, labelData, 0, labelData.byteLength);
+    };
+
+    const resultTrain = fn.ggml_opt_result_init!();
+    const resultEval = fn.ggml_opt_result_init!();
+    cleanup.push(() => {
+      fn.ggml_opt_result_free!(resultTrain);
+      fn.ggml_opt_result_free!(resultEval);
+    });
+    const meanLoss = (result: Pointer): number => {
+      const loss = [0];
+      fn.ggml_opt_result_loss!(result, loss, [0]);
+      return loss[0]!;
+    };
+    const save = (path: string): void => saveWeights(g, args.model, layout.tensors, weights, path);
+
+    emit({ event: "ready", windows, trainWindows, validationWindows: windows - trainWindows, tokens: tokens.length, stepsPerEpoch: trainWindows });
+    const interval = args.checkpointIntervalMs ?? 0;
+    let lastCheckpoint = performance.now();
+    let offset = startStep;
+    for (let epoch = args.startEpoch; epoch < args.epochs; epoch++) {
+      const learningRate = args.warmupSteps === undefined ? learningRateAt(args, epoch) : stepRate(epoch, offset + 1);
+      writeOptimizer(learningRate);
+      const started = performance.now();
+      let previous = 0;
+      for (let step = offset + 1; step <= trainWindows; step++) {
+        loadWindow(step - 1);
+        g.ggml_opt_alloc!(optimizer, true);
+        g.ggml_opt_eval!(optimizer, resultTrain);
+        const mean = meanLoss(resultTrain);
+        const done = step - offset;
+        const stepLoss = mean * done - previous * (done - 1);
+        previous = mean;
+        if (args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step + 1));
+        emit({ event: "step", epoch, step, steps: trainWindows, loss: stepLoss, meanLoss: mean, validation: false });
+        if (interval > 0 && args.checkpoint !== undefined && step < trainWindows && performance.now() - lastCheckpoint >= interval) {
+          save(args.checkpoint);
+          lastCheckpoint = performance.now();
+          emit({ event: "checkpoint", epoch, step, path: args.checkpoint });
+        }
+      }
+      previous = 0;
+      for (let index = trainWindows; index < windows; index++) {
+        loadWindow(index);
+        g.ggml_opt_alloc!(optimizer, false);
+        g.ggml_opt_eval!(optimizer, resultEval);
+        const mean = meanLoss(resultEval);
+        const done = index - trainWindows + 1;
+        emit({ event: "step", epoch, step: done, steps: windows - trainWindows, loss: mean * done - previous * (done - 1), meanLoss: mean, validation: true });
+        previous = mean;
+      }
+      const durationMs = performance.now() - started;
+      const trainedWindows = windows - offset;
+      offset = 0;
+      emit({
+        event: "epoch",
+        epoch,
+        trainLoss: meanLoss(resultTrain),
+        validationLoss: windows > trainWindows ? meanLoss(resultEval) : null,
+        learningRate,
+        durationMs,
+        tokensPerSecond: (trainedWindows * n) / (durationMs / 1000),
+      });
+      fn.ggml_opt_result_reset!(resultTrain);
+      fn.ggml_opt_result_reset!(resultEval);
+      if (args.checkpoint !== undefined && epoch < args.epochs - 1) {
+        save(args.checkpoint);
+        lastCheckpoint = performance.now();
+        emit({ event: "checkpoint", epoch, path: args.checkpoint });
+      }
+    }
+    save(args.output);
+    emit({ event: "saved", path: args.output });
+  } finally {
+    for (const release of cleanup.reverse()) release();
+  }
+}
+
+/** Writes `source` with every tensor's data replaced by the trained weights: under `.partial`, then renamed. */
+function saveWeights(g: Ggml, source: string, tensors: Map<string, ValidatedTensor>, weights: Map<string, Pointer>, path: string): void {
+  const partial = `${path}.partial`;
+  try {
+    copyFileSync(source, partial);
+    const descriptor = openSync(partial, "r+");
+    try {
+      for (const tensor of tensors.values()) {
+        const data = Buffer.alloc(tensor.bytes);
+        g.ggml_backend_tensor_get!(weights.get(tensor.name), data, 0, tensor.bytes);
+        writeSync(descriptor, data, 0, tensor.bytes, tensor.fileOffset);
+      }
+    } finally {
+      closeSync(descriptor);
+    }
+    renameSync(partial, path);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  }
+}
