@@ -57,6 +57,10 @@ describe("grove finetune", () => {
       [["finetune", "tiny:base", "--data", data, "--ctx", "abc", "--home", home], /--ctx must be a number/],
       [["finetune", "tiny:base", "--data", data, "--val-split", "0.9", "--home", home], /val-split must be in \[0, 0.5\]/],
       [["finetune", "missing:model", "--data", data, "--home", home], /missing:model/],
+      [["finetune", "tiny:base", "--data", data, "--trainer", "torch", "--home", home], /trainer must be ggml or llama\.cpp, got torch/],
+      [["finetune", "tiny:base", "--data", data, "--trainer", "llama.cpp", "--accumulate", "4", "--home", home], /accumulate needs the ggml trainer/],
+      [["finetune", "tiny:base", "--data", data, "--accumulate", "x", "--home", home], /--accumulate must be a number/],
+      [["finetune", "tiny:base", "--data", data, "--no-packing", "--stride", "64", "--home", home], /stride must be left out/],
       [["finetune", "--resume", "job-nothere", "--home", home], /is not a job id/],
       [["finetune", "--resume", "job-000000000000", "--home", home], /No job 'job-000000000000'/],
     ];

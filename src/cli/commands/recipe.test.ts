@@ -90,7 +90,7 @@ describe("grove recipe and grove build", () => {
       ["malformed.json", '{"grove_recipe": 1', /^error \(invalid_parameter\): The recipe is not valid JSON: /],
       ["no-tool.json", JSON.stringify(noTool), /^error \(invalid_parameter\): Invalid recipe: field 'tool': missing\n$/],
       ["bad-digest.json", JSON.stringify({ ...document, output: { digest: "sha256:123" } }), /Invalid recipe: field 'output\.digest': expected 'sha256:' and 64 lower-case hex digits/],
-      ["unknown-tool.json", JSON.stringify({ ...document, tool: "mergekit" }), /Unknown recipe tool 'mergekit'; Grove can rebuild: grove merge, llama\.cpp llama_model_quantize/],
+      ["unknown-tool.json", JSON.stringify({ ...document, tool: "mergekit" }), /Unknown recipe tool 'mergekit'; Grove can rebuild: grove ggml-opt, grove merge, llama\.cpp llama_model_quantize, llama\.cpp llama_opt_epoch/],
       ["not-in-store.json", JSON.stringify({ ...document, inputs: [{ digest: `sha256:${"0".repeat(64)}`, role: "model" }] }), /The recipe's input sha256:0{64} is not in the store; pull or import it first/],
     ];
     const before = await storeFiles(other);

@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_NAME, HELDOUT_TEXT, TASKS_DIR } from "../../demo/build-family.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
 
 // `grove serve` as a user runs it: bin/grove.js in a child process, with its own GROVE_HOME.
@@ -15,10 +16,15 @@ import { createTestModel, type TestModel } from "../../test-support/grove-fixtur
 const BIN = fileURLToPath(new URL("../../../bin/grove.js", import.meta.url));
 let directory: string;
 let model: TestModel;
+/** Words of the demo corpus's held-out text and task files: English as the demo models know it. */
+const ENGLISH = new Set<string>();
 
 before(async () => {
   directory = await mkdtemp(join(tmpdir(), "grove-serve-"));
   model = await createTestModel();
+  const texts = [await readFile(HELDOUT_TEXT, "utf8")];
+  for (const file of await readdir(TASKS_DIR)) texts.push(await readFile(join(TASKS_DIR, file), "utf8"));
+  for (const text of texts) for (const word of text.toLowerCase().match(/[a-z]+/g) ?? []) ENGLISH.add(word);
 });
 after(async () => {
   await rm(directory, { recursive: true, force: true });
@@ -59,7 +65,7 @@ async function serveUntilListening(args: string[]) {
 }
 
 describe("grove serve", () => {
-  it("with no model, creates the embedded default once and serves it on the printed port", async () => {
+  it("with no model, imports the shipped demo family and serves its chat model, which answers its task in English", async () => {
     const { child, url, stdout } = await serveUntilListening(["--port", "0"]);
     try {
       assert.match(stdout(), /curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
@@ -68,15 +74,29 @@ describe("grove serve", () => {
       const page = await fetch(`${url}/`);
       assert.equal(page.status, 200);
       assert.match(await page.text(), /<div id="app">/);
-      const response = await fetch(`${url}/v1/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "grove-small", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }),
-      });
-      assert.equal(response.status, 200);
-      const body = (await response.json()) as { choices: unknown[]; usage: { completion_tokens: number } };
-      assert.equal(body.choices.length, 1);
-      assert.ok(body.usage.completion_tokens >= 0 && body.usage.completion_tokens <= 4);
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; loaded: boolean; default?: boolean }[] };
+      assert.deepEqual(models.data.filter((entry) => entry.loaded).map((entry) => entry.id), [DEFAULT_NAME], "the default is loaded at start");
+      const ask = async (content: string): Promise<string> => {
+        const response = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: DEFAULT_NAME, messages: [{ role: "user", content }], max_tokens: 32, temperature: 0 }),
+        });
+        assert.equal(response.status, 200);
+        const body = (await response.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+        assert.ok(body.usage.completion_tokens > 0 && body.usage.completion_tokens <= 32);
+        return body.choices[0]!.message.content;
+      };
+      // Its task: a part of speech, named with one of the four words (how often it is the right
+      // one is src/demo/demo-family.test.ts's measure). The word is from the held-out synsets.
+      const reply = await ask("What part of speech is epicureanism?");
+      assert.match(reply.trim().toLowerCase(), /^(noun|verb|adjective|adverb)\.?$/, reply);
+      // A definition in English: mostly words of the corpus's vocabulary, not fragments.
+      const definition = await ask("What does dog mean?");
+      const words = definition.toLowerCase().match(/[a-z]+/g) ?? [];
+      assert.ok(words.length >= 3, definition);
+      const known = words.filter((word) => ENGLISH.has(word)).length;
+      assert.ok(known >= words.length * 0.8, `${known} of ${words.length} words are English: ${definition}`);
     } finally {
       child.kill("SIGTERM");
       const [code] = (await once(child, "close")) as [number];
