@@ -5,7 +5,7 @@ import { EngineError } from "../../core/errors.js";
 import { libllamaDirectory, loadLibllamaFfi } from "../../engine/libllama-ffi.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
-import { learningRateAt, learningRateAtStep, windowCount, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
 
 // Grove's own training graph: the Llama architecture written with ggml's operators and trained
 // with ggml's optimizer (ggml-opt, AdamW), through the libggml that node-llama-cpp ships. It
@@ -174,16 +174,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
   for (const token of tokens) {
     if (token < 0 || token >= shape.vocabulary) throw new EngineError(`The training tokens hold ${token}, outside this model's vocabulary of ${shape.vocabulary}`);
   }
-  const stride = args.stride ?? Math.floor(n / 2);
-  const windows = windowCount(tokens.length, n, stride);
-  const trainWindows = Math.min(windows, Math.max(1, Math.floor(windows * (1 - args.validationSplit))));
-  if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
-    throw new EngineError(`${tokens.length} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);
-  }
-  const startStep = args.startStep ?? 0;
-  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= trainWindows) {
-    throw new EngineError(`startStep ${startStep} is outside the ${trainWindows} training windows of an epoch`);
-  }
+  const { stride, windows, trainWindows, startStep } = planWindows(tokens.length, args);
 
   const cleanup: (() => void)[] = [];
   try {
@@ -201,8 +192,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     cleanup.push(() => g.ggml_free!(weightsContext));
     const weights = new Map<string, Pointer>();
     for (const tensor of layout.tensors.values()) {
-      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_F32, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, tensor.shape[0], tensor.shape[1]);
       if (tensor.shape.length > 2) throw new EngineError(`${tensor.name} has ${tensor.shape.length} dimensions; the trainer expects at most 2`);
+      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_F32, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, tensor.shape[0], tensor.shape[1]);
       g.ggml_set_name!(made, tensor.name);
       weights.set(tensor.name, made);
     }
@@ -294,10 +285,13 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const labelData = new Float32Array(shape.vocabulary * n);
 
     /** Loads window `index` into the inputs and its next tokens, one-hot, into the labels. */
+    let previousStart = -1;
     const loadWindow = (index: number): void => {
       const start = index * stride;
       g.ggml_backend_tensor_set!(inputTokens, tokens.subarray(start, start + n), 0, n * 4);
-      labelData.fill(0);
+      // Only the n ones of the last window are cleared, not the whole n × vocabulary array.
+      if (previousStart >= 0) for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[previousStart + position + 1]!] = 0;
+      previousStart = start;
       for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = 1;
       g.ggml_backend_tensor_set!(labels, labelData, 0, labelData.byteLength);
     };

@@ -80,6 +80,34 @@ export function windowCount(tokens: number, contextSize: number, stride = Math.f
   return Math.max(0, Math.floor((tokens - contextSize - 1) / stride));
 }
 
+/** How a run cuts its token stream: both trainers share it, so they train the same windows. */
+export interface WindowPlan {
+  /** Tokens per window. */
+  n: number;
+  stride: number;
+  windows: number;
+  /** The first `trainWindows` windows train; the rest validate. */
+  trainWindows: number;
+  /** Training windows of the first epoch already done (a mid-epoch resume). */
+  startStep: number;
+}
+
+/** @throws EngineError when the stream makes too few windows, or `startStep` lies outside an epoch */
+export function planWindows(tokens: number, args: Pick<TrainArguments, "contextSize" | "stride" | "validationSplit" | "startStep">): WindowPlan {
+  const n = args.contextSize;
+  const stride = args.stride ?? Math.floor(n / 2);
+  const windows = windowCount(tokens, n, stride);
+  const trainWindows = Math.min(windows, Math.max(1, Math.floor(windows * (1 - args.validationSplit))));
+  if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
+    throw new EngineError(`${tokens} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);
+  }
+  const startStep = args.startStep ?? 0;
+  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= trainWindows) {
+    throw new EngineError(`startStep ${startStep} is outside the ${trainWindows} training windows of an epoch`);
+  }
+  return { n, stride, windows, trainWindows, startStep };
+}
+
 /**
  * The learning rate of optimizer step `step` (1-based, counted over the whole run of `totalSteps`)
  * under a warm-up of `warmupSteps` and cosine decay to `learningRateMin`.
@@ -150,17 +178,7 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
   if ((fn.llama_decode!(ctx, fn.llama_batch_get_one!(warmup, 1)) as number) !== 0) throw new EngineError("llama.cpp could not run the warm-up decode");
   fn.llama_memory_clear!(fn.llama_get_memory!(ctx), true);
 
-  const n = args.contextSize;
-  const stride = args.stride ?? Math.floor(n / 2);
-  const windows = windowCount(tokens.length, n, stride);
-  const trainWindows = Math.min(windows, Math.max(1, Math.floor(windows * (1 - args.validationSplit))));
-  if (windows < 1 || (args.validationSplit > 0 && windows - trainWindows < 1)) {
-    throw new EngineError(`${tokens.length} training tokens make ${windows} windows of ${n}; too few to train${args.validationSplit > 0 ? " and validate" : ""}`);
-  }
-  const startStep = args.startStep ?? 0;
-  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= trainWindows) {
-    throw new EngineError(`startStep ${startStep} is outside the ${trainWindows} training windows of an epoch`);
-  }
+  const { n, stride, windows, trainWindows, startStep } = planWindows(tokens.length, args);
   /** A dataset of the windows from `first` on (llama_opt_epoch always starts at a dataset's first window). */
   const makeDataset = (first: number): Pointer => {
     const count = windows - first;
