@@ -21,6 +21,8 @@ export interface TinyLlamaOptions {
   tokenTypes?: number[];
   /** Shape overrides by tensor name. */
   shapes?: Record<string, number[]>;
+  /** `general.architecture` and the prefix of its keys (the tensors stay Llama's). @default "llama" */
+  architecture?: string;
 }
 
 /** Embedding width of {@link writeTinyLlama}'s model. */
@@ -34,16 +36,17 @@ export const TINY_TOKENS = ["a", "b", "c", "ab", "<|endoftext|>", "<|im_end|>", 
 export async function writeTinyLlama(directory: string, name: string, options: TinyLlamaOptions = {}): Promise<string> {
   const writer = new GgufWriter();
   const tokens = options.tokens ?? TINY_TOKENS;
+  const architecture = options.architecture ?? "llama";
   const keys: [string, "uint32" | "float32" | "string", number | string][] = [
-    ["general.architecture", "string", "llama"],
+    ["general.architecture", "string", architecture],
     ["general.name", "string", "tiny"],
-    ["llama.context_length", "uint32", 128],
-    ["llama.embedding_length", "uint32", TINY_EMBEDDING],
-    ["llama.block_count", "uint32", 1],
-    ["llama.feed_forward_length", "uint32", TINY_FEED_FORWARD],
-    ["llama.attention.head_count", "uint32", 2],
-    ["llama.attention.head_count_kv", "uint32", 1],
-    ["llama.attention.layer_norm_rms_epsilon", "float32", 1e-5],
+    [`${architecture}.context_length`, "uint32", 128],
+    [`${architecture}.embedding_length`, "uint32", TINY_EMBEDDING],
+    [`${architecture}.block_count`, "uint32", 1],
+    [`${architecture}.feed_forward_length`, "uint32", TINY_FEED_FORWARD],
+    [`${architecture}.attention.head_count`, "uint32", 2],
+    [`${architecture}.attention.head_count_kv`, "uint32", 1],
+    [`${architecture}.attention.layer_norm_rms_epsilon`, "float32", 1e-5],
     ["tokenizer.ggml.model", "string", "gpt2"],
     ["tokenizer.ggml.bos_token_id", "uint32", 4],
     ["tokenizer.ggml.eos_token_id", "uint32", 5],

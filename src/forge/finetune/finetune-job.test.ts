@@ -7,6 +7,7 @@ import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
 import { JobStore } from "../jobs/job-store.js";
 import { ModelStore } from "../../store/model-store.js";
+import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
 import { recipeOf } from "../recipe/recipe.js";
 import { rebuildFork } from "../recipe/rebuild.js";
@@ -251,6 +252,8 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
   });
 
   test("bad input is refused before anything is written", async () => {
+    // A parent of another architecture: llama.cpp's trainer may take it, Grove's graph cannot.
+    await store.importFile(await writeTinyLlama(base.directory, "qwen.gguf", { architecture: "qwen2" }), { name: "tiny:qwen2" });
     const modelsBefore = (await store.list()).length;
     const jobsBefore = (await jobs.list()).length;
     const write = async (name: string, text: string): Promise<string> => {
@@ -279,6 +282,7 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
       ],
       ["an unknown trainer", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, trainer: "pytorch" as "ggml" }), /trainer must be ggml or llama\.cpp/],
       ["accumulate on llama.cpp's trainer", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, trainer: "llama.cpp", accumulate: 4 }), /accumulate needs the ggml trainer/],
+      ["a parent Grove's trainer cannot train", () => createFinetuneJob(store, jobs, { model: "tiny:qwen2", data: dataPath }), /knows the llama architecture; "tiny:qwen2" is "qwen2" — use --trainer llama\.cpp/],
       ["a fractional accumulate", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, accumulate: 1.5 }), /accumulate must be a whole number/],
       ["a stride without packing", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, packing: false, stride: 128 }), /without packing .* stride must be left out/],
     ];

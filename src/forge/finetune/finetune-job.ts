@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
+import { quoteUntrusted } from "../../store/model-ref.js";
 import type { Recipe } from "../../store/registry.js";
 import { JobStore, ownedByAnotherLiveProcess, type EpochRecord, type JobRecord } from "../jobs/job-store.js";
 import { registerRebuilder } from "../recipe/rebuild.js";
@@ -155,6 +156,13 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
 export async function createFinetuneJob(store: ModelStore, jobs: JobStore, request: FinetuneRequest): Promise<JobRecord> {
   const parameters = resolveFinetuneParameters(request);
   const parent = await store.show(request.model);
+  if (parameters.trainer === "ggml" && parent.model.architecture !== "llama") {
+    // Refused here rather than by the worker, so no job is left to fail (ggml-train.ts checks again).
+    throw new InvalidRequestError(
+      `Grove's trainer (--trainer ggml) knows the llama architecture; ${quoteUntrusted(request.model)} is ${quoteUntrusted(parent.model.architecture)} — use --trainer llama.cpp`,
+      { param: "trainer" },
+    );
+  }
   const data = await readTrainingData(request.data);
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
