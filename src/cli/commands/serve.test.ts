@@ -69,6 +69,7 @@ describe("grove serve", () => {
     const { child, url, stdout } = await serveUntilListening(["--port", "0"]);
     try {
       assert.match(stdout(), /curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
+      assert.ok(stdout().includes(`"model":"${DEFAULT_NAME}","messages":[{"role":"user","content":"What part of speech is gladness?"}]`), `the printed request asks the demo its task: ${stdout()}`);
       // npm test builds the web app first (npm run build), so serve finds dist/web and says where it is.
       assert.ok(stdout().includes(`Web app: ${url}/`), stdout());
       const page = await fetch(`${url}/`);

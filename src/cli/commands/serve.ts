@@ -57,12 +57,14 @@ export function registerServeCommand(program: Command): void {
       const grove = await startGrove(config, logger);
       const model = grove.engine.models[0]!.info;
       const name = grove.defaultModel;
+      // The shipped demo chat models answer two questions only (docs/demo.md): ask one of them.
+      const example = /^demo-[a-z]+-chat:/.test(name) ? "What part of speech is gladness?" : "Hello";
       process.stdout.write(
         `Grove is serving ${name} (${model.digest.slice(0, 19)}…, ${model.slots} slots × ${model.contextSize} tokens, ${model.threads} threads) at ${grove.url}\n` +
           (grove.webApp ? `Web app: ${grove.url}/\n` : "") +
           `Try:\n  curl ${grove.url}/v1/chat/completions -H 'content-type: application/json'` +
           `${config.apiKey ? " -H 'authorization: Bearer $GROVE_API_KEY'" : ""} \\\n` +
-          `    -d '{"model":"${name}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'\n`,
+          `    -d '{"model":"${name}","messages":[{"role":"user","content":"${example}"}],"max_tokens":32}'\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = () => {
