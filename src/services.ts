@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { GroveConfig } from "./config/config.js";
 import { ConfigError, InvalidRequestError, ModelNotFoundError } from "./core/errors.js";
-import { importShippedFamily } from "./demo/embedded.js";
+import { importShippedFamily, SHIPPED_FAMILY_DIR } from "./demo/embedded.js";
 import { MANIFEST_FILE } from "./demo/ship.js";
 import type { Engine } from "./engine/engine.js";
 import { LlamaEngine } from "./engine/llama-engine.js";
@@ -26,12 +25,6 @@ import { UpstreamRouter } from "./server/upstream-router.js";
 import { digestOfFile } from "./store/file-digest.js";
 import { HubClient } from "./store/hub/hub-client.js";
 import { ModelStore } from "./store/model-store.js";
-
-/**
- * Where the repository ships its trained demo family (`data/demo/models/`, written by
- * `exportFamily`); resolved from this module, so it holds from `dist/` wherever Grove runs.
- */
-export const SHIPPED_FAMILY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "data", "demo", "models");
 
 /** The generated default model `npm start` serves when no demo family is shipped. */
 export const DEFAULT_MODEL = { name: "grove-small:latest", id: "grove-small", preset: "small", seed: 1, dtype: "f16" } as const;

@@ -1,7 +1,11 @@
 // `npm run demo:build [-- --home DIR --threads N]`: after `npm run demo:train`, derives and
 // measures the demo family's forks in the same store, with Grove's own forge and bench — each
 // step skipped when its result exists, so it can be rerun (it needs demo-s:base; sizes still
-// training are skipped, so the chat fine-tune can start while demo-m and demo-l train):
+// training are skipped, so the chat fine-tune can start while demo-m and demo-l train).
+// A home without demo-s:base (a new machine: the store lives outside the repository) is first
+// seeded with the shipped family (data/demo/models/, with its results), so a size trained there
+// joins the family without retraining the others: each step below whose output the shipped
+// family already holds is skipped.
 //   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "What part
 //      of speech is X?" → noun, verb, adjective or adverb, as many words of each; training
 //      synsets only) in the store directory, and the task files in data/demo/tasks/
@@ -13,6 +17,7 @@
 //      KL divergence of each quantized fork against its F16 parent, the definition tasks;
 //   5. with --bench, `grove bench` of every shipped model (short workload) for the front chart.
 // `npm run demo:ship` then exports the shipped models (src/demo/ship.ts).
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -25,7 +30,9 @@ import { JobStore } from "../forge/jobs/job-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
 import { ModelStore } from "../store/model-store.js";
 import { balancedByPos, chatRecord, definitionSynsets, multipleChoiceDocs, posChoiceDocs, posExactDocs, posRecord, posWords } from "./chat-task.js";
+import { importShippedFamily, SHIPPED_FAMILY_DIR } from "./embedded.js";
 import { HELD_OUT_SHARE, readWordnet } from "./prepare-corpus.js";
+import { MANIFEST_FILE } from "./ship.js";
 import { isHeldOut } from "./wordnet.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -119,17 +126,21 @@ async function main(): Promise<void> {
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
   try {
-    if (!(await exists("demo-s:base"))) throw new Error("demo-s:base is missing: run npm run demo:train first");
+    if (!(await exists("demo-s:base")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
+      const { imported } = await importShippedFamily(store, SHIPPED_FAMILY_DIR);
+      if (imported.length > 0) log(`seeded ${store.home} with the shipped family (${imported.join(", ")}): demo-s:base was not trained here`);
+    }
+    if (!(await exists("demo-s:base")) && !(await exists("demo-s-chat:f16"))) throw new Error("demo-s:base is missing: run npm run demo:train first");
     // The chat fine-tune needs only demo-s: sizes still training are skipped (run again later).
     const sizes: string[] = [];
     for (const size of ["s", "m", "l"]) {
-      if (await exists(`demo-${size}:base`)) sizes.push(size);
+      if ((await exists(`demo-${size}:base`)) || (await exists(`demo-${size}:f16`))) sizes.push(size);
       else log(`demo-${size}:base is not trained yet: its forks and evaluations are skipped`);
     }
     const { chatData, tasks } = await writeTaskFiles(store.home);
     log(`wrote ${chatData} and the task files in ${TASKS_DIR}`);
 
-    if (!(await exists("demo-s-chat:f32"))) {
+    if (!(await exists("demo-s-chat:f32")) && !(await exists("demo-s-chat:f16"))) {
       const pending = (await jobs.list()).find((job) => job.kind === "finetune" && job.parameters.name === "demo-s-chat:f32" && job.status !== "succeeded");
       const job =
         pending ??
@@ -178,7 +189,8 @@ async function main(): Promise<void> {
       for (const name of names) if (await exists(name)) found.push(name);
       return found;
     };
-    for (const size of sizes) await evaluate(`demo-${size}:init`, "perplexity");
+    // (A seeded home has no untrained model of a shipped size: its figure is in the shipped card.)
+    for (const model of await built(sizes.map((size) => `demo-${size}:init`))) await evaluate(model, "perplexity");
     for (const model of await built(SHIPPED)) await evaluate(model, "perplexity");
     for (const model of ["demo-s:q8_0", "demo-s:q4_0", "demo-s-chat:q8_0", "demo-s-chat:q4_0"]) await evaluate(model, "kl-divergence");
     for (const model of await built(["demo-s:f16", "demo-m:f16", "demo-l:f16", "demo-s-chat:f16", "demo-s-chat:q8_0", "demo-s-chat:q4_0"])) {

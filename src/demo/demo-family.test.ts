@@ -14,10 +14,9 @@ import { parseRecipe } from "../forge/recipe/recipe.js";
 import { rebuildFork } from "../forge/recipe/rebuild.js";
 import { ModelStore } from "../store/model-store.js";
 import { DEFAULT_NAME, DEMO_DIR, HELDOUT_TEXT, TASKS_DIR } from "./build-family.js";
-import { importShippedFamily } from "./embedded.js";
+import { importShippedFamily, SHIPPED_FAMILY_DIR as MODELS } from "./embedded.js";
 import { fileNameOf, type DemoManifest } from "./ship.js";
 
-const MODELS = join(DEMO_DIR, "models");
 /** Characters of the held-out text measured here (about 12k tokens): enough to rank the sizes. */
 const TEXT_CHARS = 48_000;
 /** Questions of the part-of-speech task scored here. */
@@ -69,7 +68,8 @@ describe("the shipped demo family", { skip: SHIPPED ? false : "data/demo/models/
 
   test("held-out perplexity falls with size, each base far below an untrained model of its shape", async () => {
     const measured: Record<string, number> = {};
-    const sizes = ["s", "m", "l"].filter((size) => manifest.models.some((model) => model.name === `demo-${size}:f16`));
+    const sizes = ["s", "m", "l"];
+    for (const size of sizes) assert.ok(manifest.models.some((model) => model.name === `demo-${size}:f16`), `demo-${size}:f16 is shipped`);
     for (const size of sizes) {
       const base = await store.show(`demo-${size}:f16`);
       const untrained = join(directory, `demo-${size}-untrained.gguf`);

@@ -1,7 +1,8 @@
 // Imports a shipped model family (written by exportFamily, ship.ts) into a user's store: the
 // embedded demo that the first `npm start` serves, with its lineage, recipes and results.
 import { stat, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ResultStore } from "../bench/results/result-store.js";
 import type { Digest } from "../core/digest.js";
@@ -12,6 +13,9 @@ import { formatModelName, parseModelName, quoteUntrusted } from "../store/model-
 import type { ModelStore } from "../store/model-store.js";
 import { RELATIONS, type Relation } from "../store/registry.js";
 import { DEMO_MANIFEST_VERSION, MANIFEST_FILE, type DemoManifest, type DemoManifestModel } from "./ship.js";
+
+/** The shipped family's directory in the repository: `npm run demo:ship` writes it, `npm start` imports it. */
+export const SHIPPED_FAMILY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "data", "demo", "models");
 
 /** What {@link importShippedFamily} did. */
 export interface ImportShippedFamilyResult {

@@ -2,7 +2,7 @@
 // family to data/demo/models/ — the GGUF files, and a manifest with lineage, recipes, results
 // and a model card per model (data, licence, size, training curve, held-out perplexity beside
 // the perplexity of the same shape untrained) — and the recipes to data/demo/recipes/.
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,7 @@ import { JobStore } from "../forge/jobs/job-store.js";
 import { formatRecipe, recipeOf } from "../forge/recipe/recipe.js";
 import { ModelStore } from "../store/model-store.js";
 import { DEFAULT_NAME, DEMO_DIR, SHIPPED } from "./build-family.js";
+import { SHIPPED_FAMILY_DIR } from "./embedded.js";
 import { exportFamily, fileNameOf } from "./ship.js";
 
 const LICENSE_NOTE = "Weights trained by Grove on WordNet 3.0 text (Princeton University, WordNet 3.0 licence; see data/demo/corpus/SOURCE.md)";
@@ -79,7 +80,9 @@ async function main(): Promise<void> {
             loss_curve: steps.filter((_, index) => index % every === 0 || index === steps.length - 1).map((step) => [step.step, round(step.loss)]),
           };
         }
-        if (family !== "demo-s-chat") {
+        // (A home seeded with the shipped family has no untrained model of a shipped size: the
+        // figure is kept from the card the model was imported with.)
+        if (family !== "demo-s-chat" && (await store.registry.getNameTarget(`${family}:init`)) !== undefined) {
           const init = await store.show(`${family}:init`);
           const random = perplexityOf(init.model.digest);
           if (random !== undefined) card.untrained_heldout_perplexity = random;
@@ -87,13 +90,14 @@ async function main(): Promise<void> {
       }
       roots[name] = { card };
     }
-    const outDir = join(DEMO_DIR, "models");
+    const outDir = SHIPPED_FAMILY_DIR;
     const { manifest } = await exportFamily(store, { names, outDir, defaultName: DEFAULT_NAME, roots });
     // The recipes of the shipped forks, for `grove build` (the bases' recipes are in their cards).
-    const recipes = join(DEMO_DIR, "recipes");
-    await rm(recipes, { recursive: true, force: true });
-    await mkdir(recipes, { recursive: true });
     // Every model of the lineage, the unshipped F32 and untrained ones included: the whole tree.
+    // A recipe this home cannot compute (a model trained on another machine, whose home was
+    // seeded from the shipped family) keeps its committed file.
+    const recipes = join(DEMO_DIR, "recipes");
+    await mkdir(recipes, { recursive: true });
     for (const name of ["demo-s:base", "demo-m:base", "demo-l:base", "demo-s-chat:f32", ...names]) {
       let document;
       try {
