@@ -5,7 +5,8 @@
 // A home without demo-s:base (a new machine: the store lives outside the repository) is first
 // seeded with the shipped family (data/demo/models/, with its results), so a size trained there
 // joins the family without retraining the others: each step below whose output the shipped
-// family already holds is skipped.
+// family already holds is skipped. (So retrain a shipped size in a fresh home: in a seeded one
+// its shipped F16 fork would be kept beside the new base.)
 //   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "What part
 //      of speech is X?" → noun, verb, adjective or adverb, as many words of each; training
 //      synsets only) in the store directory, and the task files in data/demo/tasks/
