@@ -2,11 +2,11 @@
 // measures the demo family's forks in the same store, with Grove's own forge and bench — each
 // step skipped when its result exists, so it can be rerun (it needs demo-s:base; sizes still
 // training are skipped, so the chat fine-tune can start while demo-m and demo-l train).
-// A home without demo-s:base (a new machine: the store lives outside the repository) is first
-// seeded with the shipped family (data/demo/models/, with its results), so a size trained there
-// joins the family without retraining the others: each step below whose output the shipped
-// family already holds is skipped. (So retrain a shipped size in a fresh home: in a seeded one
-// its shipped F16 fork would be kept beside the new base.)
+// A home where demo-s was neither trained nor is training (a new machine: the store lives
+// outside the repository) is first seeded with the shipped family (data/demo/models/, with its
+// results), so a size trained there joins the family without retraining the others: each step
+// below whose output the shipped family already holds is skipped. Retrain a shipped size in a
+// fresh home: in a seeded one its shipped F16 fork is not the new base's, and the build stops.
 //   1. the chat fine-tune's data (WordNet "What does X mean?" → the definition, and "What part
 //      of speech is X?" → noun, verb, adjective or adverb, as many words of each; training
 //      synsets only) in the store directory, and the task files in data/demo/tasks/
@@ -127,7 +127,8 @@ async function main(): Promise<void> {
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
   try {
-    if (!(await exists("demo-s:base")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
+    // (Not while demo-s trains here: its own chat fine-tune and forks are to be built.)
+    if (!(await exists("demo-s:base")) && !(await exists("demo-s:init")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
       const { imported } = await importShippedFamily(store, SHIPPED_FAMILY_DIR);
       if (imported.length > 0) log(`seeded ${store.home} with the shipped family (${imported.join(", ")}): demo-s:base was not trained here`);
     }
@@ -168,7 +169,15 @@ async function main(): Promise<void> {
     }
 
     const quantize = async (model: string, type: string, name: string): Promise<void> => {
-      if (await exists(name)) return;
+      if (await exists(name)) {
+        // A fork that came with the shipped family beside a base trained in this home would ship
+        // a stale file under the new base's name.
+        const parent = await store.registry.getNameTarget(model);
+        if (parent !== undefined && !(await store.show(name)).parents.some((edge) => edge.parent === parent)) {
+          throw new Error(`${name} in ${store.home} is not a fork of this home's ${model} (it came with the shipped family): retrain a shipped size in a fresh --home`);
+        }
+        return;
+      }
       const result = await quantizeFork(store, { model, type, name, ...threads });
       log(`${name} = ${result.import.model.digest} (${result.bitsPerWeight.toFixed(2)} bits/weight)`);
     };

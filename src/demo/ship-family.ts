@@ -16,6 +16,9 @@ import { exportFamily, fileNameOf } from "./ship.js";
 
 const LICENSE_NOTE = "Weights trained by Grove on WordNet 3.0 text (Princeton University, WordNet 3.0 licence; see data/demo/corpus/SOURCE.md)";
 
+/** A question of the chat fine-tune's task, about a word its chat data never asks about. */
+const EXAMPLE_PROMPT = "What part of speech is gladness?";
+
 const DESCRIPTIONS: Record<string, string> = {
   "demo-s": "Grove's demo base model, small: a Llama-architecture transformer trained from scratch on WordNet 3.0 glosses and examples",
   "demo-m": "Grove's demo base model, medium: a Llama-architecture transformer trained from scratch on WordNet 3.0 glosses and examples",
@@ -58,6 +61,8 @@ async function main(): Promise<void> {
       const family = name.split(":")[0]!;
       const details = await store.show(name);
       const card: Record<string, unknown> = { description: DESCRIPTIONS[family], license_note: LICENSE_NOTE, parameters: details.model.parameterCount };
+      // What `grove serve` prints for the user to try: the chat models' task, which they were taught.
+      if (family === "demo-s-chat") card.example_prompt = EXAMPLE_PROMPT;
       const heldOut = perplexityOf(details.model.digest);
       if (heldOut !== undefined) card.heldout_perplexity = heldOut;
       if (name.endsWith(":f16")) {

@@ -39,6 +39,10 @@ function unescape(text: string): string {
   return text.replace(/&(lt|gt|amp|quot|apos);/g, (_match, name: string) => ({ lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" })[name]!);
 }
 
+/** The models' points (not the legend's). */
+const circles = (svg: string): { cx: number; cy: number }[] =>
+  [...svg.matchAll(/<circle cx="([\d.-]+)" cy="([\d.-]+)" r="[\d.]+" fill="#(?:1f6fb4|bbbbbb)" stroke/g)].map(([, cx, cy]) => ({ cx: Number(cx), cy: Number(cy) }));
+
 describe("renderFrontChart", () => {
   test("is well-formed XML with every label, escaped", () => {
     const svg = renderFrontChart({
@@ -70,9 +74,10 @@ describe("renderFrontChart", () => {
       const svg = renderFrontChart({ title: "t", cost: { title: "x" }, quality: { title: "y" }, points });
       checkWellFormedXml(svg);
       assert.doesNotMatch(svg, /NaN|Infinity/);
-      for (const [, cx, cy] of svg.matchAll(/<circle cx="([\d.-]+)" cy="([\d.-]+)" r="[\d.]+" fill="#(?:1f6fb4|bbbbbb)" stroke/g)) {
-        assert.ok(Number(cx) >= 84 && Number(cx) <= 720 - 150, `cx ${cx}`);
-        assert.ok(Number(cy) >= 44 && Number(cy) <= 480 - 64, `cy ${cy}`);
+      assert.equal(circles(svg).length, points.length);
+      for (const { cx, cy } of circles(svg)) {
+        assert.ok(cx >= 84 && cx <= 720 - 150, `cx ${cx}`);
+        assert.ok(cy >= 44 && cy <= 480 - 64, `cy ${cy}`);
       }
     }
   });
@@ -88,9 +93,6 @@ function labelBoxes(svg: string): { label: string; left: number; top: number; ri
     bottom: Number(y) + 3,
   }));
 }
-
-const circles = (svg: string): { cx: number; cy: number }[] =>
-  [...svg.matchAll(/<circle cx="([\d.-]+)" cy="([\d.-]+)" r="[\d.]+" fill="#(?:1f6fb4|bbbbbb)" stroke/g)].map(([, cx, cy]) => ({ cx: Number(cx), cy: Number(cy) }));
 
 describe("renderFrontChart's axes and labels", () => {
   // A family as the demo's: trained sizes, quantized forks of nearly equal perplexity and an

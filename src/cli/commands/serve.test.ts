@@ -9,7 +9,9 @@ import type { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_NAME, HELDOUT_TEXT, TASKS_DIR } from "../../demo/build-family.js";
+import type { ModelStore } from "../../store/model-store.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import { examplePrompt } from "./serve.js";
 
 // `grove serve` as a user runs it: bin/grove.js in a child process, with its own GROVE_HOME.
 
@@ -149,6 +151,24 @@ describe("grove serve", () => {
       assert.match(run.stderr, new RegExp(`127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
     } finally {
       blocker.close();
+    }
+  });
+});
+
+describe("the printed curl line's message", () => {
+  // A store whose `show` returns a card, or fails as for a --model FILE outside the store.
+  const withCard = (card: Record<string, unknown> | Error) => ({ store: { show: async () => (card instanceof Error ? Promise.reject(card) : { model: { card } }) } as unknown as ModelStore });
+
+  it("is the card's example_prompt, as JSON that survives the shell's single quotes", async () => {
+    const hostile = `It's "quoted" \\ and '; rm -rf ~; echo '`;
+    const printed = await examplePrompt(withCard({ example_prompt: hostile }), "m");
+    assert.ok(!printed.includes("'"), printed);
+    assert.equal(JSON.parse(printed), hostile);
+  });
+
+  it("is Hello without a usable card", async () => {
+    for (const grove of [withCard(new Error("not in the store")), withCard({}), withCard({ example_prompt: 42 }), withCard({ example_prompt: "x".repeat(201) })]) {
+      assert.equal(await examplePrompt(grove, "m"), '"Hello"');
     }
   });
 });

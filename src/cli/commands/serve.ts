@@ -1,7 +1,23 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import { createLogger } from "../../logging/logger.js";
-import { startGrove } from "../../services.js";
+import { startGrove, type RunningGrove } from "../../services.js";
+
+/**
+ * The user message of the printed `curl` line, as JSON safe inside the line's single quotes:
+ * the served model's card `example_prompt` (a model taught one task, as the shipped demo chat
+ * model is, is asked that task), else "Hello".
+ */
+export async function examplePrompt(grove: Pick<RunningGrove, "store">, name: string): Promise<string> {
+  let prompt = "Hello";
+  try {
+    const card = (await grove.store.show(name)).model.card;
+    if (typeof card.example_prompt === "string" && card.example_prompt.length > 0 && card.example_prompt.length <= 200) prompt = card.example_prompt;
+  } catch {
+    // A --model FILE is not in the store: no card.
+  }
+  return JSON.stringify(prompt).replaceAll("'", "\\u0027");
+}
 
 /** `grove serve`: the OpenAI-compatible API over one model (the embedded default if none is named). */
 export function registerServeCommand(program: Command): void {
@@ -57,14 +73,13 @@ export function registerServeCommand(program: Command): void {
       const grove = await startGrove(config, logger);
       const model = grove.engine.models[0]!.info;
       const name = grove.defaultModel;
-      // The shipped demo chat models answer two questions only (docs/demo.md): ask one of them.
-      const example = /^demo-[a-z]+-chat:/.test(name) ? "What part of speech is gladness?" : "Hello";
+      const example = await examplePrompt(grove, name);
       process.stdout.write(
         `Grove is serving ${name} (${model.digest.slice(0, 19)}…, ${model.slots} slots × ${model.contextSize} tokens, ${model.threads} threads) at ${grove.url}\n` +
           (grove.webApp ? `Web app: ${grove.url}/\n` : "") +
           `Try:\n  curl ${grove.url}/v1/chat/completions -H 'content-type: application/json'` +
           `${config.apiKey ? " -H 'authorization: Bearer $GROVE_API_KEY'" : ""} \\\n` +
-          `    -d '{"model":"${name}","messages":[{"role":"user","content":"${example}"}],"max_tokens":32}'\n`,
+          `    -d '{"model":"${name}","messages":[{"role":"user","content":${example}}],"max_tokens":32}'\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = () => {
