@@ -184,6 +184,12 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await limiter?.close();
     throw error;
   }
+  // Temp files of a crashed import, pull or quantize (their writer is gone) go at every start.
+  const swept = await store.blobs.cleanTemp().catch((error: unknown) => {
+    logger?.warn({ err: error }, "could not clean the store's temp folder");
+    return { files: 0, bytes: 0 };
+  });
+  if (swept.files > 0) logger?.info(swept, "removed temp files left by processes that are gone");
   let engine: Engine | undefined;
   let jobs: JobRunner | undefined;
   let upstreamStore: SqliteUpstreamStore | undefined;
@@ -205,11 +211,12 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await upstreams.start();
     const catalog = new UpstreamCatalog(localCatalog, upstreams);
     if (fromStore) jobs = await JobRunner.open(store, { ...(config.threads > 0 ? { threads: config.threads } : {}), ...(logger === undefined ? {} : { logger }) });
-    const forge = jobs === undefined ? undefined : { runner: jobs, files: new TrainingFiles(store.home) };
+    const forge = jobs === undefined ? undefined : { runner: jobs, files: new TrainingFiles(store.home), ...(config.dataDir === "" ? {} : { dataDirectory: config.dataDir }) };
     const hub = new HubClient({ endpoint: config.hubEndpoint, token: config.hubToken === "" ? undefined : config.hubToken });
     const pool = localCatalog instanceof StoreCatalog ? localCatalog.pool : undefined;
     const app = createServer({
       engine, catalog, store, forge, hub, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, gateway, logger, upstreams,
+      host: config.host, allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins,
       ...(pool === undefined ? {} : { pool }),
       ...(webRoot === undefined ? {} : { webRoot }),
       ...(config.threads > 0 ? { threads: config.threads } : {}),

@@ -40,3 +40,18 @@ test("a broken config file is a clear error", async () => {
     await rm(home, { recursive: true, force: true });
   }
 });
+
+test("host, origin and data-directory settings: comma lists, checked, with the flag named on a bad value", () => {
+  const config = loadConfig({
+    env: { GROVE_ALLOWED_HOSTS: "grove.internal, gpu-box.lan,", GROVE_CORS_ORIGINS: "https://app.example.com,http://localhost:5173" },
+    flags: { dataDir: "relative/data" },
+  });
+  assert.deepEqual(config.allowedHosts, ["grove.internal", "gpu-box.lan"]);
+  assert.deepEqual(config.corsOrigins, ["https://app.example.com", "http://localhost:5173"]);
+  assert.equal(config.dataDir, join(process.cwd(), "relative/data"));
+  assert.deepEqual(loadConfig({ env: {} }).corsOrigins, []);
+  assert.equal(loadConfig({ env: {} }).dataDir, "");
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "https://app.example.com/path" } }), /--cors-origins.*GROVE_CORS_ORIGINS/);
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "null" } }), /--cors-origins/);
+  assert.throws(() => loadConfig({ env: { GROVE_ALLOWED_HOSTS: "evil.example/x" } }), /--allowed-hosts/);
+});

@@ -90,6 +90,27 @@ export interface GroveConfig {
    * Env `GROVE_WEB_DIR`, flag `--web-dir`. @default ""
    */
   readonly webDir: string;
+  /**
+   * Extra `Host` names a loopback-bound server answers besides loopback names and addresses
+   * (`localhost`, `*.localhost`, 127.0.0.0/8, ::1): the name a reverse proxy or an SSH tunnel
+   * forwards. On other binds, when set, only these and loopback names are answered. `*` answers
+   * any. Comma-separated. Env `GROVE_ALLOWED_HOSTS`, flag `--allowed-hosts`. @default [] (none)
+   * @example ["grove.internal", "gpu-box.lan"]
+   */
+  readonly allowedHosts: readonly string[];
+  /**
+   * Browser origins (`https://app.example.com`) that may call the API cross-site, with CORS
+   * preflight answers; every other cross-site browser request (an `Origin` not the server's own)
+   * is refused with 403. `*` allows any origin. Comma-separated.
+   * Env `GROVE_CORS_ORIGINS`, flag `--cors-origins`. @default [] (the web app, same-origin, needs none)
+   */
+  readonly corsOrigins: readonly string[];
+  /**
+   * The one directory whose files an HTTP request may name by path (fine-tune `data`, migration
+   * `tasks`); empty means none: such files arrive as uploads (`POST /v1/files`). The CLI, which
+   * runs as the user, takes any path. Env `GROVE_DATA_DIR`, flag `--data-dir`. @default ""
+   */
+  readonly dataDir: string;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -97,6 +118,12 @@ export interface GroveConfig {
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const duration = z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseDuration(value) ?? value) : value), z.number({ message: "expected a duration such as 10s, 500ms or 0" }).int().min(0).max(86_400_000));
+
+/** A comma-separated list (flag, variable) or a JSON array (config file), trimmed, empty entries dropped. */
+const commaList = z.preprocess(
+  (value) => (typeof value === "string" ? value.split(",") : value),
+  z.array(z.string()).transform((items) => items.map((item) => item.trim()).filter((item) => item !== "")),
+);
 
 const schema = z.object({
   home: z.string().min(1),
@@ -128,6 +155,9 @@ const schema = z.object({
   database: z.string().refine((value) => value === "" || /^postgres(ql)?:\/\/./.test(value), "expected a postgres:// or postgresql:// URL"),
   redis: z.string().refine((value) => value === "" || /^rediss?:\/\/./.test(value), "expected a redis:// or rediss:// URL"),
   webDir: z.string(),
+  allowedHosts: commaList.pipe(z.array(z.string().regex(/^(\*|[a-z0-9.-]+|\[[0-9a-f:.]+\])$/i, "expected host names (grove.internal), IP addresses or *, comma-separated"))),
+  corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), or *, comma-separated"))),
+  dataDir: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -157,6 +187,9 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   database: { env: "GROVE_DATABASE_URL", flag: "--database" },
   redis: { env: "GROVE_REDIS_URL", flag: "--redis" },
   webDir: { env: "GROVE_WEB_DIR", flag: "--web-dir" },
+  allowedHosts: { env: "GROVE_ALLOWED_HOSTS", flag: "--allowed-hosts" },
+  corsOrigins: { env: "GROVE_CORS_ORIGINS", flag: "--cors-origins" },
+  dataDir: { env: "GROVE_DATA_DIR", flag: "--data-dir" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -184,6 +217,9 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     database: "",
     redis: "",
     webDir: "",
+    allowedHosts: [],
+    corsOrigins: [],
+    dataDir: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }
@@ -244,6 +280,6 @@ export function loadConfig(options: LoadConfigOptions = {}): GroveConfig {
       { param: flag },
     );
   }
-  const config = { ...result.data, home: resolve(result.data.home) } as GroveConfig;
+  const config = { ...result.data, home: resolve(result.data.home), dataDir: result.data.dataDir === "" ? "" : resolve(result.data.dataDir) } as GroveConfig;
   return Object.freeze(config);
 }

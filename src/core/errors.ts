@@ -25,6 +25,10 @@ export type GroveErrorCode =
   | "permission_denied"
   | "rate_limit_exceeded"
   | "insufficient_quota"
+  | "host_not_allowed"
+  | "origin_not_allowed"
+  | "unsupported_media_type"
+  | "path_not_allowed"
   | "internal";
 
 export interface GroveErrorOptions {
@@ -227,6 +231,34 @@ export class AmbiguousModelError extends InvalidRequestError {
 export class ConflictError extends GroveError {
   constructor(message: string, options: GroveErrorOptions = {}) {
     super("conflict", message, options);
+  }
+}
+
+/** A request whose `Host` header this server does not answer to (DNS rebinding): see `--allowed-hosts`. */
+export class ForbiddenHostError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("host_not_allowed", message, options);
+  }
+}
+
+/** A cross-site browser request (an `Origin` that is neither the server's own nor allowed): see `--cors-origins`. */
+export class ForbiddenOriginError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("origin_not_allowed", message, options);
+  }
+}
+
+/** A body sent with a content type the route does not take (a JSON route given a form or plain text). */
+export class UnsupportedMediaTypeError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("unsupported_media_type", message, options);
+  }
+}
+
+/** A request names a server path outside the directory the operator opened to requests (`--data-dir`), or names one when none is open. */
+export class PathNotAllowedError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("path_not_allowed", message, options);
   }
 }
 

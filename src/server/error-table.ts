@@ -29,6 +29,10 @@ export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string 
   permission_denied: { status: 403, type: "permission_error" },
   rate_limit_exceeded: { status: 429, type: "rate_limit_error" },
   insufficient_quota: { status: 429, type: "insufficient_quota" },
+  host_not_allowed: { status: 403, type: "permission_error" },
+  origin_not_allowed: { status: 403, type: "permission_error" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error" },
+  path_not_allowed: { status: 403, type: "permission_error" },
 };
 
 /** Maps an error to a status and body. Unknown errors become a plain 500: the stack goes to the log only. */

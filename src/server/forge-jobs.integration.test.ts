@@ -219,7 +219,8 @@ describe("forge jobs over HTTP", () => {
       ["POST", "/api/forge/finetune", { model: "tiny:base", records: [{ text: "ok" }, { prompt: "x" }] }, 400, "records", /record line 2/],
       ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, ctx: 100 }, 400, "ctx"],
       ["POST", "/api/forge/finetune", { model: "tiny:nothing", records: RECORDS }, 404, null],
-      ["POST", "/api/forge/finetune", { model: "tiny:base", data: join(directory, "missing.jsonl") }, 400, "data", /Cannot read the training data/],
+      // No --data-dir: a request names no server path at all (security.integration.test covers --data-dir).
+      ["POST", "/api/forge/finetune", { model: "tiny:base", data: join(directory, "missing.jsonl") }, 403, "data", /reads none for requests/],
       ["GET", "/api/forge/jobs/job-000000000000", undefined, 404, null],
       ["GET", "/api/forge/jobs/nope", undefined, 404, null],
       ["POST", "/api/forge/jobs/job-000000000000/cancel", undefined, 404, null],

@@ -30,7 +30,10 @@ export const mergeJobSchema = z.strictObject({
 /** Records are checked one by one later, with the line (index + 1) of the first bad one. */
 const records = z.array(z.record(z.string(), z.unknown())).min(1).max(1_000_000);
 
-/** `POST /api/forge/finetune`: `data` is a JSONL path on the server, `records` inline; one of them. */
+/**
+ * `POST /api/forge/finetune`: `data` is an upload's id (`file-…`, `POST /v1/files`) or a JSONL
+ * path inside the server's `--data-dir`; `records` are inline; one of them.
+ */
 export const finetuneJobSchema = z
   .strictObject({
     model: modelRef,
@@ -45,7 +48,7 @@ export const finetuneJobSchema = z
     name,
   })
   .refine((body) => (body.data === undefined) !== (body.records === undefined), {
-    message: "give either data (a JSONL path on the server) or records (an inline array), not both",
+    message: "give either data (an uploaded file's id, or a JSONL path inside the server's --data-dir) or records (an inline array), not both",
     path: ["data"],
   });
 

@@ -39,6 +39,8 @@ import { GroveMetrics, registerMetrics } from "./metrics.js";
 import { registerUpstreamProxy } from "./upstream-proxy.js";
 import type { UpstreamRouter } from "./upstream-router.js";
 import { registerWebApp, sendWebAppFallback } from "./web-app.js";
+import { drainRejectedBody, registerJsonBodyParser, unsupportedMediaType } from "./json-body.js";
+import { registerRequestGuard } from "./request-guard.js";
 
 export interface ServerOptions {
   readonly engine: Engine;
@@ -75,6 +77,16 @@ export interface ServerOptions {
    * `index.html` for unknown non-API paths; without it `/` is a plain 404.
    */
   readonly webRoot?: string;
+  /**
+   * The address the server will listen on: a loopback one (the default) makes it answer loopback
+   * `Host` names only (see request-guard.ts).
+   * @default "127.0.0.1"
+   */
+  readonly host?: string;
+  /** `Host` names answered besides loopback ones (`--allowed-hosts`). */
+  readonly allowedHosts?: readonly string[];
+  /** Browser origins allowed cross-site, with CORS (`--cors-origins`). */
+  readonly corsOrigins?: readonly string[];
   /** The model served by default (`--model`, or the embedded default): marked `default: true` in `/v1/models`. */
   readonly defaultModel?: string;
   readonly logger?: Logger;
@@ -94,7 +106,7 @@ function fromFastifyError(error: FastifyError, bodyLimit: number): unknown {
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new InvalidRequestError(`Malformed JSON body: ${error.message}`, { cause: error });
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new InvalidRequestError("Send the body as application/json", { cause: error });
+      return unsupportedMediaType(error);
     default:
       if (error instanceof SyntaxError || error.statusCode === 400) {
         return new InvalidRequestError(`Malformed request: ${error.message}`, { cause: error });
@@ -102,6 +114,14 @@ function fromFastifyError(error: FastifyError, bodyLimit: number): unknown {
       return error;
   }
 }
+
+/**
+ * Slow senders are cut: a request's headers must arrive within this many milliseconds (a real
+ * client sends them in one write; 200 sockets trickling headers were held 60 s by Node's defaults).
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** The whole request (headers and body) must arrive within this: a 64 MiB upload at 1 MB/s fits. */
+export const REQUEST_TIMEOUT_MS = 120_000;
 
 /** An incoming `x-request-id` is honoured when it is this short and plain (it goes into logs and usage rows). */
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -118,7 +138,18 @@ export function createServer(options: ServerOptions): FastifyInstance {
       return typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     return503OnClosing: true,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Node checks the timeouts every connectionsCheckingInterval (30 s by default), which would stretch them.
+    http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
   }) as unknown as FastifyInstance;
+
+  // Before anything else: a request from a web page that must not drive this server never reaches a route or a parser.
+  registerRequestGuard(app, {
+    loopbackOnly: isLoopbackHost(options.host ?? "127.0.0.1"),
+    allowedHosts: options.allowedHosts ?? [],
+    corsOrigins: options.corsOrigins ?? [],
+  });
+  registerJsonBodyParser(app);
 
   // Every response (streams and errors included) names its request id, as every log line of it does (`reqId`).
   app.addHook("onRequest", async (request, reply) => {
@@ -154,6 +185,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (status >= 500) request.log.error({ err: error }, "request failed");
     else request.log.info({ code: body.error.code, status }, body.error.message);
     if (status === 503) reply.header("retry-after", "1");
+    if (mapped instanceof PayloadTooLargeError) drainRejectedBody(request, reply);
     if (mapped instanceof RateLimitError) reply.header("retry-after", String(mapped.retryAfterSeconds));
     return reply.code(status).send(body);
   });
@@ -182,11 +214,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerPlanRoutes(app, options.forge === undefined ? undefined : options.store); // store mode only, as the forge routes
   registerResultRoutes(app, options.forge === undefined ? undefined : options.store);
   registerLoadedRoute(app, options.engine, options.pool);
-  if (options.store) registerAliasRoutes(app, options.store, options.threads);
+  if (options.store) registerAliasRoutes(app, options.store, options.threads, options.forge ?? {});
   return app;
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost. */
+/** True for a bind address on loopback: 127.0.0.0/8, ::1 and localhost. */
 export function isLoopbackHost(host: string): boolean {
   if (host === "localhost") return true;
   if (isIP(host) === 4) return host.startsWith("127.");

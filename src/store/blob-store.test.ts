@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { digestOfBytes } from "../core/digest.js";
 import { DigestMismatchError, InvalidRequestError } from "../core/errors.js";
@@ -115,18 +116,33 @@ describe("BlobStore", () => {
     assert.deepEqual(await store.list(), []);
   });
 
-  it("cleans only stale temp files", async () => {
+  it("cleans temp files whose writer is gone, however fresh, and never a running writer's, however old", async () => {
     const { store } = await fixture();
-    const stale = await store.createTempPath();
-    const fresh = await store.createTempPath();
-    await writeFile(stale, "12345");
-    await writeFile(fresh, "123");
-    const hourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
-    await utimes(stale, hourAgo, hourAgo);
-    assert.deepEqual(await store.cleanTemp(), { files: 1, bytes: 5 });
-    assert.equal(existsSync(fresh), true);
-    assert.deepEqual(await store.cleanTemp({ olderThanMs: 0 }), { files: 1, bytes: 3 });
-    assert.deepEqual(await readdir(store.tempDirectory), []);
+    const running = await store.createTempPath();
+    await writeFile(running, "123");
+    const longAgo = new Date(Date.now() - 24 * 60 * 60 * 1000);
+    await utimes(running, longAgo, longAgo);
+    // A writer that crashed: a real process that wrote its temp file (and a tool's file beside it) and was killed.
+    const child = spawnSync(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `import { BlobStore } from ${JSON.stringify(new URL("./blob-store.js", import.meta.url).href)};
+       import { writeFileSync } from "node:fs";
+       const path = await new BlobStore(${JSON.stringify(store.root)}).createTempPath();
+       writeFileSync(path, "12345"); writeFileSync(path + ".partial", "67");
+       process.kill(process.pid, "SIGKILL");`,
+    ]);
+    assert.equal(child.signal, "SIGKILL");
+    const legacyOld = join(store.tempDirectory, "0b4d0f9e-6c1e-4d0e-9d57-1b7a8f1f0c11.partial");
+    const legacyFresh = join(store.tempDirectory, "1b4d0f9e-6c1e-4d0e-9d57-1b7a8f1f0c11.partial");
+    await writeFile(legacyOld, "1234567");
+    await writeFile(legacyFresh, "1");
+    await utimes(legacyOld, longAgo, longAgo);
+    assert.equal((await readdir(store.tempDirectory)).length, 5);
+    assert.deepEqual(await store.cleanTemp(), { files: 3, bytes: 5 + 2 + 7 });
+    assert.deepEqual((await readdir(store.tempDirectory)).sort(), [basename(legacyFresh), basename(running)].sort());
+    assert.deepEqual(await store.cleanTemp({ unknownOlderThanMs: 0 }), { files: 1, bytes: 1 });
+    assert.deepEqual(await readdir(store.tempDirectory), [basename(running)]);
   });
 
   it("re-hashes a blob to report its actual digest", async () => {

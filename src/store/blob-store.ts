@@ -6,6 +6,7 @@ import { isDigest, type Digest } from "../core/digest.js";
 import { DigestMismatchError, InvalidRequestError } from "../core/errors.js";
 import { digestOfFile } from "./file-digest.js";
 import { quoteUntrusted } from "./model-ref.js";
+import { ownedTempName, tempOwnerState } from "./temp-owner.js";
 
 /** How {@link BlobStore.putFile} takes the source file. */
 export type PutFileMode = "copy" | "move";
@@ -53,7 +54,7 @@ const HOUR_MS = 60 * 60 * 1000;
  * Content-addressed files: `<root>/blobs/sha256-<hex>`, written through `<root>/tmp/` on the same
  * file system (write → fsync → digest verified → rename → directory fsync). A file only ever
  * appears at a blob path complete and verified, so a crash at any point leaves at worst a temp
- * file (removed by {@link BlobStore.cleanTemp}), never a blob whose content differs from its name.
+ * file named by its writing process (removed by {@link BlobStore.cleanTemp} once that process is gone), never a blob whose content differs from its name.
  * Identical files are stored once. Digests are validated before any path is built from them.
  */
 export class BlobStore {
@@ -100,11 +101,12 @@ export class BlobStore {
   /**
    * A fresh path in the temp directory (created if needed), for a caller that writes a file
    * (a download) and then hands it to {@link putFile} with `mode: "move"`. Nothing is created at
-   * the path itself. Temp files untouched for a while are removed by {@link cleanTemp}.
+   * the path itself. The name carries this process's id: once the process is gone,
+   * {@link cleanTemp} removes the file (and any `<path>.*` a tool wrote beside it).
    */
   async createTempPath(): Promise<string> {
     await mkdir(this.tempDirectory, { recursive: true });
-    return join(this.tempDirectory, `${randomUUID()}.partial`);
+    return join(this.tempDirectory, ownedTempName(`${randomUUID()}.partial`));
   }
 
   /**
@@ -119,7 +121,7 @@ export class BlobStore {
     if (options.expectedDigest !== undefined) assertDigest(options.expectedDigest);
     await mkdir(this.blobsDirectory, { recursive: true });
     await mkdir(this.tempDirectory, { recursive: true });
-    const tempPath = join(this.tempDirectory, `${randomUUID()}.tmp`);
+    const tempPath = join(this.tempDirectory, ownedTempName(`${randomUUID()}.tmp`));
     let consumeSource = false;
     try {
       let written: { digest: Digest; size: number };
@@ -183,11 +185,13 @@ export class BlobStore {
   }
 
   /**
-   * Removes temp files not modified for `olderThanMs` (left by a crash or an abandoned
-   * download). A live writer keeps its file fresh, so the default spares work in progress.
+   * Removes temp files whose writer is gone (see temp-owner.ts: the name carries the writing
+   * process), however recent, and leaves those of running processes alone however old. A file
+   * whose writer cannot be known (another machine's, or one named before writers were recorded)
+   * goes when untouched for `unknownOlderThanMs`.
    */
-  async cleanTemp(options: { olderThanMs?: number } = {}): Promise<CleanTempResult> {
-    const olderThanMs = options.olderThanMs ?? HOUR_MS;
+  async cleanTemp(options: { unknownOlderThanMs?: number } = {}): Promise<CleanTempResult> {
+    const unknownOlderThanMs = options.unknownOlderThanMs ?? HOUR_MS;
     let names: string[];
     try {
       names = await readdir(this.tempDirectory);
@@ -198,10 +202,13 @@ export class BlobStore {
     const now = Date.now();
     const result: CleanTempResult = { files: 0, bytes: 0 };
     for (const name of names) {
+      const owner = tempOwnerState(name);
+      if (owner === "alive") continue;
       const path = join(this.tempDirectory, name);
       const stats = await lstat(path).catch(() => undefined);
-      // With 0, every temp file goes: a just-written file's mtime can read a little ahead of Date.now().
-      if (stats === undefined || !stats.isFile() || (olderThanMs > 0 && now - stats.mtimeMs < olderThanMs)) continue;
+      if (stats === undefined || !stats.isFile()) continue;
+      // With 0, every unknown temp file goes: a just-written file's mtime can read a little ahead of Date.now().
+      if (owner === "unknown" && unknownOlderThanMs > 0 && now - stats.mtimeMs < unknownOlderThanMs) continue;
       try {
         await unlink(path);
         result.files++;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,6 +8,7 @@ import type { Digest } from "../core/digest.js";
 import { AmbiguousModelError, ConflictError, DigestMismatchError, InvalidModelFileError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import { generateModel, type GenerateModelOptions, type GenerateModelResult } from "../forge/generate/generate-model.js";
 import { ModelStore, type TreeNode } from "./model-store.js";
+import { ownedTempName } from "./temp-owner.js";
 import type { ModelRecord, Recipe } from "./registry.js";
 
 let directory: string;
@@ -236,8 +237,11 @@ describe("ModelStore", () => {
       await rm(store.blobs.pathOf(files.tuned.digest));
       await writeFile(join(store.blobs.blobsDirectory, `sha256-${"e".repeat(64)}`), "stray");
       assert.deepEqual(await store.verify(), { checked: 2, mismatched: [files.base.digest, `sha256:${"e".repeat(64)}`], missing: [files.tuned.digest], unreferenced: [`sha256:${"e".repeat(64)}`] });
-      await writeFile(await store.blobs.createTempPath(), "partial download");
-      const collected = await store.gc({ tempOlderThanMs: 0 });
+      // A temp file of a writer that is gone (process id 2^31 - 2 runs nowhere) goes at once.
+      await mkdir(store.blobs.tempDirectory, { recursive: true });
+      await writeFile(join(store.blobs.tempDirectory, ownedTempName("x.partial", 2 ** 31 - 2)), "partial download");
+      await writeFile(await store.blobs.createTempPath(), "a running writer's");
+      const collected = await store.gc();
       assert.deepEqual(collected, { removedBlobs: [`sha256:${"e".repeat(64)}`], freedBytes: 5 + 16, removedTempFiles: 1 });
     } finally {
       await store.close();

@@ -328,10 +328,11 @@ export class ModelStore {
   }
 
   /**
-   * Deletes blobs no model references, and temp files untouched for `tempOlderThanMs`
-   * (default an hour, which spares downloads in progress).
+   * Deletes blobs no model references, and temp files whose writing process is gone (see
+   * BlobStore.cleanTemp; a temp file of unknown writer goes when untouched for
+   * `unknownTempOlderThanMs`, default an hour).
    */
-  async gc(options: { tempOlderThanMs?: number } = {}): Promise<GcResult> {
+  async gc(options: { unknownTempOlderThanMs?: number } = {}): Promise<GcResult> {
     // Under the write lock, so an import cannot add a row for a blob while it is deleted.
     const { removedBlobs, freedBytes } = await this.registry.transaction(async (registry) => {
       const referenced = new Set((await registry.listModels()).map((model) => model.digest));
@@ -347,7 +348,7 @@ export class ModelStore {
       }
       return { removedBlobs: removed, freedBytes: bytes };
     });
-    const temp = await this.blobs.cleanTemp(options.tempOlderThanMs === undefined ? {} : { olderThanMs: options.tempOlderThanMs });
+    const temp = await this.blobs.cleanTemp(options.unknownTempOlderThanMs === undefined ? {} : { unknownOlderThanMs: options.unknownTempOlderThanMs });
     return { removedBlobs, freedBytes: freedBytes + temp.bytes, removedTempFiles: temp.files };
   }
 

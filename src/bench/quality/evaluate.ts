@@ -1,10 +1,11 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { CORPUS } from "../../forge/generate/corpus.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
+import { readBoundedFile } from "../../store/bounded-file.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { ResultRecord, ResultStore } from "../results/result-store.js";
 import { localBackend } from "./backends.js";
@@ -129,17 +130,15 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
   return save({ task: task.name, taskDigest: task.digest, settings, metrics: score.metrics, flags: score.flags, details: { ...score.details, file: basename(options.task) } });
 }
 
+/** The largest text perplexity and KL divergence are measured on. */
+const MAX_TEXT_BYTES = 256 * 1024 * 1024;
+
 async function readText(path: string | undefined): Promise<{ bytes: Buffer; digest: Digest; label: string }> {
   if (path === undefined) {
     const bytes = Buffer.from(CORPUS, "utf8");
     return { bytes, digest: digestOfBytes(bytes), label: "grove corpus (built in)" };
   }
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new InvalidRequestError(`Cannot read the text ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { param: "text" });
-  }
+  const bytes = await readBoundedFile(path, { limit: MAX_TEXT_BYTES, what: "the text", param: "text" });
   if (bytes.length === 0) throw new InvalidRequestError(`The text ${path} is empty`, { param: "text" });
   return { bytes, digest: digestOfBytes(bytes), label: basename(path) };
 }

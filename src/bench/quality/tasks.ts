@@ -1,8 +1,9 @@
-import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import { z } from "zod";
 import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
+import { jsonErrorPosition } from "../../core/json-error.js";
+import { readBoundedFile } from "../../store/bounded-file.js";
 import type { GenerateRequest, LoglikelihoodAnswer, LoglikelihoodRequest } from "./measure.js";
 
 /** lm-evaluation-harness's output types that Grove scores. */
@@ -23,6 +24,9 @@ const GENERATE_UNTIL = z.strictObject({
   max_tokens: z.number().int().min(1).max(1024).optional(),
 });
 const DOC = z.discriminatedUnion("type", [MULTIPLE_CHOICE, LOGLIKELIHOOD, GENERATE_UNTIL]);
+
+/** The largest task file read. */
+export const MAX_TASK_BYTES = 256 * 1024 * 1024;
 
 /** One document of a task. */
 export type TaskDoc = z.infer<typeof DOC>;
@@ -48,23 +52,27 @@ export interface Task {
  * @throws InvalidRequestError naming the file and line of the first bad document
  */
 export async function readTask(path: string, name?: string): Promise<Task> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new InvalidRequestError(`Cannot read the task file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { param: "task" });
-  }
+  const bytes = await readBoundedFile(path, { limit: MAX_TASK_BYTES, what: "the task file", param: "task" });
+  return parseTask(bytes, path, name ?? basename(path, extname(path)));
+}
+
+/**
+ * Parses a task's bytes (see {@link readTask}); `source` names the input in errors, which never
+ * quote its text.
+ * @throws InvalidRequestError naming the line of the first bad document
+ */
+export function parseTask(bytes: Buffer, source: string, name: string): Task {
   const docs: TaskDoc[] = [];
   const lines = bytes.toString("utf8").split("\n");
   for (const [index, raw] of lines.entries()) {
     const line = raw.trim();
     if (line === "") continue;
-    const where = `${path} line ${index + 1}`;
+    const where = `${source} line ${index + 1}`;
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (error) {
-      throw new InvalidRequestError(`${where} is not valid JSON: ${(error as Error).message}`, { param: "task" });
+      throw new InvalidRequestError(`${where} is not valid JSON${jsonErrorPosition(error)}`, { param: "task" });
     }
     const parsed = DOC.safeParse(value);
     if (!parsed.success) {
@@ -78,8 +86,8 @@ export async function readTask(path: string, name?: string): Promise<Task> {
     if (docs.length > 0 && docs[0]!.type !== doc.type) throw new InvalidRequestError(`${where}: a ${doc.type} document in a ${docs[0]!.type} task; one type per file`, { param: "task" });
     docs.push(doc);
   }
-  if (docs.length === 0) throw new InvalidRequestError(`The task file ${path} has no documents`, { param: "task" });
-  return { name: name ?? basename(path, extname(path)), type: docs[0]!.type, docs, digest: digestOfBytes(bytes) };
+  if (docs.length === 0) throw new InvalidRequestError(`The task file ${source} has no documents`, { param: "task" });
+  return { name, type: docs[0]!.type, docs, digest: digestOfBytes(bytes) };
 }
 
 /** How a generated answer and the expected one are compared: trimmed, lower-cased, runs of whitespace as one space, a final period dropped. */

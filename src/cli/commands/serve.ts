@@ -42,6 +42,9 @@ export function registerServeCommand(program: Command): void {
     .option("--shutdown-grace <duration>", "on SIGTERM/SIGINT, let in-flight requests finish this long, then cancel them, e.g. 30s (env GROVE_SHUTDOWN_GRACE; default 10s)")
     .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
     .option("--reservation-ttl <duration>", "release budget reservations older than this (left by a crashed replica), e.g. 30m; 0 never (env GROVE_RESERVATION_TTL; default 15m)")
+    .option("--allowed-hosts <names>", "Host names answered besides loopback ones, comma-separated: a reverse proxy's or tunnel's name (env GROVE_ALLOWED_HOSTS)")
+    .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated, or * (env GROVE_CORS_ORIGINS; default none)")
+    .option("--data-dir <dir>", "the one directory whose files HTTP requests may name (fine-tune data, task files) (env GROVE_DATA_DIR; default none: upload them)")
     .option("--web-dir <dir>", "serve this build of the web app instead of the bundled one, or 'none' for the APIs only (env GROVE_WEB_DIR)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)")
     .action(async (flags: Record<string, string | undefined>) => {
@@ -67,6 +70,9 @@ export function registerServeCommand(program: Command): void {
           redis: flags.redis,
           logLevel: flags.logLevel,
           webDir: flags.webDir,
+          allowedHosts: flags.allowedHosts,
+          corsOrigins: flags.corsOrigins,
+          dataDir: flags.dataDir,
         },
       });
       const logger = createLogger(config.logLevel);

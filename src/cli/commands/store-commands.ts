@@ -159,7 +159,7 @@ export function registerStoreCommands(program: Command): void {
 
   program
     .command("gc")
-    .description("delete blobs no model uses and temp files abandoned over an hour ago")
+    .description("delete blobs no model uses, and temp files whose writing process is gone (a crashed import, pull or quantize)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the result as JSON")

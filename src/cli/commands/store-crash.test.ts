@@ -98,6 +98,12 @@ async function crashRuns(t: TestContext, label: string, runs: number, random: ()
     if (state.unreferenced > 0) outcomes.leftUnreferencedBlob++;
     if (state.models > 0 && killed.code !== 0) outcomes.killedAfterCommit++;
 
+    if (label === "import" && state.tempFiles > 0) {
+      // The killed writer is gone, so its temp files are stale at once: grove gc leaves nothing.
+      const gc = await spawnCli(["gc", "--json", "--home", home]).result;
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.deepEqual(await readdir(join(home, "tmp")), [], `${context}: temp files left after grove gc`);
+    }
     const rerun = await spawnCli(args(home)).result;
     assert.equal(rerun.code, 0, `${context}: the rerun failed: ${rerun.stderr}`);
     if (label === "pull") {
@@ -107,6 +113,10 @@ async function crashRuns(t: TestContext, label: string, runs: number, random: ()
       if (state.partialBytes > 0) outcomes.resumed++;
     }
     await checkStore(home, file, name, `${context}, after the rerun`, { requireModel: true });
+    // Whatever the killed run left that the rerun did not adopt, its writer is gone: grove gc removes it.
+    const gc = await spawnCli(["gc", "--json", "--home", home]).result;
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.deepEqual(await readdir(join(home, "tmp")).catch(() => []), [], `${context}: temp files left after the rerun and grove gc`);
     await rm(home, { recursive: true, force: true });
   }
   t.diagnostic(`${label}: seed ${SEED}, kills between ${Math.round(earliestMs)} and ${Math.round(typicalMs)} ms, ${JSON.stringify(outcomes)}`);

@@ -1,7 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
+import { jsonErrorPosition } from "../../core/json-error.js";
+import { readBoundedFile } from "../../store/bounded-file.js";
 
 /** One chat message of a training record. */
 export interface TrainingMessage {
@@ -40,18 +41,7 @@ export const MAX_TRAINING_DATA_BYTES = 512 * 1024 * 1024;
  *   unknown shape, a chat without an assistant turn; or when the file holds no records
  */
 export async function readTrainingData(path: string): Promise<TrainingData> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new InvalidRequestError(`Cannot read the training data ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      param: "data",
-      cause: error,
-    });
-  }
-  if (bytes.length > MAX_TRAINING_DATA_BYTES) {
-    throw new InvalidRequestError(`The training data ${path} is ${bytes.length} bytes; at most ${MAX_TRAINING_DATA_BYTES} are read`, { param: "data" });
-  }
+  const bytes = await readBoundedFile(path, { limit: MAX_TRAINING_DATA_BYTES, what: "the training data", param: "data" });
   const records = parseTrainingData(bytes.toString("utf8"), path);
   return { records, digest: digestOfBytes(bytes), size: bytes.length };
 }
@@ -71,7 +61,7 @@ export function parseTrainingData(text: string, source = "the training data"): T
     try {
       value = JSON.parse(line);
     } catch (error) {
-      throw new InvalidRequestError(`${where} is not valid JSON: ${(error as Error).message}`, { param: "data" });
+      throw new InvalidRequestError(`${where} is not valid JSON${jsonErrorPosition(error)}`, { param: "data" });
     }
     records.push(parseRecord(value, where));
   }
@@ -104,3 +94,4 @@ function describeIssue(error: z.ZodError): string {
   const path = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
   return `${path}${issue.message}`;
 }
+

@@ -5,7 +5,7 @@ import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { NotFoundError } from "../../core/errors.js";
 import { parseTrainingData } from "../finetune/training-data.js";
 
-/** An uploaded training file, as its sidecar `<id>.json` records it. */
+/** An uploaded file (training data, or a task with purpose `evals`), as its sidecar `<id>.json` records it. */
 export interface TrainingFile {
   /** `file-` and 24 hex digits. */
   id: string;
@@ -34,17 +34,18 @@ export class TrainingFiles {
   }
 
   /**
-   * Checks and stores an upload.
+   * Checks and stores an upload. `countRecords` checks the bytes for the upload's purpose and
+   * counts what they hold; by default they must be training records.
    * @throws InvalidRequestError naming the first bad line, or when it holds no records
    */
-  async add(filename: string, purpose: string, bytes: Buffer): Promise<TrainingFile> {
-    const records = parseTrainingData(bytes.toString("utf8"), filename);
+  async add(filename: string, purpose: string, bytes: Buffer, countRecords = (data: Buffer) => parseTrainingData(data.toString("utf8"), filename).length): Promise<TrainingFile> {
+    const records = countRecords(bytes);
     const file: TrainingFile = {
       id: `file-${randomBytes(12).toString("hex")}`,
       filename,
       purpose,
       bytes: bytes.length,
-      records: records.length,
+      records,
       digest: digestOfBytes(bytes),
       createdAt: new Date().toISOString(),
     };

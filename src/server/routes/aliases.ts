@@ -1,10 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { migrateAlias } from "../../bench/migration/migrate-alias.js";
+import { BUILT_IN_TASKS } from "../../bench/quality/evaluate.js";
 import { ResultStore } from "../../bench/results/result-store.js";
 import { AliasBook } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { parseBody } from "../openai-schemas.js";
+import { resolveRequestFile, type RequestFileSources } from "../server-paths.js";
 
 const setAliasSchema = z.strictObject({
   targets: z
@@ -31,10 +33,11 @@ type NameParams = { Params: { name: string } };
  * - `POST /api/aliases/:name/migrate` `{"to","tasks":[…],"max_regression"?,"ctx"?,"threads"?}` —
  *   evaluation-gated migration, run synchronously (stored results are reused, so evaluate large
  *   models beforehand with `grove eval`): 200 with the scores and `switched` true or false;
- *   `tasks` are `perplexity` or task files on the server's disk;
+ *   `tasks` are `perplexity`, `kl-divergence`, task files uploaded with `purpose=evals`
+ *   (`file-…`), or task files inside `--data-dir` (no other server path);
  * - `POST /api/aliases/:name/rollback` — restore the targets before the last change.
  */
-export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, threads?: number): void {
+export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, threads?: number, sources: RequestFileSources = {}): void {
   const book = new AliasBook(store);
   app.get("/api/aliases", async () => ({ aliases: await book.list() }));
   app.get<NameParams>("/api/aliases/:name", async (request) => book.get(request.params.name));
@@ -50,12 +53,15 @@ export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, thr
   app.post<NameParams>("/api/aliases/:name/rollback", async (request) => ({ event: await book.rollback(request.params.name) }));
   app.post<NameParams>("/api/aliases/:name/migrate", async (request) => {
     const body = parseBody(migrateSchema, request.body);
+    const tasks = await Promise.all(
+      body.tasks.map(async (task) => ((BUILT_IN_TASKS as readonly string[]).includes(task) ? task : (await resolveRequestFile(sources, task, "tasks", "evals")).path)),
+    );
     const results = ResultStore.open(store.home);
     try {
       return await migrateAlias(store, results, {
         alias: request.params.name,
         to: body.to,
-        tasks: body.tasks,
+        tasks,
         ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
         evaluate: {
           ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),

@@ -1,7 +1,9 @@
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { basename, extname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import multipart from "@fastify/multipart";
 import { GroveError, InvalidRequestError, PayloadTooLargeError } from "../../core/errors.js";
+import { parseTask } from "../../bench/quality/tasks.js";
 import type { TrainingFile } from "../../forge/jobs/training-files.js";
 import { forgeScope, type ForgeServices } from "./forge.js";
 
@@ -21,9 +23,9 @@ function toOpenAiFile(file: TrainingFile): Record<string, unknown> {
 }
 
 /**
- * OpenAI's files API for fine-tuning data: `POST /v1/files` (multipart, `purpose=fine-tune`, a
- * JSONL file of at most `fileLimit` bytes, checked record by record: a bad line is a 400 naming
- * it), `GET /v1/files`, `GET /v1/files/:id`, `GET /v1/files/:id/content`, `DELETE /v1/files/:id`.
+ * OpenAI's files API for fine-tuning data and task files: `POST /v1/files` (multipart,
+ * `purpose=fine-tune` for training records or `purpose=evals` for a task file, JSONL of at most
+ * `fileLimit` bytes, checked record by record: a bad line is a 400 naming it), `GET /v1/files`, `GET /v1/files/:id`, `GET /v1/files/:id/content`, `DELETE /v1/files/:id`.
  */
 export function registerFileRoutes(app: FastifyInstance, forge: ForgeServices | undefined, fileLimit: number): void {
   forgeScope(app, forge, async (scope) => {
@@ -46,10 +48,14 @@ export function registerFileRoutes(app: FastifyInstance, forge: ForgeServices | 
         if (status === 413) throw new PayloadTooLargeError(`The file is over the limit of ${fileLimit} bytes`, { cause: error });
         throw new InvalidRequestError(`Send the file as multipart/form-data with 'file' and 'purpose' parts (${(error as Error).message})`, { param: "file", cause: error });
       }
-      if (purpose !== "fine-tune") throw new InvalidRequestError(`purpose must be 'fine-tune', got ${purpose === undefined ? "none" : `'${purpose}'`}`, { param: "purpose" });
+      if (purpose !== "fine-tune" && purpose !== "evals") {
+        throw new InvalidRequestError(`purpose must be 'fine-tune' (training data) or 'evals' (a task file), got ${purpose === undefined ? "none" : `'${purpose}'`}`, { param: "purpose" });
+      }
       if (upload === undefined) throw new InvalidRequestError("The upload has no 'file' part", { param: "file" });
+      const { filename, bytes } = upload;
       try {
-        return toOpenAiFile(await forge!.files.add(upload.filename, purpose, upload.bytes));
+        const countTasks = (data: Buffer) => parseTask(data, filename, basename(filename, extname(filename))).docs.length;
+        return toOpenAiFile(await forge!.files.add(filename, purpose, bytes, ...(purpose === "evals" ? [countTasks] : [])));
       } catch (error) {
         if (error instanceof InvalidRequestError) throw new InvalidRequestError(error.message, { param: "file", cause: error });
         throw error;
@@ -62,7 +68,7 @@ export function registerFileRoutes(app: FastifyInstance, forge: ForgeServices | 
     scope.get<{ Params: { id: string } }>("/v1/files/:id", async (request) => toOpenAiFile(await forge!.files.get(request.params.id)));
     scope.get<{ Params: { id: string } }>("/v1/files/:id/content", async (request, reply) => {
       const file = await forge!.files.get(request.params.id);
-      return reply.type("application/jsonl").send(await readFile(forge!.files.pathOf(file.id)));
+      return reply.type("application/jsonl").send(createReadStream(forge!.files.pathOf(file.id)));
     });
     scope.delete<{ Params: { id: string } }>("/v1/files/:id", async (request) => {
       await forge!.files.remove(request.params.id);

@@ -4,12 +4,15 @@ import { isFinished, withoutSteps, type JobRunner, type JobUpdate } from "../../
 import type { TrainingFiles } from "../../forge/jobs/training-files.js";
 import { finetuneJobSchema, mergeJobSchema, quantizeJobSchema } from "../forge-schemas.js";
 import { parseBody } from "../openai-schemas.js";
+import { resolveRequestFile } from "../server-paths.js";
 import { SseStream } from "../sse.js";
 
 /** What the forge routes need; absent when Grove serves a single file. */
 export interface ForgeServices {
   readonly runner: JobRunner;
   readonly files: TrainingFiles;
+  /** `--data-dir`: the one directory whose files requests may name by path; undefined when none. */
+  readonly dataDirectory?: string;
 }
 
 /**
@@ -43,10 +46,12 @@ export function registerForgeRoutes(app: FastifyInstance, forge: ForgeServices |
     });
     scope.post("/api/forge/finetune", { bodyLimit }, async (request, reply) => {
       const body = parseBody(finetuneJobSchema, request.body);
+      // `data` names an upload or a file in the data directory, never any other server path.
+      const data = body.data === undefined ? undefined : (await resolveRequestFile(forge!, body.data, "data", "fine-tune")).path;
       const job = await forge!.runner.startFinetune({
         model: body.model,
         ...defined({
-          data: body.data,
+          data,
           records: body.records,
           epochs: body.epochs,
           learningRate: body.learning_rate,

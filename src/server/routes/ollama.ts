@@ -7,6 +7,7 @@ import { toErrorResponse } from "../error-table.js";
 import { meterOf } from "../gateway-hooks.js";
 import { clientGoneSignal, usageOutcome, utf8Bytes } from "../generation.js";
 import type { ModelCatalog } from "../model-catalog.js";
+import { drainRejectedBody, jsonBodyParser, unsupportedMediaType } from "../json-body.js";
 import { NdjsonStream } from "../ndjson.js";
 import {
   ollamaChatSchema,
@@ -40,16 +41,25 @@ export interface OllamaServices {
  */
 export function registerOllamaRoutes(app: FastifyInstance, services: OllamaServices): void {
   void app.register(async (scope) => {
-    scope.addContentTypeParser(
-      ["application/x-www-form-urlencoded", "text/plain"],
-      { parseAs: "string" },
-      scope.getDefaultJsonParser("error", "error"),
-    );
+    // `curl -d '{…}'`, as Ollama's docs show it, sends a form content type: taken as JSON from a
+    // client that is not a browser. A browser (Origin or Sec-Fetch-Site sent: every browser sends
+    // one on a POST; Node's fetch sends neither) gets 415, since a page may post a form cross-site
+    // without a preflight.
+    const parseJson = jsonBodyParser(scope);
+    scope.addContentTypeParser(["application/x-www-form-urlencoded", "text/plain"], { parseAs: "buffer" }, (request, body, done) => {
+      const headers = request.headers;
+      if (headers.origin !== undefined || headers["sec-fetch-site"] !== undefined) {
+        done(unsupportedMediaType(undefined), undefined);
+        return;
+      }
+      parseJson(request, body as Buffer, done);
+    });
     scope.setErrorHandler((error: FastifyError, request, reply) => {
       const { status, body } = toErrorResponse(fromFastifyError(error));
       if (status >= 500) request.log.error({ err: error }, "request failed");
       else request.log.info({ code: body.error.code, status }, body.error.message);
       if (status === 503) reply.header("retry-after", "1");
+      if (status === 413) drainRejectedBody(request, reply);
       return reply.code(status).send({ error: body.error.message });
     });
     registerGenerationRoutes(scope, services.catalog);
@@ -60,6 +70,7 @@ export function registerOllamaRoutes(app: FastifyInstance, services: OllamaServi
 function fromFastifyError(error: FastifyError): unknown {
   if (error instanceof GroveError) return error;
   if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") return new PayloadTooLargeError(error.message, { cause: error });
+  if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return unsupportedMediaType(error);
   if (error instanceof SyntaxError || (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)) {
     return new InvalidRequestError(`Malformed request: ${error.message}`, { cause: error });
   }

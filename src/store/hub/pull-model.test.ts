@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -8,6 +8,7 @@ import { DigestMismatchError, InvalidRequestError, NotFoundError, UpstreamError 
 import { FakeHub, seededBytes, sha256Hex } from "./fake-hub.js";
 import { HubClient } from "./hub-client.js";
 import { pullModel } from "./pull-model.js";
+import { ownedTempName } from "../temp-owner.js";
 
 const CHUNK_SLACK = 64 * 1024;
 const model = seededBytes(1024 * 1024 + 5, 3);
@@ -48,7 +49,7 @@ describe("pullModel", () => {
     const result = await pullModel({ ref: "hf:acme/tiny-GGUF", client, partialDirectory, onProgress: (received) => progress.push(received) });
     assert.equal(result.alreadyStored, false);
     if (result.alreadyStored) return;
-    assert.equal(result.path, join(partialDirectory, `${sha256Hex(model)}.partial`));
+    assert.equal(result.path, join(partialDirectory, ownedTempName(`pull-${sha256Hex(model)}.partial`)));
     assert.equal(result.sha256, sha256Hex(model));
     assert.equal(result.size, model.length);
     assert.equal(result.verified, true);
@@ -87,9 +88,11 @@ describe("pullModel", () => {
   test("a rerun after a broken pull resumes the same partial file", async () => {
     hub.faults.cutAfterBytes = Math.floor(model.length / 2);
     await assert.rejects(pullModel({ ref: "hf:acme/tiny-GGUF", client, partialDirectory, attempts: 1 }), UpstreamError);
-    const partial = join(partialDirectory, `${sha256Hex(model)}.partial`);
+    const partial = join(partialDirectory, ownedTempName(`pull-${sha256Hex(model)}.partial`));
     const kept = (await stat(partial)).size;
     assert.ok(kept > 0);
+    // As if the pull had run in a process that died: the next pull adopts its partial file.
+    await rename(partial, join(partialDirectory, ownedTempName(`pull-${sha256Hex(model)}.partial`, 2 ** 31 - 2)));
     const result = await pullModel({ ref: "hf:acme/tiny-GGUF", client, partialDirectory });
     assert.equal(result.alreadyStored, false);
     assert.equal(!result.alreadyStored && result.resumedFrom, kept);
@@ -122,7 +125,7 @@ describe("pullModel", () => {
     if (result.alreadyStored) return;
     assert.equal(result.verified, false);
     assert.equal(result.sha256, sha256Hex(small));
-    assert.match(result.path, /url-[0-9a-f]{64}\.partial$/);
+    assert.match(result.path, /\.pull-url-[0-9a-f]{64}\.partial$/);
   });
 
   test("unknown repositories, missing files, several candidates and bad refs are clear errors", async () => {

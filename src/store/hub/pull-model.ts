@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { adoptPartialFile } from "../temp-owner.js";
 import { chooseModelFile, type HubClient } from "./hub-client.js";
 import { formatHubRef, parseHubRef, type HubRef } from "./hub-ref.js";
 import { EMPTY_MODEL_CARD, type ModelCard } from "./model-card.js";
@@ -123,7 +124,7 @@ export async function pullModel(options: PullModelOptions): Promise<PullModelRes
   const partialName = sha256 ?? `url-${createHash("sha256").update(url).digest("hex")}`;
   const result = await client.downloadFile({
     url,
-    destination: join(options.partialDirectory, `${partialName}.partial`),
+    destination: await adoptPartialFile(options.partialDirectory, partialName),
     expectedSha256: sha256,
     expectedSize: size,
     onProgress: options.onProgress,
