@@ -6,7 +6,7 @@ import { ConfigError, InvalidRequestError, ModelNotFoundError } from "./core/err
 import { importShippedFamily, SHIPPED_FAMILY_DIR } from "./demo/embedded.js";
 import { MANIFEST_FILE } from "./demo/ship.js";
 import type { Engine } from "./engine/engine.js";
-import { LlamaEngine } from "./engine/llama-engine.js";
+import { NativeEngine } from "./engine/native-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
 import { Gateway } from "./gateway/gateway.js";
 import { openRateLimiter, openServiceStore, type ClosableRateLimiter } from "./gateway/open-service-store.js";
@@ -197,12 +197,21 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
   let sweeper: ReservationSweeper | undefined;
   try {
     sweeper = await ReservationSweeper.start({ store: service, ttlMs: config.reservationTtl, ...(logger === undefined ? {} : { logger }) });
-    engine = await LlamaEngine.create({
+    engine = await NativeEngine.create({
       models: [],
       threads: config.threads,
       slots: config.parallel,
       contextSize: config.contextSize,
       queueLimit: config.queueLimit,
+      gpu: config.gpuLayers === 0 ? false : "auto",
+      gpuLayers: config.gpuLayers,
+      cacheTypeK: config.cacheTypeK,
+      cacheTypeV: config.cacheTypeV,
+      flashAttention: config.flashAttn,
+      batchSize: config.batchSize,
+      ubatchSize: config.ubatchSize,
+      prefillChunk: config.ubatchSize,
+      ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
     });
     const { catalog: localCatalog, defaultModel, fromStore } = await chooseServing(config, store, engine, logger);

@@ -6,7 +6,7 @@ import { InvalidRequestError } from "../core/errors.js";
 import { BENCH_MODEL_PRESETS } from "./resolve-bench-models.js";
 
 /** The servers the bench can drive. */
-export const BENCH_SERVERS = ["grove", "llama-server"] as const;
+export const BENCH_SERVERS = ["grove", "grove-ref", "llama-server"] as const;
 
 /** A server the bench can drive. */
 export type BenchServerName = (typeof BENCH_SERVERS)[number];
@@ -17,7 +17,11 @@ export interface BenchArguments {
   readonly presets: readonly string[];
   /** GGUF files to run (`--model`, repeatable), absolute. @default [] */
   readonly files: readonly string[];
-  /** Servers to run, in order. @default ["grove", "llama-server"] */
+  /**
+   * Servers to run, in order: `grove` (node-llama-cpp's prebuilt libraries, what users get),
+   * `grove-ref` (Grove on the llama-server build's own libraries: the same kernels, so only the
+   * loop differs), `llama-server`. @default ["grove", "llama-server"]
+   */
   readonly servers: readonly BenchServerName[];
   /** Measured requests per scenario, after one discarded warm-up. @default 5 */
   readonly repeats: number;
@@ -35,6 +39,11 @@ export interface BenchArguments {
   readonly longPromptTokens: number;
   /** Concurrent stream counts of the aggregate scenarios. @default [4, 8] */
   readonly concurrency: readonly number[];
+  /**
+   * Prompt tokens of the burst scenario: while all slots but one decode, one prompt this long
+   * arrives, and the longest pause of the running streams is measured. 0: not run. @default 0
+   */
+  readonly burstPromptTokens: number;
   /** llama-server binary from `--llama-server`, if given (else env, else the build script's output). */
   readonly llamaServer: string | undefined;
   /** Print the results as JSON instead of markdown. @default false */
@@ -53,7 +62,8 @@ time, with the same client, and prints metric | Grove | llama-server | ratio per
 
   --models LIST        generated models: ${Object.keys(BENCH_MODEL_PRESETS).join(",")} (default: all, unless --model)
   --model FILE         a GGUF file to run as well (repeatable)
-  --servers LIST       grove,llama-server (default: both; ratios need both)
+  --servers LIST       grove,grove-ref,llama-server (default grove,llama-server; grove-ref
+                       is Grove on the llama-server build's own libraries)
   --repeats N          measured requests per scenario after a warm-up (default 5)
   --threads N          CPU threads for both servers (default: cores)
   --parallel N         slots of both servers (default 8)
@@ -62,6 +72,9 @@ time, with the same client, and prints metric | Grove | llama-server | ratio per
   --short-prompt N     short prompt length, tokens (default 32)
   --long-prompt N      long prompt length, tokens (default 480)
   --concurrency LIST   concurrent streams of the aggregate scenarios (default 4,8)
+  --burst-prompt N     while parallel-1 streams decode, send one prompt of N tokens and
+                       report the longest pause of the running streams (default: not run;
+                       needs --ctx-size above N)
   --llama-server PATH  llama-server binary (env GROVE_LLAMA_SERVER;
                        default ~/.cache/grove/llama.cpp/build/bin/llama-server)
   --json               print JSON instead of markdown tables
@@ -115,7 +128,7 @@ export function parseBenchArguments(argv: readonly string[]): BenchArguments {
   if (presets.length + files.length === 0 && !values.help) {
     throw new InvalidRequestError("No model to run: give --models or --model", { param: "--models" });
   }
-  const servers = list(values.servers) ?? [...BENCH_SERVERS];
+  const servers = list(values.servers) ?? ["grove", "llama-server"];
   for (const server of servers) {
     if (!(BENCH_SERVERS as readonly string[]).includes(server)) {
       throw new InvalidRequestError(`--servers: unknown server '${server}'; known: ${BENCH_SERVERS.join(", ")}`, { param: "--servers" });
@@ -136,6 +149,11 @@ export function parseBenchArguments(argv: readonly string[]): BenchArguments {
   if (margin(longPromptTokens) + 1 > contextSize) {
     throw new InvalidRequestError(`--long-prompt must fit in --ctx-size ${contextSize} with room to spare`, { param: "--long-prompt" });
   }
+  const burstPromptTokens = values["burst-prompt"] === undefined ? 0 : positiveInteger("--burst-prompt", values["burst-prompt"], 0);
+  if (burstPromptTokens > 0 && margin(burstPromptTokens) + 1 > contextSize) {
+    throw new InvalidRequestError(`--burst-prompt must fit in --ctx-size ${contextSize} with room to spare`, { param: "--burst-prompt" });
+  }
+  if (burstPromptTokens > 0 && parallel < 2) throw new InvalidRequestError("--burst-prompt needs --parallel 2 or more (streams beside the prompt)", { param: "--burst-prompt" });
   return Object.freeze({
     presets,
     files,
@@ -148,6 +166,7 @@ export function parseBenchArguments(argv: readonly string[]): BenchArguments {
     shortPromptTokens,
     longPromptTokens,
     concurrency,
+    burstPromptTokens,
     llamaServer: values["llama-server"],
     json: values.json ?? false,
     writeDocs: values["write-docs"] ?? false,
@@ -172,6 +191,7 @@ function parseRaw(argv: readonly string[]) {
       "short-prompt": { type: "string" },
       "long-prompt": { type: "string" },
       concurrency: { type: "string" },
+      "burst-prompt": { type: "string" },
       "llama-server": { type: "string" },
       json: { type: "boolean" },
       "write-docs": { type: "boolean" },

@@ -18,7 +18,7 @@ export interface ModelMeasurements {
   readonly servers: Partial<Record<BenchServerName, ScenarioResults>>;
 }
 
-/** One row of the comparison: a summary statistic on each server, and their ratio. */
+/** One row of the comparison: a summary statistic on each server, and the ratios to llama-server. */
 export interface MetricRow {
   /** Human label, with its unit and whether higher or lower is better. */
   readonly metric: string;
@@ -26,12 +26,16 @@ export interface MetricRow {
   readonly key: string;
   /** Which direction is better. */
   readonly better: "higher" | "lower";
-  /** Grove's value, if measured. */
+  /** Grove's value (node-llama-cpp's prebuilt libraries), if measured. */
   readonly grove: number | undefined;
+  /** Grove on the reference build's libraries, if measured. */
+  readonly groveRef: number | undefined;
   /** llama-server's value, if measured. */
   readonly llamaServer: number | undefined;
   /** grove / llamaServer, when both exist. */
   readonly ratio: number | undefined;
+  /** groveRef / llamaServer, when both exist. */
+  readonly refRatio: number | undefined;
 }
 
 interface MetricDefinition {
@@ -40,6 +44,8 @@ interface MetricDefinition {
   readonly better: "higher" | "lower";
   readonly value: (results: ScenarioResults) => number | undefined;
 }
+
+const largest = (values: readonly number[]) => (values.length === 0 ? undefined : Math.max(...values));
 
 function definitions(concurrency: readonly number[]): MetricDefinition[] {
   const rows: MetricDefinition[] = [
@@ -71,25 +77,38 @@ function definitions(concurrency: readonly number[]): MetricDefinition[] {
       },
     );
   }
+  rows.push(
+    { key: "burst_max_gap_ms", metric: "long prompt arriving: longest pause of a running stream (ms, worst round) ↓", better: "lower", value: (results) => largest(results.burst?.maxGapMs ?? []) },
+    { key: "burst_baseline_gap_ms", metric: "long prompt arriving: usual pause before it (ms, median) ↓", better: "lower", value: (results) => median(results.burst?.baselineGapMs ?? []) },
+    { key: "burst_ttft_ms", metric: "long prompt arriving: its time to first token (ms, p50) ↓", better: "lower", value: (results) => median(results.burst?.promptFirstTokenMs ?? []) },
+    { key: "event_loop_max_ms", metric: "long prompt arriving: longest event-loop stall (ms, worst round) ↓", better: "lower", value: (results) => largest(results.burst?.eventLoopMaxMs ?? []) },
+    { key: "peak_rss_mib", metric: "peak resident memory (MiB) ↓", better: "lower", value: (results) => (results.peakRssBytes === undefined ? undefined : results.peakRssBytes / 2 ** 20) },
+  );
   return rows;
 }
 
-/** The comparison rows of one model, in a fixed order. */
+const ratioOf = (value: number | undefined, reference: number | undefined) => (value !== undefined && reference !== undefined && reference > 0 ? value / reference : undefined);
+
+/** The comparison rows of one model, in a fixed order; rows no server measured are left out. */
 export function metricRows(measurements: ModelMeasurements, concurrency: readonly number[]): MetricRow[] {
-  const grove = measurements.servers.grove;
-  const llamaServer = measurements.servers["llama-server"];
-  return definitions(concurrency).map((definition) => {
-    const groveValue = grove ? definition.value(grove) : undefined;
-    const llamaValue = llamaServer ? definition.value(llamaServer) : undefined;
-    return {
-      key: definition.key,
-      metric: definition.metric,
-      better: definition.better,
-      grove: groveValue,
-      llamaServer: llamaValue,
-      ratio: groveValue !== undefined && llamaValue !== undefined && llamaValue > 0 ? groveValue / llamaValue : undefined,
-    };
-  });
+  const { grove, "grove-ref": groveRef, "llama-server": llamaServer } = measurements.servers;
+  return definitions(concurrency)
+    .map((definition) => {
+      const groveValue = grove ? definition.value(grove) : undefined;
+      const refValue = groveRef ? definition.value(groveRef) : undefined;
+      const llamaValue = llamaServer ? definition.value(llamaServer) : undefined;
+      return {
+        key: definition.key,
+        metric: definition.metric,
+        better: definition.better,
+        grove: groveValue,
+        groveRef: refValue,
+        llamaServer: llamaValue,
+        ratio: ratioOf(groveValue, llamaValue),
+        refRatio: ratioOf(refValue, llamaValue),
+      };
+    })
+    .filter((row) => row.grove !== undefined || row.groveRef !== undefined || row.llamaServer !== undefined);
 }
 
 function number(value: number | undefined, unitIsTime: boolean): string {
@@ -104,17 +123,25 @@ function number(value: number | undefined, unitIsTime: boolean): string {
  */
 export function renderReport(measurements: ModelMeasurements, concurrency: readonly number[]): string {
   const gigabytes = (measurements.bytes / 1e9).toFixed(2);
+  const ref = measurements.servers["grove-ref"] !== undefined;
   const lines = [
     `### ${measurements.name}`,
     "",
     `\`${measurements.origin}\`, ${gigabytes} GB`,
     "",
-    "| metric | Grove | llama-server | ratio (Grove / llama-server) |",
-    "|---|---:|---:|---:|",
+    ref
+      ? "| metric | Grove | Grove, reference libraries | llama-server | Grove / llama-server | Grove (ref.) / llama-server |"
+      : "| metric | Grove | llama-server | ratio (Grove / llama-server) |",
+    ref ? "|---|---:|---:|---:|---:|---:|" : "|---|---:|---:|---:|",
   ];
+  const ratio = (value: number | undefined) => (value === undefined ? "—" : value.toFixed(2));
   for (const row of metricRows(measurements, concurrency)) {
     const time = row.better === "lower";
-    lines.push(`| ${row.metric} | ${number(row.grove, time)} | ${number(row.llamaServer, time)} | ${row.ratio === undefined ? "—" : row.ratio.toFixed(2)} |`);
+    lines.push(
+      ref
+        ? `| ${row.metric} | ${number(row.grove, time)} | ${number(row.groveRef, time)} | ${number(row.llamaServer, time)} | ${ratio(row.ratio)} | ${ratio(row.refRatio)} |`
+        : `| ${row.metric} | ${number(row.grove, time)} | ${number(row.llamaServer, time)} | ${ratio(row.ratio)} |`,
+    );
   }
   lines.push("");
   const counted = Object.entries(measurements.servers)

@@ -1,3 +1,4 @@
+import { peakRssBytes } from "./cost/peak-rss.js";
 import type { PromptBuilder } from "./prompt-builder.js";
 import { streamCompletion, type StreamCompletionResult } from "./stream-completion.js";
 
@@ -15,6 +16,12 @@ export interface ScenarioPlan {
   readonly concurrency: readonly number[];
   /** `logit_bias` sent with every measured request. */
   readonly logitBias: Readonly<Record<string, number>>;
+  /** Slots of the server: the burst scenario decodes in all but one. */
+  readonly parallel: number;
+  /** Tokens per slot: the burst's streams generate until the prompt is in, within it. */
+  readonly contextSize: number;
+  /** The burst scenario's long prompt; undefined: not run. */
+  readonly burstPrompt?: PromptBuilder;
 }
 
 /** The server under test, as the scenarios need it. */
@@ -25,6 +32,8 @@ export interface ScenarioTarget {
   readonly url: string;
   /** Model id to send. */
   readonly model: string;
+  /** The server's process, for its peak memory. */
+  readonly pid?: number;
 }
 
 /** Samples of the concurrent scenario with `streams` streams. */
@@ -53,8 +62,26 @@ export interface ScenarioResults {
   readonly promptTokens: { readonly short: number | undefined; readonly long: number | undefined };
   /** Concurrent scenarios, in plan order. */
   readonly concurrent: ConcurrentSamples[];
+  /** The burst scenario, when run. */
+  readonly burst?: BurstSamples;
+  /** Peak resident memory of the server process after every scenario (`VmHWM`), bytes. */
+  readonly peakRssBytes?: number;
   /** Things that make the numbers doubtful (early stops, missing usage); deduplicated. */
   readonly warnings: string[];
+}
+
+/** Samples of the burst scenario: a long prompt arriving while the other slots decode. */
+export interface BurstSamples {
+  /** Streams decoding when the prompt arrived. */
+  readonly streams: number;
+  /** Per round: the longest pause between two text events of a running stream while the prompt was evaluated, ms. */
+  readonly maxGapMs: number[];
+  /** Per round: the median pause between text events before the prompt arrived, ms. */
+  readonly baselineGapMs: number[];
+  /** Per round: time to the long prompt's first token, ms. */
+  readonly promptFirstTokenMs: number[];
+  /** Per round: the server's longest event-loop delay during the round (Grove's `/metrics`), ms. */
+  readonly eventLoopMaxMs: number[];
 }
 
 /** Tokens/s from a token count and a span of milliseconds; undefined when the span is empty. */
@@ -127,6 +154,8 @@ export async function runScenarios(
     concurrent.push(samples);
   }
 
+  const burst = plan.burstPrompt === undefined ? undefined : await runBurst(target, plan, plan.burstPrompt, () => requestNumber++, progress, warnings);
+  const peak = target.pid === undefined ? undefined : await peakRssBytes(target.pid);
   return {
     singleDecodeRates,
     singleFirstTokenTimes,
@@ -134,8 +163,88 @@ export async function runScenarios(
     longFirstTokenTimes,
     promptTokens: { short: shortPromptTokens, long: longPromptTokens },
     concurrent,
+    ...(burst === undefined ? {} : { burst }),
+    ...(peak === undefined ? {} : { peakRssBytes: peak }),
     warnings: [...warnings],
   };
+}
+
+/**
+ * While `parallel - 1` streams decode, one long prompt arrives; its evaluation should hold the
+ * streams up by no more than one prompt chunk. The streams run until the prompt's first token
+ * (plus a little), then are cut; the pauses between their text events in that window are measured.
+ */
+async function runBurst(
+  target: ScenarioTarget,
+  plan: ScenarioPlan,
+  burstPrompt: PromptBuilder,
+  nextRequest: () => number,
+  progress: (message: string) => void,
+  warnings: Set<string>,
+): Promise<BurstSamples> {
+  const streams = plan.parallel - 1;
+  const samples: BurstSamples = { streams, maxGapMs: [], baselineGapMs: [], promptFirstTokenMs: [], eventLoopMaxMs: [] };
+  const decodeTokens = plan.contextSize - Math.ceil(plan.shortPrompt.measuredTokens * 1.1) - 8;
+  for (let repeat = 0; repeat < plan.repeats; repeat++) {
+    progress(`${target.name}: ${burstPrompt.measuredTokens}-token prompt while ${streams} streams decode ${repeat + 1}/${plan.repeats}`);
+    await eventLoopMaxMs(target.url);
+    const stop = new AbortController();
+    let started = 0;
+    let allStarted!: () => void;
+    const running = new Promise<void>((resolve) => (allStarted = resolve));
+    const decoding = Array.from({ length: streams }, () =>
+      streamCompletion({
+        baseUrl: target.url,
+        model: target.model,
+        prompt: plan.shortPrompt.prompt(nextRequest()),
+        maxTokens: decodeTokens,
+        logitBias: plan.logitBias,
+        signal: stop.signal,
+        onFirstText: () => {
+          if (++started === streams) allStarted();
+        },
+      }),
+    );
+    await running;
+    // Let the streams settle into a steady rhythm first.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const burst = await streamCompletion({ baseUrl: target.url, model: target.model, prompt: burstPrompt.prompt(nextRequest()), maxTokens: 1, logitBias: plan.logitBias });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    stop.abort();
+    const results = await Promise.all(decoding);
+    const windowEnd = burst.firstChoiceAt ?? burst.endedAt;
+    if (burst.firstChoiceAt !== undefined) samples.promptFirstTokenMs.push(burst.firstChoiceAt - burst.startedAt);
+    let maxGap = 0;
+    const before: number[] = [];
+    for (const result of results) {
+      const times = result.textEventTimes;
+      if (times.length > 0 && times.at(-1)! < windowEnd) warnings.add("a burst stream ended before the long prompt was in: raise --ctx-size");
+      for (let index = 1; index < times.length; index++) {
+        const gap = times[index]! - times[index - 1]!;
+        if (times[index]! <= burst.startedAt) before.push(gap);
+        // A gap overlapping the prompt's evaluation.
+        else if (times[index - 1]! < windowEnd) maxGap = Math.max(maxGap, gap);
+      }
+    }
+    samples.maxGapMs.push(maxGap);
+    before.sort((a, b) => a - b);
+    if (before.length > 0) samples.baselineGapMs.push(before[Math.floor(before.length / 2)]!);
+    const loop = await eventLoopMaxMs(target.url);
+    if (loop !== undefined) samples.eventLoopMaxMs.push(loop);
+  }
+  return samples;
+}
+
+/** Grove's longest event-loop delay since the last scrape (reading resets it), ms; undefined for other servers. */
+async function eventLoopMaxMs(url: string): Promise<number | undefined> {
+  try {
+    const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    if (!response.ok) return undefined;
+    const match = /^grove_event_loop_delay_max_seconds ([\d.e+-]+)$/m.exec(await response.text());
+    return match === null ? undefined : Number(match[1]) * 1000;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Tokens the request generated: the server's usage count, else one per text event. */

@@ -75,10 +75,21 @@ async function benchModel(model: BenchModel, options: BenchArguments, programs: 
         const count = (prompt: string) => countPromptTokens(url, modelId, prompt);
         const shortPrompt = await PromptBuilder.calibrate(options.shortPromptTokens, count);
         const longPrompt = await PromptBuilder.calibrate(options.longPromptTokens, count);
+        const burstPrompt = options.burstPromptTokens > 0 ? await PromptBuilder.calibrate(options.burstPromptTokens, count) : undefined;
         progress(`${model.name}: prompts of ${shortPrompt.measuredTokens} and ${longPrompt.measuredTokens} tokens`);
-        plan = { repeats: options.repeats, maxTokens: options.maxTokens, shortPrompt, longPrompt, concurrency: options.concurrency, logitBias };
+        plan = {
+          repeats: options.repeats,
+          maxTokens: options.maxTokens,
+          shortPrompt,
+          longPrompt,
+          concurrency: options.concurrency,
+          logitBias,
+          parallel: options.parallel,
+          contextSize: options.contextSize,
+          ...(burstPrompt === undefined ? {} : { burstPrompt }),
+        };
       }
-      servers[name] = await runScenarios({ name: `${model.name} ${name}`, url, model: modelId }, plan, progress);
+      servers[name] = await runScenarios({ name: `${model.name} ${name}`, url, model: modelId, ...(started.server.pid === undefined ? {} : { pid: started.server.pid }) }, plan, progress);
     } finally {
       await started.stop();
     }
@@ -156,7 +167,7 @@ export async function serveBench(argv: readonly string[]): Promise<number> {
       process.stdout.write(BENCH_USAGE);
       return 0;
     }
-    const llamaServer = options.servers.includes("llama-server") ? findLlamaServer(options.llamaServer) : undefined;
+    const llamaServer = options.servers.includes("llama-server") || options.servers.includes("grove-ref") ? findLlamaServer(options.llamaServer) : undefined;
     const groveBin = join(repositoryRoot, "bin", "grove.js");
     if (!existsSync(join(repositoryRoot, "dist", "cli", "main.js"))) {
       throw new ConfigError("Grove is not built (dist/cli/main.js is missing): run npm run build");

@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { BenchServerName } from "./parse-bench-arguments.js";
 import { freePort, ServerProcess } from "./server-process.js";
 
@@ -19,7 +19,7 @@ export interface BenchServerSettings {
 export interface BenchServerPrograms {
   /** `bin/grove.js` of this checkout. */
   readonly groveBin: string;
-  /** The llama-server binary (needed only to start llama-server). */
+  /** The llama-server binary (needed only to start llama-server, and beside it the libraries grove-ref loads). */
   readonly llamaServer: string | undefined;
   /** The environment to start children from; each server's own settings variables are removed from it. */
   readonly environment: NodeJS.ProcessEnv;
@@ -76,7 +76,7 @@ export async function startBenchServer(
   programs: BenchServerPrograms,
 ): Promise<BenchServer> {
   const { threads, parallel, contextSize } = settings;
-  if (name === "grove") {
+  if (name === "grove" || name === "grove-ref") {
     const home = await mkdtemp(join(tmpdir(), "grove-bench-home-"));
     temporaryHomes.add(home);
     const removeHome = async () => {
@@ -93,6 +93,9 @@ export async function startBenchServer(
       "--ctx-size", String(contextSize),
       "--log-level", "warn",
       "--home", home,
+      "--web-dir", "none",
+      // grove-ref: the libraries built beside llama-server, so both run the same kernels.
+      ...(name === "grove-ref" ? ["--libllama-dir", dirname(programs.llamaServer!)] : []),
     ];
     try {
       const server = await ServerProcess.start({

@@ -16,6 +16,10 @@ export interface StreamCompletionOptions {
   readonly logitBias?: Readonly<Record<string, number>>;
   /** Gives up on the request after this long. @default 600000 */
   readonly timeoutMs?: number;
+  /** Ends the request early; what arrived until then is returned (`finishReason` undefined). */
+  readonly signal?: AbortSignal;
+  /** Called as the first text arrives. */
+  readonly onFirstText?: () => void;
 }
 
 /** What one streamed request measured. Times are `performance.now()` milliseconds. */
@@ -42,9 +46,12 @@ export interface StreamCompletionResult {
   readonly finishReason: string | undefined;
   /** The generated text, concatenated. */
   readonly text: string;
+  /** The server's own timing of the generation (llama-server's and Grove's `timings`), when it sent one. */
+  readonly serverTimings?: { readonly predictedN: number; readonly predictedMs: number };
 }
 
 interface CompletionEvent {
+  timings?: { predicted_n?: number; predicted_ms?: number };
   choices?: { text?: string; finish_reason?: string | null }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
   error?: { message?: string } | string;
@@ -78,7 +85,7 @@ export async function streamCompletion(options: StreamCompletionOptions): Promis
     method: "POST",
     headers: { "content-type": "application/json", accept: "text/event-stream" },
     body: requestBody(options),
-    signal: AbortSignal.timeout(options.timeoutMs ?? 600_000),
+    signal: options.signal === undefined ? AbortSignal.timeout(options.timeoutMs ?? 600_000) : AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs ?? 600_000)]),
   });
   if (!response.ok || !response.body) {
     const detail = (await response.text()).slice(0, 500);
@@ -94,33 +101,43 @@ export async function streamCompletion(options: StreamCompletionOptions): Promis
   let finishAt: number | undefined;
   let text = "";
   let done = false;
-  for await (const bytes of response.body) {
-    const arrivedAt = performance.now();
-    for (const data of parser.push(decoder.decode(bytes, { stream: true }))) {
-      if (data === "[DONE]") {
-        done = true;
-        break;
+  let serverTimings: StreamCompletionResult["serverTimings"];
+  try {
+    for await (const bytes of response.body) {
+      const arrivedAt = performance.now();
+      for (const data of parser.push(decoder.decode(bytes, { stream: true }))) {
+        if (data === "[DONE]") {
+          done = true;
+          break;
+        }
+        const event = parseEvent(data, options.baseUrl);
+        if (event.usage) {
+          promptTokens = event.usage.prompt_tokens ?? promptTokens;
+          completionTokens = event.usage.completion_tokens ?? completionTokens;
+        }
+        if (typeof event.timings?.predicted_n === "number" && typeof event.timings.predicted_ms === "number") {
+          serverTimings = { predictedN: event.timings.predicted_n, predictedMs: event.timings.predicted_ms };
+        }
+        const choice = event.choices?.[0];
+        if (!choice) continue;
+        firstChoiceAt ??= arrivedAt;
+        if (choice.finish_reason) {
+          finishReason = choice.finish_reason;
+          finishAt ??= arrivedAt;
+        }
+        if (choice.text) {
+          if (textEventTimes.length === 0) options.onFirstText?.();
+          text += choice.text;
+          textEventTimes.push(arrivedAt);
+        }
       }
-      const event = parseEvent(data, options.baseUrl);
-      if (event.usage) {
-        promptTokens = event.usage.prompt_tokens ?? promptTokens;
-        completionTokens = event.usage.completion_tokens ?? completionTokens;
-      }
-      const choice = event.choices?.[0];
-      if (!choice) continue;
-      firstChoiceAt ??= arrivedAt;
-      if (choice.finish_reason) {
-        finishReason = choice.finish_reason;
-        finishAt ??= arrivedAt;
-      }
-      if (choice.text) {
-        text += choice.text;
-        textEventTimes.push(arrivedAt);
-      }
+      if (done) break;
     }
-    if (done) break;
+  } catch (error) {
+    // Ended on purpose: keep what arrived.
+    if (!options.signal?.aborted) throw error;
   }
-  parser.finish();
+  if (!options.signal?.aborted) parser.finish();
   return {
     startedAt,
     firstChoiceAt,
@@ -133,6 +150,7 @@ export async function streamCompletion(options: StreamCompletionOptions): Promis
     completionTokens,
     finishReason,
     text,
+    ...(serverTimings === undefined ? {} : { serverTimings }),
   };
 }
 

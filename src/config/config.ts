@@ -111,6 +111,23 @@ export interface GroveConfig {
    * runs as the user, takes any path. Env `GROVE_DATA_DIR`, flag `--data-dir`. @default ""
    */
   readonly dataDir: string;
+  /**
+   * Layers offloaded to the GPU when node-llama-cpp finds a usable one (CUDA, Vulkan, Metal);
+   * `-1` all, `0` none (the CPU libraries are then used). Env `GROVE_GPU_LAYERS`, flag `--gpu-layers`. @default -1
+   */
+  readonly gpuLayers: number;
+  /** KV cache type of keys: f16, q8_0, q4_0 (quantized halves or quarters the cache). Env `GROVE_CACHE_TYPE_K`, flag `--cache-type-k`. @default "f16" */
+  readonly cacheTypeK: "f16" | "q8_0" | "q4_0";
+  /** KV cache type of values (a quantized V cache needs flash attention). Env `GROVE_CACHE_TYPE_V`, flag `--cache-type-v`. @default "f16" */
+  readonly cacheTypeV: "f16" | "q8_0" | "q4_0";
+  /** Flash attention: auto (llama.cpp decides per model and device), on, off. Env `GROVE_FLASH_ATTN`, flag `--flash-attn`. @default "auto" */
+  readonly flashAttn: "auto" | "on" | "off";
+  /** Most tokens one decode step takes (logical batch). Env `GROVE_BATCH_SIZE`, flag `--batch-size`. @default 2048 */
+  readonly batchSize: number;
+  /** Tokens computed at once inside a step (physical batch); also the prompt chunk a step takes while other slots generate. Env `GROVE_UBATCH_SIZE`, flag `--ubatch-size`. @default 512 */
+  readonly ubatchSize: number;
+  /** Load llama.cpp's libraries from this folder instead of node-llama-cpp's prebuilt ones (a build of the same llama.cpp version, for benchmarks). Env `GROVE_LIBLLAMA_DIR`, flag `--libllama-dir`. @default "" */
+  readonly libllamaDir: string;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 }
@@ -158,6 +175,13 @@ const schema = z.object({
   allowedHosts: commaList.pipe(z.array(z.string().regex(/^(\*|[a-z0-9.-]+|\[[0-9a-f:.]+\])$/i, "expected host names (grove.internal), IP addresses or *, comma-separated"))),
   corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), or *, comma-separated"))),
   dataDir: z.string(),
+  gpuLayers: integer(-1, 100_000),
+  cacheTypeK: z.enum(["f16", "q8_0", "q4_0"]),
+  cacheTypeV: z.enum(["f16", "q8_0", "q4_0"]),
+  flashAttn: z.enum(["auto", "on", "off"]),
+  batchSize: integer(32, 65_536),
+  ubatchSize: integer(32, 65_536),
+  libllamaDir: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -190,6 +214,13 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   allowedHosts: { env: "GROVE_ALLOWED_HOSTS", flag: "--allowed-hosts" },
   corsOrigins: { env: "GROVE_CORS_ORIGINS", flag: "--cors-origins" },
   dataDir: { env: "GROVE_DATA_DIR", flag: "--data-dir" },
+  gpuLayers: { env: "GROVE_GPU_LAYERS", flag: "--gpu-layers" },
+  cacheTypeK: { env: "GROVE_CACHE_TYPE_K", flag: "--cache-type-k" },
+  cacheTypeV: { env: "GROVE_CACHE_TYPE_V", flag: "--cache-type-v" },
+  flashAttn: { env: "GROVE_FLASH_ATTN", flag: "--flash-attn" },
+  batchSize: { env: "GROVE_BATCH_SIZE", flag: "--batch-size" },
+  ubatchSize: { env: "GROVE_UBATCH_SIZE", flag: "--ubatch-size" },
+  libllamaDir: { env: "GROVE_LIBLLAMA_DIR", flag: "--libllama-dir" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -220,6 +251,13 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     allowedHosts: [],
     corsOrigins: [],
     dataDir: "",
+    gpuLayers: -1,
+    cacheTypeK: "f16",
+    cacheTypeV: "f16",
+    flashAttn: "auto",
+    batchSize: 2048,
+    ubatchSize: 512,
+    libllamaDir: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

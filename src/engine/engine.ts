@@ -2,8 +2,8 @@ import type { Digest } from "../core/digest.js";
 
 /**
  * The boundary between Grove and whatever runs a model. The server, bench and forge talk
- * to these interfaces only; `LlamaEngine` (node-llama-cpp) is the local implementation,
- * and tests may hand in a fake where the model is not the point.
+ * to these interfaces only; `NativeEngine` (Grove's decode loop on libllama) is the local
+ * implementation, and tests may hand in a fake where the model is not the point.
  */
 export interface Engine {
   /** The models loaded now. */
@@ -106,6 +106,11 @@ export interface GenerateOptions {
   readonly promptLogprobs?: boolean;
   /** Cancels the generation; the slot is freed as soon as the running step ends. */
   readonly signal?: AbortSignal;
+  /**
+   * Choices to generate from the one prompt (OpenAI `n`), each in its own slot: the prompt is
+   * evaluated once and its KV copied. Events then carry `choice`. @default 1
+   */
+  readonly n?: number;
 }
 
 /** The log-probability of one token and its most likely alternatives. */
@@ -123,6 +128,8 @@ export interface GenerateChunk {
   readonly text: string;
   /** Present when logprobs were asked for: one entry per token released in this chunk. */
   readonly logprobs?: readonly TokenLogprob[];
+  /** Which choice the text belongs to, when `n` > 1. */
+  readonly choice?: number;
 }
 
 export type FinishReason = "stop" | "length" | "aborted";
@@ -140,6 +147,8 @@ export interface GenerateDone {
   /** Milliseconds from start to the first generated token (prompt processing included). */
   readonly timeToFirstTokenMs: number;
   readonly totalMs: number;
+  /** Which choice ended, when `n` > 1 (each choice ends with its own `done`). */
+  readonly choice?: number;
 }
 
 export type GenerateEvent = GenerateChunk | GenerateDone;

@@ -1,9 +1,13 @@
-import type { Llama, LlamaGrammar } from "node-llama-cpp";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 
-/** A compiled JSON constraint plus how generation must end under it. */
+/** A JSON constraint as GBNF, plus how generation must end under it. */
 export interface JsonGrammar {
-  readonly grammar: LlamaGrammar;
-  /** Stop strings the grammar relies on (node-llama-cpp's schema grammars end in four newlines). */
+  readonly gbnf: string;
+  readonly root: string;
+  /** Stop strings the grammar relies on (node-llama-cpp's JSON grammars end in four newlines). */
   readonly stop: readonly string[];
   /** Drop trailing whitespace from the output. */
   readonly trimTrailingWhitespace: boolean;
@@ -28,18 +32,28 @@ export function boundNumberRules(gbnf: string): string {
     .join("\n");
 }
 
-/** Compiles a JSON schema (or `"json"`: any JSON object) into a grammar llama.cpp samples with. */
-export async function createJsonGrammar(llama: Llama, json: object | "json"): Promise<JsonGrammar> {
-  const original =
-    json === "json" ? await llama.getGrammarFor("json") : await llama.createGrammarForJsonSchema(json as never);
-  const stop = original.stopGenerationTriggers.map((trigger) =>
-    typeof trigger === "string" ? trigger : Array.isArray(trigger) ? trigger.join("") : String(trigger),
-  );
-  const grammar = await llama.createGrammar({
-    grammar: boundNumberRules(original.grammar),
-    rootRuleName: original.rootRuleName,
-    stopGenerationTriggers: original.stopGenerationTriggers,
-    trimWhitespaceSuffix: original.trimWhitespaceSuffix,
-  });
-  return { grammar, stop, trimTrailingWhitespace: original.trimWhitespaceSuffix };
+/** node-llama-cpp's package folder: its JSON-schema-to-GBNF converter and grammar files are reused, not its runtime. */
+const PACKAGE_DIST = dirname(createRequire(import.meta.url).resolve("node-llama-cpp"));
+
+type SchemaConverter = (schema: unknown) => string;
+let converter: Promise<SchemaConverter> | undefined;
+let anyJson: Promise<string> | undefined;
+
+/**
+ * Compiles a JSON schema (or `"json"`: any JSON object) into GBNF for llama.cpp's grammar sampler,
+ * with node-llama-cpp's converter (a pure function of the schema; its package is pinned).
+ * @throws Error for a schema the converter does not support
+ */
+export async function createJsonGrammar(json: object | "json"): Promise<JsonGrammar> {
+  let gbnf: string;
+  if (json === "json") {
+    anyJson ??= readFile(join(PACKAGE_DIST, "..", "llama", "grammars", "json.gbnf"), "utf8");
+    gbnf = await anyJson;
+  } else {
+    converter ??= import(pathToFileURL(join(PACKAGE_DIST, "utils", "gbnfJson", "getGbnfGrammarForGbnfJsonSchema.js")).href).then(
+      (module: { getGbnfGrammarForGbnfJsonSchema: SchemaConverter }) => module.getGbnfGrammarForGbnfJsonSchema,
+    );
+    gbnf = (await converter)(json);
+  }
+  return { gbnf: boundNumberRules(gbnf), root: "root", stop: ["\n".repeat(4)], trimTrailingWhitespace: true };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AbortedError, OverloadedError } from "../core/errors.js";
-import { commonPrefixLength } from "./llama-model.js";
+import { commonPrefixLength } from "./decode-loop.js";
 import { SlotPool } from "./slot-pool.js";
 
 interface FakeSlot {

@@ -2,7 +2,8 @@ import { AbortedError, OverloadedError } from "../core/errors.js";
 
 interface Waiter<T> {
   readonly prompt: readonly number[];
-  readonly resolve: (slot: T) => void;
+  readonly count: number;
+  readonly resolve: (slots: T[]) => void;
   readonly reject: (error: unknown) => void;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
@@ -45,9 +46,19 @@ export class SlotPool<T> {
   }
 
   /** Resolves with a slot; the caller must `release` it exactly once. */
-  acquire(prompt: readonly number[], signal?: AbortSignal): Promise<T> {
+  async acquire(prompt: readonly number[], signal?: AbortSignal): Promise<T> {
+    return (await this.acquireMany(prompt, 1, signal))[0]!;
+  }
+
+  /**
+   * Resolves with `count` slots at once (n choices of one prompt), the first the one sharing the
+   * longest prefix with the prompt; the caller releases each exactly once. Taking them together
+   * means two requests can never each hold part of what they need and wait for the rest.
+   */
+  acquireMany(prompt: readonly number[], count: number, signal?: AbortSignal): Promise<T[]> {
     if (signal?.aborted) return Promise.reject(new AbortedError());
-    if (this.free.length > 0) return Promise.resolve(this.takeBest(prompt));
+    if (count < 1 || count > this.total) return Promise.reject(new RangeError(`Cannot take ${count} of ${this.total} slots`));
+    if (this.waiters.length === 0 && this.free.length >= count) return Promise.resolve(this.takeBest(prompt, count));
     if (this.waiters.length >= this.options.queueLimit) {
       return Promise.reject(
         new OverloadedError(
@@ -55,9 +66,10 @@ export class SlotPool<T> {
         ),
       );
     }
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<T[]>((resolve, reject) => {
       const waiter: Waiter<T> = {
         prompt,
+        count,
         resolve,
         reject,
         signal,
@@ -72,18 +84,18 @@ export class SlotPool<T> {
     });
   }
 
-  /** Returns a slot; the oldest waiter, if any, gets it at once. */
+  /** Returns a slot; the oldest waiter gets slots as soon as there are as many free as it needs. */
   release(slot: T): void {
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      waiter.signal?.removeEventListener("abort", waiter.onAbort);
-      waiter.resolve(slot);
-      return;
-    }
     this.free.push(slot);
+    for (let waiter = this.waiters[0]; waiter !== undefined && this.free.length >= waiter.count; waiter = this.waiters[0]) {
+      this.waiters.shift();
+      waiter.signal?.removeEventListener("abort", waiter.onAbort);
+      // The slot just freed (or the best-matching one) goes to the waiter.
+      waiter.resolve(waiter.count === 1 && this.free.length === 1 ? this.free.splice(0, 1) : this.takeBest(waiter.prompt, waiter.count));
+    }
   }
 
-  private takeBest(prompt: readonly number[]): T {
+  private takeBest(prompt: readonly number[], count: number): T[] {
     let bestIndex = 0;
     let bestLength = -1;
     for (let index = 0; index < this.free.length; index++) {
@@ -93,6 +105,7 @@ export class SlotPool<T> {
         bestIndex = index;
       }
     }
-    return this.free.splice(bestIndex, 1)[0]!;
+    const best = this.free.splice(bestIndex, 1);
+    return [...best, ...this.free.splice(0, count - 1)];
   }
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { FastifyInstance } from "fastify";
-import { LlamaEngine } from "../engine/llama-engine.js";
+import { NativeEngine } from "../engine/native-engine.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { SeededRandom } from "../forge/generate/seeded-random.js";
 import { ModelStore } from "../store/model-store.js";
@@ -17,7 +17,7 @@ import { StoreCatalog } from "./store-catalog.js";
 
 let directory: string;
 let store: ModelStore;
-let engine: LlamaEngine;
+let engine: NativeEngine;
 let catalog: StoreCatalog;
 let app: FastifyInstance;
 const digests: Record<string, string> = {};
@@ -30,7 +30,7 @@ before(async () => {
     await generateModel({ preset: "test-tiny", seed, dtype: "f16", outPath: path });
     digests[name] = (await store.importFile(path, { name })).model.digest;
   }
-  engine = await LlamaEngine.create({ models: [], threads: 1, slots: 2, contextSize: 256, gpu: false });
+  engine = await NativeEngine.create({ models: [], threads: 1, slots: 2, contextSize: 256, gpu: false });
   const random = new SeededRandom(2026, "canary");
   catalog = new StoreCatalog({ store, engine, contextSize: 256, slots: 2, random: () => random.nextFloat() });
   app = createServer({ engine, catalog, store, pool: catalog.pool });

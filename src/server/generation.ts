@@ -113,3 +113,25 @@ export function usageOutcome(done: GenerateDone | undefined): RequestOutcome {
     cancelled,
   };
 }
+
+/**
+ * llama-server's `timings` object for a finished generation (its clients and benchmarks read it):
+ * prompt tokens evaluated and the time to the first token, tokens generated and the time after it.
+ */
+export function timingsOf(done: GenerateDone): Record<string, number> {
+  const promptN = done.promptTokens - done.cachedTokens;
+  const promptMs = done.timeToFirstTokenMs;
+  const predictedMs = Math.max(0, done.totalMs - done.timeToFirstTokenMs);
+  const predictedN = done.completionTokens;
+  return {
+    cache_n: done.cachedTokens,
+    prompt_n: promptN,
+    prompt_ms: promptMs,
+    prompt_per_token_ms: promptN > 0 ? promptMs / promptN : 0,
+    prompt_per_second: promptMs > 0 ? (promptN * 1000) / promptMs : 0,
+    predicted_n: predictedN,
+    predicted_ms: predictedMs,
+    predicted_per_token_ms: predictedN > 1 ? predictedMs / (predictedN - 1) : 0,
+    predicted_per_second: predictedMs > 0 && predictedN > 1 ? ((predictedN - 1) * 1000) / predictedMs : 0,
+  };
+}

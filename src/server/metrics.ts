@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Engine } from "../engine/engine.js";
 import type { UsageRecord } from "../gateway/service-store.js";
@@ -70,6 +71,18 @@ export class GroveMetrics {
     perModel("grove_slots_busy", "Slots generating now, per loaded model", (stats) => stats.slotsBusy);
     perModel("grove_slots_total", "Slots per loaded model", (stats) => stats.slotsTotal);
     perModel("grove_queue_depth", "Requests waiting for a slot, per loaded model", (stats) => stats.queued);
+    // Decoding runs on worker threads; this shows that HTTP is never held up by it.
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    loopDelay.enable();
+    new Gauge({
+      name: "grove_event_loop_delay_max_seconds",
+      help: "Longest event-loop delay since the last scrape: the most any HTTP request waited for the main thread",
+      registers,
+      collect() {
+        this.set(loopDelay.max / 1e9);
+        loopDelay.reset();
+      },
+    });
     new Gauge({
       name: "grove_models_loaded",
       help: "Models loaded now",

@@ -146,7 +146,9 @@ describe("slots", () => {
     } catch (error) {
       assert.ok(controller.signal.aborted, `stream failed before the abort: ${String(error)}`);
     }
-    assert.equal(chunks, 3);
+    // Chunks the client had already received when it aborted still come out of its buffer (a
+    // fast model streams several per read); what matters is that the stream ends and its slot frees.
+    assert.ok(chunks >= 3 && chunks < 400, `${chunks} chunks`);
     // The waiting request needs the only slot: it is served once the abort frees it.
     const served = await waiting!;
     assert.equal(served.status, 200);

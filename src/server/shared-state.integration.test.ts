@@ -55,7 +55,7 @@ const replica = (index: number) => replicas[index % 2]!;
 before(async () => {
   [model, postgres, redis] = await Promise.all([createTestModel(), startPostgres(), startRedis()]);
   database = await postgres.createDatabase("replicas");
-  const shared = { database, redis: redis.url, apiKey: ADMIN, parallel: 4, contextSize: 512, queueLimit: 400 };
+  const shared = { database, redis: redis.url, apiKey: ADMIN, parallel: 4, contextSize: 1024, queueLimit: 400 };
   // Started together: both migrate the schema at once, as replicas rolling out would.
   replicas = (await Promise.all(["a", "b"].map((name) => startTestGrove(model, { ...shared, home: join(model.directory, `home-${name}`) })))) as [
     RunningGrove,
@@ -133,7 +133,9 @@ describe("two replicas on one PostgreSQL + Redis", () => {
     const stream = await client.chat.completions.create({
       model: modelId,
       messages,
-      max_tokens: 64,
+      // The whole context: the tiny model decodes thousands of tokens a second, and the slot must
+      // still be held while replica B is asked (a few milliseconds later).
+      max_tokens: 960,
       stream: true,
       ignore_eos: true,
     } as OpenAI.ChatCompletionCreateParamsStreaming);

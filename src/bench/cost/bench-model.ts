@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { InvalidRequestError } from "../../core/errors.js";
-import { defaultThreadCount } from "../../engine/llama-engine.js";
+import { defaultThreadCount } from "../../engine/native-engine.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { canonicalJson, type ResultRecord, type ResultStore } from "../results/result-store.js";

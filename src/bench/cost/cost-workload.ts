@@ -47,6 +47,9 @@ const MEASURE_TRIES = 3;
  *   together, their tokens after each one's first / time from the first first token to the
  *   last finish.
  *
+ * Where a whole stream arrives in one read (a tiny model), the time is the server's own
+ * (`timings.predicted_ms`) instead: the client has no interval to divide by.
+ *
  * Every prompt is unique (PromptBuilder), so the slots' prefix cache cannot shorten one.
  */
 export async function measureCost(
@@ -77,7 +80,9 @@ export async function measureCost(
     const tokens = generatedTokens(result, workload.outputTokens);
     // Tokens that all arrived in one read leave no time to divide by: such a run is not a sample
     // (with none at all the speed is reported as not measured rather than infinite).
-    const elapsedMs = endOf(result) - result.firstChoiceAt!;
+    // A server that reports its own timing is timed by it then: a small model on a fast machine
+    // sends a whole stream in one read.
+    const elapsedMs = endOf(result) - result.firstChoiceAt! || result.serverTimings?.predictedMs || 0;
     if (tokens >= 2 && elapsedMs > 0) decodeSamples.push(((tokens - 1) * 1000) / elapsedMs);
   }
 
@@ -97,7 +102,9 @@ export async function measureCost(
       const tokens = results.reduce((sum, result) => sum + generatedTokens(result, workload.outputTokens) - 1, 0);
       const start = Math.min(...results.map((result) => result.firstChoiceAt!));
       const end = Math.max(...results.map(endOf));
-      if (tokens > 0 && end > start) speed = (tokens * 1000) / (end - start);
+      // Else, as above, the server's timing: the streams ran together, the longest bounds them.
+      const elapsedMs = end - start || Math.max(0, ...results.map((result) => result.serverTimings?.predictedMs ?? 0));
+      if (tokens > 0 && elapsedMs > 0) speed = (tokens * 1000) / elapsedMs;
     }
     metrics[`aggregateDecodeTokensPerSecond.${streams}`] = speed;
   }

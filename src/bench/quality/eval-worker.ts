@@ -4,7 +4,7 @@
 // to stderr; a GGML_ASSERT aborts the process, which the parent reports as a failed evaluation.
 import { readFile } from "node:fs/promises";
 import { GroveError } from "../../core/errors.js";
-import { loadLibllamaFfi } from "../../engine/libllama-ffi.js";
+import { loadLibllamaFfi } from "../../native/libllama.js";
 import { EvalContext, freeEvalModel, loadEvalModel, type EvalModel } from "./libllama-eval.js";
 import { generateGreedy, loglikelihood, measureKlDivergence, measurePerplexity, unknownOperation, type GenerateRequest, type LoglikelihoodRequest } from "./measure.js";
 

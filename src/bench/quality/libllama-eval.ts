@@ -1,5 +1,5 @@
 import { EngineError } from "../../core/errors.js";
-import { loadLibllamaFfi, type LibllamaFfi } from "../../engine/libllama-ffi.js";
+import { loadLibllamaFfi, type LibllamaFfi } from "../../native/libllama.js";
 
 // Quality measurements straight from llama.cpp's logits (koffi → libllama, the library
 // node-llama-cpp ships): node-llama-cpp hands out next-token probabilities only as a Map per

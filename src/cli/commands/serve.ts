@@ -45,6 +45,13 @@ export function registerServeCommand(program: Command): void {
     .option("--allowed-hosts <names>", "Host names answered besides loopback ones, comma-separated: a reverse proxy's or tunnel's name (env GROVE_ALLOWED_HOSTS)")
     .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated, or * (env GROVE_CORS_ORIGINS; default none)")
     .option("--data-dir <dir>", "the one directory whose files HTTP requests may name (fine-tune data, task files) (env GROVE_DATA_DIR; default none: upload them)")
+    .option("--gpu-layers <n>", "layers offloaded to a GPU when one is usable, -1 all, 0 none (env GROVE_GPU_LAYERS; default -1)")
+    .option("--cache-type-k <type>", "KV cache type of keys: f16, q8_0, q4_0 (env GROVE_CACHE_TYPE_K; default f16)")
+    .option("--cache-type-v <type>", "KV cache type of values: f16, q8_0, q4_0; quantized needs flash attention (env GROVE_CACHE_TYPE_V; default f16)")
+    .option("--flash-attn <mode>", "flash attention: auto, on, off (env GROVE_FLASH_ATTN; default auto)")
+    .option("--batch-size <n>", "most tokens one decode step takes (env GROVE_BATCH_SIZE; default 2048)")
+    .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
+    .option("--libllama-dir <dir>", "load llama.cpp's libraries from this build of the same version (benchmarks) (env GROVE_LIBLLAMA_DIR)")
     .option("--web-dir <dir>", "serve this build of the web app instead of the bundled one, or 'none' for the APIs only (env GROVE_WEB_DIR)")
     .option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)")
     .action(async (flags: Record<string, string | undefined>) => {
@@ -73,6 +80,13 @@ export function registerServeCommand(program: Command): void {
           allowedHosts: flags.allowedHosts,
           corsOrigins: flags.corsOrigins,
           dataDir: flags.dataDir,
+          gpuLayers: flags.gpuLayers,
+          cacheTypeK: flags.cacheTypeK,
+          cacheTypeV: flags.cacheTypeV,
+          flashAttn: flags.flashAttn,
+          batchSize: flags.batchSize,
+          ubatchSize: flags.ubatchSize,
+          libllamaDir: flags.libllamaDir,
         },
       });
       const logger = createLogger(config.logLevel);

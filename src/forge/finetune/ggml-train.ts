@@ -2,7 +2,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readSync, renameSync, rm
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EngineError } from "../../core/errors.js";
-import { libllamaDirectory, loadLibllamaFfi } from "../../engine/libllama-ffi.js";
+import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
 import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";

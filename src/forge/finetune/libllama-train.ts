@@ -1,7 +1,7 @@
 import { renameSync, rmSync } from "node:fs";
 import { readFile, rename, rm } from "node:fs/promises";
 import { EngineError } from "../../core/errors.js";
-import { loadLibllamaFfi, type LibllamaFfi } from "../../engine/libllama-ffi.js";
+import { loadLibllamaFfi, type LibllamaFfi } from "../../native/libllama.js";
 
 // The only module that trains through libllama (llama.cpp's `llama_opt_*`, as
 // examples/training/finetune.cpp does), reached with koffi. Its calls block and a GGML_ASSERT

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { EngineError } from "../../core/errors.js";
-import { libllamaDirectory } from "../../engine/libllama-ffi.js";
+import { libllamaDirectory } from "../../native/libllama.js";
 import type { ImportanceMatrix } from "./imatrix.js";
 import { ftypeOf, type QuantizeType } from "./quantize-types.js";
 

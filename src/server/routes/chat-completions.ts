@@ -9,6 +9,7 @@ import {
   responseId,
   samplingOptions,
   usageOutcome,
+  timingsOf,
 } from "../generation.js";
 import { meterOf } from "../gateway-hooks.js";
 import { chatCompletionSchema, parseBody, type ChatCompletionRequest } from "../openai-schemas.js";
@@ -138,7 +139,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         }
         done = event;
         if (event.finishReason === "aborted") return reply;
-        stream.send(chunk({}, event.finishReason));
+        stream.send({ ...chunk({}, event.finishReason), timings: timingsOf(event) });
         if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(event) });
       }
       stream.end();

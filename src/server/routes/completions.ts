@@ -8,6 +8,7 @@ import {
   responseId,
   samplingOptions,
   usageOutcome,
+  timingsOf,
 } from "../generation.js";
 import { meterOf } from "../gateway-hooks.js";
 import { completionSchema, parseBody, type CompletionRequest } from "../openai-schemas.js";
@@ -179,7 +180,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
         }
         done = event;
         if (event.finishReason === "aborted") return reply;
-        stream.send(chunk("", event.finishReason));
+        stream.send({ ...chunk("", event.finishReason), timings: timingsOf(event) });
         if (includeUsage) {
           stream.send({
             ...base,

@@ -1,14 +1,24 @@
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { EngineError } from "../core/errors.js";
 
-// Grove's second path into llama.cpp, beside node-llama-cpp: the C API of the libllama that
-// node-llama-cpp ships, through koffi, for what node-llama-cpp does not expose (training, raw
-// logits). Its calls block and a GGML_ASSERT aborts the process: use it from worker processes.
+// Grove's one path into llama.cpp's C API: the libllama (and libggml) that node-llama-cpp ships,
+// through koffi. The serving engine, quantization, both trainers and evaluation call it; this
+// module owns the struct layouts and checks them against this llama.cpp version at load. Calls
+// block, and a GGML_ASSERT aborts the process: call it from a worker thread or process.
 
 /** Struct sizes of this llama.cpp (node-llama-cpp 3.21.1's libllama); checked at load. */
-const STRUCT_SIZES = { llama_model_params: 80, llama_context_params: 160, llama_opt_params: 48, ggml_opt_optimizer_params: 28, llama_batch: 56 } as const;
+const STRUCT_SIZES = {
+  llama_model_params: 80,
+  llama_context_params: 160,
+  llama_opt_params: 48,
+  ggml_opt_optimizer_params: 28,
+  llama_batch: 56,
+  llama_sampler_chain_params: 1,
+  llama_logit_bias: 8,
+  ggml_threadpool_params: 528,
+} as const;
 
 /** The directory holding node-llama-cpp's prebuilt CPU libraries (libllama, libggml*). */
 export function libllamaDirectory(): string {
@@ -27,9 +37,15 @@ export interface LibllamaFfi {
   fn: Record<string, (...args: any[]) => any>;
   symbol: (name: string) => unknown;
   epochCallback: any;
+  logCallback: any;
+  /** Prototypes of the CPU backend's thread pool functions, called through the pointers ggml hands out. */
+  threadpoolNew: any;
+  threadpoolFree: any;
+  /** The folder the libraries were loaded from. */
+  directory: string;
 }
 
-let library: LibllamaFfi | undefined;
+let library: Promise<LibllamaFfi> | undefined;
 
 /**
  * Loads libggml-base, libggml and libllama through koffi, declares the parts of this llama.cpp's
@@ -38,15 +54,22 @@ let library: LibllamaFfi | undefined;
  * `libraryDirectory` (default: node-llama-cpp's prebuilt CPU binaries) wins.
  * @throws EngineError when a library is missing or a struct size differs (another llama.cpp)
  */
-export async function loadLibllamaFfi(libraryDirectory?: string): Promise<LibllamaFfi> {
-  if (library !== undefined) return library;
+export function loadLibllamaFfi(libraryDirectory?: string): Promise<LibllamaFfi> {
+  // Memoised as a promise: two callers at once must not declare the structs twice.
+  library ??= loadLibraries(libraryDirectory);
+  return library;
+}
+
+async function loadLibraries(libraryDirectory: string | undefined): Promise<LibllamaFfi> {
   const koffi = (await import("koffi")).default;
   // Another build of the same llama.cpp source (a bench compares Grove's own overhead on it) may
   // be given; its libraries carry no version in their names.
   const directory = libraryDirectory ?? libllamaDirectory();
+  // node-llama-cpp names its libraries by variant (libllama.v0.4.0.so, libllama.cuda.v0.4.0.so).
+  const files = existsSync(directory) ? readdirSync(directory) : [];
   const named = (stem: string): string => {
-    const versioned = join(directory, `${stem}.v0.4.0.so`);
-    return existsSync(versioned) ? versioned : join(directory, `${stem}.so`);
+    const versioned = files.find((file) => file.startsWith(`${stem}.`) && /\.v\d+\.\d+\.\d+\.so$/.test(file));
+    return join(directory, versioned ?? `${stem}.so`);
   };
   const paths = { base: join(directory, "libggml-base.so"), ggml: named("libggml"), llama: named("libllama") };
   const load = (path: string): any => {
@@ -145,10 +168,23 @@ export async function loadLibllamaFfi(libraryDirectory?: string): Promise<Liblla
     seq_id: "void *",
     logits: "void *",
   });
+  koffi.struct("llama_sampler_chain_params", { no_perf: "bool" });
+  koffi.struct("llama_logit_bias", { token: "int32_t", bias: "float" });
+  koffi.struct("ggml_threadpool_params", {
+    cpumask: koffi.array("bool", 512),
+    n_threads: "int32_t",
+    prio: "int32_t",
+    poll: "uint32_t",
+    strict_cpu: "bool",
+    paused: "bool",
+  });
   for (const [name, expected] of Object.entries(STRUCT_SIZES)) {
     const size = koffi.sizeof(name);
     if (size !== expected) throw new EngineError(`${name} is ${size} bytes as declared, expected ${expected}: the struct layout does not match this llama.cpp version`);
   }
+  const logCallback = koffi.proto("void ggml_log_callback(int level, const char *text, void *user_data)");
+  const threadpoolNew = koffi.proto("void *ggml_threadpool_new_fn(_Inout_ ggml_threadpool_params *params)");
+  const threadpoolFree = koffi.proto("void ggml_threadpool_free_fn(void *pool)");
   const epochCallback = koffi.proto(
     "void ggml_opt_epoch_callback(bool train, void *opt_ctx, void *dataset, void *result, int64_t ibatch, int64_t ibatch_max, int64_t t_start_us)",
   );
@@ -183,6 +219,51 @@ export async function loadLibllamaFfi(libraryDirectory?: string): Promise<Liblla
       "void llama_opt_epoch(void *ctx, void *dataset, void *result_train, void *result_eval, int64_t idata_split, ggml_opt_epoch_callback *cb_train, ggml_opt_epoch_callback *cb_eval)",
     ),
     llama_model_save_to_file: llama.func("void llama_model_save_to_file(void *model, const char *path)"),
+    llama_log_set: llama.func("void llama_log_set(ggml_log_callback *callback, void *user_data)"),
+    // Serving: vocabulary and model facts.
+    llama_vocab_eos: llama.func("int32_t llama_vocab_eos(void *vocab)"),
+    llama_vocab_eot: llama.func("int32_t llama_vocab_eot(void *vocab)"),
+    llama_vocab_get_add_eos: llama.func("bool llama_vocab_get_add_eos(void *vocab)"),
+    llama_vocab_get_text: llama.func("const char *llama_vocab_get_text(void *vocab, int32_t token)"),
+    llama_vocab_is_control: llama.func("bool llama_vocab_is_control(void *vocab, int32_t token)"),
+    llama_model_chat_template: llama.func("const char *llama_model_chat_template(void *model, const char *name)"),
+    llama_model_meta_val_str: llama.func("int32_t llama_model_meta_val_str(void *model, const char *key, _Out_ uint8_t *buf, size_t buf_size)"),
+    llama_model_n_embd: llama.func("int32_t llama_model_n_embd(void *model)"),
+    llama_model_has_encoder: llama.func("bool llama_model_has_encoder(void *model)"),
+    llama_detokenize: llama.func("int32_t llama_detokenize(void *vocab, const int32_t *tokens, int32_t n_tokens, _Out_ uint8_t *text, int32_t text_len_max, bool remove_special, bool unparse_special)"),
+    // Serving: contexts, KV memory, embeddings, adapters, threads.
+    llama_n_ctx_seq: llama.func("uint32_t llama_n_ctx_seq(void *ctx)"),
+    llama_n_batch: llama.func("uint32_t llama_n_batch(void *ctx)"),
+    llama_pooling_type: llama.func("int32_t llama_pooling_type(void *ctx)"),
+    llama_get_embeddings_seq: llama.func("float *llama_get_embeddings_seq(void *ctx, int32_t seq_id)"),
+    llama_get_embeddings_ith: llama.func("float *llama_get_embeddings_ith(void *ctx, int32_t i)"),
+    llama_memory_seq_rm: llama.func("bool llama_memory_seq_rm(void *mem, int32_t seq_id, int32_t p0, int32_t p1)"),
+    llama_memory_seq_cp: llama.func("void llama_memory_seq_cp(void *mem, int32_t src, int32_t dst, int32_t p0, int32_t p1)"),
+    llama_memory_seq_pos_max: llama.func("int32_t llama_memory_seq_pos_max(void *mem, int32_t seq_id)"),
+    llama_adapter_lora_init: llama.func("void *llama_adapter_lora_init(void *model, const char *path)"),
+    llama_set_adapters_lora: llama.func("int32_t llama_set_adapters_lora(void *ctx, void **adapters, size_t n_adapters, float *scales)"),
+    llama_attach_threadpool: llama.func("void llama_attach_threadpool(void *ctx, void *pool, void *pool_batch)"),
+    llama_detach_threadpool: llama.func("void llama_detach_threadpool(void *ctx)"),
+    llama_set_n_threads: llama.func("void llama_set_n_threads(void *ctx, int32_t n_threads, int32_t n_threads_batch)"),
+    // Serving: llama.cpp's samplers.
+    llama_sampler_chain_default_params: llama.func("llama_sampler_chain_params llama_sampler_chain_default_params(void)"),
+    llama_sampler_chain_init: llama.func("void *llama_sampler_chain_init(llama_sampler_chain_params params)"),
+    llama_sampler_chain_add: llama.func("void llama_sampler_chain_add(void *chain, void *sampler)"),
+    llama_sampler_init_greedy: llama.func("void *llama_sampler_init_greedy(void)"),
+    llama_sampler_init_dist: llama.func("void *llama_sampler_init_dist(uint32_t seed)"),
+    llama_sampler_init_top_k: llama.func("void *llama_sampler_init_top_k(int32_t k)"),
+    llama_sampler_init_top_p: llama.func("void *llama_sampler_init_top_p(float p, size_t min_keep)"),
+    llama_sampler_init_min_p: llama.func("void *llama_sampler_init_min_p(float p, size_t min_keep)"),
+    llama_sampler_init_temp: llama.func("void *llama_sampler_init_temp(float t)"),
+    llama_sampler_init_penalties: llama.func("void *llama_sampler_init_penalties(int32_t n_vocab, int32_t penalty_last_n, float penalty_repeat, float penalty_freq, float penalty_present)"),
+    llama_sampler_init_logit_bias: llama.func("void *llama_sampler_init_logit_bias(int32_t n_vocab, int32_t n_logit_bias, const llama_logit_bias *logit_bias)"),
+    llama_sampler_init_grammar: llama.func("void *llama_sampler_init_grammar(void *vocab, const char *grammar, const char *root)"),
+    llama_sampler_sample: llama.func("int32_t llama_sampler_sample(void *sampler, void *ctx, int32_t idx)"),
+    llama_sampler_free: llama.func("void llama_sampler_free(void *sampler)"),
+    // The thread pool: its constructor lives in the CPU backend ggml chose at run time.
+    ggml_backend_reg_by_name: ggml.func("void *ggml_backend_reg_by_name(const char *name)"),
+    ggml_backend_reg_get_proc_address: ggml.func("void *ggml_backend_reg_get_proc_address(void *reg, const char *name)"),
+    ggml_threadpool_params_init: base.func("void ggml_threadpool_params_init(_Inout_ ggml_threadpool_params *params, int n_threads)"),
     llama_free: llama.func("void llama_free(void *ctx)"),
     llama_model_free: llama.func("void llama_model_free(void *model)"),
     ggml_opt_dataset_init: base.func("void *ggml_opt_dataset_init(int32_t type_data, int32_t type_label, int64_t ne_datapoint, int64_t ne_label, int64_t ndata, int64_t ndata_shard)"),
@@ -208,9 +289,10 @@ export async function loadLibllamaFfi(libraryDirectory?: string): Promise<Liblla
     }
     throw new EngineError(`libllama does not export ${name}`);
   };
-  fn.ggml_backend_load_all_from_path!(directory);
+  // Backends are registered once per process: a worker thread loading this module again finds
+  // them (a build without dynamic backends has its CPU backend registered from the start).
+  if (fn.ggml_backend_reg_by_name!("CPU") === null) fn.ggml_backend_load_all_from_path!(directory);
   fn.llama_backend_init!();
-  library = { koffi, fn, symbol, epochCallback };
-  return library;
+  return { koffi, fn, symbol, epochCallback, logCallback, threadpoolNew, threadpoolFree, directory };
 }
 

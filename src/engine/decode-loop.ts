@@ -1,0 +1,327 @@
+import { TextDecoder } from "node:util";
+import { EngineError } from "../core/errors.js";
+import type { NativeContext, NativeModel } from "../native/native-model.js";
+import { SamplerChain } from "../native/sampler-chain.js";
+import type { FromWorker, GenerateRequest } from "./decode-protocol.js";
+import type { FinishReason, TokenLogprob } from "./engine.js";
+import { StopMatcher } from "./stop-matcher.js";
+
+/** How the loop shapes its steps. */
+export interface DecodeLoopOptions {
+  /** Most tokens in one decode. */
+  readonly batchSize: number;
+  /** Prompt tokens per step while other slots generate: the longest a new prompt holds them up. */
+  readonly prefillChunk: number;
+}
+
+/** One choice of a generation, running in one slot. */
+interface Job {
+  readonly request: GenerateRequest;
+  readonly choice: number;
+  readonly slot: Slot;
+  /** prefill: evaluating the prompt; waiting: a sibling choice waits for the prompt; generate: decoding its last token. */
+  state: "prefill" | "waiting" | "generate";
+  /** Prompt tokens still to evaluate (prefill only), from `offset`. */
+  offset: number;
+  /** The sampled token to decode next. */
+  next: number;
+  generated: number;
+  cached: number;
+  cancelled: boolean;
+  readonly sampler: SamplerChain;
+  readonly decoder: TextDecoder;
+  readonly stop: StopMatcher;
+  readonly pendingLogprobs: TokenLogprob[];
+  promptLogprobs: TokenLogprob[] | undefined;
+  /** The choices that wait for this one's prompt (n > 1). */
+  readonly siblings: Job[];
+}
+
+interface Slot {
+  readonly index: number;
+  /** The tokens whose keys and values the slot's sequence holds, position by position. */
+  kv: number[];
+  job: Job | undefined;
+}
+
+/** Length of the common prefix of two token lists. */
+export function commonPrefixLength(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const length = Math.min(a.length, b.length);
+  let index = 0;
+  while (index < length && a[index] === b[index]) index++;
+  return index;
+}
+
+/**
+ * Grove's continuous-batching loop over one llama.cpp context, as llama-server's server context
+ * runs it: each step decodes one batch holding the next token of every generating slot and, in
+ * the room left, a chunk of the prompts being evaluated (at most `prefillChunk` tokens while any
+ * slot generates, so a long prompt never holds running streams up for more than one chunk). Each
+ * slot has its own KV stream; a new request keeps the prefix its slot already holds. Sampling is
+ * llama.cpp's sampler chain; text is decoded from token bytes as a stream (no partial UTF-8 is
+ * released) and held back while it may still become a stop string.
+ */
+export class DecodeLoop {
+  readonly #model: NativeModel;
+  readonly #context: NativeContext;
+  readonly #options: DecodeLoopOptions;
+  readonly #emit: (message: FromWorker) => void;
+  readonly #slots: Slot[];
+  /** Jobs in the order they arrived: prompts are evaluated first come, first served. */
+  #jobs: Job[] = [];
+
+  constructor(model: NativeModel, context: NativeContext, options: DecodeLoopOptions, emit: (message: FromWorker) => void) {
+    this.#model = model;
+    this.#context = context;
+    this.#options = options;
+    this.#emit = emit;
+    this.#slots = Array.from({ length: context.sequences }, (_, index) => ({ index, kv: [], job: undefined }));
+  }
+
+  /** True while any job runs. */
+  get busy(): boolean {
+    return this.#jobs.length > 0;
+  }
+
+  /** Starts a generation in the slots it names (free ones: the main thread's pool hands them out). */
+  submit(request: GenerateRequest): void {
+    const prompt = request.prompt;
+    const jobs: Job[] = [];
+    try {
+      for (const [choice, index] of request.slots.entries()) {
+        const slot = this.#slots[index];
+        if (slot === undefined || slot.job !== undefined) throw new EngineError(`Slot ${index} is not free`);
+        const sampler = new SamplerChain(this.#model, { ...request.sampling, seed: request.sampling.seed + choice });
+        const job: Job = {
+          request,
+          choice,
+          slot,
+          state: choice === 0 ? "prefill" : "waiting",
+          offset: 0,
+          next: -1,
+          generated: 0,
+          cached: 0,
+          cancelled: false,
+          sampler,
+          decoder: new TextDecoder("utf-8"),
+          stop: new StopMatcher(request.stop, request.trimTrailingWhitespace),
+          pendingLogprobs: [],
+          promptLogprobs: undefined,
+          siblings: [],
+        };
+        jobs.push(job);
+      }
+    } catch (error) {
+      for (const job of jobs) job.sampler.free();
+      this.#emit({ type: "failed", id: request.id, message: (error as Error).message });
+      return;
+    }
+    const first = jobs[0]!;
+    first.siblings.push(...jobs.slice(1));
+    // Keep what the slot already holds of this prompt; at least one token is evaluated for logits.
+    const slot = first.slot;
+    const keep = request.promptLogprobs ? 0 : Math.min(commonPrefixLength(slot.kv, prompt), prompt.length - 1);
+    this.#context.removeTokens(slot.index, keep);
+    slot.kv.length = keep;
+    first.offset = keep;
+    first.cached = keep;
+    if (request.promptLogprobs) first.promptLogprobs = [{ token: prompt[0]!, text: this.#tokenText(prompt[0]!), logprob: null, top: [] }];
+    for (const job of jobs) {
+      job.slot.job = job;
+      this.#jobs.push(job);
+    }
+  }
+
+  /** Stops a generation at the next step; its slots are freed with a `done` of reason `aborted`. */
+  cancel(id: number): void {
+    for (const job of this.#jobs) if (job.request.id === id) job.cancelled = true;
+  }
+
+  /**
+   * Runs one decode step: builds the batch, decodes it, samples every slot that has logits, and
+   * emits text and endings. @returns false when there was nothing to do
+   */
+  step(): boolean {
+    for (const job of [...this.#jobs]) if (job.cancelled) this.#finish(job, "aborted");
+    if (this.#jobs.length === 0) return false;
+    const context = this.#context;
+    context.clearBatch();
+    const rows: { job: Job; index: number; prompt: boolean; position: number }[] = [];
+    let generating = false;
+    for (const job of this.#jobs) {
+      if (job.state !== "generate") continue;
+      generating = true;
+      const slot = job.slot;
+      const index = context.add(job.next, slot.kv.length, slot.index, true);
+      slot.kv.push(job.next);
+      rows.push({ job, index, prompt: false, position: slot.kv.length - 1 });
+    }
+    let room = Math.min(context.batchSize - context.count, generating ? this.#options.prefillChunk : context.batchSize);
+    for (const job of this.#jobs) {
+      if (job.state !== "prefill" || room <= 0) continue;
+      const prompt = job.request.prompt;
+      const end = Math.min(prompt.length, job.offset + room);
+      const scoring = job.request.promptLogprobs;
+      const slot = job.slot;
+      for (let position = job.offset; position < end; position++) {
+        const last = position === prompt.length - 1;
+        const output = last ? job.request.maxTokens > 0 || scoring : scoring;
+        const index = context.add(prompt[position]!, position, slot.index, output);
+        slot.kv.push(prompt[position]!);
+        if (output) rows.push({ job, index, prompt: true, position });
+      }
+      room -= end - job.offset;
+      job.offset = end;
+    }
+    if (context.count === 0) return false;
+    const status = context.decode();
+    if (status !== 0) {
+      this.#failBatch(rows, `llama_decode failed with status ${status}${status === 1 ? " (no room in the KV cache)" : ""}`);
+      return true;
+    }
+    for (const row of rows) {
+      const job = row.job;
+      if (job.slot.job !== job) continue;
+      if (row.prompt) this.#promptRow(job, row.index, row.position);
+      else this.#sampleInto(job, row.index);
+    }
+    // A prompt evaluated with no token to generate (echo alone) ends here.
+    for (const job of [...this.#jobs]) {
+      if (job.state === "prefill" && job.offset >= job.request.prompt.length && job.request.maxTokens === 0) this.#finish(job, "stop");
+    }
+    return true;
+  }
+
+  /** A prompt position's logits: scores the next prompt token (echo), and after the last one samples the first token. */
+  #promptRow(job: Job, index: number, position: number): void {
+    const prompt = job.request.prompt;
+    const last = position === prompt.length - 1;
+    if (job.promptLogprobs !== undefined && !last) {
+      job.promptLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), prompt[position + 1]!, job.request.logprobs ?? 0));
+    }
+    if (!last || job.request.maxTokens === 0) return;
+    // The prompt is in: the waiting choices take a copy of it and sample from the same logits.
+    for (const sibling of job.siblings) {
+      this.#context.copySequence(job.slot.index, sibling.slot.index);
+      sibling.slot.kv = [...job.slot.kv];
+      sibling.cached = job.cached;
+    }
+    this.#sampleInto(job, index);
+    for (const sibling of job.siblings) if (sibling.slot.job === sibling) this.#sampleInto(sibling, index);
+  }
+
+  /** Samples a job's next token from batch index `index` and emits what it completes. */
+  #sampleInto(job: Job, index: number): void {
+    const request = job.request;
+    const token = job.sampler.sample(this.#context, index);
+    if (job.generated === 0 && job.choice === 0) this.#emit({ type: "first", id: request.id });
+    if (this.#model.isEog(token)) {
+      this.#finish(job, "stop");
+      return;
+    }
+    job.generated++;
+    job.state = "generate";
+    job.next = token;
+    if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
+    const text = job.decoder.decode(this.#model.piece(token), { stream: true });
+    const { release, stopped } = job.stop.push(text);
+    if (release.length > 0) this.#emitText(job, release);
+    if (stopped) {
+      this.#finish(job, "stop", true);
+      return;
+    }
+    if (job.generated >= request.maxTokens) this.#finish(job, "length");
+    else if (job.slot.kv.length >= this.#context.contextSize) this.#finish(job, "length");
+  }
+
+  #emitText(job: Job, text: string): void {
+    const logprobs = job.request.logprobs === undefined ? undefined : job.pendingLogprobs.splice(0);
+    this.#emit(logprobs === undefined ? { type: "text", id: job.request.id, choice: job.choice, text } : { type: "text", id: job.request.id, choice: job.choice, text, logprobs });
+  }
+
+  /** Ends a job: releases what was held back (unless a stop string ended it), frees its sampler and slot. */
+  #finish(job: Job, reason: FinishReason, stoppedByString = false): void {
+    let finishReason = reason;
+    if (!stoppedByString) {
+      const { release, stopped } = job.stop.push(job.decoder.decode());
+      const text = stopped ? release : release + job.stop.flush();
+      if (stopped) finishReason = "stop";
+      if (text.length > 0 || job.pendingLogprobs.length > 0) this.#emitText(job, text);
+    }
+    job.sampler.free();
+    job.slot.job = undefined;
+    this.#jobs = this.#jobs.filter((other) => other !== job);
+    // Siblings still waiting for a prompt that will not finish end with it.
+    if (job.state !== "generate" && job.offset < job.request.prompt.length) {
+      for (const sibling of job.siblings) if (sibling.slot.job === sibling) this.#finish(sibling, finishReason);
+    }
+    const done: FromWorker = {
+      type: "done",
+      id: job.request.id,
+      choice: job.choice,
+      slot: job.slot.index,
+      finishReason,
+      promptTokens: job.request.prompt.length,
+      completionTokens: job.generated,
+      cachedTokens: job.cached,
+      kv: Int32Array.from(job.slot.kv),
+      ...(job.promptLogprobs === undefined ? {} : { promptLogprobs: job.promptLogprobs }),
+    };
+    this.#emit(done);
+  }
+
+  /** A failed decode: every job in the batch fails and its slot is emptied. */
+  #failBatch(rows: readonly { job: Job }[], message: string): void {
+    const failed = new Set(rows.map((row) => row.job));
+    for (const job of this.#jobs) if (job.state === "prefill" && job.offset > 0) failed.add(job);
+    const ids = new Set<number>();
+    for (const job of failed) {
+      job.sampler.free();
+      job.slot.job = undefined;
+      job.slot.kv = [];
+      this.#context.removeTokens(job.slot.index, 0);
+      ids.add(job.request.id);
+    }
+    this.#jobs = this.#jobs.filter((job) => !failed.has(job));
+    for (const id of ids) this.#emit({ type: "failed", id, message });
+  }
+
+  /** The log-probability of `token` and the `top` most likely tokens, from a row of raw logits. */
+  #logprobOf(logits: Float32Array, token: number, top: number): TokenLogprob {
+    const lse = logSumExp(logits);
+    const best = top > 0 ? topTokens(logits, top) : [];
+    return {
+      token,
+      text: this.#tokenText(token),
+      logprob: logits[token]! - lse,
+      top: best.map((candidate) => ({ token: candidate, text: this.#tokenText(candidate), logprob: logits[candidate]! - lse })),
+    };
+  }
+
+  #tokenText(token: number): string {
+    return Buffer.from(this.#model.piece(token, true)).toString("utf8");
+  }
+}
+
+/** log Σ exp over a row, stably. */
+export function logSumExp(row: Float32Array): number {
+  let max = -Infinity;
+  for (let index = 0; index < row.length; index++) if (row[index]! > max) max = row[index]!;
+  let sum = 0;
+  for (let index = 0; index < row.length; index++) sum += Math.exp(row[index]! - max);
+  return max + Math.log(sum);
+}
+
+/** The indices of the `count` largest values of a row, largest first. */
+export function topTokens(row: Float32Array, count: number): number[] {
+  const best: number[] = [];
+  for (let index = 0; index < row.length; index++) {
+    const value = row[index]!;
+    if (best.length === count && value <= row[best[count - 1]!]!) continue;
+    let at = best.length;
+    while (at > 0 && row[best[at - 1]!]! < value) at--;
+    best.splice(at, 0, index);
+    if (best.length > count) best.pop();
+  }
+  return best;
+}

@@ -1,0 +1,72 @@
+import type { FinishReason, TokenLogprob } from "./engine.js";
+import type { SamplerSettings } from "../native/sampler-chain.js";
+
+/**
+ * The messages between a loaded model (main thread) and its decode worker. The worker owns the
+ * llama.cpp context and runs the loop; the main thread owns admission (the slot pool) and HTTP.
+ */
+
+/** What the worker loads. */
+export interface DecodeWorkerData {
+  readonly path: string;
+  readonly adapters: readonly { readonly path: string; readonly scale: number }[];
+  readonly slots: number;
+  readonly contextSize: number;
+  readonly threads: number;
+  readonly batchSize: number;
+  readonly ubatchSize: number;
+  /** Prompt tokens decoded per step while other slots generate (a prompt never stalls them longer). */
+  readonly prefillChunk: number;
+  readonly cacheTypeK: number;
+  readonly cacheTypeV: number;
+  readonly flashAttention: number;
+  readonly gpuLayers: number;
+  readonly threadpoolPoll: number | undefined;
+  readonly libraryDirectory: string | undefined;
+  /** Shared counter the main thread bumps after posting, so an idle worker wakes at once. */
+  readonly signal: SharedArrayBuffer;
+}
+
+/** One choice of a generation runs in one slot; `n` choices share the prompt (KV copied). */
+export interface GenerateRequest {
+  readonly type: "generate";
+  readonly id: number;
+  /** The slots of the choices, the first one evaluates the prompt. */
+  readonly slots: readonly number[];
+  readonly prompt: Int32Array;
+  readonly maxTokens: number;
+  readonly sampling: SamplerSettings;
+  readonly stop: readonly string[];
+  readonly trimTrailingWhitespace: boolean;
+  /** Alternatives per generated token's log-probability; undefined: none computed. */
+  readonly logprobs: number | undefined;
+  /** Score the prompt's tokens too (`echo`): no prefix is reused. */
+  readonly promptLogprobs: boolean;
+}
+
+export type ToWorker =
+  | GenerateRequest
+  | { readonly type: "cancel"; readonly id: number }
+  | { readonly type: "embed"; readonly id: number; readonly inputs: readonly Int32Array[] }
+  | { readonly type: "close" };
+
+export type FromWorker =
+  | { readonly type: "ready"; readonly contextSize: number; readonly trainContextSize: number; readonly embeddingSize: number }
+  | { readonly type: "failed"; readonly id: number | null; readonly message: string }
+  | { readonly type: "first"; readonly id: number }
+  | { readonly type: "text"; readonly id: number; readonly choice: number; readonly text: string; readonly logprobs?: TokenLogprob[] }
+  | {
+      readonly type: "done";
+      readonly id: number;
+      readonly choice: number;
+      readonly slot: number;
+      readonly finishReason: FinishReason;
+      readonly promptTokens: number;
+      readonly completionTokens: number;
+      readonly cachedTokens: number;
+      /** What the slot's KV holds now, for prefix reuse by the next request. */
+      readonly kv: Int32Array;
+      readonly promptLogprobs?: TokenLogprob[];
+    }
+  | { readonly type: "embedded"; readonly id: number; readonly vectors: Float32Array[] }
+  | { readonly type: "log"; readonly level: "warn" | "error"; readonly message: string };

@@ -1,0 +1,95 @@
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { loadAdapter, NativeContext, NativeModel } from "../native/native-model.js";
+import { DecodeLoop } from "./decode-loop.js";
+import type { DecodeWorkerData, FromWorker, ToWorker } from "./decode-protocol.js";
+
+// One loaded model's decode thread: it owns the llama.cpp model and contexts and runs the loop
+// without ever yielding to its event loop, so nothing but llama.cpp runs between steps. Messages
+// are polled between steps; when idle it sleeps on a shared counter the main thread bumps.
+
+const data = workerData as DecodeWorkerData;
+const port = parentPort as MessagePort;
+const emit = (message: FromWorker): void => port.postMessage(message);
+
+async function main(): Promise<void> {
+  const model = await NativeModel.load(data.path, { gpuLayers: data.gpuLayers, ...(data.libraryDirectory === undefined ? {} : { libraryDirectory: data.libraryDirectory }) });
+  let context: NativeContext;
+  let embeddings: NativeContext | undefined;
+  try {
+    const adapters = data.adapters.map((adapter) => loadAdapter(model, adapter.path));
+    context = NativeContext.create(model, {
+      sequences: data.slots,
+      contextSize: data.contextSize,
+      batchSize: data.batchSize,
+      ubatchSize: data.ubatchSize,
+      threads: data.threads,
+      cacheTypeK: data.cacheTypeK,
+      cacheTypeV: data.cacheTypeV,
+      flashAttention: data.flashAttention,
+      ...(data.threadpoolPoll === undefined ? {} : { threadpoolPoll: data.threadpoolPoll }),
+    });
+    context.setAdapters(adapters, data.adapters.map((adapter) => adapter.scale));
+  } catch (error) {
+    model.free();
+    throw error;
+  }
+  const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk }, emit);
+  emit({ type: "ready", contextSize: context.contextSize, trainContextSize: model.trainContextSize, embeddingSize: model.embeddingSize });
+
+  const signal = new Int32Array(data.signal);
+  for (;;) {
+    const seen = Atomics.load(signal, 0);
+    let closing = false;
+    for (let message = receiveMessageOnPort(port); message !== undefined; message = receiveMessageOnPort(port)) {
+      const request = message.message as ToWorker;
+      switch (request.type) {
+        case "generate":
+          loop.submit(request);
+          break;
+        case "cancel":
+          loop.cancel(request.id);
+          break;
+        case "embed":
+          try {
+            embeddings ??= NativeContext.create(model, {
+              sequences: 1,
+              contextSize: Math.min(data.contextSize, model.trainContextSize || data.contextSize),
+              batchSize: Math.min(data.contextSize, model.trainContextSize || data.contextSize),
+              ubatchSize: Math.min(data.contextSize, model.trainContextSize || data.contextSize),
+              threads: data.threads,
+              embeddings: true,
+            });
+            emit({ type: "embedded", id: request.id, vectors: request.inputs.map((tokens) => embed(embeddings!, tokens)) });
+          } catch (error) {
+            emit({ type: "failed", id: request.id, message: (error as Error).message });
+          }
+          break;
+        case "close":
+          closing = true;
+          break;
+      }
+    }
+    if (closing) break;
+    if (!loop.step()) Atomics.wait(signal, 0, seen, 1000);
+  }
+  embeddings?.free();
+  context.free();
+  model.free();
+}
+
+/** One input's embedding: pooled as the model says, or its last token's when it has no pooling. */
+function embed(context: NativeContext, tokens: Int32Array): Float32Array {
+  context.clear();
+  context.clearBatch();
+  for (let index = 0; index < tokens.length; index++) context.add(tokens[index]!, index, 0, true);
+  const status = context.decode();
+  if (status !== 0) throw new Error(`llama_decode failed with status ${status} while embedding`);
+  return context.embedding(0, tokens.length - 1);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    emit({ type: "failed", id: null, message: error instanceof Error ? error.message : String(error) });
+  },
+);
