@@ -14,14 +14,14 @@ import { ReservationSweeper } from "./gateway/reservation-sweeper.js";
 import { JobRunner } from "./forge/jobs/job-runner.js";
 import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
-import { EngineCatalog, type ModelCatalog } from "./server/model-catalog.js";
+import { EngineCatalog, type ModelCatalog } from "./serving/model-catalog.js";
 import { checkBindSafety, createServer } from "./server/server.js";
 import { WEB_APP_DIR, webAppBuilt } from "./server/web-app.js";
-import { StoreCatalog } from "./server/store-catalog.js";
+import { StoreCatalog } from "./serving/store-catalog.js";
 import { SqliteUpstreamStore } from "./gateway/sqlite-upstream-store.js";
 import { shutdownOf } from "./server/graceful-shutdown.js";
-import { UpstreamCatalog } from "./server/upstream-catalog.js";
-import { UpstreamRouter } from "./server/upstream-router.js";
+import { UpstreamCatalog } from "./serving/upstream-catalog.js";
+import { UpstreamRouter } from "./serving/upstream-router.js";
 import { digestOfFile } from "./store/file-digest.js";
 import { HubClient } from "./store/hub/hub-client.js";
 import { ModelStore } from "./store/model-store.js";
@@ -211,6 +211,8 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       batchSize: config.batchSize,
       ubatchSize: config.ubatchSize,
       prefillChunk: config.ubatchSize,
+      threadpoolPoll: config.poll,
+      mmap: config.mmap,
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
     });

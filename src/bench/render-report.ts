@@ -16,6 +16,8 @@ export interface ModelMeasurements {
   readonly bannedTokens: number;
   /** Results per server that ran. */
   readonly servers: Partial<Record<BenchServerName, ScenarioResults>>;
+  /** Servers that failed part-way, with the error. */
+  readonly failures?: readonly string[];
 }
 
 /** One row of the comparison: a summary statistic on each server, and the ratios to llama-server. */
@@ -155,6 +157,7 @@ export function renderReport(measurements: ModelMeasurements, concurrency: reado
   for (const [server, results] of Object.entries(measurements.servers)) {
     for (const warning of results.warnings) lines.push(`- warning (${server}): ${warning}`);
   }
+  for (const failure of measurements.failures ?? []) lines.push(`- failed: ${failure}`);
   lines.push("");
   return lines.join("\n");
 }

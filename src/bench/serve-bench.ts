@@ -63,6 +63,7 @@ function commandLine(argv: readonly string[]): string {
 /** Runs every server on one model; prompts are calibrated on the first server and reused. */
 async function benchModel(model: BenchModel, options: BenchArguments, programs: BenchServerPrograms): Promise<ModelMeasurements> {
   const servers: Partial<Record<BenchServerName, ScenarioResults>> = {};
+  const failures: string[] = [];
   const { logitBias, bannedTokens } = await safeBias(model);
   let plan: ScenarioPlan | undefined;
   for (const name of options.servers) {
@@ -90,11 +91,15 @@ async function benchModel(model: BenchModel, options: BenchArguments, programs: 
         };
       }
       servers[name] = await runScenarios({ name: `${model.name} ${name}`, url, model: modelId, ...(started.server.pid === undefined ? {} : { pid: started.server.pid }) }, plan, progress);
+    } catch (error) {
+      // One server failing (a crash under load) must not lose the others' measurements.
+      progress(`${model.name}: ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
+      failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
     } finally {
       await started.stop();
     }
   }
-  return { name: model.name, origin: model.origin, path: model.path, bytes: statSync(model.path).size, bannedTokens, servers };
+  return { name: model.name, origin: model.origin, path: model.path, bytes: statSync(model.path).size, bannedTokens, servers, failures };
 }
 
 /** Grove accepts at most this many `logit_bias` entries (OpenAI's limit too). */

@@ -126,6 +126,15 @@ export interface GroveConfig {
   readonly batchSize: number;
   /** Tokens computed at once inside a step (physical batch); also the prompt chunk a step takes while other slots generate. Env `GROVE_UBATCH_SIZE`, flag `--ubatch-size`. @default 512 */
   readonly ubatchSize: number;
+  /**
+   * Map model files instead of reading them into memory: `auto` maps them when a GPU takes the
+   * weights, and reads them on the CPU, where llama.cpp's CPU backends repack weights for their
+   * fastest kernels and the mapped file would stay resident beside the repacked copy (a 1B Q8_0:
+   * 2.56 GiB mapped against 1.59 read, same speed). Env `GROVE_MMAP`, flag `--mmap`. @default "auto"
+   */
+  readonly mmap: "auto" | "on" | "off";
+  /** Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's `--poll`. Env `GROVE_POLL`, flag `--poll`. @default 50 */
+  readonly poll: number;
   /** Load llama.cpp's libraries from this folder instead of node-llama-cpp's prebuilt ones (a build of the same llama.cpp version, for benchmarks). Env `GROVE_LIBLLAMA_DIR`, flag `--libllama-dir`. @default "" */
   readonly libllamaDir: string;
   /** Log level: fatal, error, warn, info, debug, trace, silent. Env `GROVE_LOG_LEVEL`, flag `--log-level`. @default "info" */
@@ -182,6 +191,8 @@ const schema = z.object({
   batchSize: integer(32, 65_536),
   ubatchSize: integer(32, 65_536),
   libllamaDir: z.string(),
+  poll: integer(0, 100),
+  mmap: z.enum(["auto", "on", "off"]),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -221,6 +232,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   batchSize: { env: "GROVE_BATCH_SIZE", flag: "--batch-size" },
   ubatchSize: { env: "GROVE_UBATCH_SIZE", flag: "--ubatch-size" },
   libllamaDir: { env: "GROVE_LIBLLAMA_DIR", flag: "--libllama-dir" },
+  poll: { env: "GROVE_POLL", flag: "--poll" },
+  mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -258,6 +271,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     batchSize: 2048,
     ubatchSize: 512,
     libllamaDir: "",
+    poll: 50,
+    mmap: "auto",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

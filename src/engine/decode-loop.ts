@@ -148,7 +148,9 @@ export class DecodeLoop {
     context.clearBatch();
     const rows: { job: Job; index: number; prompt: boolean; position: number }[] = [];
     let generating = false;
-    for (const job of this.#jobs) {
+    // In slot order, as llama-server adds them: llama.cpp splits a batch whose sequences are out of
+    // order into several ubatches (one per ordered run), which multiplied the step time by up to 4.
+    for (const job of this.#bySlot()) {
       if (job.state !== "generate") continue;
       generating = true;
       const slot = job.slot;
@@ -190,6 +192,11 @@ export class DecodeLoop {
       if (job.state === "prefill" && job.offset >= job.request.prompt.length && job.request.maxTokens === 0) this.#finish(job, "stop");
     }
     return true;
+  }
+
+  /** Running jobs ordered by slot. */
+  #bySlot(): Job[] {
+    return [...this.#jobs].sort((a, b) => a.slot.index - b.slot.index);
   }
 
   /** A prompt position's logits: scores the next prompt token (echo), and after the last one samples the first token. */

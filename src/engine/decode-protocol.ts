@@ -21,6 +21,8 @@ export interface DecodeWorkerData {
   readonly cacheTypeV: number;
   readonly flashAttention: number;
   readonly gpuLayers: number;
+  /** Map the model file instead of reading it. */
+  readonly mmap: boolean;
   readonly threadpoolPoll: number | undefined;
   readonly libraryDirectory: string | undefined;
   /** Shared counter the main thread bumps after posting, so an idle worker wakes at once. */

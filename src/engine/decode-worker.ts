@@ -12,7 +12,7 @@ const port = parentPort as MessagePort;
 const emit = (message: FromWorker): void => port.postMessage(message);
 
 async function main(): Promise<void> {
-  const model = await NativeModel.load(data.path, { gpuLayers: data.gpuLayers, ...(data.libraryDirectory === undefined ? {} : { libraryDirectory: data.libraryDirectory }) });
+  const model = await NativeModel.load(data.path, { gpuLayers: data.gpuLayers, mmap: data.mmap, ...(data.libraryDirectory === undefined ? {} : { libraryDirectory: data.libraryDirectory }) });
   let context: NativeContext;
   let embeddings: NativeContext | undefined;
   try {

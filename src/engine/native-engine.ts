@@ -40,8 +40,10 @@ export interface NativeEngineOptions {
   readonly ubatchSize?: number;
   /** Prompt tokens per step while other slots generate. @default 512 */
   readonly prefillChunk?: number;
-  /** Poll level (0–100) of the persistent thread pool; undefined detaches none. @default 0 */
+  /** Busy-wait level (0–100) of the persistent thread pool; null attaches none (ggml starts threads per graph). @default 50, as llama.cpp */
   readonly threadpoolPoll?: number | null;
+  /** Map model files (`on`), read them (`off`), or map them only when a GPU takes the weights (`auto`). @default "auto" */
+  readonly mmap?: "auto" | "on" | "off";
   /** Load these libraries instead (a reference build of the same llama.cpp). */
   readonly libraryDirectory?: string;
   readonly logger?: Logger;
@@ -176,7 +178,8 @@ export class NativeEngine implements Engine {
       cacheTypeV: CACHE_TYPES[options.cacheTypeV ?? "f16"],
       flashAttention: { auto: -1, on: 1, off: 0 }[options.flashAttention ?? "auto"],
       gpuLayers: this.#libraries.gpu === false ? 0 : (options.gpuLayers ?? -1),
-      threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 0),
+      mmap: options.mmap === "on" || ((options.mmap ?? "auto") === "auto" && this.#libraries.gpu !== false),
+      threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 50),
       libraryDirectory: this.#libraries.directory,
       signal,
     };

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { getLlamaGpuTypes } from "node-llama-cpp";
+import { pathToFileURL } from "node:url";
 import { libllamaDirectory } from "./libllama.js";
 
 /** Which prebuilt libraries Grove loads. */
@@ -21,13 +21,16 @@ export interface LibrarySet {
 export async function chooseLibraries(gpu: "auto" | false = "auto"): Promise<LibrarySet> {
   if (gpu !== false) {
     const require = createRequire(import.meta.url);
+    // node-llama-cpp's detection module alone: its whole package costs a server 40 MiB of memory.
+    const detection = join(dirname(require.resolve("node-llama-cpp")), "bindings", "utils", "getLlamaGpuTypes.js");
+    const { getLlamaGpuTypes } = (await import(pathToFileURL(detection).href)) as { getLlamaGpuTypes: (include: "supported") => Promise<(string | false)[]> };
     for (const type of await getLlamaGpuTypes("supported")) {
       if (type === false) continue;
       const name = `${process.platform === "darwin" ? "mac" : process.platform === "win32" ? "win" : process.platform}-${process.arch}-${type}`;
       try {
         const index = require.resolve(`@node-llama-cpp/${name}`);
         const directory = join(dirname(index), "..", "bins", name);
-        if (existsSync(directory)) return { directory, gpu: type };
+        if (existsSync(directory)) return { directory, gpu: type as LibrarySet["gpu"] };
       } catch {
         // Not installed: try the next type.
       }

@@ -3,6 +3,7 @@ import { loadLibllamaFfi, type LibllamaFfi } from "./libllama.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- koffi's values are untyped */
 
+const LLAMA_LOAD_MODE_NONE = 0;
 const LLAMA_LOAD_MODE_MMAP = 1;
 const PIECE_BUFFER = 256;
 
@@ -14,6 +15,8 @@ export interface NativeModelLoadOptions {
   gpuLayers?: number;
   /** Libraries to load (a reference build); default node-llama-cpp's. */
   libraryDirectory?: string;
+  /** Map the file (shared, lazily read) instead of reading it into memory. @default true */
+  mmap?: boolean;
 }
 
 /**
@@ -58,7 +61,7 @@ export class NativeModel {
   static async load(path: string, options: NativeModelLoadOptions = {}): Promise<NativeModel> {
     const lib = await loadLibllamaFfi(options.libraryDirectory);
     const params = lib.fn.llama_model_default_params!() as Record<string, unknown>;
-    params.load_mode = LLAMA_LOAD_MODE_MMAP;
+    params.load_mode = options.mmap === false ? LLAMA_LOAD_MODE_NONE : LLAMA_LOAD_MODE_MMAP;
     params.vocab_only = options.vocabOnly ?? false;
     params.n_gpu_layers = options.gpuLayers ?? 0;
     const handle = lib.fn.llama_model_load_from_file!(path, params);

@@ -17,15 +17,16 @@ export const KV_CACHE_TYPE_BYTES: Readonly<Record<string, number>> = Object.free
 
 /**
  * Resident memory of a `grove serve` process before any model is loaded: Node.js, V8's heap,
- * fastify and the web app's static server, the gateway's clients, node-llama-cpp's addon and the
- * ggml/llama shared libraries. Measured on this machine (Linux x64, Node 20, node-llama-cpp
- * 3.21.1 CPU build) as the peak RSS of `grove serve` with the test-tiny preset after a
- * `grove bench` workload (158.9 MiB at ctx 512 × 4), less that model's weights, KV cache and
+ * fastify and the web app's static server, the gateway's clients, the decode worker thread and
+ * the ggml/llama shared libraries. Measured on this machine (Linux x64, Node 20, node-llama-cpp
+ * 3.21.1's CPU libraries) as the peak RSS of `grove serve` with the test-tiny preset after a
+ * `grove bench` workload (135.9 MiB at ctx 512 × 4), less that model's weights, KV cache and
  * compute buffers (2.9 MiB); see docs/benchmarks.md, "Memory estimate against measured peak".
- * It was 136 MiB before the service layer and the web app. Other platforms and Node versions
- * differ: check against `grove bench`.
+ * It was 156 MiB with node-llama-cpp's context (its whole package loaded at start), 136 MiB
+ * before the service layer and the web app. Other platforms and Node versions differ: check
+ * against `grove bench`.
  */
-export const SERVING_BASELINE_BYTES = 156 * 1024 * 1024;
+export const SERVING_BASELINE_BYTES = 133 * 1024 * 1024;
 
 /** llama.cpp pads the context to a multiple of this (`GGML_PAD(n_ctx, 256)`). */
 const CONTEXT_PAD = 256;

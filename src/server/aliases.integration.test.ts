@@ -9,7 +9,7 @@ import { generateModel } from "../forge/generate/generate-model.js";
 import { SeededRandom } from "../forge/generate/seeded-random.js";
 import { ModelStore } from "../store/model-store.js";
 import { createServer } from "./server.js";
-import { StoreCatalog } from "./store-catalog.js";
+import { StoreCatalog } from "../serving/store-catalog.js";
 
 // Aliases served by the catalog and managed through the admin API, in-process (fastify inject)
 // with a real engine and two generated models. The catalog's alias picks come from a seeded

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply } from "fastify";
 import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
-import type { RequestOutcome } from "../gateway/gateway.js";
 import { shutdownSignalOf } from "./graceful-shutdown.js";
 import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
 
@@ -99,20 +98,6 @@ export function completionLogprobs(logprobs: readonly TokenLogprob[], offset: nu
   return { tokens, token_logprobs: tokenLogprobs, top_logprobs: topLogprobs, text_offset: textOffset };
 }
 
-/**
- * What a generation used, for metering: its token counts (a cancelled one counts the tokens
- * generated before the engine saw the cancellation), time to first token and status.
- */
-export function usageOutcome(done: GenerateDone | undefined): RequestOutcome {
-  const cancelled = done === undefined || done.finishReason === "aborted";
-  return {
-    promptTokens: done?.promptTokens ?? 0,
-    completionTokens: done?.completionTokens ?? 0,
-    ...(done !== undefined && done.completionTokens > 0 ? { ttftMs: done.timeToFirstTokenMs } : {}),
-    status: cancelled ? 499 : 200,
-    cancelled,
-  };
-}
 
 /**
  * llama-server's `timings` object for a finished generation (its clients and benchmarks read it):

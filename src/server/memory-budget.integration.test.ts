@@ -9,7 +9,7 @@ import { generateModel } from "../forge/generate/generate-model.js";
 import { estimateModelMemory, SERVING_BASELINE_BYTES } from "../plan/memory-estimate.js";
 import { ModelStore } from "../store/model-store.js";
 import { cleanEnvironment, GROVE_BIN } from "../test-support/run-cli.js";
-import type { PoolReport } from "./model-pool.js";
+import type { PoolReport } from "../serving/model-pool.js";
 
 // `grove serve --memory-budget` as a real process: three generated models of different sizes and
 // a budget that fits the two largest but not all three. Requests rotate across the three; each

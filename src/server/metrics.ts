@@ -3,7 +3,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Engine } from "../engine/engine.js";
 import type { UsageRecord } from "../gateway/service-store.js";
-import type { UpstreamRouter } from "./upstream-router.js";
+import type { UpstreamRouter } from "../serving/upstream-router.js";
 
 /** Options of {@link GroveMetrics}. */
 export interface GroveMetricsOptions {

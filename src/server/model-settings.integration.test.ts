@@ -10,7 +10,7 @@ import { generateModel } from "../forge/generate/generate-model.js";
 import { estimateModelMemory } from "../plan/memory-estimate.js";
 import { startGrove, type RunningGrove } from "../services.js";
 import { ModelStore } from "../store/model-store.js";
-import type { PoolReport } from "./model-pool.js";
+import type { PoolReport } from "../serving/model-pool.js";
 
 // `grove serve --model-settings`: two generated test-tiny models (training context 1024) served
 // with their own ctx and slots beside the global --ctx-size/--parallel. /api/loaded reports each

@@ -5,7 +5,7 @@ import type { RunningGrove } from "../services.js";
 import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
 
 // The official OpenAI client against the real server on a loopback port, with a real
-// generated GGUF loaded through node-llama-cpp.
+// generated GGUF served by Grove's decode loop.
 
 let model: TestModel;
 let grove: RunningGrove;
@@ -160,6 +160,29 @@ describe("chat completions", () => {
     const stopped = await client.chat.completions.create({ model: modelId, messages, max_tokens: 30, temperature: 0, stop: [stop] });
     assert.equal(stopped.choices[0]!.finish_reason, "stop");
     assert.equal(stopped.choices[0]!.message.content, text.slice(0, text.indexOf(stop)));
+  });
+
+  test("n: 3 returns three choices, streaming and not, from one evaluated prompt", async () => {
+    const response = await client.chat.completions.create({ model: modelId, messages, n: 3, max_tokens: 6, temperature: 1, seed: 11, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    assert.deepEqual(response.choices.map((choice) => choice.index), [0, 1, 2]);
+    for (const choice of response.choices) assert.equal(choice.finish_reason, "length");
+    assert.equal(response.usage!.completion_tokens, 18);
+    const stream = await client.chat.completions.create({ model: modelId, messages, n: 3, max_tokens: 5, stream: true, stream_options: { include_usage: true }, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const texts = ["", "", ""];
+    const finished = new Set<number>();
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) {
+        texts[choice.index] += choice.delta.content ?? "";
+        if (choice.finish_reason) finished.add(choice.index);
+      }
+      usage = chunk.usage ?? usage;
+    }
+    assert.deepEqual([...finished].sort(), [0, 1, 2]);
+    assert.ok(texts.every((text) => text.length > 0));
+    assert.equal(usage!.completion_tokens, 15);
+    const completions = await client.completions.create({ model: modelId, prompt: ["one", "two"], n: 2, max_tokens: 3, temperature: 0 });
+    assert.deepEqual(completions.choices.map((choice) => choice.index), [0, 1, 2, 3]);
   });
 
   test("8 concurrent streaming clients all finish", async () => {

@@ -52,9 +52,8 @@ const sampling = {
   repeat_penalty: nullable(z.number().min(0).max(10)),
   ignore_eos: nullable(z.boolean()),
   logit_bias: logitBias,
-  n: nullable(z.number().int()).refine((value) => value === undefined || value === 1, {
-    message: "only n=1 is supported; send separate requests for more choices",
-  }),
+  /** Choices per prompt, each in its own slot (at most the model's slots); the prompt is evaluated once. */
+  n: nullable(z.number().int().min(1).max(64)),
   stream: nullable(z.boolean()),
   stream_options: nullable(z.object({ include_usage: nullable(z.boolean()) })),
   user: nullable(z.string().max(256)),

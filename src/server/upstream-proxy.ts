@@ -4,8 +4,8 @@ import type { UpstreamEngine } from "../engine/upstream-engine.js";
 import { toErrorResponse } from "./error-table.js";
 import { meterOf, type RequestMeter } from "./gateway-hooks.js";
 import { clientGoneSignal } from "./generation.js";
-import { upstreamDigest } from "./upstream-catalog.js";
-import type { UpstreamRouter } from "./upstream-router.js";
+import { upstreamDigest } from "../serving/upstream-catalog.js";
+import type { UpstreamRouter } from "../serving/upstream-router.js";
 
 type Kind = "chat" | "completions" | "embeddings";
 

@@ -1,9 +1,7 @@
-// The eval worker: `node eval-worker.js REQUEST.json`. Loads the model(s) through libllama
-// (koffi), runs one measurement and prints JSON lines on stdout: {"event":"progress",…} while it
-// runs, then {"event":"result","result":…} or {"event":"error","error":…,"code":…}. llama.cpp logs
-// to stderr; a GGML_ASSERT aborts the process, which the parent reports as a failed evaluation.
+// The eval job, run in the job worker process (native/job-host.ts): loads the model(s) through
+// libllama (koffi), runs one measurement and emits {"event":"progress",…} while it runs.
+// llama.cpp logs to stderr; a GGML_ASSERT aborts the process, which the parent reports.
 import { readFile } from "node:fs/promises";
-import { GroveError } from "../../core/errors.js";
 import { loadLibllamaFfi } from "../../native/libllama.js";
 import { EvalContext, freeEvalModel, loadEvalModel, type EvalModel } from "./libllama-eval.js";
 import { generateGreedy, loglikelihood, measureKlDivergence, measurePerplexity, unknownOperation, type GenerateRequest, type LoglikelihoodRequest } from "./measure.js";
@@ -23,11 +21,8 @@ export type EvalWorkerRequest = {
   | { op: "generate"; requests: GenerateRequest[] }
 );
 
-function emit(event: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-async function run(request: EvalWorkerRequest): Promise<unknown> {
+/** The eval job: one measurement, its progress through `emit`. */
+export async function run(request: EvalWorkerRequest, emit: (event: Record<string, unknown>) => void): Promise<unknown> {
   const lib = await loadLibllamaFfi(request.libraryDirectory);
   const model = await loadEvalModel(request.model);
   const open: EvalModel[] = [model];
@@ -80,10 +75,3 @@ async function run(request: EvalWorkerRequest): Promise<unknown> {
   }
 }
 
-try {
-  const request = JSON.parse(await readFile(process.argv[2] ?? "", "utf8")) as EvalWorkerRequest;
-  emit({ event: "result", result: await run(request) });
-} catch (error) {
-  emit({ event: "error", error: (error as Error).message, code: error instanceof GroveError ? error.code : "engine_failure", param: error instanceof GroveError ? error.param : undefined });
-  process.exitCode = 1;
-}

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { pathToFileURL } from "node:url";
 import { spawn } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -204,11 +205,11 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
   });
 
   test("a worker that dies fails the job clearly and stores nothing", async () => {
-    const crash = join(base.directory, "crash-worker.js");
-    await writeFile(crash, "process.kill(process.pid, 'SIGABRT');\n");
+    const crash = join(base.directory, "crash-job.mjs");
+    await writeFile(crash, "export async function run() { process.kill(process.pid, 'SIGABRT'); await new Promise(() => {}); }\n");
     const modelsBefore = (await store.list()).length;
     const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, epochs: 1, threads: 1 });
-    await assert.rejects(runFinetuneJob(store, jobs, job.id, { workerScript: crash }), (error: unknown) => error instanceof EngineError && /killed by SIGABRT/.test(error.message));
+    await assert.rejects(runFinetuneJob(store, jobs, job.id, { jobModule: pathToFileURL(crash) }), (error: unknown) => error instanceof EngineError && /killed by SIGABRT/.test(error.message));
     assert.equal((await jobs.get(job.id)).status, "failed");
     assert.equal((await store.list()).length, modelsBefore);
   });

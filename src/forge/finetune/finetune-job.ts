@@ -1,9 +1,8 @@
-import { spawn } from "node:child_process";
-import { access, rm, writeFile } from "node:fs/promises";
+import { access, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
+import { runNativeJob } from "../../native/job-host.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { quoteUntrusted } from "../../store/model-ref.js";
 import type { Recipe } from "../../store/registry.js";
@@ -16,7 +15,7 @@ import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
 import { readTrainingData } from "./training-data.js";
 
-const WORKER = join(dirname(fileURLToPath(import.meta.url)), "finetune-worker.js");
+const JOB = new URL("./finetune-worker.js", import.meta.url);
 
 /** The recipe tool name of a fine-tune through llama.cpp's trainer (`--trainer llama.cpp`). */
 export const FINETUNE_TOOL = "llama.cpp llama_opt_epoch";
@@ -208,8 +207,8 @@ export interface RunFinetuneOptions {
   signal?: AbortSignal;
   /** Every worker event, after the job record is updated. */
   onEvent?: (event: TrainEvent, job: JobRecord) => void;
-  /** @internal The worker script (tests substitute one that crashes). */
-  workerScript?: string;
+  /** @internal The job module (tests substitute one that crashes). @default finetune-worker.js */
+  jobModule?: URL;
   /**
    * Write the fine-tuned model here instead of importing it (a rebuild from a recipe imports it
    * itself); the job's result records its digest.
@@ -342,7 +341,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   };
 
   try {
-    await runWorker(options.workerScript ?? WORKER, argumentsFile, onEvent, options.signal);
+    await runWorker(options.jobModule ?? JOB, argumentsFile, onEvent, options.signal);
     await saving;
     if (options.output !== undefined) {
       const written = await repackageTrainedModel(parent.path, trained, options.output);
@@ -451,50 +450,18 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function runWorker(script: string, argumentsFile: string, onEvent: (event: TrainEvent) => void, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    if (signal?.aborted) return reject(new AbortedError("Fine-tuning cancelled"));
-    const child = spawn(process.execPath, [script, argumentsFile], { stdio: ["ignore", "pipe", "pipe"] });
-    let pending = "";
-    let stderrTail = "";
-    let finished: { ok: boolean; error?: string } | undefined;
-    let aborted = false;
-    const onAbort = (): void => {
-      aborted = true;
-      child.kill("SIGKILL");
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      pending += chunk;
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        if (line.trim() === "") continue;
-        let event: TrainEvent | { event: "done" } | { event: "error"; error: string } | { event: "converted" };
-        try {
-          event = JSON.parse(line) as typeof event;
-        } catch {
-          continue; // not ours (a library printing to stdout)
-        }
-        if (event.event === "done") finished = { ok: true };
-        else if (event.event === "error") finished = { ok: false, error: event.error };
-        else if (event.event !== "converted") onEvent(event);
-      }
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => void (stderrTail = (stderrTail + chunk).slice(-4000)));
-    child.on("error", (error) => {
-      signal?.removeEventListener("abort", onAbort);
-      reject(new EngineError(`Cannot start the finetune worker: ${error.message}`, { cause: error }));
-    });
-    child.on("close", (code, killedBy) => {
-      signal?.removeEventListener("abort", onAbort);
-      if (aborted) return reject(new AbortedError("Fine-tuning cancelled"));
-      if (code === 0 && finished?.ok === true) return resolvePromise();
-      const assertion = /^.*GGML_ASSERT.*$/m.exec(stderrTail)?.[0]?.trim();
-      const why = finished?.error ?? assertion ?? (killedBy !== null ? `the worker was killed by ${killedBy}` : `the worker exited with code ${code}`);
-      reject(new EngineError(`Fine-tuning failed: ${why}`));
-    });
+async function runWorker(module: URL, argumentsFile: string, onEvent: (event: TrainEvent) => void, signal: AbortSignal | undefined): Promise<void> {
+  const args = JSON.parse(await readFile(argumentsFile, "utf8")) as unknown;
+  const outcome = await runNativeJob({
+    module,
+    args,
+    what: "Fine-tuning",
+    ...(signal === undefined ? {} : { signal }),
+    onEvent: (event) => {
+      if (event.event !== "converted") onEvent(event as unknown as TrainEvent);
+    },
   });
+  if (!outcome.ok) throw new EngineError(`Fine-tuning failed: ${outcome.failure.reason}`);
 }
 
 // `grove build` of a fine-tune recipe: the same parent, data and parameters through a new job,

@@ -1,8 +1,7 @@
-// The finetune worker: `node finetune-worker.js ARGS.json`. Converts the parent to F32 when asked
-// (only F32 tensors train), trains through Grove's ggml graph or libllama's trainer, and prints one JSON line per event on
-// stdout, ending with {"event":"done"} or {"event":"error","error":…}. llama.cpp logs to stderr;
-// a GGML_ASSERT aborts the process, which the parent reports as a failed job.
-import { readFile } from "node:fs/promises";
+// The fine-tune job, run in the job worker process (native/job-host.ts): converts the parent to
+// F32 when asked (only F32 tensors train) and trains through Grove's ggml graph or libllama's
+// trainer, emitting one event per step. llama.cpp logs to stderr; a GGML_ASSERT aborts the
+// process, which the parent reports as a failed job.
 import { loadLibllama } from "../quantize/libllama-quantize.js";
 import { trainWithGgml } from "./ggml-train.js";
 import { trainWithLibllama, type TrainArguments, type TrainEvent } from "./libllama-train.js";
@@ -15,12 +14,8 @@ export interface FinetuneWorkerArguments extends TrainArguments {
 
 const LLAMA_FTYPE_ALL_F32 = 0;
 
-function emit(event: TrainEvent | { event: "converted" } | { event: "done" } | { event: "error"; error: string }): void {
-  process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-try {
-  const args = JSON.parse(await readFile(process.argv[2] ?? "", "utf8")) as FinetuneWorkerArguments;
+/** The fine-tune job (run by native/job-worker.ts in a child process): events go out through `emit`. */
+export async function run(args: FinetuneWorkerArguments, emit: (event: TrainEvent | { event: "converted" }) => void): Promise<null> {
   if (args.convertFrom !== undefined) {
     const quantizer = await loadLibllama();
     const params = quantizer.defaultParams();
@@ -32,8 +27,5 @@ try {
     emit({ event: "converted" });
   }
   await (args.trainer === "ggml" ? trainWithGgml : trainWithLibllama)(args, emit);
-  emit({ event: "done" });
-} catch (error) {
-  emit({ event: "error", error: (error as Error).message });
-  process.exitCode = 1;
+  return null;
 }

@@ -1,4 +1,4 @@
-import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatHistoryItem, type Token } from "node-llama-cpp";
+import type { ChatHistoryItem, Token } from "node-llama-cpp";
 import { EngineError, InvalidRequestError } from "../../core/errors.js";
 import type { TrainingRecord } from "./training-data.js";
 
@@ -26,6 +26,8 @@ export interface TokenizedData {
  * @throws InvalidRequestError when the data has chat records and the model has no chat template
  */
 export async function tokenizeRecords(modelPath: string, records: readonly TrainingRecord[], options: { windowSize?: number } = {}): Promise<TokenizedData> {
+  // Loaded here, not at start: the package costs every process that imports it 40 MiB.
+  const { getLlama, LlamaLogLevel, resolveChatWrapper } = await import("node-llama-cpp");
   let llama;
   try {
     llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { pathToFileURL } from "node:url";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
@@ -106,18 +107,19 @@ describe("quantizeModel", () => {
   });
 
   it("reports a worker that dies (an abort in llama.cpp) as a failed job, output removed", async () => {
-    const crasher = join(directory, "crashing-worker.mjs");
+    const crasher = join(directory, "crashing-job.mjs");
     // Writes part of the output, logs a tensor, then aborts like a GGML_ASSERT.
     await writeFile(
       crasher,
       'import { writeFileSync } from "node:fs";\n' +
-        "const { output } = JSON.parse(process.argv[2]);\n" +
-        'writeFileSync(output, "GGUF partial");\n' +
-        'process.stderr.write("[   1/  57] token_embd.weight\\nGGML_ASSERT(false) failed\\n", () => process.abort());\n',
+        "export async function run({ output }) {\n" +
+        '  writeFileSync(output, "GGUF partial");\n' +
+        '  await new Promise(() => process.stderr.write("[   1/  57] token_embd.weight\\nGGML_ASSERT(false) failed\\n", () => process.abort()));\n' +
+        "}\n",
     );
     const output = join(directory, "crashed.gguf");
     const progress: number[] = [];
-    await assert.rejects(quantizeModel({ input: source.path, output, type: "Q8_0", workerScript: crasher, onProgress: (done) => progress.push(done) }), (error: unknown) => {
+    await assert.rejects(quantizeModel({ input: source.path, output, type: "Q8_0", jobModule: pathToFileURL(crasher), onProgress: (done) => progress.push(done) }), (error: unknown) => {
       assert.ok(error instanceof EngineError);
       assert.match(error.message, /^Quantizing to Q8_0 failed: the worker was killed by SIGABRT; GGML_ASSERT\(false\) failed$/);
       return true;

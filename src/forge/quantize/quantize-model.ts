@@ -1,18 +1,18 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { rename, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { AbortedError, EngineError } from "../../core/errors.js";
+import { EngineError } from "../../core/errors.js";
+import { runNativeJob } from "../../native/job-host.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout } from "../../gguf/gguf-tensor-layout.js";
 import { checkImportanceMatrixFits, readImportanceMatrix } from "./imatrix.js";
 import { parseQuantizeType, REQUIRES_IMATRIX, type QuantizeType } from "./quantize-types.js";
+import type { WorkerArgs } from "./quantize-worker.js";
 
-const WORKER = join(dirname(fileURLToPath(import.meta.url)), "quantize-worker.js");
+const JOB = new URL("./quantize-worker.js", import.meta.url);
 const require = createRequire(import.meta.url);
 
 /** What {@link quantizeModel} needs. */
@@ -37,8 +37,8 @@ export interface QuantizeModelOptions {
   signal?: AbortSignal;
   /** Called per tensor done, from llama.cpp's log: `(done, total)`. */
   onProgress?: (done: number, total: number) => void;
-  /** @internal The worker script (tests substitute one that crashes). @default quantize-worker.js */
-  workerScript?: string;
+  /** @internal The job module (tests substitute one that crashes). @default quantize-worker.js */
+  jobModule?: URL;
 }
 
 /** What {@link quantizeModel} wrote. */
@@ -86,65 +86,21 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
 
 const PROGRESS_LINE = /^\[\s*(\d+)\s*\/\s*(\d+)\]/;
 
-function runWorker(args: { input: string; output: string; type: QuantizeType; threads: number; imatrix?: string; imatrixName?: string }, options: QuantizeModelOptions): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [options.workerScript ?? WORKER, JSON.stringify(args)], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderrTail = "";
-    let pending = "";
-    let aborted = false;
-    const onAbort = (): void => {
-      aborted = true;
-      child.kill("SIGKILL");
-    };
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => void (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderrTail = (stderrTail + chunk).slice(-4000);
-      pending += chunk;
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        const match = PROGRESS_LINE.exec(line);
-        if (match !== null) options.onProgress?.(Number(match[1]), Number(match[2]));
-      }
-    });
-    child.on("error", (error) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      reject(new EngineError(`Cannot start the quantize worker: ${error.message}`, { cause: error }));
-    });
-    child.on("close", (code, signal) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      if (aborted) return reject(new AbortedError("Quantization aborted"));
-      const report = lastJsonLine(stdout);
-      if (code === 0 && report?.ok === true) return resolvePromise();
-      // llama.cpp logs why it refused (`llama_model_quantize: failed to quantize: …`) and returns 1.
-      const cause = /failed to quantize: (.*)/.exec(stderrTail)?.[1]?.trim();
-      const why =
-        cause ??
-        report?.error ??
-        (signal !== null ? `the worker was killed by ${signal}` : `the worker exited with code ${code}`) +
-          describeLog(stderrTail);
-      reject(new EngineError(`Quantizing to ${args.type} failed: ${why}`));
-    });
+async function runWorker(args: WorkerArgs, options: QuantizeModelOptions): Promise<void> {
+  const outcome = await runNativeJob({
+    module: options.jobModule ?? JOB,
+    args,
+    what: "Quantization",
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    onLog: (line) => {
+      const match = PROGRESS_LINE.exec(line);
+      if (match !== null) options.onProgress?.(Number(match[1]), Number(match[2]));
+    },
   });
-}
-
-function lastJsonLine(text: string): { ok: boolean; error?: string } | undefined {
-  const line = text.trim().split("\n").at(-1);
-  if (line === undefined || line === "") return undefined;
-  try {
-    return JSON.parse(line) as { ok: boolean; error?: string };
-  } catch {
-    return undefined;
-  }
-}
-
-/** The failed assertion when the log has one (a backtrace may follow it), else its last lines. */
-function describeLog(tail: string): string {
-  const assertion = /^.*GGML_ASSERT.*$/m.exec(tail)?.[0];
-  if (assertion !== undefined) return `; ${assertion.trim()}`;
-  return tail.trim() === "" ? "" : `; last log: ${tail.trim().split("\n").slice(-3).join(" | ")}`;
+  if (outcome.ok) return;
+  // llama.cpp logs why it refused (`llama_model_quantize: failed to quantize: …`) and returns 1.
+  const cause = /failed to quantize: (.*)/.exec(outcome.failure.log)?.[1]?.trim();
+  throw new EngineError(`Quantizing to ${args.type} failed: ${cause ?? outcome.failure.reason}`);
 }
 
 /**

@@ -1,11 +1,11 @@
-// The quantize worker: `node quantize-worker.js '{"input":…,"output":…,"type":…,"threads":…}'`.
-// Quantizes through libllama and prints one JSON line on stdout: {"ok":true} or
-// {"ok":false,"error":…}. llama.cpp's per-tensor log goes to stderr; an assert aborts the process.
+// The quantize job: quantizes through libllama in the job worker process (native/job-host.ts).
+// llama.cpp's per-tensor log goes to stderr (the parent reads progress from it); an assert aborts
+// the process.
 import { readImportanceMatrix } from "./imatrix.js";
 import { quantizeWithLibllama } from "./libllama-quantize.js";
 import { parseQuantizeType } from "./quantize-types.js";
 
-interface WorkerArgs {
+export interface WorkerArgs {
   input: string;
   output: string;
   type: string;
@@ -16,12 +16,9 @@ interface WorkerArgs {
   imatrixName?: string;
 }
 
-try {
-  const args = JSON.parse(process.argv[2] ?? "{}") as WorkerArgs;
+/** The quantize job (run by native/job-worker.ts in a child process). */
+export async function run(args: WorkerArgs): Promise<null> {
   const imatrix = args.imatrix === undefined ? undefined : { ...(await readImportanceMatrix(args.imatrix)), ...(args.imatrixName === undefined ? {} : { file: args.imatrixName }) };
   await quantizeWithLibllama(args.input, args.output, parseQuantizeType(args.type), args.threads, imatrix);
-  process.stdout.write(`${JSON.stringify({ ok: true })}\n`);
-} catch (error) {
-  process.stdout.write(`${JSON.stringify({ ok: false, error: (error as Error).message })}\n`);
-  process.exitCode = 1;
+  return null;
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { clientGoneSignal } from "../generation.js";
 import { meterOf } from "../gateway-hooks.js";
-import type { ModelCatalog } from "../model-catalog.js";
+import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { embeddingSchema, parseBody } from "../openai-schemas.js";
 
 /** Float32 little-endian bytes in base64, as OpenAI's `encoding_format: "base64"` returns them. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Engine } from "../../engine/engine.js";
-import type { ModelPool, PoolReport } from "../model-pool.js";
+import type { ModelPool, PoolReport } from "../../serving/model-pool.js";
 
 /**
  * `GET /api/loaded`: the models in memory now, each with its memory estimate (weights, KV cache,

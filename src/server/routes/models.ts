@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Engine } from "../../engine/engine.js";
-import type { CatalogEntry, ModelCatalog } from "../model-catalog.js";
+import type { CatalogEntry, ModelCatalog } from "../../serving/model-catalog.js";
 
 function describe(entry: CatalogEntry, defaultModel: string | undefined) {
   const info = entry.loaded?.info;

@@ -11,7 +11,7 @@ import { pullModel } from "../../store/hub/pull-model.js";
 import { formatModelName, parseModelName } from "../../store/model-ref.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { clientGoneSignal } from "../generation.js";
-import type { CatalogEntry } from "../model-catalog.js";
+import type { CatalogEntry } from "../../serving/model-catalog.js";
 import { NdjsonStream } from "../ndjson.js";
 import { ollamaPullSchema, ollamaShowSchema } from "../ollama-schemas.js";
 import { parseBody } from "../openai-schemas.js";

@@ -5,8 +5,9 @@ import type { HubClient } from "../../store/hub/hub-client.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { toErrorResponse } from "../error-table.js";
 import { meterOf } from "../gateway-hooks.js";
-import { clientGoneSignal, usageOutcome, utf8Bytes } from "../generation.js";
-import type { ModelCatalog } from "../model-catalog.js";
+import { clientGoneSignal, utf8Bytes } from "../generation.js";
+import { GenerationSession } from "../../serving/generation-session.js";
+import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { drainRejectedBody, jsonBodyParser, unsupportedMediaType } from "../json-body.js";
 import { NdjsonStream } from "../ndjson.js";
 import {
@@ -131,24 +132,18 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
   // Ollama generates until the context is full for -1 and -2, and stops there for larger values too.
   const predict = options?.num_predict;
   const maxTokens = predict === undefined || predict < 0 ? room : Math.min(predict, room);
-  const json = ollamaJsonConstraint(body.format);
-  if (json !== undefined) await model.prepareJsonGrammar(json);
-  // The worst case is reserved from the key's limits and budget before a slot is taken.
-  const meter = meterOf(job.request);
-  await meter.admit({ model: body.model, digest: model.info.digest, promptTokens: promptTokens.length, maxCompletionTokens: maxTokens });
-  const events = model.generate({
-    ...ollamaSampling(options),
-    promptTokens,
-    maxTokens,
-    json,
-    logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
-    signal: clientGoneSignal(reply),
-  });
-  // The first event comes after a slot is found and the prompt is read: errors before it
-  // (queue full, bad grammar) still get a proper status code.
-  const first = await events.next().catch(async (error: unknown) => {
-    await meter.fail(error);
-    throw error;
+  const session = await GenerationSession.start({
+    model,
+    name: body.model,
+    meter: meterOf(job.request),
+    generate: {
+      ...ollamaSampling(options),
+      promptTokens,
+      maxTokens,
+      json: ollamaJsonConstraint(body.format),
+      logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+      signal: clientGoneSignal(reply),
+    },
   });
   const head = () => ({ model: body.model, created_at: new Date().toISOString() });
   const last = (done: GenerateDone, text: string, content: string) => {
@@ -169,57 +164,29 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
   };
 
   if (body.stream === false) {
-    let text = "";
-    const logprobs: TokenLogprob[] = [];
-    let done: GenerateDone | undefined;
-    try {
-      for (let result = first; !result.done; result = await events.next()) {
-        const event = result.value;
-        if (event.type === "done") done = event;
-        else {
-          text += event.text;
-          if (event.logprobs) logprobs.push(...event.logprobs);
-        }
-      }
-    } catch (error) {
-      await meter.fail(error);
-      throw error;
-    } finally {
-      await events.return(undefined);
-    }
-    await meter.finish(usageOutcome(done));
-    if (!done || done.finishReason === "aborted") return reply.code(499).send();
-    return { ...last(done, text, text), ...(body.logprobs ? { logprobs: ollamaLogprobs(logprobs) } : {}) };
+    const [choice] = await session.collect();
+    if (session.cancelled || choice === undefined) return reply.code(499).send();
+    return { ...last(choice.done, choice.text, choice.text), ...(body.logprobs ? { logprobs: ollamaLogprobs(choice.logprobs) } : {}) };
   }
 
-  meter.streaming = true;
+  session.streaming();
   const stream = new NdjsonStream(reply);
   let text = "";
-  let done: GenerateDone | undefined;
-  let failure: unknown;
   try {
-    for (let result = first; !result.done; result = await events.next()) {
-      const event = result.value;
+    for await (const event of session.events()) {
       if (event.type === "text") {
         text += event.text;
         const logprobs = body.logprobs && event.logprobs ? { logprobs: ollamaLogprobs(event.logprobs) } : {};
         stream.send({ ...head(), ...job.piece(event.text), done: false, ...logprobs });
         continue;
       }
-      done = event;
       if (event.finishReason === "aborted") return reply;
       stream.send(last(event, text, ""));
     }
     stream.end();
   } catch (error) {
     job.request.log.error({ err: error }, "ollama stream failed");
-    failure = error;
     stream.fail(error);
-  } finally {
-    // Closing the generator releases the slot whatever happened above.
-    await events.return(undefined);
-    if (failure === undefined) await meter.finish(usageOutcome(done));
-    else await meter.fail(failure);
   }
   return reply;
 }

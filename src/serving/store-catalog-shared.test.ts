@@ -9,7 +9,7 @@ import { generateModel, type GenerateModelResult } from "../forge/generate/gener
 import { AliasBook } from "../store/alias-book.js";
 import { ModelStore } from "../store/model-store.js";
 import { startPostgres, type TestPostgres } from "../test-support/postgres-server.js";
-import { toErrorResponse } from "./error-table.js";
+import { toErrorResponse } from "../server/error-table.js";
 import { StoreCatalog } from "./store-catalog.js";
 
 // Replica B serves from a registry shared with replica A: an alias set on A is a served name on
