@@ -133,7 +133,12 @@ export interface GroveConfig {
    * 2.56 GiB mapped against 1.59 read, same speed). Env `GROVE_MMAP`, flag `--mmap`. @default "auto"
    */
   readonly mmap: "auto" | "on" | "off";
-  /** Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's `--poll`. Env `GROVE_POLL`, flag `--poll`. @default 50 */
+  /**
+   * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
+   * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
+   * and spinning compute threads held it off (2 threads, 2 cores, a small model: time to first
+   * token 13.3 ms at 50, 8.8 at 0). Env `GROVE_POLL`, flag `--poll`. @default 0
+   */
   readonly poll: number;
   /** Load llama.cpp's libraries from this folder instead of node-llama-cpp's prebuilt ones (a build of the same llama.cpp version, for benchmarks). Env `GROVE_LIBLLAMA_DIR`, flag `--libllama-dir`. @default "" */
   readonly libllamaDir: string;
@@ -271,7 +276,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     batchSize: 2048,
     ubatchSize: 512,
     libllamaDir: "",
-    poll: 50,
+    poll: 0,
     mmap: "auto",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };

@@ -25,6 +25,8 @@ export interface DecodeWorkerData {
   readonly mmap: boolean;
   readonly threadpoolPoll: number | undefined;
   readonly libraryDirectory: string | undefined;
+  /** Text is sent to the main thread at most this often (a first token or an ending at once). */
+  readonly flushMs: number;
   /** Shared counter the main thread bumps after posting, so an idle worker wakes at once. */
   readonly signal: SharedArrayBuffer;
 }

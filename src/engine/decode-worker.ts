@@ -9,7 +9,27 @@ import type { DecodeWorkerData, FromWorker, ToWorker } from "./decode-protocol.j
 
 const data = workerData as DecodeWorkerData;
 const port = parentPort as MessagePort;
-const emit = (message: FromWorker): void => port.postMessage(message);
+// Messages of one step go out together: one postMessage (and one task on the main thread) per
+// step instead of one per token of every slot.
+// Text is held up to FLUSH_MS, so a fast model does not wake the main thread (and preempt the
+// compute threads) for every token; a first token, an ending or a failure goes out at once.
+let outbox: FromWorker[] = [];
+let urgent = false;
+let lastFlush = 0;
+const FLUSH_MS = data.flushMs;
+const emit = (message: FromWorker): void => {
+  outbox.push(message);
+  if (message.type !== "text") urgent = true;
+};
+const flush = (force = false): void => {
+  if (outbox.length === 0) return;
+  const now = performance.now();
+  if (!force && !urgent && now - lastFlush < FLUSH_MS) return;
+  port.postMessage(outbox.length === 1 ? outbox[0] : outbox);
+  outbox = [];
+  urgent = false;
+  lastFlush = now;
+};
 
 async function main(): Promise<void> {
   const model = await NativeModel.load(data.path, { gpuLayers: data.gpuLayers, mmap: data.mmap, ...(data.libraryDirectory === undefined ? {} : { libraryDirectory: data.libraryDirectory }) });
@@ -35,6 +55,7 @@ async function main(): Promise<void> {
   }
   const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk }, emit);
   emit({ type: "ready", contextSize: context.contextSize, trainContextSize: model.trainContextSize, embeddingSize: model.embeddingSize });
+  flush();
 
   const signal = new Int32Array(data.signal);
   for (;;) {
@@ -70,7 +91,9 @@ async function main(): Promise<void> {
       }
     }
     if (closing) break;
-    if (!loop.step()) Atomics.wait(signal, 0, seen, 1000);
+    const worked = loop.step();
+    flush(!worked);
+    if (!worked) Atomics.wait(signal, 0, seen, 1000);
   }
   embeddings?.free();
   context.free();
@@ -91,5 +114,6 @@ main().then(
   () => process.exit(0),
   (error: unknown) => {
     emit({ type: "failed", id: null, message: error instanceof Error ? error.message : String(error) });
+    flush();
   },
 );

@@ -40,10 +40,17 @@ export interface NativeEngineOptions {
   readonly ubatchSize?: number;
   /** Prompt tokens per step while other slots generate. @default 512 */
   readonly prefillChunk?: number;
-  /** Busy-wait level (0–100) of the persistent thread pool; null attaches none (ggml starts threads per graph). @default 50, as llama.cpp */
+  /** Busy-wait level (0–100) of the persistent thread pool; null attaches none (ggml starts threads per graph). @default 0 */
   readonly threadpoolPoll?: number | null;
   /** Map model files (`on`), read them (`off`), or map them only when a GPU takes the weights (`auto`). @default "auto" */
   readonly mmap?: "auto" | "on" | "off";
+  /**
+   * How often text goes from the decode thread to the main thread, ms (a first token, an ending
+   * or an error at once). Each hand-over wakes the main thread, which on a small machine preempts
+   * a compute thread: for a fast model, once per token cost a quarter of its decode speed.
+   * @default 5
+   */
+  readonly flushMs?: number;
   /** Load these libraries instead (a reference build of the same llama.cpp). */
   readonly libraryDirectory?: string;
   readonly logger?: Logger;
@@ -179,8 +186,9 @@ export class NativeEngine implements Engine {
       flashAttention: { auto: -1, on: 1, off: 0 }[options.flashAttention ?? "auto"],
       gpuLayers: this.#libraries.gpu === false ? 0 : (options.gpuLayers ?? -1),
       mmap: options.mmap === "on" || ((options.mmap ?? "auto") === "auto" && this.#libraries.gpu !== false),
-      threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 50),
+      threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 0),
       libraryDirectory: this.#libraries.directory,
+      flushMs: options.flushMs ?? 5,
       signal,
     };
     const worker = new Worker(new URL("./decode-worker.js", import.meta.url), { workerData: data });

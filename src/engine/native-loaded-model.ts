@@ -79,7 +79,11 @@ export class NativeLoadedModel implements LoadedModel {
       bosToken: vocabulary.bos >= 0 ? vocabulary.tokenText(vocabulary.bos) : "",
       eosToken: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
     });
-    this.#worker.on("message", (message: FromWorker) => this.#receive(message));
+    // The worker sends a step's messages as one array.
+    this.#worker.on("message", (message: FromWorker | FromWorker[]) => {
+      if (Array.isArray(message)) for (const each of message) this.#receive(each);
+      else this.#receive(message);
+    });
   }
 
   /** The chat template in use (the GGUF's, or ChatML when it has none). */
@@ -230,7 +234,19 @@ export class NativeLoadedModel implements LoadedModel {
   }
 
   #post(message: ToWorker): void {
-    this.#worker.postMessage(message);
+    this.#outbox.push(message);
+    // Requests that arrive together (in one turn of the event loop) reach the worker together,
+    // so their prompts share one batch instead of the first running alone. Anything else goes at
+    // once, after what waits (a cancel must not overtake its generate).
+    if (message.type !== "generate") this.#send(this.#outbox.splice(0));
+    else if (this.#outbox.length === 1) setImmediate(() => this.#send(this.#outbox.splice(0)));
+  }
+
+  #outbox: ToWorker[] = [];
+
+  #send(messages: ToWorker[]): void {
+    if (messages.length === 0) return;
+    for (const message of messages) this.#worker.postMessage(message);
     Atomics.add(this.#signal, 0, 1);
     Atomics.notify(this.#signal, 0);
   }
