@@ -75,6 +75,26 @@ function measureInChild(model: string, threads: number, directory: string | unde
   return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as KernelSample;
 }
 
+const HELP = `Usage: npm run bench:kernels -- --model FILE [options]
+
+Times llama.cpp's kernels with no server in the way: Grove's decode loop on node-llama-cpp's
+prebuilt libraries, the same loop on the reference build's libraries, and llama-bench itself
+(pp${PROMPT_TOKENS} and tg${DECODE_TOKENS}, tokens per second, median of the repeats).
+
+  --model FILE         a GGUF file (repeatable; required)
+  --threads N          CPU threads (default 1)
+  --repeats N          measurements per library set (default 3)
+  --llama-bench PATH   llama-bench binary (default ~/.cache/grove/llama.cpp/build/bin/llama-bench)
+  --libllama-dir DIR   the reference libraries (default: llama-bench's folder)
+  --help               print this text
+`;
+
+function positiveInteger(flag: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${flag} must be a whole number of 1 or more, not "${text}"`);
+  return value;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -84,16 +104,21 @@ async function main(): Promise<void> {
       "llama-bench": { type: "string" },
       "libllama-dir": { type: "string" },
       child: { type: "boolean" },
+      help: { type: "boolean" },
     },
   });
-  const threads = Number(values.threads ?? 1);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const threads = positiveInteger("--threads", values.threads ?? "1");
   if (values.child) {
     process.stdout.write(`${JSON.stringify(await measure(values.model![0]!, threads, values["libllama-dir"]))}\n`);
     return;
   }
   const models = (values.model ?? []).map((model) => resolve(model));
   if (models.length === 0) throw new Error("Name a model: --model FILE (repeatable)");
-  const repeats = Number(values.repeats ?? 3);
+  const repeats = positiveInteger("--repeats", values.repeats ?? "3");
   const llamaBenchBinary = values["llama-bench"] ?? join(homedir(), ".cache", "grove", "llama.cpp", "build", "bin", "llama-bench");
   const reference = values["libllama-dir"] ?? dirname(llamaBenchBinary);
   const environment = benchEnvironment(resolve(dirname(fileURLToPath(import.meta.url)), "..", ".."), llamaBenchBinary);
