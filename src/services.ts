@@ -232,6 +232,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       ...(webRoot === undefined ? {} : { webRoot }),
       ...(config.threads > 0 ? { threads: config.threads } : {}),
       defaultModel,
+      slotsEndpoint: config.slots === "on",
     });
     try {
       await app.listen({ host: config.host, port: config.port });

@@ -133,6 +133,8 @@ export interface GroveConfig {
    * 2.56 GiB mapped against 1.59 read, same speed). Env `GROVE_MMAP`, flag `--mmap`. @default "auto"
    */
   readonly mmap: "auto" | "on" | "off";
+  /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
+  readonly slots: "on" | "off";
   /**
    * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
    * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
@@ -198,6 +200,7 @@ const schema = z.object({
   libllamaDir: z.string(),
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
+  slots: z.enum(["on", "off"]),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -239,6 +242,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   libllamaDir: { env: "GROVE_LIBLLAMA_DIR", flag: "--libllama-dir" },
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
+  slots: { env: "GROVE_SLOTS", flag: "--slots" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -278,6 +282,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     libllamaDir: "",
     poll: 0,
     mmap: "auto",
+    slots: "off",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

@@ -29,6 +29,7 @@ export type GroveErrorCode =
   | "origin_not_allowed"
   | "unsupported_media_type"
   | "path_not_allowed"
+  | "not_supported"
   | "internal";
 
 export interface GroveErrorOptions {
@@ -259,6 +260,13 @@ export class UnsupportedMediaTypeError extends GroveError {
 export class PathNotAllowedError extends GroveError {
   constructor(message: string, options: GroveErrorOptions = {}) {
     super("path_not_allowed", message, options);
+  }
+}
+
+/** A feature this server or this model does not offer (an endpoint left off, a model without fill-in-the-middle tokens). */
+export class NotSupportedError extends GroveError {
+  constructor(message: string, options: GroveErrorOptions = {}) {
+    super("not_supported", message, options);
   }
 }
 

@@ -32,6 +32,8 @@ interface Job {
   readonly decoder: TextDecoder;
   readonly stop: StopMatcher;
   readonly pendingLogprobs: TokenLogprob[];
+  /** Tokens sampled since the last text event. */
+  readonly pendingTokens: number[];
   promptLogprobs: TokenLogprob[] | undefined;
   /** The choices that wait for this one's prompt (n > 1). */
   readonly siblings: Job[];
@@ -106,6 +108,7 @@ export class DecodeLoop {
           decoder: new TextDecoder("utf-8"),
           stop: new StopMatcher(request.stop, request.trimTrailingWhitespace),
           pendingLogprobs: [],
+          pendingTokens: [],
           promptLogprobs: undefined,
           siblings: [],
         };
@@ -230,11 +233,12 @@ export class DecodeLoop {
     job.state = "generate";
     job.next = token;
     if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
+    job.pendingTokens.push(token);
     const text = job.decoder.decode(this.#model.piece(token), { stream: true });
-    const { release, stopped } = job.stop.push(text);
+    const { release, stopped, stop } = job.stop.push(text);
     if (release.length > 0) this.#emitText(job, release);
     if (stopped) {
-      this.#finish(job, "stop", true);
+      this.#finish(job, "stop", true, stop);
       return;
     }
     if (job.generated >= request.maxTokens) this.#finish(job, "length");
@@ -243,17 +247,22 @@ export class DecodeLoop {
 
   #emitText(job: Job, text: string): void {
     const logprobs = job.request.logprobs === undefined ? undefined : job.pendingLogprobs.splice(0);
-    this.#emit(logprobs === undefined ? { type: "text", id: job.request.id, choice: job.choice, text } : { type: "text", id: job.request.id, choice: job.choice, text, logprobs });
+    const tokens = job.pendingTokens.splice(0);
+    this.#emit(logprobs === undefined ? { type: "text", id: job.request.id, choice: job.choice, text, tokens } : { type: "text", id: job.request.id, choice: job.choice, text, tokens, logprobs });
   }
 
   /** Ends a job: releases what was held back (unless a stop string ended it), frees its sampler and slot. */
-  #finish(job: Job, reason: FinishReason, stoppedByString = false): void {
+  #finish(job: Job, reason: FinishReason, stoppedByString = false, stopString?: string): void {
     let finishReason = reason;
+    let stopWord = stopString;
     if (!stoppedByString) {
-      const { release, stopped } = job.stop.push(job.decoder.decode());
+      const { release, stopped, stop } = job.stop.push(job.decoder.decode());
       const text = stopped ? release : release + job.stop.flush();
-      if (stopped) finishReason = "stop";
-      if (text.length > 0 || job.pendingLogprobs.length > 0) this.#emitText(job, text);
+      if (stopped) {
+        finishReason = "stop";
+        stopWord = stop;
+      }
+      if (text.length > 0 || job.pendingLogprobs.length > 0 || job.pendingTokens.length > 0) this.#emitText(job, text);
     }
     job.sampler.free();
     job.slot.job = undefined;
@@ -271,6 +280,7 @@ export class DecodeLoop {
       promptTokens: job.request.prompt.length,
       completionTokens: job.generated,
       cachedTokens: job.cached,
+      ...(stopWord === undefined ? {} : { stopString: stopWord }),
       kv: Int32Array.from(job.slot.kv),
       ...(job.promptLogprobs === undefined ? {} : { promptLogprobs: job.promptLogprobs }),
     };

@@ -58,7 +58,7 @@ export type FromWorker =
   | { readonly type: "ready"; readonly contextSize: number; readonly trainContextSize: number; readonly embeddingSize: number }
   | { readonly type: "failed"; readonly id: number | null; readonly message: string }
   | { readonly type: "first"; readonly id: number }
-  | { readonly type: "text"; readonly id: number; readonly choice: number; readonly text: string; readonly logprobs?: TokenLogprob[] }
+  | { readonly type: "text"; readonly id: number; readonly choice: number; readonly text: string; readonly tokens: number[]; readonly logprobs?: TokenLogprob[] }
   | {
       readonly type: "done";
       readonly id: number;
@@ -68,6 +68,8 @@ export type FromWorker =
       readonly promptTokens: number;
       readonly completionTokens: number;
       readonly cachedTokens: number;
+      /** The stop string that ended it, when one did. */
+      readonly stopString?: string;
       /** What the slot's KV holds now, for prefix reuse by the next request. */
       readonly kv: Int32Array;
       readonly promptLogprobs?: TokenLogprob[];

@@ -69,8 +69,23 @@ export interface ModelInfo {
 
 /** One chat message, already parsed out of the wire format. */
 export interface ChatMessage {
-  readonly role: "system" | "user" | "assistant";
+  readonly role: "system" | "user" | "assistant" | "tool";
   readonly content: string;
+  /** Calls an assistant turn made (its `content` may then be empty). */
+  readonly toolCalls?: readonly ToolCall[];
+  /** On a `tool` message: the call it answers. */
+  readonly toolCallId?: string;
+  /** On a `tool` message: the function's name, where the API gives it. */
+  readonly name?: string;
+  /** An assistant turn's reasoning, where the API gives it back. */
+  readonly reasoning?: string;
+}
+
+/** A function call of the model's, as the APIs carry it (arguments as JSON text). */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
 }
 
 /** The sampling and stopping settings of one generation. Bounds are checked by the caller. */
@@ -100,6 +115,8 @@ export interface GenerateOptions {
   readonly ignoreEos?: boolean;
   /** Constrains the output: a JSON schema object, or `"json"` for any JSON object. */
   readonly json?: object | "json";
+  /** Constrains the output with a GBNF grammar (llama.cpp's format, rule `root`); not with `json`. */
+  readonly grammar?: string;
   /** Return log-probabilities for generated tokens with this many alternatives (0…20). */
   readonly logprobs?: number;
   /** Also score the prompt tokens (completions `echo` with `logprobs`). */
@@ -126,6 +143,8 @@ export interface TokenLogprob {
 export interface GenerateChunk {
   readonly type: "text";
   readonly text: string;
+  /** The tokens sampled since the last chunk (their text may be held back into a later chunk). */
+  readonly tokens?: readonly number[];
   /** Present when logprobs were asked for: one entry per token released in this chunk. */
   readonly logprobs?: readonly TokenLogprob[];
   /** Which choice the text belongs to, when `n` > 1. */
@@ -142,6 +161,8 @@ export interface GenerateDone {
   readonly completionTokens: number;
   /** Prompt tokens reused from the slot's cache instead of being evaluated. */
   readonly cachedTokens: number;
+  /** The stop string that ended the generation, when one did (it is not in the text). */
+  readonly stopString?: string;
   /** Prompt scores, when `promptLogprobs` was set. */
   readonly promptLogprobs?: readonly TokenLogprob[];
   /** Milliseconds from start to the first generated token (prompt processing included). */
@@ -168,11 +189,41 @@ export interface ModelStats {
   readonly finished: Readonly<Record<FinishReason, number>>;
 }
 
+/** How {@link LoadedModel.tokenize} treats special tokens. */
+export interface TokenizeOptions {
+  /** @default false */
+  readonly special?: boolean;
+  /** @default false */
+  readonly addSpecial?: boolean;
+}
+
+/** What a model's vocabulary says of itself. */
+export interface VocabularyFacts {
+  /** BOS and EOS as text (`<s>`), "" when the vocabulary has none. */
+  readonly bosText: string;
+  readonly eosText: string;
+  /** The fill-in-the-middle tokens, when the vocabulary has all three. */
+  readonly fim?: { readonly prefix: number; readonly suffix: number; readonly middle: number };
+  /** The chat template in use. */
+  readonly chatTemplate: string;
+  /** The bytes of one token's text (special tokens rendered). */
+  piece(token: number): Uint8Array;
+}
+
 /** A model loaded into an engine, ready to generate. */
 export interface LoadedModel {
   readonly info: ModelInfo;
-  tokenize(text: string, options?: { special?: boolean }): number[];
-  detokenize(tokens: readonly number[]): string;
+  /**
+   * Tokens of `text`. `special` parses special-token text (`<|im_start|>`) into those tokens;
+   * `addSpecial` adds BOS (and EOS) where the vocabulary asks, as llama.cpp's servers do for a prompt.
+   */
+  tokenize(text: string, options?: TokenizeOptions): number[];
+  /** The text of tokens; special tokens (`<s>`, `<|im_end|>`) are rendered when `special`. */
+  detokenize(tokens: readonly number[], options?: { special?: boolean }): string;
+  /** Facts of the vocabulary the HTTP layer shows (llama-server's `/props`, `/tokenize`, `/infill`). */
+  vocabulary(): VocabularyFacts;
+  /** The chat template's text for `messages`, before tokenizing (llama-server's `/apply-template`). */
+  renderChat(messages: readonly ChatMessage[]): string;
   /** Formats chat messages with the model's template and tokenizes them, ready for the assistant turn. */
   applyChatTemplate(messages: readonly ChatMessage[]): number[];
   /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */

@@ -16,6 +16,8 @@ import type {
   LoadedModel,
   ModelInfo,
   ModelStats,
+  TokenizeOptions,
+  VocabularyFacts,
 } from "./engine.js";
 import { createJsonGrammar, type JsonGrammar } from "./json-grammar.js";
 import { SlotPool } from "./slot-pool.js";
@@ -91,12 +93,28 @@ export class NativeLoadedModel implements LoadedModel {
     return this.#template.source;
   }
 
-  tokenize(text: string, options: { special?: boolean } = {}): number[] {
-    return Array.from(this.#vocabulary.tokenize(text, { addSpecial: false, parseSpecial: options.special ?? false }));
+  tokenize(text: string, options: TokenizeOptions = {}): number[] {
+    return Array.from(this.#vocabulary.tokenize(text, { addSpecial: options.addSpecial ?? false, parseSpecial: options.special ?? false }));
   }
 
-  detokenize(tokens: readonly number[]): string {
-    return this.#vocabulary.detokenize(tokens);
+  detokenize(tokens: readonly number[], options: { special?: boolean } = {}): string {
+    return this.#vocabulary.detokenize(tokens, options.special ?? false);
+  }
+
+  vocabulary(): VocabularyFacts {
+    const vocabulary = this.#vocabulary;
+    const fim = vocabulary.fimTokens();
+    return {
+      bosText: vocabulary.bos >= 0 ? vocabulary.tokenText(vocabulary.bos) : "",
+      eosText: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
+      ...(fim === undefined ? {} : { fim }),
+      chatTemplate: this.#template.source,
+      piece: (token) => vocabulary.piece(token, true),
+    };
+  }
+
+  renderChat(messages: readonly ChatMessage[]): string {
+    return this.#template.render(messages);
   }
 
   applyChatTemplate(messages: readonly ChatMessage[]): number[] {
@@ -133,7 +151,8 @@ export class NativeLoadedModel implements LoadedModel {
     const stray = prompt.find((token) => token < 0 || token >= this.info.vocabularySize);
     if (stray !== undefined) throw new InvalidRequestError(`The prompt holds token ${stray}; the vocabulary has ${this.info.vocabularySize}`, { param: "prompt" });
     if (this.#broken !== undefined) throw new EngineError(`The model's decode thread stopped: ${this.#broken}`);
-    const grammar = options.json === undefined ? undefined : await this.#grammarFor(options.json);
+    if (options.json !== undefined && options.grammar !== undefined) throw new InvalidRequestError("Give a JSON schema or a grammar, not both", { param: "grammar" });
+    const grammar = options.json !== undefined ? await this.#grammarFor(options.json) : options.grammar !== undefined ? this.#gbnfGrammar(options.grammar) : undefined;
     const slots = await this.#pool.acquireMany(prompt, choices, options.signal);
     const id = ++this.#nextId;
     const pending: Pending = { slots, open: new Set(slots), events: [], wake: undefined, firstTokenAt: 0 };
@@ -159,7 +178,7 @@ export class NativeLoadedModel implements LoadedModel {
         const event = await this.#nextEvent(pending);
         switch (event.type) {
           case "text":
-            yield { type: "text", text: event.text, ...(event.logprobs === undefined ? {} : { logprobs: event.logprobs }), ...(choices > 1 ? { choice: event.choice } : {}) };
+            yield { type: "text", text: event.text, tokens: event.tokens, ...(event.logprobs === undefined ? {} : { logprobs: event.logprobs }), ...(choices > 1 ? { choice: event.choice } : {}) };
             break;
           case "done": {
             finished++;
@@ -170,6 +189,7 @@ export class NativeLoadedModel implements LoadedModel {
               promptTokens: event.promptTokens,
               completionTokens: event.completionTokens,
               cachedTokens: event.cachedTokens,
+              ...(event.stopString === undefined ? {} : { stopString: event.stopString }),
               ...(event.promptLogprobs === undefined ? {} : { promptLogprobs: event.promptLogprobs }),
               timeToFirstTokenMs: (pending.firstTokenAt || ended) - started,
               totalMs: ended - started,
@@ -299,6 +319,15 @@ export class NativeLoadedModel implements LoadedModel {
       logitBias: [...biases],
       ...(grammar === undefined ? {} : { grammar: { gbnf: grammar.gbnf, root: grammar.root } }),
     };
+  }
+
+  /** A GBNF grammar as given, parsed once on the vocabulary so a bad one is a 400 before a slot is taken. */
+  #gbnfGrammar(gbnf: string): JsonGrammar {
+    const { fn } = this.#vocabulary.lib;
+    const sampler = fn.llama_sampler_init_grammar!(this.#vocabulary.vocab, gbnf, "root");
+    if (sampler === null) throw new InvalidRequestError("The grammar is not one llama.cpp can parse (GBNF with a 'root' rule)", { param: "grammar" });
+    fn.llama_sampler_free!(sampler);
+    return { gbnf, root: "root", stop: [], trimTrailingWhitespace: false };
   }
 
   async #grammarFor(json: object | "json"): Promise<JsonGrammar> {

@@ -22,18 +22,22 @@ export class StopMatcher {
    * Adds text; returns what may be released now and whether a stop string was found
    * (text from the stop string on is dropped).
    */
-  push(text: string): { release: string; stopped: boolean } {
+  push(text: string): { release: string; stopped: boolean; stop?: string } {
     if (this.stops.length === 0 && !this.trimTrailingWhitespace) return { release: text, stopped: false };
     this.pending += text;
     let first = -1;
+    let found = "";
     for (const stop of this.stops) {
       const index = this.pending.indexOf(stop);
-      if (index >= 0 && (first < 0 || index < first)) first = index;
+      if (index >= 0 && (first < 0 || index < first)) {
+        first = index;
+        found = stop;
+      }
     }
     if (first >= 0) {
       const release = this.pending.slice(0, first);
       this.pending = "";
-      return { release: this.trimTrailingWhitespace ? release.trimEnd() : release, stopped: true };
+      return { release: this.trimTrailingWhitespace ? release.trimEnd() : release, stopped: true, stop: found };
     }
     let hold = this.heldSuffixLength();
     if (this.trimTrailingWhitespace) {

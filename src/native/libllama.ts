@@ -223,6 +223,9 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
     // Serving: vocabulary and model facts.
     llama_vocab_eos: llama.func("int32_t llama_vocab_eos(void *vocab)"),
     llama_vocab_eot: llama.func("int32_t llama_vocab_eot(void *vocab)"),
+    llama_vocab_fim_pre: llama.func("int32_t llama_vocab_fim_pre(void *vocab)"),
+    llama_vocab_fim_suf: llama.func("int32_t llama_vocab_fim_suf(void *vocab)"),
+    llama_vocab_fim_mid: llama.func("int32_t llama_vocab_fim_mid(void *vocab)"),
     llama_vocab_get_add_eos: llama.func("bool llama_vocab_get_add_eos(void *vocab)"),
     llama_vocab_get_text: llama.func("const char *llama_vocab_get_text(void *vocab, int32_t token)"),
     llama_vocab_is_control: llama.func("bool llama_vocab_is_control(void *vocab, int32_t token)"),

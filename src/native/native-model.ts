@@ -113,6 +113,15 @@ export class NativeModel {
     }
   }
 
+  /** The fill-in-the-middle tokens (prefix, suffix, middle), or undefined when the vocabulary lacks one. */
+  fimTokens(): { readonly prefix: number; readonly suffix: number; readonly middle: number } | undefined {
+    const { fn } = this.lib;
+    const prefix = fn.llama_vocab_fim_pre!(this.vocab) as number;
+    const suffix = fn.llama_vocab_fim_suf!(this.vocab) as number;
+    const middle = fn.llama_vocab_fim_mid!(this.vocab) as number;
+    return prefix < 0 || suffix < 0 || middle < 0 ? undefined : { prefix, suffix, middle };
+  }
+
   /** A token's text as the vocabulary spells it (`<|im_end|>`, `Ġthe`). */
   tokenText(token: number): string {
     return (this.lib.fn.llama_vocab_get_text!(this.vocab, token) as string | null) ?? "";

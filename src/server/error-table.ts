@@ -33,6 +33,7 @@ export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string 
   origin_not_allowed: { status: 403, type: "permission_error" },
   unsupported_media_type: { status: 415, type: "invalid_request_error" },
   path_not_allowed: { status: 403, type: "permission_error" },
+  not_supported: { status: 501, type: "not_supported_error" },
 };
 
 /** Maps an error to a status and body. Unknown errors become a plain 500: the stack goes to the log only. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Admission, Gateway, Principal, RequestOutcome } from "../gateway/gateway.js";
+import { authorizationOf, isKeyedPath } from "./api-paths.js";
 import { toErrorResponse } from "./error-table.js";
 
 /**
@@ -8,8 +9,11 @@ import { toErrorResponse } from "./error-table.js";
  * needs an admin key.
  */
 const CLIENT_ROUTES: readonly RegExp[] = [
-  /^POST \/v1\/(chat\/completions|completions|embeddings)$/,
+  /^POST \/v1\/(chat\/completions|completions|embeddings|responses|messages|messages\/count_tokens)$/,
   /^GET \/v1\/models(\/[^/]+)?$/,
+  // llama-server's own endpoints (routes/llama-native.ts); /slots stays admin-only.
+  /^POST \/(completion|infill|tokenize|detokenize|apply-template)$/,
+  /^GET \/props$/,
   /^POST \/api\/(chat|generate|embed|embeddings|show)$/,
   /^GET \/api\/(tags|ps|version)$/,
 ];
@@ -110,8 +114,8 @@ export function registerGatewayHooks(app: FastifyInstance, gateway: Gateway): vo
   app.addHook("onRequest", async (request) => {
     const startedAt = Date.now();
     const path = request.url.split("?")[0]!;
-    if (!path.startsWith("/v1") && !path.startsWith("/api")) return;
-    const principal = await gateway.authenticate(request.headers.authorization);
+    if (!isKeyedPath(path)) return;
+    const principal = await gateway.authenticate(authorizationOf(request.headers));
     if (!isClientRoute(request.method, path)) gateway.requireAdmin(principal);
     principals.set(request, principal);
     meters.set(request, new RequestMeter(request, gateway, principal, startedAt));

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply } from "fastify";
-import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { ChatMessage, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { shutdownSignalOf } from "./graceful-shutdown.js";
 import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
 
@@ -25,6 +25,14 @@ export function clientGoneSignal(reply: FastifyReply): AbortSignal {
     if (!reply.raw.writableFinished) controller.abort();
   });
   return controller.signal;
+}
+
+/** OpenAI chat messages as the engine takes them (`developer` is a system message; text parts joined). */
+export function chatMessagesOf(messages: ChatCompletionRequest["messages"]): ChatMessage[] {
+  return messages.map((message) => ({
+    role: message.role === "developer" ? "system" : message.role,
+    content: typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text).join(""),
+  }));
 }
 
 /** Maps the sampling fields shared by chat and completions onto engine options. */

@@ -61,7 +61,7 @@ const sampling = {
 
 const textPart = z.object({ type: z.literal("text"), text: z.string().max(LIMITS.messageChars) });
 
-const message = z.object({
+export const chatMessageSchema = z.object({
   role: z.enum(["system", "developer", "user", "assistant"]),
   content: z.union([z.string().max(LIMITS.messageChars), z.array(textPart).min(1).max(64)]).nullish(),
 });
@@ -81,7 +81,7 @@ const responseFormat = nullable(
 
 export const chatCompletionSchema = z.object({
   ...sampling,
-  messages: z.array(message).min(1, "messages must hold at least one message").max(LIMITS.messages),
+  messages: z.array(chatMessageSchema).min(1, "messages must hold at least one message").max(LIMITS.messages),
   max_tokens: nullable(z.number().int().min(1).max(LIMITS.maxTokens)),
   max_completion_tokens: nullable(z.number().int().min(1).max(LIMITS.maxTokens)),
   response_format: responseFormat,
@@ -102,6 +102,8 @@ export const completionSchema = z.object({
   ]),
   max_tokens: nullable(z.number().int().min(0).max(LIMITS.maxTokens)),
   echo: nullable(z.boolean()),
+  /** Grove's (and llama-server's) rule: special-token text in a prompt is that token; false keeps it text. */
+  parse_special: nullable(z.boolean()),
   logprobs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
   suffix: nullable(z.string().max(0, "suffix is not supported")),
   best_of: nullable(z.number().int()).refine((value) => value === undefined || value === 1, {

@@ -33,6 +33,10 @@ import { registerPlanRoutes } from "./routes/plan.js";
 import { registerResultRoutes } from "./routes/results.js";
 import { registerAliasRoutes } from "./routes/aliases.js";
 import { registerLoadedRoute } from "./routes/loaded.js";
+import { registerLlamaNativeRoutes } from "./routes/llama-native.js";
+import { registerMessagesRoutes } from "./routes/messages.js";
+import { registerResponsesRoute } from "./routes/responses.js";
+import { authorizationOf, isKeyedPath, registerDefaultModel, rewriteUnversioned } from "./api-paths.js";
 import type { ModelPool } from "../serving/model-pool.js";
 import { GracefulShutdown } from "./graceful-shutdown.js";
 import { GroveMetrics, registerMetrics } from "./metrics.js";
@@ -89,6 +93,8 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** The model served by default (`--model`, or the embedded default): marked `default: true` in `/v1/models`. */
   readonly defaultModel?: string;
+  /** Serve llama-server's `GET /slots` (off by default, as there: it shows what every slot holds). */
+  readonly slotsEndpoint?: boolean;
   readonly logger?: Logger;
 }
 
@@ -141,6 +147,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     requestTimeout: REQUEST_TIMEOUT_MS,
     // Node checks the timeouts every connectionsCheckingInterval (30 s by default), which would stretch them.
     http: { headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
+    rewriteUrl: rewriteUnversioned,
   }) as unknown as FastifyInstance;
 
   // Before anything else: a request from a web page that must not drive this server never reaches a route or a parser.
@@ -162,8 +169,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   const apiKey = options.apiKey;
   // `/metrics` follows the admin rule: with keys configured, only an admin key may scrape.
   registerMetrics(app, metrics, async (request) => {
-    if (gateway) gateway.requireAdmin(await gateway.authenticate(request.headers.authorization));
-    else if (apiKey && !timingSafeEqual(sha256(bearer(request.headers.authorization)), sha256(apiKey))) throw new UnauthorizedError();
+    if (gateway) gateway.requireAdmin(await gateway.authenticate(authorizationOf(request.headers)));
+    else if (apiKey && !timingSafeEqual(sha256(bearer(authorizationOf(request.headers))), sha256(apiKey))) throw new UnauthorizedError();
   });
   if (options.upstreams) registerUpstreamProxy(app, options.upstreams);
 
@@ -172,8 +179,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   } else if (options.apiKey) {
     const expected = sha256(options.apiKey);
     app.addHook("onRequest", async (request) => {
-      if (!request.url.startsWith("/v1") && !request.url.startsWith("/api")) return;
-      const presented = bearer(request.headers.authorization);
+      if (!isKeyedPath(request.url.split("?")[0]!)) return;
+      const presented = bearer(authorizationOf(request.headers));
       // Hash both sides so the comparison takes the same time whatever the lengths.
       if (!timingSafeEqual(sha256(presented), expected)) throw new UnauthorizedError();
     });
@@ -197,10 +204,15 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   const catalog = options.catalog ?? new EngineCatalog(options.engine);
+  const defaultModel = () => options.defaultModel ?? (options.engine.models.length === 1 ? options.engine.models[0]!.info.id : undefined);
+  registerDefaultModel(app, defaultModel);
   registerModelRoutes(app, options.engine, catalog, options.defaultModel);
   registerChatCompletionsRoute(app, catalog);
   registerCompletionsRoute(app, catalog);
   registerEmbeddingsRoute(app, catalog);
+  registerResponsesRoute(app, catalog);
+  registerMessagesRoutes(app, catalog);
+  registerLlamaNativeRoutes(app, { catalog, defaultModel, slots: options.slotsEndpoint ?? false });
   if (options.store) registerAdminRoutes(app, options.store);
   registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub });
   if (options.gateway) {

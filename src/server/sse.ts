@@ -23,6 +23,11 @@ export class SseStream {
     if (!this.closed) this.reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
+  /** One named event (`event: type`), as the Responses and Messages APIs stream them. */
+  event(type: string, data: unknown): void {
+    if (!this.closed) this.reply.raw.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
   /** Sends the error as one event and closes the stream, without `[DONE]`. */
   fail(error: unknown): void {
     if (this.closed) return;
@@ -31,9 +36,10 @@ export class SseStream {
     this.closed = true;
   }
 
-  end(): void {
+  /** Ends the stream; `[DONE]` closes OpenAI's streams, llama-server's own end without it. */
+  end(options: { done?: boolean } = {}): void {
     if (this.closed) return;
-    this.reply.raw.write("data: [DONE]\n\n");
+    if (options.done ?? true) this.reply.raw.write("data: [DONE]\n\n");
     this.reply.raw.end();
     this.closed = true;
   }

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { isApiPath } from "./api-paths.js";
 
 /**
  * Where `npm run build` puts the bundled web app (`vite build` → `dist/web/`); resolved from
@@ -10,10 +11,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
  */
 export const WEB_APP_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "web");
 
-/** Paths that belong to the APIs: an unknown one there is an API 404, never the web app. */
-const API_PREFIXES = ["/v1", "/api", "/metrics", "/health"];
-
-const isApiPath = (path: string) => API_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
 
 /** True when the web app was built into `root` (it holds `index.html`). */
 export function webAppBuilt(root: string = WEB_APP_DIR): boolean {

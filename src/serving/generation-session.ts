@@ -16,6 +16,8 @@ export interface SessionMeter {
 /** One choice, collected whole (non-streaming answers). */
 export interface CollectedChoice {
   readonly text: string;
+  /** The generated tokens. */
+  readonly tokens: number[];
   readonly logprobs: TokenLogprob[];
   readonly done: GenerateDone;
 }
@@ -89,17 +91,18 @@ export class GenerationSession {
 
   /** Every choice collected whole, by choice index (non-streaming answers). */
   async collect(): Promise<CollectedChoice[]> {
-    const choices: { text: string; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
-    const of = (index: number | undefined) => (choices[index ?? 0] ??= { text: "", logprobs: [] });
+    const choices: { text: string; tokens: number[]; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
+    const of = (index: number | undefined) => (choices[index ?? 0] ??= { text: "", tokens: [], logprobs: [] });
     for await (const event of this.events()) {
       const choice = of(event.choice);
       if (event.type === "done") choice.done = event;
       else {
         choice.text += event.text;
+        if (event.tokens) choice.tokens.push(...event.tokens);
         if (event.logprobs) choice.logprobs.push(...event.logprobs);
       }
     }
-    return choices.map((choice) => ({ text: choice.text, logprobs: choice.logprobs, done: choice.done! }));
+    return choices.map((choice) => ({ text: choice.text, tokens: choice.tokens, logprobs: choice.logprobs, done: choice.done! }));
   }
 
   /** True when a choice ended because the client went away (the answer is then a bare 499). */

@@ -1,4 +1,4 @@
-import type { ChatMessage, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats } from "../engine/engine.js";
+import type { ChatMessage, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats, TokenizeOptions, VocabularyFacts } from "../engine/engine.js";
 
 /** What a {@link PooledModel} reports to its pool. */
 export interface PoolTracker {
@@ -24,14 +24,24 @@ export class PooledModel implements LoadedModel {
     return this.inner.info;
   }
 
-  tokenize(text: string, options?: { special?: boolean }): number[] {
+  tokenize(text: string, options?: TokenizeOptions): number[] {
     this.pool.touch(this.source.id);
     return this.inner.tokenize(text, options);
   }
 
-  detokenize(tokens: readonly number[]): string {
+  detokenize(tokens: readonly number[], options?: { special?: boolean }): string {
     this.pool.touch(this.source.id);
-    return this.inner.detokenize(tokens);
+    return this.inner.detokenize(tokens, options);
+  }
+
+  vocabulary(): VocabularyFacts {
+    this.pool.touch(this.source.id);
+    return this.inner.vocabulary();
+  }
+
+  renderChat(messages: readonly ChatMessage[]): string {
+    this.pool.touch(this.source.id);
+    return this.inner.renderChat(messages);
   }
 
   applyChatTemplate(messages: readonly ChatMessage[]): number[] {

@@ -51,6 +51,7 @@ export function registerServeCommand(program: Command): void {
     .option("--flash-attn <mode>", "flash attention: auto, on, off (env GROVE_FLASH_ATTN; default auto)")
     .option("--batch-size <n>", "most tokens one decode step takes (env GROVE_BATCH_SIZE; default 2048)")
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
+    .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
     .option("--mmap <mode>", "map model files: auto (with a GPU), on, off (env GROVE_MMAP; default auto)")
     .option("--poll <level>", "busy-wait level of the decode thread pool, 0-100, as llama-server's --poll (env GROVE_POLL; default 0)")
     .option("--libllama-dir <dir>", "load llama.cpp's libraries from this build of the same version (benchmarks) (env GROVE_LIBLLAMA_DIR)")
@@ -91,6 +92,7 @@ export function registerServeCommand(program: Command): void {
           libllamaDir: flags.libllamaDir,
           poll: flags.poll,
           mmap: flags.mmap,
+          slots: flags.slots ? "on" : undefined,
         },
       });
       const logger = createLogger(config.logLevel);

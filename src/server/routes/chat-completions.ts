@@ -1,19 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { ContextLengthError, InvalidRequestError } from "../../core/errors.js";
-import type { ChatMessage, GenerateDone, TokenLogprob } from "../../engine/engine.js";
+import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
 import { GenerationSession } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatLogprobs, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, timingsOf } from "../generation.js";
+import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, timingsOf } from "../generation.js";
 import { chatCompletionSchema, parseBody, type ChatCompletionRequest } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
-
-function toMessages(body: ChatCompletionRequest): ChatMessage[] {
-  return body.messages.map((message) => ({
-    role: message.role === "developer" ? "system" : message.role,
-    content: typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text).join(""),
-  }));
-}
 
 function usageOf(dones: readonly GenerateDone[]) {
   const prompt = dones[0]?.promptTokens ?? 0;
@@ -31,7 +24,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
-    const promptTokens = model.applyChatTemplate(toMessages(body));
+    const promptTokens = model.applyChatTemplate(chatMessagesOf(body.messages));
     const room = model.info.contextSize - promptTokens.length;
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? room;
     if (room < 1 || maxTokens > room) {

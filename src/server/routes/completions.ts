@@ -8,11 +8,35 @@ import { checkLogitBias, clientGoneSignal, completionLogprobs, responseId, sampl
 import { completionSchema, parseBody, type CompletionRequest } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
 
-/** The prompt field as token lists, one per prompt. */
-function promptTokenLists(model: LoadedModel, prompt: CompletionRequest["prompt"]): number[][] {
-  if (typeof prompt === "string") return [model.tokenize(prompt)];
-  if (prompt.length > 0 && typeof prompt[0] === "number") return [prompt as number[]];
-  return (prompt as (string | number[])[]).map((item) => (typeof item === "string" ? model.tokenize(item) : item));
+/** One prompt's tokens, and how many of them tokenizing added in front (BOS) that the client did not write. */
+interface PromptTokens {
+  readonly tokens: number[];
+  readonly added: number;
+}
+
+/**
+ * The prompt field as token lists, one per prompt. Text is tokenized as llama-server tokenizes a
+ * prompt: BOS added where the vocabulary asks, special-token text (`<|im_start|>`) parsed into
+ * its token — unless `parse_special` is false. Token lists are taken as they are.
+ */
+export function promptTokenLists(model: LoadedModel, prompt: CompletionRequest["prompt"], parseSpecial = true): PromptTokens[] {
+  const tokenize = (text: string): PromptTokens => {
+    const tokens = model.tokenize(text, { special: parseSpecial, addSpecial: true });
+    return { tokens, added: Math.max(0, tokens.length - model.tokenize(text, { special: parseSpecial }).length) };
+  };
+  if (typeof prompt === "string") return [tokenize(prompt)];
+  if (prompt.length > 0 && typeof prompt[0] === "number") return [{ tokens: prompt as number[], added: 0 }];
+  return (prompt as (string | number[])[]).map((item) => (typeof item === "string" ? tokenize(item) : { tokens: item, added: 0 }));
+}
+
+/** The prompt as echoed: the client's text, with special tokens as written, without the BOS tokenizing added. */
+function echoText(model: LoadedModel, prompt: PromptTokens, parseSpecial: boolean): string {
+  return model.detokenize(prompt.tokens.slice(prompt.added), { special: parseSpecial });
+}
+
+/** Prompt scores as echoed: the added BOS keeps its place (no score) but no text, so text offsets match the client's prompt. */
+function echoScores(prompt: PromptTokens, scores: readonly TokenLogprob[]): TokenLogprob[] {
+  return scores.map((score, index) => (index < prompt.added ? { ...score, text: "" } : score));
 }
 
 /** `POST /v1/completions`: raw prompts, with `n`, `echo` and prompt log-probabilities for evaluation harnesses. */
@@ -25,12 +49,14 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
-    const prompts = promptTokenLists(model, body.prompt);
+    const parseSpecial = body.parse_special ?? true;
+    const prompts = promptTokenLists(model, body.prompt, parseSpecial);
+    const tokenLists = prompts.map((prompt) => prompt.tokens);
     // OpenAI's default for the legacy endpoint.
     const maxTokens = body.max_tokens ?? 16;
     const n = body.n ?? 1;
     const { contextSize, vocabularySize } = model.info;
-    prompts.forEach((tokens, index) => {
+    tokenLists.forEach((tokens, index) => {
       if (tokens.length === 0) throw new InvalidRequestError(`prompt ${index} is empty`, { param: "prompt" });
       const stray = tokens.find((token) => token >= vocabularySize);
       if (stray !== undefined) throw new InvalidRequestError(`prompt ${index} holds token ${stray}; the vocabulary has ${vocabularySize}`, { param: "prompt" });
@@ -41,7 +67,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     if (body.stream && prompts.length > 1) throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
     if (n > model.info.slots) throw new InvalidRequestError(`n is ${n}; this model runs ${model.info.slots} slots, so at most ${model.info.slots} choices`, { param: "n" });
     // The worst case of every prompt is reserved at once, before any slot is taken.
-    await meter.admit({ model: body.model, digest: model.info.digest, promptTokens: prompts.reduce((sum, tokens) => sum + tokens.length, 0), maxCompletionTokens: maxTokens * n * prompts.length });
+    await meter.admit({ model: body.model, digest: model.info.digest, promptTokens: tokenLists.reduce((sum, tokens) => sum + tokens.length, 0), maxCompletionTokens: maxTokens * n * prompts.length });
     const echo = body.echo === true;
     const wantLogprobs = body.logprobs !== undefined;
     const signal = clientGoneSignal(reply);
@@ -51,7 +77,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
         model,
         name: body.model,
         meter: shares[index]!,
-        generate: { ...sampling, promptTokens: prompts[index]!, maxTokens, n, logprobs: body.logprobs, promptLogprobs: echo && wantLogprobs, signal },
+        generate: { ...sampling, promptTokens: tokenLists[index]!, maxTokens, n, logprobs: body.logprobs, promptLogprobs: echo && wantLogprobs, signal },
       });
     const base = { id: responseId("cmpl"), object: "text_completion", created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
 
@@ -85,8 +111,8 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
       return {
         ...base,
         choices: choices.map((choice, index) => {
-          const promptText = echo ? model.detokenize(prompts[choice.prompt]!) : "";
-          const scores = [...(echo ? (choice.done.promptLogprobs ?? []) : []), ...choice.logprobs];
+          const promptText = echo ? echoText(model, prompts[choice.prompt]!, parseSpecial) : "";
+          const scores = [...(echo ? echoScores(prompts[choice.prompt]!, choice.done.promptLogprobs ?? []) : []), ...choice.logprobs];
           return { index, text: promptText + choice.text, logprobs: wantLogprobs ? completionLogprobs(scores, 0) : null, finish_reason: choice.done.finishReason };
         }),
         usage: {
@@ -109,7 +135,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     });
     const dones: GenerateDone[] = [];
     try {
-      if (echo) for (let index = 0; index < n; index++) stream.send(chunk(index, model.detokenize(prompts[0]!), null));
+      if (echo) for (let index = 0; index < n; index++) stream.send(chunk(index, echoText(model, prompts[0]!, parseSpecial), null));
       for await (const event of session.events()) {
         const index = event.choice ?? 0;
         if (event.type === "text") {

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { RunningGrove } from "../services.js";
+import { startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
+import { runCli } from "../test-support/run-cli.js";
+
+// llama-server's clients against Grove: its own endpoints, the OpenAI routes without /v1, a
+// request without `model`, special tokens in raw prompts, x-api-key — on the shipped chat model
+// (a real BPE vocabulary with ChatML's special tokens) served by the real server.
+
+const REPO = resolve(fileURLToPath(new URL("../../", import.meta.url)));
+const CHAT_MODEL = join(REPO, "data", "demo", "models", "demo-s-chat-f16.gguf");
+
+let directory: string;
+let grove: RunningGrove;
+let keyed: RunningGrove;
+let base: string;
+
+const post = async (path: string, body: unknown, url = base, headers: Record<string, string> = {}) => {
+  const response = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, json, text };
+};
+
+before(async () => {
+  directory = await mkdtemp(join(tmpdir(), "grove-llama-compat-"));
+  const model: TestModel = { path: CHAT_MODEL, directory, cleanup: async () => {} };
+  grove = await startTestGrove(model, { parallel: 2, contextSize: 512, slots: "on" });
+  base = grove.url;
+  const keyedModel: TestModel = { path: CHAT_MODEL, directory: join(directory, "keyed"), cleanup: async () => {} };
+  keyed = await startTestGrove(keyedModel, { parallel: 1, contextSize: 256, apiKey: "sekret-key" });
+});
+
+after(async () => {
+  await grove?.close();
+  await keyed?.close();
+  await rm(directory, { recursive: true, force: true });
+});
+
+describe("a request without model, and the OpenAI routes without /v1", () => {
+  test("the served model answers chat, completions and embeddings without `model`", async () => {
+    const chat = await post("/v1/chat/completions", { messages: [{ role: "user", content: "What part of speech is dog?" }], max_tokens: 4, temperature: 0 });
+    assert.equal(chat.status, 200, chat.text);
+    assert.equal(chat.json.model, grove.defaultModel);
+    const completion = await post("/v1/completions", { prompt: "dog", max_tokens: 2 });
+    assert.equal(completion.status, 200, completion.text);
+  });
+
+  test("/chat/completions, /completions and /models answer as their /v1 routes", async () => {
+    const chat = await post("/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
+    assert.equal(chat.status, 200, chat.text);
+    assert.equal(chat.json.object, "chat.completion");
+    const models = await fetch(`${base}/models`, { headers: { accept: "application/json" } });
+    assert.equal(models.status, 200);
+    assert.equal(((await models.json()) as any).data[0].id, grove.defaultModel);
+  });
+});
+
+describe("special tokens in raw prompts", () => {
+  test("`<|im_start|>` in a completions prompt is one token, as llama-server parses it; parse_special: false keeps it text", async () => {
+    const prompt = "<|im_start|>user\nWhat part of speech is dog?<|im_end|>\n<|im_start|>assistant\n";
+    const parsed = await post("/v1/completions", { prompt, max_tokens: 1, echo: true, logprobs: 0, temperature: 0 });
+    const literal = await post("/v1/completions", { prompt, max_tokens: 1, echo: true, logprobs: 0, temperature: 0, parse_special: false });
+    assert.equal(parsed.status, 200, parsed.text);
+    assert.ok(parsed.json.usage.prompt_tokens < literal.json.usage.prompt_tokens - 10, `${parsed.json.usage.prompt_tokens} vs ${literal.json.usage.prompt_tokens}`);
+    const { logprobs, text } = parsed.json.choices[0];
+    assert.equal(logprobs.tokens[0], "<|im_start|>");
+    // The echo is the prompt as written, and every token's offset points into it.
+    assert.ok(text.startsWith(prompt), text);
+    logprobs.tokens.forEach((token: string, index: number) => {
+      if (logprobs.text_offset[index] < prompt.length) assert.equal(text.slice(logprobs.text_offset[index], logprobs.text_offset[index] + token.length), token);
+    });
+    // Parsed, the chat model answers as it was taught; literal text is not its format.
+    const answer = await post("/v1/completions", { prompt, max_tokens: 4, temperature: 0 });
+    assert.match(answer.json.choices[0].text, /^(noun|verb|adjective|adverb)/);
+  });
+
+  test("grove eval --endpoint on Grove's own API gives the in-process scores on the shipped chat tasks", async () => {
+    const home = join(directory, "eval-home");
+    const imported = await runCli("import", CHAT_MODEL, "--name", "chat:f16", "--home", home);
+    assert.equal(imported.code, 0, imported.stderr);
+    for (const task of ["pos-exact", "pos-mc"]) {
+      const file = join(REPO, "data", "demo", "tasks", `${task}.jsonl`);
+      const local = await runCli("eval", "chat:f16", "--task", file, "--home", home, "--json");
+      const remote = await runCli("eval", "--endpoint", `${base}/v1`, "--model", grove.defaultModel, "--task", file, "--home", home, "--json");
+      assert.equal(local.code, 0, local.stderr);
+      assert.equal(remote.code, 0, remote.stderr);
+      const metrics = (run: { stdout: string }) => {
+        const [entry] = JSON.parse(run.stdout);
+        return (entry.result ?? entry).metrics;
+      };
+      assert.deepEqual(metrics(remote), metrics(local), task);
+      assert.ok(Object.values(metrics(local) as Record<string, number>)[0]! > 0.5, `${task} scores above chance`);
+    }
+  });
+});
+
+describe("llama-server's endpoints", () => {
+  test("/tokenize and /detokenize round-trip; with_pieces names each token's text; special tokens parse", async () => {
+    const content = "What part of speech is dog?";
+    const tokens = await post("/tokenize", { content });
+    assert.equal(tokens.status, 200, tokens.text);
+    assert.ok(tokens.json.tokens.length > 3);
+    const back = await post("/detokenize", { tokens: tokens.json.tokens });
+    assert.equal(back.json.content, content);
+    const pieces = await post("/tokenize", { content, with_pieces: true });
+    assert.equal(pieces.json.tokens.map((entry: { piece: string }) => entry.piece).join(""), content);
+    const special = await post("/tokenize", { content: "<|im_start|>user" });
+    assert.equal((await post("/detokenize", { tokens: [special.json.tokens[0]] })).json.content, "<|im_start|>");
+    const mixed = await post("/tokenize", { content: [special.json.tokens[0], "user"] });
+    assert.deepEqual(mixed.json.tokens, special.json.tokens);
+  });
+
+  test("/apply-template renders the model's template; /props and /slots describe the server", async () => {
+    const rendered = await post("/apply-template", { messages: [{ role: "user", content: "hi" }] });
+    assert.equal(rendered.json.prompt, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    const props = (await (await fetch(`${base}/props`)).json()) as any;
+    assert.equal(props.total_slots, 2);
+    assert.equal(props.default_generation_settings.n_ctx, 512);
+    assert.match(props.model_path, /\.gguf$/);
+    assert.ok(!props.model_path.includes("/"), "no server path");
+    assert.match(props.chat_template, /im_start/);
+    const slots = (await (await fetch(`${base}/slots`)).json()) as any[];
+    assert.equal(slots.length, 2);
+  });
+
+  test("/completion: llama-server's fields, return_tokens, n_probs, several prompts, a grammar", async () => {
+    const one = await post("/completion", { prompt: "<|im_start|>user\nWhat part of speech is cat?<|im_end|>\n<|im_start|>assistant\n", n_predict: 6, temperature: 0, return_tokens: true, n_probs: 2 });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(typeof one.json.content, "string");
+    assert.equal(one.json.tokens.length, one.json.tokens_predicted);
+    assert.equal(one.json.timings.predicted_n, one.json.tokens_predicted);
+    assert.equal(one.json.completion_probabilities.length, one.json.tokens_predicted);
+    assert.equal(one.json.completion_probabilities[0].top_logprobs.length, 2);
+    assert.ok(["eos", "limit"].includes(one.json.stop_type));
+    const tokens = (await post("/tokenize", { content: "a dog", add_special: true })).json.tokens;
+    const many = await post("/completion", { prompt: [tokens, "a dog"], n_predict: 3, temperature: 0 });
+    assert.equal(many.json.length, 2);
+    assert.equal(many.json[0].content, many.json[1].content);
+    const fields = await post("/completion", { prompt: "dog", n_predict: 2, response_fields: ["content", "generation_settings/n_predict"] });
+    assert.deepEqual(Object.keys(fields.json).sort(), ["content", "generation_settings/n_predict"]);
+    assert.equal(fields.json["generation_settings/n_predict"], 2);
+    const constrained = await post("/completion", { prompt: "dog is a", n_predict: 8, temperature: 1, seed: 3, grammar: 'root ::= "yes" | "no"' });
+    assert.ok(["yes", "no"].includes(constrained.json.content), constrained.text);
+  });
+
+  test("/completion streams llama-server's events: tokens in each, stop: true with timings last, no [DONE]", async () => {
+    const response = await fetch(`${base}/completion`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "dog", n_predict: 5, stream: true, temperature: 0, ignore_eos: true }) });
+    const events = (await response.text()).split("\n\n").filter((line) => line.startsWith("data: ")).map((line) => line.slice(6));
+    assert.ok(!events.includes("[DONE]"));
+    const parsed = events.map((event) => JSON.parse(event));
+    const last = parsed.at(-1);
+    assert.equal(last.stop, true);
+    assert.equal(last.stop_type, "limit");
+    assert.equal(last.timings.predicted_n, 5);
+    for (const event of parsed.slice(0, -1)) {
+      assert.equal(event.stop, false);
+      assert.ok(event.tokens.length > 0);
+    }
+  });
+
+  test("bad input: a clear 4xx/501 and the server keeps serving", async () => {
+    const cases: [string, unknown, number, RegExp][] = [
+      ["/tokenize", { content: 5 }, 400, /content/],
+      ["/detokenize", { tokens: [99_999_999] }, 400, /vocabulary/],
+      ["/detokenize", { tokens: "1,2" }, 400, /tokens/],
+      ["/completion", { prompt: {} }, 400, /prompt/],
+      ["/completion", { prompt: "" }, 400, /empty/],
+      ["/completion", { prompt: "x", grammar: "root ::= (" }, 400, /grammar/],
+      ["/completion", { prompt: "x", grammar: 'root ::= "a"', json_schema: { type: "object" } }, 400, /grammar or json_schema/],
+      ["/completion", { prompt: "x", n_predict: -5 }, 400, /n_predict/],
+      ["/apply-template", { messages: [] }, 400, /messages/],
+      ["/infill", { input_prefix: "def f(", input_suffix: "):" }, 501, /fill-in-the-middle/],
+      ["/completion", { model: "no-such-model", prompt: "x" }, 404, /no-such-model/],
+    ];
+    for (const [path, body, status, message] of cases) {
+      const result = await post(path, body);
+      assert.equal(result.status, status, `${path} ${JSON.stringify(body)}: ${result.text}`);
+      assert.match(result.json.error.message, message, path);
+    }
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+  });
+
+  test("with --api-key, llama-server's endpoints need the key too, given as Bearer or x-api-key", async () => {
+    for (const path of ["/tokenize", "/completion", "/apply-template"]) {
+      const refused = await post(path, { content: "x", prompt: "x", messages: [{ role: "user", content: "x" }] }, keyed.url);
+      assert.equal(refused.status, 401, path);
+    }
+    assert.equal((await fetch(`${keyed.url}/props`)).status, 401);
+    const bearer = await post("/tokenize", { content: "dog" }, keyed.url, { authorization: "Bearer sekret-key" });
+    assert.equal(bearer.status, 200);
+    const header = await post("/tokenize", { content: "dog" }, keyed.url, { "x-api-key": "sekret-key" });
+    assert.equal(header.status, 200);
+    const wrong = await post("/tokenize", { content: "dog" }, keyed.url, { "x-api-key": "wrong" });
+    assert.equal(wrong.status, 401);
+  });
+});
