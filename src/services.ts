@@ -25,6 +25,7 @@ import { UpstreamRouter } from "./serving/upstream-router.js";
 import { digestOfFile } from "./store/file-digest.js";
 import { HubClient } from "./store/hub/hub-client.js";
 import { ModelStore } from "./store/model-store.js";
+import { readBoundedFile } from "./store/bounded-file.js";
 
 /** The generated default model `npm start` serves when no demo family is shipped. */
 export const DEFAULT_MODEL = { name: "grove-small:latest", id: "grove-small", preset: "small", seed: 1, dtype: "f16" } as const;
@@ -213,6 +214,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       prefillChunk: config.ubatchSize,
       threadpoolPoll: config.poll,
       mmap: config.mmap,
+      ...(config.chatTemplateFile === "" ? {} : { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) }),
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
     });
@@ -300,5 +302,14 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await service.close();
     await limiter?.close();
     throw error;
+  }
+}
+
+/** `--chat-template-file`: a Jinja template of at most 1 MiB, refused with the reason when it cannot be read. */
+async function readChatTemplateFile(path: string): Promise<string> {
+  try {
+    return (await readBoundedFile(path, { limit: 1 << 20, what: "the chat template file", param: "--chat-template-file" })).toString("utf8");
+  } catch (error) {
+    throw new ConfigError((error as Error).message, { param: "--chat-template-file", cause: error });
   }
 }

@@ -133,6 +133,8 @@ export interface GroveConfig {
    * 2.56 GiB mapped against 1.59 read, same speed). Env `GROVE_MMAP`, flag `--mmap`. @default "auto"
    */
   readonly mmap: "auto" | "on" | "off";
+  /** A Jinja chat template file used instead of the models' own (llama-server's `--chat-template-file`). Env `GROVE_CHAT_TEMPLATE_FILE`. @default "" */
+  readonly chatTemplateFile: string;
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
@@ -201,6 +203,7 @@ const schema = z.object({
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  chatTemplateFile: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 
@@ -243,6 +246,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
 
@@ -283,6 +287,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    chatTemplateFile: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };
 }

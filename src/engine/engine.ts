@@ -68,24 +68,33 @@ export interface ModelInfo {
 }
 
 /** One chat message, already parsed out of the wire format. */
-export interface ChatMessage {
-  readonly role: "system" | "user" | "assistant" | "tool";
-  readonly content: string;
-  /** Calls an assistant turn made (its `content` may then be empty). */
-  readonly toolCalls?: readonly ToolCall[];
-  /** On a `tool` message: the call it answers. */
-  readonly toolCallId?: string;
-  /** On a `tool` message: the function's name, where the API gives it. */
-  readonly name?: string;
-  /** An assistant turn's reasoning, where the API gives it back. */
-  readonly reasoning?: string;
+/** One function call an assistant turn made (OpenAI `tool_calls[]`). */
+export interface ChatToolCall {
+  /** The id a later `tool` message answers with `toolCallId`. */
+  readonly id?: string;
+  readonly name: string;
+  /**
+   * The arguments as the model wrote them: JSON text, as on the OpenAI wire. A template that
+   * reads them as an object gets them parsed (llama.cpp does the same).
+   * @example '{"city": "Paris"}'
+   */
+  readonly arguments: string;
 }
 
-/** A function call of the model's, as the APIs carry it (arguments as JSON text). */
-export interface ToolCall {
-  readonly id: string;
-  readonly name: string;
-  readonly arguments: string;
+/** One chat message, already parsed out of the wire format. */
+export interface ChatMessage {
+  /** `developer` renders as `system`, except in templates with a developer role of their own (gpt-oss). */
+  readonly role: "system" | "developer" | "user" | "assistant" | "tool";
+  /** `""` for an assistant turn that only calls tools (llama.cpp passes `""`, never null, to templates). */
+  readonly content: string;
+  /** The thinking of a reasoning model's earlier turn (OpenAI-compatible `reasoning_content`). */
+  readonly reasoningContent?: string;
+  /** The calls an assistant turn made. */
+  readonly toolCalls?: readonly ChatToolCall[];
+  /** On a `tool` message: the call it answers. */
+  readonly toolCallId?: string;
+  /** On a `tool` message: the function that produced it. */
+  readonly name?: string;
 }
 
 /** The sampling and stopping settings of one generation. Bounds are checked by the caller. */

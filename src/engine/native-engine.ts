@@ -44,6 +44,8 @@ export interface NativeEngineOptions {
   readonly threadpoolPoll?: number | null;
   /** Map model files (`on`), read them (`off`), or map them only when a GPU takes the weights (`auto`). @default "auto" */
   readonly mmap?: "auto" | "on" | "off";
+  /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
+  readonly chatTemplate?: string;
   /**
    * How often text goes from the decode thread to the main thread, ms (a first token, an ending
    * or an error at once). Each hand-over wakes the main thread, which on a small machine preempts
@@ -235,6 +237,7 @@ export class NativeEngine implements Engine {
       worker,
       signal,
       queueLimit: options.queueLimit ?? 64,
+      ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
     });
     worker.on("error", (error) => {
       options.logger?.error({ err: error, model: source.id }, "the decode thread failed");

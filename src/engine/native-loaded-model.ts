@@ -32,6 +32,8 @@ export interface NativeLoadedModelOptions {
   readonly worker: Worker;
   readonly signal: SharedArrayBuffer;
   readonly queueLimit: number;
+  /** A chat template used instead of the model's own. */
+  readonly chatTemplate?: string;
 }
 
 /** A generation (or an embedding call) waiting for the worker's messages. */
@@ -77,7 +79,7 @@ export class NativeLoadedModel implements LoadedModel {
       cachedPrefixLength: (slot, prompt) => commonPrefixLength(this.#kv[slot]!, prompt),
     });
     const vocabulary = this.#vocabulary;
-    this.#template = new ChatTemplate(vocabulary.chatTemplate(), {
+    this.#template = new ChatTemplate(options.chatTemplate ?? vocabulary.chatTemplate(), {
       bosToken: vocabulary.bos >= 0 ? vocabulary.tokenText(vocabulary.bos) : "",
       eosToken: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
     });

@@ -32,6 +32,10 @@ export function chatMessagesOf(messages: ChatCompletionRequest["messages"]): Cha
   return messages.map((message) => ({
     role: message.role === "developer" ? "system" : message.role,
     content: typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text).join(""),
+    ...(message.tool_calls?.length ? { toolCalls: message.tool_calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments })) } : {}),
+    ...(message.tool_call_id === undefined ? {} : { toolCallId: message.tool_call_id }),
+    ...(message.name === undefined ? {} : { name: message.name }),
+    ...(message.reasoning_content === undefined ? {} : { reasoningContent: message.reasoning_content }),
   }));
 }
 

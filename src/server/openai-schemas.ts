@@ -61,10 +61,38 @@ const sampling = {
 
 const textPart = z.object({ type: z.literal("text"), text: z.string().max(LIMITS.messageChars) });
 
-export const chatMessageSchema = z.object({
-  role: z.enum(["system", "developer", "user", "assistant"]),
-  content: z.union([z.string().max(LIMITS.messageChars), z.array(textPart).min(1).max(64)]).nullish(),
+const toolName = z.string().min(1).max(128).regex(/^[\w.-]+$/, "a tool name holds letters, digits, '_', '.' and '-'");
+
+/** A call an assistant turn made, as the client sends the conversation back. */
+const toolCall = z.object({
+  id: z.string().max(256),
+  type: z.literal("function").optional(),
+  function: z.object({ name: toolName, arguments: z.string().max(LIMITS.messageChars) }),
 });
+
+export const chatMessageSchema = z.object({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string().max(LIMITS.messageChars), z.array(textPart).min(1).max(64)]).nullish(),
+  tool_calls: nullable(z.array(toolCall).max(128)),
+  tool_call_id: nullable(z.string().max(256)),
+  name: nullable(z.string().max(128)),
+  reasoning_content: nullable(z.string().max(LIMITS.messageChars)),
+});
+
+/** An OpenAI function tool. */
+export const toolSchema = z.object({
+  type: z.literal("function"),
+  function: z.object({
+    name: toolName,
+    description: nullable(z.string().max(8192)),
+    parameters: nullable(z.record(z.string(), z.unknown())),
+    strict: nullable(z.boolean()),
+  }),
+});
+
+export const toolChoiceSchema = nullable(
+  z.union([z.enum(["auto", "none", "required"]), z.object({ type: z.literal("function"), function: z.object({ name: toolName }) })]),
+);
 
 const jsonSchemaFormat = z.object({
   type: z.literal("json_schema"),
@@ -87,7 +115,9 @@ export const chatCompletionSchema = z.object({
   response_format: responseFormat,
   logprobs: nullable(z.boolean()),
   top_logprobs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
-  tools: nullable(z.array(z.unknown()).max(0, "tools are not supported yet")),
+  tools: nullable(z.array(toolSchema).max(128)),
+  tool_choice: toolChoiceSchema,
+  parallel_tool_calls: nullable(z.boolean()),
 });
 
 const tokenArray = z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1);

@@ -51,6 +51,7 @@ export function registerServeCommand(program: Command): void {
     .option("--flash-attn <mode>", "flash attention: auto, on, off (env GROVE_FLASH_ATTN; default auto)")
     .option("--batch-size <n>", "most tokens one decode step takes (env GROVE_BATCH_SIZE; default 2048)")
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
+    .option("--chat-template-file <file>", "a Jinja chat template used instead of the models' own (env GROVE_CHAT_TEMPLATE_FILE)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
     .option("--mmap <mode>", "map model files: auto (with a GPU), on, off (env GROVE_MMAP; default auto)")
     .option("--poll <level>", "busy-wait level of the decode thread pool, 0-100, as llama-server's --poll (env GROVE_POLL; default 0)")
@@ -93,6 +94,7 @@ export function registerServeCommand(program: Command): void {
           poll: flags.poll,
           mmap: flags.mmap,
           slots: flags.slots ? "on" : undefined,
+          chatTemplateFile: flags.chatTemplateFile,
         },
       });
       const logger = createLogger(config.logLevel);

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from "fastify";
-import { ContextLengthError, InvalidRequestError } from "../../core/errors.js";
+import { InvalidRequestError } from "../../core/errors.js";
 import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
-import { GenerationSession } from "../../serving/generation-session.js";
+import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
 import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, timingsOf } from "../generation.js";
-import { chatCompletionSchema, parseBody, type ChatCompletionRequest } from "../openai-schemas.js";
+import { chatCompletionSchema, parseBody } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
 
 function usageOf(dones: readonly GenerateDone[]) {
@@ -24,25 +24,16 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
-    const promptTokens = model.applyChatTemplate(chatMessagesOf(body.messages));
-    const room = model.info.contextSize - promptTokens.length;
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? room;
-    if (room < 1 || maxTokens > room) {
-      throw new ContextLengthError(
-        `This model's context holds ${model.info.contextSize} tokens; the messages take ${promptTokens.length}` +
-          (maxTokens > room && room >= 1 ? ` and max_tokens asks for ${maxTokens} more` : ""),
-        { param: body.max_tokens === undefined && body.max_completion_tokens === undefined ? "messages" : "max_tokens" },
-      );
-    }
     const n = body.n ?? 1;
-    const session = await GenerationSession.start({
+    const turn = await ChatTurn.start({
       model,
       name: body.model,
       meter,
+      messages: chatMessagesOf(body.messages),
+      maxTokens: body.max_completion_tokens ?? body.max_tokens,
+      maxTokensParam: "max_tokens",
       generate: {
         ...sampling,
-        promptTokens,
-        maxTokens,
         json: jsonConstraint(body),
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
         signal: clientGoneSignal(reply),
@@ -53,14 +44,14 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const logprobsOf = (logprobs: readonly TokenLogprob[] | undefined) => (logprobs && body.logprobs ? { content: chatLogprobs(logprobs), refusal: null } : null);
 
     if (!body.stream) {
-      const choices = await session.collect();
-      if (session.cancelled) return reply.code(499).send();
+      const choices = await turn.collect();
+      if (turn.cancelled) return reply.code(499).send();
       return {
         ...base,
         object: "chat.completion",
         choices: choices.map((choice, index) => ({
           index,
-          message: { role: "assistant", content: choice.text, refusal: null },
+          message: { role: "assistant", content: choice.content, refusal: null },
           logprobs: logprobsOf(choice.logprobs),
           finish_reason: choice.done.finishReason,
         })),
@@ -69,7 +60,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
-    session.streaming();
+    turn.session.streaming();
     const stream = new SseStream(reply);
     const chunk = (index: number, delta: object, finishReason: string | null, logprobs?: readonly TokenLogprob[]) => ({
       ...base,
@@ -80,15 +71,15 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const dones: GenerateDone[] = [];
     try {
       for (let index = 0; index < n; index++) stream.send(chunk(index, { role: "assistant", content: "" }, null));
-      for await (const event of session.events()) {
-        const index = event.choice ?? 0;
-        if (event.type === "text") {
+      for await (const event of turn.events()) {
+        const index = event.choice;
+        if (event.type === "content") {
           stream.send(chunk(index, { content: event.text }, null, event.logprobs));
           continue;
         }
-        if (event.finishReason === "aborted") return reply;
-        dones.push(event);
-        stream.send({ ...chunk(index, {}, event.finishReason), timings: timingsOf(event) });
+        if (event.done.finishReason === "aborted") return reply;
+        dones.push(event.done);
+        stream.send({ ...chunk(index, {}, event.done.finishReason), timings: timingsOf(event.done) });
       }
       if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones) });
       stream.end();

@@ -44,7 +44,7 @@ function fromMessage(message: Message): ChatMessage[] {
   }
   // Tool results come first in a user turn (they answer the previous assistant turn).
   if (text !== "" || toolCalls.length > 0 || out.length === 0) {
-    out.push({ role: message.role, content: text, ...(toolCalls.length > 0 ? { toolCalls } : {}), ...(reasoning !== "" ? { reasoning } : {}) });
+    out.push({ role: message.role, content: text, ...(toolCalls.length > 0 ? { toolCalls } : {}), ...(reasoning !== "" ? { reasoningContent: reasoning } : {}) });
   }
   return out;
 }
