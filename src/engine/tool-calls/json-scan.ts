@@ -43,33 +43,54 @@ export function skipWhitespace(text: string, index: number): number {
   return index;
 }
 
+/** Characters a string literal cannot simply contain: its end, an escape, a control character. */
+const STRING_STOP = /["\\\u0000-\u001f]/g;
+
+/**
+ * A string literal from its opening quote: `end` past its closing quote (-1: the text ends inside
+ * it, -2: not valid JSON), and `cut`, where its decodable text stops when the text ends inside it
+ * (before an unfinished escape, and before a high surrogate whose pair has not come). Jumps from
+ * escape to escape: streamed output is re-scanned on every piece, so a long string must not cost
+ * a loop turn per character.
+ */
+function scanStringLiteral(text: string, quote: number): { readonly end: number; readonly cut: number } {
+  let index = quote + 1;
+  let highStart = -1;
+  let highEnd = -1;
+  const ranOut = (at: number) => ({ end: -1, cut: highEnd === at ? highStart : at });
+  for (;;) {
+    STRING_STOP.lastIndex = index;
+    const stop = STRING_STOP.exec(text);
+    if (stop === null) return ranOut(text.length);
+    index = stop.index;
+    if (stop[0] === '"') return { end: index + 1, cut: index };
+    if (stop[0] !== "\\") return { end: -2, cut: index };
+    const escape = text[index + 1];
+    if (escape === undefined) return ranOut(index);
+    if (escape === "u") {
+      const hex = text.slice(index + 2, index + 6);
+      if (!/^[0-9a-fA-F]*$/.test(hex)) return { end: -2, cut: index };
+      if (hex.length < 4) return ranOut(index);
+      const code = Number.parseInt(hex, 16);
+      if (code >= 0xd800 && code <= 0xdbff) {
+        highStart = index;
+        highEnd = index + 6;
+      }
+      index += 6;
+    } else if ('"\\/bfnrt'.includes(escape)) {
+      index += 2;
+    } else {
+      return { end: -2, cut: index };
+    }
+  }
+}
+
 /**
  * End of the string literal whose opening quote is at `quote`: the index past its closing quote,
  * -1 when the text ends inside it, -2 when it is not valid JSON.
  */
 export function scanString(text: string, quote: number): number {
-  let index = quote + 1;
-  while (index < text.length) {
-    const char = text[index]!;
-    if (char === '"') return index + 1;
-    if (char < " ") return -2;
-    if (char === "\\") {
-      const escape = text[index + 1];
-      if (escape === undefined) return -1;
-      if (escape === "u") {
-        const hex = text.slice(index + 2, index + 6);
-        if (!/^[0-9a-fA-F]*$/.test(hex)) return -2;
-        if (hex.length < 4) return -1;
-        index += 6;
-        continue;
-      }
-      if (!'"\\/bfnrt'.includes(escape)) return -2;
-      index += 2;
-      continue;
-    }
-    index++;
-  }
-  return -1;
+  return scanStringLiteral(text, quote).end;
 }
 
 const ESCAPES: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" };
@@ -79,6 +100,14 @@ const ESCAPES: Record<string, string> = { '"': '"', "\\": "\\", "/": "/", b: "\b
  * the text cuts in half: always a prefix of the whole string's decoded text.
  */
 export function decodeStringPrefix(text: string, quote: number): string {
+  const { end, cut } = scanStringLiteral(text, quote);
+  if (end >= 0) return JSON.parse(text.slice(quote, end)) as string;
+  if (end === -1) return JSON.parse(`"${text.slice(quote + 1, cut)}"`) as string;
+  return decodeSlowly(text, quote);
+}
+
+/** Decodes what it can of a string that is not valid JSON (a raw control character), a character at a time. */
+function decodeSlowly(text: string, quote: number): string {
   let decoded = "";
   let index = quote + 1;
   while (index < text.length) {
