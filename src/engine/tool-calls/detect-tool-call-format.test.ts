@@ -79,6 +79,10 @@ const EXPECTED: Record<string, ToolCallSyntax> = {
   "openai-gpt-oss-120b.jinja": "gpt-oss",
   "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja": "command-r7b",
   "ibm-granite-granite-3.3-2B-Instruct.jinja": "granite",
+  "unsloth-Apriel-1.5.jinja": "hermes",
+  "GLM-4.6.jinja": "generic",
+  "poolside-Laguna-XS.2.jinja": "generic",
+  "MiniMax-M3.jinja": "generic",
   "google-gemma-2-2b-it.jinja": "generic",
   "microsoft-Phi-3.5-mini-instruct.jinja": "generic",
 };

@@ -34,6 +34,9 @@ export function detectToolCallFormat(templateSource: string): ToolCallFormat {
   if (has("<|START_ACTION|>") && has("<|END_ACTION|>") && !has("<|START_TEXT|>")) {
     return format("command-r7b", "Command R7B", { reasoning: COMMAND_R_THINK });
   }
+  // GLM and Laguna (<arg_key>/<arg_value>) and MiniMax (<invoke name=…>) write XML calls inside
+  // <tool_call> that no parser here reads: the generic format (under its grammar) serves them.
+  if (has("<tool_call>") && (has("<arg_key>") || has("<invoke name="))) return format("generic", "Generic (JSON)", thinkTags(source));
   if (has("<tool_call>") && has("<function=") && has("<parameter=")) return format("qwen3-coder", "Qwen3-Coder (XML)", thinkTags(source));
   if (has("<tool_call>")) return format("hermes", "Hermes 2 Pro / Qwen", thinkTags(source));
   if (has("<|tool_call|>")) {

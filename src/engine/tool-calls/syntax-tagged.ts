@@ -9,7 +9,7 @@ import { callFromObject, NAME_AND_ARGUMENTS, SnapshotBuilder, valueText, type Ou
 import { MISTRAL_NEMO_KEYS, parseCallArray } from "./syntax-json.js";
 import type { ToolDefinition } from "./tool-call-types.js";
 
-/** `<tool_call>{"name": …, "arguments": …}</tool_call>`, repeated. */
+/** `<tool_call>{"name": …, "arguments": …}</tool_call>`, repeated; a JSON list of calls inside the tags (Apriel) too. */
 export function parseHermes(text: string, final: boolean): OutputSnapshot {
   const out = new SnapshotBuilder();
   let at = 0;
@@ -17,7 +17,16 @@ export function parseHermes(text: string, final: boolean): OutputSnapshot {
     const found = contentUntil(text, at, ["<tool_call>"], [], final);
     out.content += found.text;
     if (found.match === undefined) return out.build();
-    const scan = scanJson(text, found.match.end);
+    const start = skipWhitespace(text, found.match.end);
+    if (text[start] === "[") {
+      const end = parseCallArray(text, start, final, out, NAME_AND_ARGUMENTS);
+      if (end === undefined) return out.build();
+      const close = expectMarker(text, end, "</tool_call>", final);
+      if (close === -2) return out.build();
+      at = close === -1 ? end : close;
+      continue;
+    }
+    const scan = scanJson(text, start);
     const call = scan.status === "invalid" ? undefined : callFromObject(text, scan, NAME_AND_ARGUMENTS);
     if (call === undefined) {
       if (!final) return out.build();

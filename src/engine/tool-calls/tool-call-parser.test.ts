@@ -49,6 +49,12 @@ const CASES: readonly Case[] = [
     calls: [["special_function", ARG1], ["special_function_with_opt", '{"arg1": 1, "arg2": 2}']],
   },
   { name: "hermes: arguments written as a JSON string", format: format("hermes"), text: `<tool_call>{"name": "special_function", "arguments": "{\\"arg1\\": 1}"}</tool_call>`, calls: [["special_function", ARG1]] },
+  {
+    name: "apriel 1.5: a list of calls in one tag",
+    format: format("hermes"),
+    text: `<tool_call>[{"name": "special_function", "arguments": ${ARG1}}, {"name": "special_function", "arguments": {"arg1": 2}}]</tool_call>`,
+    calls: [["special_function", ARG1], ["special_function", '{"arg1": 2}']],
+  },
   { name: "hermes: not a call stays content", format: format("hermes"), text: "<tool_call>oops</tool_call> then", content: "<tool_call>oops</tool_call> then" },
   // Qwen3 / QwQ: <think>
   { name: "qwen3: thinking then content", format: format("hermes", { reasoning: THINK }), text: `<think>${THINKING}</think>${HELLO}`, content: HELLO, reasoning: THINKING },
