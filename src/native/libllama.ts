@@ -170,6 +170,8 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
   });
   koffi.struct("llama_sampler_chain_params", { no_perf: "bool" });
   koffi.struct("llama_logit_bias", { token: "int32_t", bias: "float" });
+  koffi.struct("llama_token_data", { id: "int32_t", logit: "float", p: "float" });
+  koffi.struct("llama_token_data_array", { data: "void *", size: "size_t", selected: "int64_t", sorted: "bool" });
   koffi.struct("ggml_threadpool_params", {
     cpumask: koffi.array("bool", 512),
     n_threads: "int32_t",
@@ -262,6 +264,8 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
     llama_sampler_init_logit_bias: llama.func("void *llama_sampler_init_logit_bias(int32_t n_vocab, int32_t n_logit_bias, const llama_logit_bias *logit_bias)"),
     llama_sampler_init_grammar: llama.func("void *llama_sampler_init_grammar(void *vocab, const char *grammar, const char *root)"),
     llama_sampler_sample: llama.func("int32_t llama_sampler_sample(void *sampler, void *ctx, int32_t idx)"),
+    llama_sampler_apply: llama.func("void llama_sampler_apply(void *sampler, _Inout_ llama_token_data_array *cur_p)"),
+    llama_sampler_accept: llama.func("void llama_sampler_accept(void *sampler, int32_t token)"),
     llama_sampler_free: llama.func("void llama_sampler_free(void *sampler)"),
     // The thread pool: its constructor lives in the CPU backend ggml chose at run time.
     ggml_backend_reg_by_name: ggml.func("void *ggml_backend_reg_by_name(const char *name)"),
