@@ -234,7 +234,7 @@ export class DecodeLoop {
     job.next = token;
     if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
     job.pendingTokens.push(token);
-    const text = job.decoder.decode(this.#model.piece(token), { stream: true });
+    const text = job.decoder.decode(this.#model.piece(token, request.specialText), { stream: true });
     const { release, stopped, stop } = job.stop.push(text);
     if (release.length > 0) this.#emitText(job, release);
     if (stopped) {

@@ -46,6 +46,8 @@ export interface GenerateRequest {
   readonly logprobs: number | undefined;
   /** Score the prompt's tokens too (`echo`): no prefix is reused. */
   readonly promptLogprobs: boolean;
+  /** Spell special tokens in the text (tool-call and channel markers), end-of-generation tokens excepted. */
+  readonly specialText: boolean;
 }
 
 export type ToWorker =

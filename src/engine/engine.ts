@@ -97,6 +97,15 @@ export interface ChatMessage {
   readonly name?: string;
 }
 
+/** A function the model may call (OpenAI `tools[]` of type `function`). */
+export interface ChatTool {
+  readonly name: string;
+  /** @default "" */
+  readonly description?: string;
+  /** A JSON Schema of the arguments. @default {} */
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
 /** The sampling and stopping settings of one generation. Bounds are checked by the caller. */
 export interface GenerateOptions {
   /** The prompt, already tokenized. */
@@ -124,6 +133,11 @@ export interface GenerateOptions {
   readonly ignoreEos?: boolean;
   /** Constrains the output: a JSON schema object, or `"json"` for any JSON object. */
   readonly json?: object | "json";
+  /**
+   * Spell special tokens in the generated text (`<|channel|>`, `[TOOL_CALLS]`): what a tool-call
+   * parser reads. End-of-generation tokens still end the generation unseen. @default false
+   */
+  readonly specialText?: boolean;
   /** Constrains the output with a GBNF grammar (llama.cpp's format, rule `root`); not with `json`. */
   readonly grammar?: string;
   /** Return log-probabilities for generated tokens with this many alternatives (0…20). */
@@ -232,9 +246,9 @@ export interface LoadedModel {
   /** Facts of the vocabulary the HTTP layer shows (llama-server's `/props`, `/tokenize`, `/infill`). */
   vocabulary(): VocabularyFacts;
   /** The chat template's text for `messages`, before tokenizing (llama-server's `/apply-template`). */
-  renderChat(messages: readonly ChatMessage[]): string;
+  renderChat(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): string;
   /** Formats chat messages with the model's template and tokenizes them, ready for the assistant turn. */
-  applyChatTemplate(messages: readonly ChatMessage[]): number[];
+  applyChatTemplate(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): number[];
   /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */
   prepareJsonGrammar(json: object | "json"): Promise<void>;
   generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void>;

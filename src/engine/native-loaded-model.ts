@@ -173,6 +173,7 @@ export class NativeLoadedModel implements LoadedModel {
       trimTrailingWhitespace: grammar?.trimTrailingWhitespace ?? false,
       logprobs: options.logprobs,
       promptLogprobs: options.promptLogprobs ?? false,
+      specialText: options.specialText ?? false,
     });
     let finished = 0;
     try {

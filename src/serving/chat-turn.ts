@@ -1,12 +1,18 @@
 import { ContextLengthError } from "../core/errors.js";
-import type { ChatMessage, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { ChatMessage, ChatTool, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import { detectToolCallFormat, promptOpensReasoning } from "../engine/tool-calls/detect-tool-call-format.js";
+import { genericToolsPrompt } from "../engine/tool-calls/generic-tools-prompt.js";
+import { toolCallGrammar } from "../engine/tool-calls/tool-call-grammar.js";
+import { ToolCallStreamParser } from "../engine/tool-calls/tool-call-parser.js";
+import type { ChatOutputDelta, ParsedToolCall, ToolCallDelta, ToolCallFormat, ToolChoice, ToolDefinition } from "../engine/tool-calls/tool-call-types.js";
 import { GenerationSession, type SessionMeter } from "./generation-session.js";
 
 /**
  * One assistant turn of a chat, the part every chat-shaped API shares (OpenAI chat completions,
- * the Responses API, Anthropic's Messages, Ollama's chat): the template applied, the context
- * checked, one GenerationSession, and the model's output split into what the APIs name — answer
- * text, reasoning, tool calls. Each route only translates its request into a {@link ChatTurnRequest}
+ * the Responses API, Anthropic's Messages, Ollama's chat): the template applied (with the tools
+ * offered), the context checked, one GenerationSession, and the model's output split into what
+ * the APIs name — answer text, reasoning, tool calls — in the model family's own syntax
+ * (`engine/tool-calls/`). Each route only translates its request into a {@link ChatTurnRequest}
  * and these events into its wire format.
  */
 export interface ChatTurnRequest {
@@ -21,18 +27,72 @@ export interface ChatTurnRequest {
   readonly maxTokensParam: string;
   /** Sampling and stopping, as the engine takes them. */
   readonly generate: Omit<GenerateOptions, "promptTokens" | "maxTokens">;
+  /** Functions the model may call, and whether it must. */
+  readonly tools?: {
+    readonly definitions: readonly ToolDefinition[];
+    readonly choice: ToolChoice;
+    /** OpenAI's `parallel_tool_calls`. @default true */
+    readonly parallel?: boolean;
+  };
 }
 
 /** What a turn produces, in order, per choice. */
 export type ChatTurnEvent =
   | { readonly type: "content"; readonly choice: number; readonly text: string; readonly logprobs?: readonly TokenLogprob[] }
-  | { readonly type: "done"; readonly choice: number; readonly done: GenerateDone };
+  | { readonly type: "reasoning"; readonly choice: number; readonly text: string }
+  | { readonly type: "tool_call"; readonly choice: number; readonly delta: ToolCallDelta }
+  | { readonly type: "done"; readonly choice: number; readonly done: GenerateDone; readonly toolCalls: readonly ParsedToolCall[] };
 
 /** One choice, collected whole. */
 export interface ChatTurnResult {
   readonly content: string;
+  readonly reasoning: string;
+  readonly toolCalls: readonly ParsedToolCall[];
   readonly logprobs: readonly TokenLogprob[];
   readonly done: GenerateDone;
+}
+
+/** How the output is read: plain text, or through a family's tool-call and reasoning syntax. */
+interface OutputReading {
+  readonly format: ToolCallFormat;
+  readonly startsInReasoning: boolean;
+  readonly tools: readonly ToolDefinition[];
+}
+
+const asChatTool = (tool: ToolDefinition): ChatTool => ({
+  name: tool.function.name,
+  ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
+  ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }),
+});
+
+/**
+ * The conversation for a template without tool support (the generic format): the tools and the
+ * answer format in the system message, earlier calls as the JSON the model is asked to write, and
+ * tool results as user turns.
+ */
+function genericMessages(messages: readonly ChatMessage[], tools: readonly ToolDefinition[], choice: ToolChoice, parallel: boolean): ChatMessage[] {
+  const instruction = genericToolsPrompt(tools, choice, parallel);
+  const out: ChatMessage[] = [];
+  const first = messages[0];
+  if (first !== undefined && (first.role === "system" || first.role === "developer")) out.push({ role: "system", content: `${first.content}\n\n${instruction}` });
+  else out.push({ role: "system", content: instruction });
+  for (const message of first !== undefined && out[0]!.content !== instruction ? messages.slice(1) : messages) {
+    if (message.role === "tool") {
+      out.push({ role: "user", content: JSON.stringify({ tool_response: { ...(message.name ? { tool: message.name } : {}), ...(message.toolCallId ? { id: message.toolCallId } : {}), content: message.content } }) });
+    } else if (message.role === "assistant" && message.toolCalls?.length) {
+      const calls = message.toolCalls.map((call) => ({ name: call.name, arguments: safeJson(call.arguments), ...(call.id ? { id: call.id } : {}) }));
+      out.push({ role: "assistant", content: JSON.stringify(parallel ? { tool_calls: calls } : { tool_call: calls[0] }) });
+    } else out.push(message);
+  }
+  return out;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 export class ChatTurn {
@@ -40,12 +100,29 @@ export class ChatTurn {
     readonly session: GenerationSession,
     /** Tokens of the templated conversation. */
     readonly promptTokens: number,
+    private readonly reading: OutputReading | undefined,
   ) {}
 
   /** Applies the template, checks the context and starts generating (errors before the first token are a status). */
   static async start(request: ChatTurnRequest): Promise<ChatTurn> {
     const { model } = request;
-    const promptTokens = model.applyChatTemplate(request.messages);
+    const tools = request.tools;
+    const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
+    const template = model.vocabulary().chatTemplate;
+    const format = detectToolCallFormat(template);
+    let messages = request.messages;
+    let grammar: string | undefined;
+    if (offered) {
+      const parallel = tools.parallel ?? true;
+      if (!format.nativeTools) messages = genericMessages(messages, tools.definitions, tools.choice, parallel);
+      const promptText = model.renderChat(messages, { tools: tools.definitions.map(asChatTool) });
+      const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: parallel, startsInReasoning: promptOpensReasoning(format, promptText) });
+      grammar = compiled?.gbnf;
+    } else if (tools !== undefined && typeof tools.choice === "object") {
+      // A named function with no tools offered is the client's mistake: say so.
+      await toolCallGrammar(format, tools.definitions, tools.choice);
+    }
+    const promptTokens = model.applyChatTemplate(messages, offered ? { tools: tools.definitions.map(asChatTool) } : {});
     const room = model.info.contextSize - promptTokens.length;
     const maxTokens = request.maxTokens ?? room;
     if (room < 1 || maxTokens > room) {
@@ -55,40 +132,78 @@ export class ChatTurn {
         { param: request.maxTokens === undefined ? "messages" : request.maxTokensParam },
       );
     }
+    // Output is read through the family's syntax when tools are offered, or when a family with a
+    // syntax of its own thinks (its reasoning goes apart from the answer).
+    const reads = offered || (format.nativeTools && (format.reasoning !== undefined || format.syntax === "gpt-oss"));
+    const startsInReasoning = reads && promptOpensReasoning(format, model.detokenize(promptTokens.slice(-8), { special: true }));
     const session = await GenerationSession.start({
       model,
       name: request.name,
       meter: request.meter,
-      generate: { ...request.generate, promptTokens, maxTokens },
+      generate: {
+        ...request.generate,
+        promptTokens,
+        maxTokens,
+        ...(grammar === undefined ? {} : { grammar }),
+        ...(reads ? { specialText: true } : {}),
+      },
     });
-    return new ChatTurn(session, promptTokens.length);
+    return new ChatTurn(session, promptTokens.length, reads ? { format, startsInReasoning, tools: offered ? tools.definitions : [] } : undefined);
   }
 
   /** The turn's events; metering settles when the iteration ends, however it ends. */
   async *events(): AsyncGenerator<ChatTurnEvent, void, void> {
+    const parsers = new Map<number, ToolCallStreamParser>();
+    const reading = this.reading;
+    const parserOf = (choice: number) => {
+      let parser = parsers.get(choice);
+      if (parser === undefined && reading !== undefined) {
+        parser = new ToolCallStreamParser(reading.format, { tools: reading.tools, startsInReasoning: reading.startsInReasoning });
+        parsers.set(choice, parser);
+      }
+      return parser;
+    };
     for await (const event of this.session.events()) {
       const choice = event.choice ?? 0;
-      if (event.type === "text") yield { type: "content", choice, text: event.text, ...(event.logprobs ? { logprobs: event.logprobs } : {}) };
-      else yield { type: "done", choice, done: event };
+      const parser = parserOf(choice);
+      if (event.type === "text") {
+        if (parser === undefined) yield { type: "content", choice, text: event.text, ...(event.logprobs ? { logprobs: event.logprobs } : {}) };
+        else yield* deltaEvents(choice, parser.push(event.text));
+        continue;
+      }
+      if (parser === undefined) {
+        yield { type: "done", choice, done: event, toolCalls: [] };
+        continue;
+      }
+      yield* deltaEvents(choice, parser.finish());
+      yield { type: "done", choice, done: event, toolCalls: parser.result().toolCalls };
     }
   }
 
   /** Every choice collected whole. */
   async collect(): Promise<ChatTurnResult[]> {
-    const results: { content: string; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
+    const results: { content: string; reasoning: string; toolCalls: readonly ParsedToolCall[]; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
     for await (const event of this.events()) {
-      const result = (results[event.choice] ??= { content: "", logprobs: [] });
-      if (event.type === "done") result.done = event.done;
-      else {
+      const result = (results[event.choice] ??= { content: "", reasoning: "", toolCalls: [], logprobs: [] });
+      if (event.type === "done") {
+        result.done = event.done;
+        result.toolCalls = event.toolCalls;
+      } else if (event.type === "content") {
         result.content += event.text;
         if (event.logprobs) result.logprobs.push(...event.logprobs);
-      }
+      } else if (event.type === "reasoning") result.reasoning += event.text;
     }
-    return results.map((result) => ({ content: result.content, logprobs: result.logprobs, done: result.done! }));
+    return results.map((result) => ({ content: result.content, reasoning: result.reasoning, toolCalls: result.toolCalls, logprobs: result.logprobs, done: result.done! }));
   }
 
   /** True when the client went away before the turn ended. */
   get cancelled(): boolean {
     return this.session.cancelled;
   }
+}
+
+function* deltaEvents(choice: number, delta: ChatOutputDelta): Generator<ChatTurnEvent> {
+  if (delta.reasoningContent) yield { type: "reasoning", choice, text: delta.reasoningContent };
+  if (delta.content) yield { type: "content", choice, text: delta.content };
+  for (const call of delta.toolCalls ?? []) yield { type: "tool_call", choice, delta: call };
 }

@@ -1,4 +1,4 @@
-import type { ChatMessage, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats, TokenizeOptions, VocabularyFacts } from "../engine/engine.js";
+import type { ChatMessage, ChatTool, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats, TokenizeOptions, VocabularyFacts } from "../engine/engine.js";
 
 /** What a {@link PooledModel} reports to its pool. */
 export interface PoolTracker {
@@ -39,14 +39,14 @@ export class PooledModel implements LoadedModel {
     return this.inner.vocabulary();
   }
 
-  renderChat(messages: readonly ChatMessage[]): string {
+  renderChat(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): string {
     this.pool.touch(this.source.id);
-    return this.inner.renderChat(messages);
+    return this.inner.renderChat(messages, options);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[]): number[] {
+  applyChatTemplate(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): number[] {
     this.pool.touch(this.source.id);
-    return this.inner.applyChatTemplate(messages);
+    return this.inner.applyChatTemplate(messages, options);
   }
 
   async prepareJsonGrammar(json: object | "json"): Promise<void> {

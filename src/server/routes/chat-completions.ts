@@ -39,9 +39,11 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         signal: clientGoneSignal(reply),
         n,
       },
+      ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),
     });
     const base = { id: responseId("chatcmpl"), created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
     const logprobsOf = (logprobs: readonly TokenLogprob[] | undefined) => (logprobs && body.logprobs ? { content: chatLogprobs(logprobs), refusal: null } : null);
+    const finishOf = (done: GenerateDone, calls: number) => (calls > 0 && done.finishReason === "stop" ? "tool_calls" : done.finishReason);
 
     if (!body.stream) {
       const choices = await turn.collect();
@@ -51,9 +53,15 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         object: "chat.completion",
         choices: choices.map((choice, index) => ({
           index,
-          message: { role: "assistant", content: choice.content, refusal: null },
+          message: {
+            role: "assistant",
+            content: choice.content === "" && choice.toolCalls.length > 0 ? null : choice.content,
+            ...(choice.reasoning === "" ? {} : { reasoning_content: choice.reasoning }),
+            ...(choice.toolCalls.length === 0 ? {} : { tool_calls: choice.toolCalls.map((call) => ({ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } })) }),
+            refusal: null,
+          },
           logprobs: logprobsOf(choice.logprobs),
-          finish_reason: choice.done.finishReason,
+          finish_reason: finishOf(choice.done, choice.toolCalls.length),
         })),
         usage: usageOf(choices.map((choice) => choice.done)),
       };
@@ -70,16 +78,18 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     });
     const dones: GenerateDone[] = [];
     try {
-      for (let index = 0; index < n; index++) stream.send(chunk(index, { role: "assistant", content: "" }, null));
+      // The first chunk names the role; content null, as llama-server sends it.
+      for (let index = 0; index < n; index++) stream.send(chunk(index, { role: "assistant", content: null }, null));
       for await (const event of turn.events()) {
         const index = event.choice;
-        if (event.type === "content") {
-          stream.send(chunk(index, { content: event.text }, null, event.logprobs));
-          continue;
+        if (event.type === "content") stream.send(chunk(index, { content: event.text }, null, event.logprobs));
+        else if (event.type === "reasoning") stream.send(chunk(index, { reasoning_content: event.text }, null));
+        else if (event.type === "tool_call") stream.send(chunk(index, { tool_calls: [event.delta] }, null));
+        else {
+          if (event.done.finishReason === "aborted") return reply;
+          dones.push(event.done);
+          stream.send({ ...chunk(index, {}, finishOf(event.done, event.toolCalls.length)), timings: timingsOf(event.done) });
         }
-        if (event.done.finishReason === "aborted") return reply;
-        dones.push(event.done);
-        stream.send({ ...chunk(index, {}, event.done.finishReason), timings: timingsOf(event.done) });
       }
       if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones) });
       stream.end();

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { ChatMessage, GenerateDone } from "../../engine/engine.js";
+import type { ToolChoice, ToolDefinition } from "../../engine/tool-calls/tool-call-types.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
@@ -49,8 +50,30 @@ function fromMessage(message: Message): ChatMessage[] {
   return out;
 }
 
-const stopReasonOf = (done: GenerateDone, stopSequence: string | null) =>
-  done.finishReason === "length" ? "max_tokens" : stopSequence !== null ? "stop_sequence" : "end_turn";
+const stopReasonOf = (done: GenerateDone, stopSequence: string | null, calls: number) =>
+  done.finishReason === "length" ? "max_tokens" : stopSequence !== null ? "stop_sequence" : calls > 0 ? "tool_use" : "end_turn";
+
+/** Anthropic's tools and tool choice as chat tools. */
+function toolsOf(body: MessagesRequest): { definitions: ToolDefinition[]; choice: ToolChoice; parallel: boolean } {
+  const definitions: ToolDefinition[] = (body.tools ?? []).map((tool) => ({
+    type: "function",
+    function: { name: tool.name, ...(tool.description === undefined ? {} : { description: tool.description }), parameters: tool.input_schema },
+  }));
+  const choice = body.tool_choice;
+  const mapped: ToolChoice =
+    choice === undefined || choice.type === "auto" ? "auto" : choice.type === "any" ? "required" : choice.type === "none" ? "none" : { type: "function", function: { name: choice.name } };
+  return { definitions, choice: mapped, parallel: !(choice !== undefined && "disable_parallel_tool_use" in choice && choice.disable_parallel_tool_use) };
+}
+
+/** A call's arguments as the object Anthropic's `tool_use.input` is (text that is not a JSON object is kept under `_raw`). */
+function inputOf(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text === "" ? "{}" : text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : { _raw: text };
+  } catch {
+    return { _raw: text };
+  }
+}
 
 export function registerMessagesRoutes(app: FastifyInstance, catalog: ModelCatalog): void {
   app.post("/v1/messages/count_tokens", async (request) => {
@@ -80,6 +103,7 @@ export function registerMessagesRoutes(app: FastifyInstance, catalog: ModelCatal
         stop: stops,
         signal: clientGoneSignal(reply),
       },
+      ...(body.tools === undefined ? {} : { tools: toolsOf(body) }),
     });
     const id = responseId("msg").replace("-", "_");
     const usage = (done?: GenerateDone) => ({ input_tokens: turn.promptTokens, output_tokens: done?.completionTokens ?? 0, cache_read_input_tokens: done?.cachedTokens ?? 0 });
@@ -90,8 +114,12 @@ export function registerMessagesRoutes(app: FastifyInstance, catalog: ModelCatal
       const stopSequence = result.done.stopString ?? null;
       return {
         ...head,
-        content: [{ type: "text", text: result.content }],
-        stop_reason: stopReasonOf(result.done, stopSequence),
+        content: [
+          ...(result.reasoning === "" ? [] : [{ type: "thinking", thinking: result.reasoning, signature: "" }]),
+          ...(result.content !== "" || result.toolCalls.length === 0 ? [{ type: "text", text: result.content }] : []),
+          ...result.toolCalls.map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: inputOf(call.arguments) })),
+        ],
+        stop_reason: stopReasonOf(result.done, stopSequence, result.toolCalls.length),
         stop_sequence: stopSequence,
         usage: usage(result.done),
       };
@@ -99,20 +127,48 @@ export function registerMessagesRoutes(app: FastifyInstance, catalog: ModelCatal
 
     turn.session.streaming();
     const stream = new SseStream(reply);
+    // Content blocks open as their kind of output starts; one block is open at a time.
+    let index = -1;
+    let open: "text" | "thinking" | number | undefined;
+    let calls = 0;
+    const close = () => {
+      if (open === undefined) return;
+      stream.event("content_block_stop", { type: "content_block_stop", index });
+      open = undefined;
+    };
+    const start = (kind: "text" | "thinking" | number, block: object) => {
+      close();
+      index++;
+      open = kind;
+      stream.event("content_block_start", { type: "content_block_start", index, content_block: block });
+    };
     try {
       stream.event("message_start", { type: "message_start", message: { ...head, content: [], stop_reason: null, stop_sequence: null, usage: usage() } });
-      stream.event("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
       stream.event("ping", { type: "ping" });
       for await (const event of turn.events()) {
         if (event.type === "content") {
-          if (event.text !== "") stream.event("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: event.text } });
-          continue;
+          if (event.text === "") continue;
+          if (open !== "text") start("text", { type: "text", text: "" });
+          stream.event("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text: event.text } });
+        } else if (event.type === "reasoning") {
+          if (open !== "thinking") start("thinking", { type: "thinking", thinking: "", signature: "" });
+          stream.event("content_block_delta", { type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: event.text } });
+        } else if (event.type === "tool_call") {
+          if (open !== event.delta.index) {
+            calls++;
+            start(event.delta.index, { type: "tool_use", id: event.delta.id ?? "", name: event.delta.function.name ?? "", input: {} });
+          }
+          if (event.delta.function.arguments !== "") {
+            stream.event("content_block_delta", { type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: event.delta.function.arguments } });
+          }
+        } else {
+          if (event.done.finishReason === "aborted") return reply;
+          if (index < 0) start("text", { type: "text", text: "" });
+          close();
+          const stopSequence = event.done.stopString ?? null;
+          stream.event("message_delta", { type: "message_delta", delta: { stop_reason: stopReasonOf(event.done, stopSequence, calls), stop_sequence: stopSequence }, usage: { output_tokens: event.done.completionTokens } });
+          stream.event("message_stop", { type: "message_stop" });
         }
-        if (event.done.finishReason === "aborted") return reply;
-        const stopSequence = event.done.stopString ?? null;
-        stream.event("content_block_stop", { type: "content_block_stop", index: 0 });
-        stream.event("message_delta", { type: "message_delta", delta: { stop_reason: stopReasonOf(event.done, stopSequence), stop_sequence: stopSequence }, usage: { output_tokens: event.done.completionTokens } });
-        stream.event("message_stop", { type: "message_stop" });
       }
       stream.end({ done: false });
     } catch (error) {
