@@ -1,4 +1,5 @@
 import type { Digest } from "../core/digest.js";
+import type { ChatTemplateRenderOptions } from "./chat-template.js";
 
 /**
  * The boundary between Grove and whatever runs a model. The server, bench and forge talk
@@ -67,10 +68,42 @@ export interface ModelInfo {
   readonly loadedAt: number;
 }
 
+/** One function call an assistant turn made (OpenAI `tool_calls[]`). */
+export interface ChatToolCall {
+  /** The id a later `tool` message answers with `toolCallId`. */
+  readonly id?: string;
+  readonly name: string;
+  /**
+   * The arguments as the model wrote them: JSON text, as on the OpenAI wire. A template that
+   * reads them as an object gets them parsed (llama.cpp does the same).
+   * @example '{"city": "Paris"}'
+   */
+  readonly arguments: string;
+}
+
 /** One chat message, already parsed out of the wire format. */
 export interface ChatMessage {
-  readonly role: "system" | "user" | "assistant";
+  /** `developer` renders as `system`, except in templates with a developer role of their own (gpt-oss). */
+  readonly role: "system" | "developer" | "user" | "assistant" | "tool";
+  /** `""` for an assistant turn that only calls tools (llama.cpp passes `""`, never null, to templates). */
   readonly content: string;
+  /** The thinking of a reasoning model's earlier turn (OpenAI-compatible `reasoning_content`). */
+  readonly reasoningContent?: string;
+  /** The calls an assistant turn made. */
+  readonly toolCalls?: readonly ChatToolCall[];
+  /** On a `tool` message: the call it answers. */
+  readonly toolCallId?: string;
+  /** On a `tool` message: the function that produced it. */
+  readonly name?: string;
+}
+
+/** A function the model may call (OpenAI `tools[]` of type `function`). */
+export interface ChatTool {
+  readonly name: string;
+  /** @default "" */
+  readonly description?: string;
+  /** A JSON Schema of the arguments. @default {} */
+  readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
 /** The sampling and stopping settings of one generation. Bounds are checked by the caller. */
@@ -173,8 +206,11 @@ export interface LoadedModel {
   readonly info: ModelInfo;
   tokenize(text: string, options?: { special?: boolean }): number[];
   detokenize(tokens: readonly number[]): string;
-  /** Formats chat messages with the model's template and tokenizes them, ready for the assistant turn. */
-  applyChatTemplate(messages: readonly ChatMessage[]): number[];
+  /**
+   * Formats chat messages with the model's template and tokenizes them, ready for the assistant
+   * turn unless `options.addGenerationPrompt` is false.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[];
   /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */
   prepareJsonGrammar(json: object | "json"): Promise<void>;
   generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void>;

@@ -1,3 +1,4 @@
+import type { ChatTemplateRenderOptions } from "../engine/chat-template.js";
 import type { ChatMessage, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats } from "../engine/engine.js";
 
 /** What a {@link PooledModel} reports to its pool. */
@@ -34,9 +35,9 @@ export class PooledModel implements LoadedModel {
     return this.inner.detokenize(tokens);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[]): number[] {
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
     this.pool.touch(this.source.id);
-    return this.inner.applyChatTemplate(messages);
+    return this.inner.applyChatTemplate(messages, options);
   }
 
   async prepareJsonGrammar(json: object | "json"): Promise<void> {
