@@ -1,6 +1,15 @@
 import { Template } from "@huggingface/jinja";
 import { EngineError, InvalidRequestError } from "../core/errors.js";
-import type { ChatMessage } from "./engine.js";
+import type { ChatMessage, ChatTool } from "./engine.js";
+import {
+  preserveReasoningVariables,
+  probeCapabilities,
+  reasoningEffortVariables,
+  type ChatTemplateCapabilities,
+} from "./chat-template-capabilities.js";
+import { chatTemplateFamily, patchTemplateSource, type ChatTemplateFamily } from "./chat-template-family.js";
+import { templateMessages } from "./chat-template-messages.js";
+import { renderTemplate, strftime, TemplateRaisedError } from "./chat-template-runtime.js";
 
 /** llama.cpp's fallback when a model has no template: ChatML. */
 export const CHATML_FALLBACK =
@@ -13,14 +22,53 @@ export interface ChatTemplateTokens {
   readonly eosToken: string;
 }
 
+/** How one conversation is rendered. */
+export interface ChatTemplateRenderOptions {
+  /** The functions offered to the model; the template's `tools` is left undefined without any. */
+  readonly tools?: readonly ChatTool[];
+  /**
+   * End with the opening of the assistant's turn.
+   * @default true
+   */
+  readonly addGenerationPrompt?: boolean;
+  /**
+   * `enable_thinking`, read by reasoning models' templates (Qwen 3, DeepSeek, …).
+   * @default true (llama.cpp's default)
+   */
+  readonly enableThinking?: boolean;
+  /**
+   * The time the template sees: `strftime_now()`, `date_string` ("26 Jul 2024", Llama 3.x) and
+   * `datetime` ("Jul 26 2024", FireFunction), at local time as in llama.cpp.
+   * @default the current time
+   */
+  readonly now?: Date;
+  /**
+   * Extra template variables (llama-server's `chat_template_kwargs`), set last so they win.
+   * `preserve_reasoning` (boolean) and `reasoning_effort` (string) are also set under every name
+   * templates use for them, as llama.cpp does.
+   * @example { reasoning_effort: "high" }
+   */
+  readonly templateArguments?: Readonly<Record<string, unknown>>;
+}
+
 /**
  * A model's chat template (`tokenizer.chat_template`, Jinja), rendered with @huggingface/jinja
- * as llama.cpp's server renders it: the messages, `add_generation_prompt`, `bos_token` and
- * `eos_token`. A model without a template gets ChatML, as in llama.cpp. A template that does not
- * compile is an error at load, never a silent substitute.
+ * as llama.cpp's server renders it (`common/chat.cpp`, `common_chat_templates_apply_jinja`):
+ * the same variables (`messages` with tool calls, tool results and reasoning, `tools`,
+ * `add_generation_prompt`, `bos_token`, `eos_token`, `enable_thinking`, `date_string`,
+ * `datetime`, `strftime_now()`, `raise_exception()`), the same capability probes and the same
+ * adaptations of the messages: notably a template that ignores system messages gets the system
+ * text joined to the first user turn (see `capabilities.systemRole`). A model without a template
+ * gets ChatML, as in llama.cpp. A template that does not parse is an error at load, never a
+ * silent substitute.
  */
 export class ChatTemplate {
+  /** The template as the model gives it (or ChatML). */
   readonly source: string;
+  /** What the template can render, probed at load as llama.cpp probes it. */
+  readonly capabilities: ChatTemplateCapabilities;
+  /** The family llama.cpp has code of its own for, if any. */
+  readonly family: ChatTemplateFamily | undefined;
   readonly #template: Template;
   readonly #tokens: ChatTemplateTokens;
 
@@ -28,27 +76,50 @@ export class ChatTemplate {
   constructor(source: string | undefined, tokens: ChatTemplateTokens) {
     this.source = source ?? CHATML_FALLBACK;
     this.#tokens = tokens;
+    this.family = chatTemplateFamily(this.source);
     try {
-      this.#template = new Template(this.source);
+      this.#template = new Template(patchTemplateSource(this.source));
     } catch (error) {
       throw new EngineError(`The model's chat template does not parse: ${(error as Error).message}`, { cause: error });
     }
+    this.capabilities = probeCapabilities(this.#template);
   }
 
   /**
-   * The prompt text for `messages`, ready for the assistant's turn.
-   * @throws InvalidRequestError when the template refuses the conversation (raise_exception)
+   * The prompt text for `messages`.
+   * @throws InvalidRequestError when the template refuses the conversation (raise_exception), or
+   *   when tool call arguments it must read as an object are not JSON
+   * @throws EngineError when the template fails for another reason
    */
-  render(messages: readonly ChatMessage[]): string {
+  render(messages: readonly ChatMessage[], options: ChatTemplateRenderOptions = {}): string {
+    const now = options.now ?? new Date();
+    const variables: Record<string, unknown> = {
+      messages: templateMessages(messages, this.source, this.capabilities, this.family),
+      bos_token: this.#tokens.bosToken,
+      eos_token: this.#tokens.eosToken,
+      enable_thinking: options.enableThinking ?? true,
+      tools: options.tools && options.tools.length > 0 ? options.tools.map(toTemplateTool) : undefined,
+      datetime: strftime(now, "%b %d %Y"),
+      date_string: strftime(now, "%d %b %Y"),
+      ...options.templateArguments,
+    };
+    // llama.cpp sets add_generation_prompt only when true: "is defined" tests see the difference.
+    if (options.addGenerationPrompt ?? true) variables.add_generation_prompt = true;
+    const { preserve_reasoning: preserve, reasoning_effort: effort } = variables;
+    if (typeof preserve === "boolean") Object.assign(variables, preserveReasoningVariables(preserve));
+    if (typeof effort === "string" && effort !== "") Object.assign(variables, reasoningEffortVariables(effort));
     try {
-      return this.#template.render({
-        messages: messages.map((message) => ({ role: message.role, content: message.content })),
-        add_generation_prompt: true,
-        bos_token: this.#tokens.bosToken,
-        eos_token: this.#tokens.eosToken,
-      });
+      return renderTemplate(this.#template, variables, { now });
     } catch (error) {
-      throw new InvalidRequestError(`The model's chat template refused the conversation: ${(error as Error).message}`, { param: "messages", cause: error });
+      if (error instanceof TemplateRaisedError) {
+        throw new InvalidRequestError(`The model's chat template refused the conversation: ${error.message}`, { param: "messages", cause: error });
+      }
+      throw new EngineError(`The model's chat template failed on this conversation: ${(error as Error).message}`, { cause: error });
     }
   }
+}
+
+/** `common_chat_tools_to_json_oaicompat`: OpenAI's shape, description and parameters filled in. */
+function toTemplateTool(tool: ChatTool): Record<string, unknown> {
+  return { type: "function", function: { name: tool.name, description: tool.description ?? "", parameters: tool.parameters ?? {} } };
 }

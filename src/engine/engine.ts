@@ -1,4 +1,5 @@
 import type { Digest } from "../core/digest.js";
+import type { ChatTemplateRenderOptions } from "./chat-template.js";
 
 /**
  * The boundary between Grove and whatever runs a model. The server, bench and forge talk
@@ -67,7 +68,6 @@ export interface ModelInfo {
   readonly loadedAt: number;
 }
 
-/** One chat message, already parsed out of the wire format. */
 /** One function call an assistant turn made (OpenAI `tool_calls[]`). */
 export interface ChatToolCall {
   /** The id a later `tool` message answers with `toolCallId`. */
@@ -246,9 +246,12 @@ export interface LoadedModel {
   /** Facts of the vocabulary the HTTP layer shows (llama-server's `/props`, `/tokenize`, `/infill`). */
   vocabulary(): VocabularyFacts;
   /** The chat template's text for `messages`, before tokenizing (llama-server's `/apply-template`). */
-  renderChat(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): string;
-  /** Formats chat messages with the model's template and tokenizes them, ready for the assistant turn. */
-  applyChatTemplate(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): number[];
+  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string;
+  /**
+   * Formats chat messages with the model's template and tokenizes them, ready for the assistant
+   * turn unless `options.addGenerationPrompt` is false.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[];
   /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */
   prepareJsonGrammar(json: object | "json"): Promise<void>;
   generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void>;

@@ -3,7 +3,7 @@ import type { Worker } from "node:worker_threads";
 import { AbortedError, ContextLengthError, EngineError, InvalidRequestError } from "../core/errors.js";
 import type { NativeModel } from "../native/native-model.js";
 import type { SamplerSettings } from "../native/sampler-chain.js";
-import { ChatTemplate } from "./chat-template.js";
+import { ChatTemplate, type ChatTemplateRenderOptions } from "./chat-template.js";
 import { commonPrefixLength } from "./decode-loop.js";
 import type { FromWorker, ToWorker } from "./decode-protocol.js";
 import type {
@@ -115,12 +115,12 @@ export class NativeLoadedModel implements LoadedModel {
     };
   }
 
-  renderChat(messages: readonly ChatMessage[]): string {
-    return this.#template.render(messages);
+  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
+    return this.#template.render(messages, options);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[]): number[] {
-    let text = this.#template.render(messages);
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
+    let text = this.#template.render(messages, options);
     // llama.cpp's rule: a template that writes BOS itself loses it when tokenizing adds one anyway.
     const vocabulary = this.#vocabulary;
     if (vocabulary.addBos && vocabulary.bos >= 0) {

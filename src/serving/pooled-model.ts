@@ -1,4 +1,5 @@
-import type { ChatMessage, ChatTool, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats, TokenizeOptions, VocabularyFacts } from "../engine/engine.js";
+import type { ChatTemplateRenderOptions } from "../engine/chat-template.js";
+import type { ChatMessage, EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo, ModelSource, ModelStats, TokenizeOptions, VocabularyFacts } from "../engine/engine.js";
 
 /** What a {@link PooledModel} reports to its pool. */
 export interface PoolTracker {
@@ -39,12 +40,12 @@ export class PooledModel implements LoadedModel {
     return this.inner.vocabulary();
   }
 
-  renderChat(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): string {
+  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
     this.pool.touch(this.source.id);
     return this.inner.renderChat(messages, options);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[], options?: { readonly tools?: readonly ChatTool[] }): number[] {
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
     this.pool.touch(this.source.id);
     return this.inner.applyChatTemplate(messages, options);
   }
