@@ -94,18 +94,24 @@ const common = {
   top_logprobs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
 };
 
+/** A call in Ollama's shape: arguments as an object. */
+const ollamaToolCall = z.object({
+  function: z.object({ name: z.string().min(1).max(128), arguments: z.record(z.string(), z.unknown()).nullish().transform((value) => value ?? {}) }),
+});
+
 const ollamaMessage = z.object({
-  role: z.enum(["system", "user", "assistant"], { message: "role must be system, user or assistant (tool messages are not supported)" }),
+  role: z.enum(["system", "user", "assistant", "tool"], { message: "role must be system, user, assistant or tool" }),
   content: z.string().max(LIMITS.messageChars).nullish().transform((value) => value ?? ""),
   images: unsupportedList("images"),
-  tool_calls: unsupportedList("tool calls"),
+  tool_calls: nullable(z.array(ollamaToolCall).max(128)),
+  tool_name: nullable(z.string().max(128)),
   thinking: nullable(z.string().max(LIMITS.messageChars)),
 });
 
 export const ollamaChatSchema = z.object({
   ...common,
   messages: nullable(z.array(ollamaMessage).max(LIMITS.messages)).transform((value) => value ?? []),
-  tools: unsupportedList("tools"),
+  tools: nullable(z.array(toolSchema).max(128)),
 });
 
 export const ollamaGenerateSchema = z.object({

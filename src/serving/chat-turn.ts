@@ -122,7 +122,10 @@ export class ChatTurn {
       // A named function with no tools offered is the client's mistake: say so.
       await toolCallGrammar(format, tools.definitions, tools.choice);
     }
-    const promptTokens = model.applyChatTemplate(messages, offered ? { tools: tools.definitions.map(asChatTool) } : {});
+    // A template with tool support sees the tools whenever they are given (with tool_choice none
+    // too: the conversation may hold earlier calls); the generic format has them in its system text.
+    const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
+    const promptTokens = model.applyChatTemplate(messages, rendersTools ? { tools: tools.definitions.map(asChatTool) } : {});
     const room = model.info.contextSize - promptTokens.length;
     const maxTokens = request.maxTokens ?? room;
     if (room < 1 || maxTokens > room) {
