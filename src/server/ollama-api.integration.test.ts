@@ -277,8 +277,9 @@ describe("Ollama-compatible API", () => {
     }
     for (const request of [
       { model: "tiny:a", messages, think: true },
-      { model: "tiny:a", messages, tools: [{ type: "function", function: { name: "f" } }] },
-      { model: "tiny:a", messages: [{ role: "tool", content: "x" }] },
+      { model: "tiny:a", messages, tools: [{ type: "function", function: { name: "get weather" } }] },
+      { model: "tiny:a", messages: [{ role: "assistant", content: "", tool_calls: [{ function: { name: "f", arguments: "not an object" } }] }] },
+      { model: "tiny:a", messages: [{ role: "wizard", content: "x" }] },
       { model: "tiny:a", messages, format: "yaml" },
       { model: "tiny:a", messages, keep_alive: "soon" },
     ]) {

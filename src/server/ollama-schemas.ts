@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../core/errors.js";
 import type { GenerateOptions } from "../engine/engine.js";
-import { checkJsonSchema, LIMITS } from "./openai-schemas.js";
+import { checkJsonSchema, LIMITS, toolSchema } from "./openai-schemas.js";
 
 /**
  * Request bodies of the Ollama-compatible routes (ollama/ollama `docs/api.md`), bounded like the

@@ -7,6 +7,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateText, stepCountIs, tool } from "ai";
+import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { z } from "zod";
 import type { RunningGrove } from "../services.js";
@@ -182,5 +183,46 @@ describe("tool calls through the agent frameworks", () => {
     assert.equal(call.name, "get_weather");
     assert.match(call.call_id, /^call_/);
     assert.equal(typeof (JSON.parse(call.arguments) as { city: unknown }).city, "string");
+  });
+});
+
+describe("a template without tool support (the generic JSON format) and Ollama's /api/chat", () => {
+  let plain: RunningGrove;
+  before(async () => {
+    plain = await startTestGrove(model, { parallel: 1, contextSize: 1024, home: join(model.directory, "plain-home") });
+  });
+  after(async () => {
+    await plain?.close();
+  });
+
+  test("under tool_choice auto the grammar allows a call or an answer, both read into their fields; tools and results reach the prompt", async () => {
+    const ollama = new Ollama({ host: plain.url });
+    const tools = [weatherTool];
+    let calls = 0;
+    let answers = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const response = await ollama.chat({ model: plain.defaultModel, messages: question, tools, options: { seed, num_predict: 160 } });
+      const call = response.message.tool_calls?.[0];
+      if (call !== undefined) {
+        calls++;
+        assert.equal(call.function.name, "get_weather");
+        assert.equal(typeof (call.function.arguments as { city?: unknown }).city, "string");
+        assert.equal(response.message.content, "");
+      } else {
+        answers++;
+        assert.ok(!response.message.content.includes('"response"'), response.message.content);
+      }
+    }
+    assert.ok(calls > 0, `no call in 10 seeds (${answers} answers)`);
+    const bare = await ollama.chat({ model: plain.defaultModel, messages: question, options: { num_predict: 1 } });
+    const withTools = await ollama.chat({ model: plain.defaultModel, messages: question, tools, options: { num_predict: 1 } });
+    const withResult = await ollama.chat({
+      model: plain.defaultModel,
+      messages: [...question, { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris" } } }] }, { role: "tool", content: "21 C", tool_name: "get_weather" }],
+      tools,
+      options: { num_predict: 1 },
+    });
+    assert.ok(withTools.prompt_eval_count > bare.prompt_eval_count + 20, "the tools are in the system text");
+    assert.ok(withResult.prompt_eval_count > withTools.prompt_eval_count + 5, "the call and its result are in the prompt");
   });
 });

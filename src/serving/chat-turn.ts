@@ -25,6 +25,8 @@ export interface ChatTurnRequest {
   readonly maxTokens: number | undefined;
   /** The request field `maxTokens` came from, for the error that names it. */
   readonly maxTokensParam: string;
+  /** A context smaller than the model's for this turn (Ollama's `num_ctx`). */
+  readonly contextLimit?: number;
   /** Sampling and stopping, as the engine takes them. */
   readonly generate: Omit<GenerateOptions, "promptTokens" | "maxTokens">;
   /** Functions the model may call, and whether it must. */
@@ -126,11 +128,13 @@ export class ChatTurn {
     // too: the conversation may hold earlier calls); the generic format has them in its system text.
     const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
     const promptTokens = model.applyChatTemplate(messages, rendersTools ? { tools: tools.definitions.map(asChatTool) } : {});
-    const room = model.info.contextSize - promptTokens.length;
-    const maxTokens = request.maxTokens ?? room;
+    const contextSize = Math.min(request.contextLimit ?? model.info.contextSize, model.info.contextSize);
+    const room = contextSize - promptTokens.length;
+    // A limit past the room is cut to it where the API says so (Ollama), else refused.
+    const maxTokens = request.contextLimit !== undefined ? Math.min(request.maxTokens ?? room, room) : (request.maxTokens ?? room);
     if (room < 1 || maxTokens > room) {
       throw new ContextLengthError(
-        `This model's context holds ${model.info.contextSize} tokens; the messages take ${promptTokens.length}` +
+        `This model's context holds ${contextSize} tokens; the messages take ${promptTokens.length}` +
           (maxTokens > room && room >= 1 ? ` and ${request.maxTokensParam} asks for ${maxTokens} more` : ""),
         { param: request.maxTokens === undefined ? "messages" : request.maxTokensParam },
       );

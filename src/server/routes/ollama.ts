@@ -6,6 +6,7 @@ import type { ModelStore } from "../../store/model-store.js";
 import { toErrorResponse } from "../error-table.js";
 import { meterOf } from "../gateway-hooks.js";
 import { clientGoneSignal, utf8Bytes } from "../generation.js";
+import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { drainRejectedBody, jsonBodyParser, unsupportedMediaType } from "../json-body.js";
@@ -191,6 +192,115 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
   return reply;
 }
 
+/** Ollama's messages as chat messages: calls' arguments as JSON text, a tool message's `tool_name` as its name. */
+function ollamaMessages(body: OllamaChatRequest): ChatMessage[] {
+  let call = 0;
+  const ids: string[] = [];
+  return body.messages.map((message) => {
+    const toolCalls = (message.tool_calls ?? []).map((entry) => {
+      // Ollama's calls carry no ids: number them so results can answer them in order.
+      const id = `call_${call++}`;
+      ids.push(id);
+      return { id, name: entry.function.name, arguments: JSON.stringify(entry.function.arguments) };
+    });
+    return {
+      role: message.role,
+      content: message.content,
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
+      ...(message.role === "tool" && ids.length > 0 ? { toolCallId: ids.shift()! } : {}),
+      ...(message.tool_name === undefined ? {} : { name: message.tool_name }),
+      ...(message.thinking === undefined ? {} : { reasoningContent: message.thinking }),
+    };
+  });
+}
+
+const argumentsObject = (text: string): Record<string, unknown> => {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+};
+
+/**
+ * `/api/chat` through the one chat turn every chat API shares: the template with the tools, and
+ * the model's calls parsed in its family's syntax, answered in Ollama's shape (`tool_calls` with
+ * arguments as objects, each call whole in its chunk; reasoning as `thinking`).
+ */
+async function runChat(job: { request: FastifyRequest; reply: FastifyReply; body: OllamaChatRequest; model: LoadedModel; started: bigint; loadNs: number }): Promise<unknown> {
+  const { body, model, reply } = job;
+  const options = body.options;
+  const predict = options?.num_predict;
+  const contextLimit = Math.min(options?.num_ctx ?? model.info.contextSize, model.info.contextSize);
+  const tools = body.tools ?? [];
+  const turn = await ChatTurn.start({
+    model,
+    name: body.model,
+    meter: meterOf(job.request),
+    messages: ollamaMessages(body),
+    maxTokens: predict === undefined || predict < 0 ? undefined : predict,
+    maxTokensParam: "options.num_predict",
+    contextLimit,
+    generate: {
+      ...ollamaSampling(options),
+      json: ollamaJsonConstraint(body.format),
+      logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+      signal: clientGoneSignal(reply),
+    },
+    ...(tools.length === 0 ? {} : { tools: { definitions: tools, choice: "auto" as const } }),
+  });
+  const head = () => ({ model: body.model, created_at: new Date().toISOString() });
+  const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
+  const callsOf = (calls: readonly { name: string; arguments: string }[]) => calls.map((call) => ({ function: { name: call.name, arguments: argumentsObject(call.arguments) } }));
+  const last = (done: GenerateDone, extra: object) => {
+    const promptNs = Math.round(done.timeToFirstTokenMs * 1e6);
+    return {
+      ...head(),
+      ...message("", extra),
+      done: true,
+      done_reason: done.finishReason,
+      total_duration: nanosecondsSince(job.started),
+      load_duration: job.loadNs,
+      prompt_eval_count: done.promptTokens,
+      prompt_eval_duration: promptNs,
+      eval_count: done.completionTokens,
+      eval_duration: Math.max(0, Math.round(done.totalMs * 1e6) - promptNs),
+    };
+  };
+
+  if (body.stream === false) {
+    const [result] = await turn.collect();
+    if (turn.cancelled || result === undefined) return reply.code(499).send();
+    const extra = { ...(result.reasoning === "" ? {} : { thinking: result.reasoning }), ...(result.toolCalls.length === 0 ? {} : { tool_calls: callsOf(result.toolCalls) }) };
+    const answer = last(result.done, extra);
+    return { ...answer, message: { ...answer.message, content: result.content }, ...(body.logprobs ? { logprobs: ollamaLogprobs(result.logprobs) } : {}) };
+  }
+
+  turn.session.streaming();
+  const stream = new NdjsonStream(reply);
+  try {
+    for await (const event of turn.events()) {
+      if (event.type === "content") {
+        const logprobs = body.logprobs && event.logprobs ? { logprobs: ollamaLogprobs(event.logprobs) } : {};
+        stream.send({ ...head(), ...message(event.text), done: false, ...logprobs });
+      } else if (event.type === "reasoning") {
+        stream.send({ ...head(), ...message("", { thinking: event.text }), done: false });
+      } else if (event.type === "done") {
+        if (event.done.finishReason === "aborted") return reply;
+        // Ollama sends each call whole: the calls go out once the output is read to its end.
+        if (event.toolCalls.length > 0) stream.send({ ...head(), ...message("", { tool_calls: callsOf(event.toolCalls) }), done: false });
+        stream.send(last(event.done, {}));
+      }
+    }
+    stream.end();
+  } catch (error) {
+    job.request.log.error({ err: error }, "ollama stream failed");
+    stream.fail(error);
+  }
+  return reply;
+}
+
 /** Ollama answers a request without a prompt by loading the model and saying so. */
 function loadedAnswer(name: string, piece: object, loadNs: number, started: bigint) {
   return {
@@ -211,9 +321,7 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
     const { model, loadNs } = await loadModel(request, catalog, body.model);
     const piece = (content: string) => ({ message: { role: "assistant", content } });
     if (body.messages.length === 0) return loadedAnswer(body.model, piece(""), loadNs, started);
-    const messages: ChatMessage[] = body.messages.map((message) => ({ role: message.role, content: message.content }));
-    const promptTokens = model.applyChatTemplate(messages);
-    return runGeneration({ request, reply, body, model, promptTokens, started, loadNs, piece });
+    return runChat({ request, reply, body, model, started, loadNs });
   });
 
   app.post("/api/generate", async (request, reply) => {
