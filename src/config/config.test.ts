@@ -55,3 +55,9 @@ test("host, origin and data-directory settings: comma lists, checked, with the f
   assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "null" } }), /--cors-origins/);
   assert.throws(() => loadConfig({ env: { GROVE_ALLOWED_HOSTS: "evil.example/x" } }), /--allowed-hosts/);
 });
+
+test("--cors-origins takes llama-server's localhost keyword, and nothing that only looks like it", () => {
+  assert.deepEqual(loadConfig({ env: {}, flags: { corsOrigins: "localhost,https://app.example.com" } }).corsOrigins, ["localhost", "https://app.example.com"]);
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost.evil.com" } }), /--cors-origins/);
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost:8080" } }), /--cors-origins/);
+});

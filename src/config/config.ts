@@ -101,7 +101,9 @@ export interface GroveConfig {
   /**
    * Browser origins (`https://app.example.com`) that may call the API cross-site, with CORS
    * preflight answers; every other cross-site browser request (an `Origin` not the server's own)
-   * is refused with 403. `*` allows any origin. Comma-separated.
+   * is refused with 403. `localhost` allows every origin on this machine (`http://localhost:5173`,
+   * `http://127.0.0.1:3000`, `http://[::1]`, any port: llama-server's keyword); `*` allows any
+   * origin. Comma-separated.
    * Env `GROVE_CORS_ORIGINS`, flag `--cors-origins`. @default [] (the web app, same-origin, needs none)
    */
   readonly corsOrigins: readonly string[];
@@ -191,7 +193,7 @@ const schema = z.object({
   redis: z.string().refine((value) => value === "" || /^rediss?:\/\/./.test(value), "expected a redis:// or rediss:// URL"),
   webDir: z.string(),
   allowedHosts: commaList.pipe(z.array(z.string().regex(/^(\*|[a-z0-9.-]+|\[[0-9a-f:.]+\])$/i, "expected host names (grove.internal), IP addresses or *, comma-separated"))),
-  corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), or *, comma-separated"))),
+  corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|localhost|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), localhost, or *, comma-separated"))),
   dataDir: z.string(),
   gpuLayers: integer(-1, 100_000),
   cacheTypeK: z.enum(["f16", "q8_0", "q4_0"]),

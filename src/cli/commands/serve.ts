@@ -43,7 +43,7 @@ export function registerServeCommand(program: Command): void {
     .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
     .option("--reservation-ttl <duration>", "release budget reservations older than this (left by a crashed replica), e.g. 30m; 0 never (env GROVE_RESERVATION_TTL; default 15m)")
     .option("--allowed-hosts <names>", "Host names answered besides loopback ones, comma-separated: a reverse proxy's or tunnel's name (env GROVE_ALLOWED_HOSTS)")
-    .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated, or * (env GROVE_CORS_ORIGINS; default none)")
+    .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated; localhost for any origin on this machine; * for any (env GROVE_CORS_ORIGINS; default none)")
     .option("--data-dir <dir>", "the one directory whose files HTTP requests may name (fine-tune data, task files) (env GROVE_DATA_DIR; default none: upload them)")
     .option("--gpu-layers <n>", "layers offloaded to a GPU when one is usable, -1 all, 0 none (env GROVE_GPU_LAYERS; default -1)")
     .option("--cache-type-k <type>", "KV cache type of keys: f16, q8_0, q4_0 (env GROVE_CACHE_TYPE_K; default f16)")
