@@ -61,3 +61,19 @@ test("--cors-origins takes llama-server's localhost keyword, and nothing that on
   assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost.evil.com" } }), /--cors-origins/);
   assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost:8080" } }), /--cors-origins/);
 });
+
+test("llama-server's --seed, --alias and a batch as small as 16; bad values name the flag and variable", () => {
+  const defaults = loadConfig({ env: {} });
+  assert.equal(defaults.seed, -1);
+  assert.deepEqual(defaults.alias, []);
+  const config = loadConfig({ env: { GROVE_SEED: "42" }, flags: { alias: "tinyllama-2, code,", batchSize: "16", ubatchSize: "16" } });
+  assert.equal(config.seed, 42);
+  assert.deepEqual(config.alias, ["tinyllama-2", "code"]);
+  assert.equal(config.batchSize, 16);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: "-2" } }), /--seed.*GROVE_SEED/);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: String(2 ** 32) } }), /--seed/);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: "abc" } }), /--seed/);
+  assert.throws(() => loadConfig({ env: {}, flags: { alias: "ok,../etc" } }), /--alias.*GROVE_ALIAS/);
+  assert.throws(() => loadConfig({ env: {}, flags: { alias: "has space" } }), /--alias/);
+  assert.throws(() => loadConfig({ env: {}, flags: { batchSize: "0" } }), /--batch-size/);
+});

@@ -140,6 +140,20 @@ export interface GroveConfig {
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
+   * The sampling seed of every generation whose request sets none, as llama-server's `--seed`:
+   * the same request then gives the same text. -1 draws a new seed per request.
+   * Env `GROVE_SEED`, flag `--seed`. @default -1
+   */
+  readonly seed: number;
+  /**
+   * The names a `--model FILE` answers to instead of the file's base name, as llama-server's
+   * `--alias`: comma-separated; `/v1/models` lists the first in alphabetical order (llama-server's
+   * rule) with the others as `aliases`. Store models have names and aliases of their own
+   * (`grove tag`, `grove alias`). Env `GROVE_ALIAS`, flag `--alias`. @default [] (the file's name)
+   * @example ["tinyllama-2", "code"]
+   */
+  readonly alias: readonly string[];
+  /**
    * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
    * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
    * and spinning compute threads held it off (2 threads, 2 cores, a small model: time to first
@@ -199,12 +213,16 @@ const schema = z.object({
   cacheTypeK: z.enum(["f16", "q8_0", "q4_0"]),
   cacheTypeV: z.enum(["f16", "q8_0", "q4_0"]),
   flashAttn: z.enum(["auto", "on", "off"]),
-  batchSize: integer(32, 65_536),
-  ubatchSize: integer(32, 65_536),
+  // llama.cpp takes any batch; Grove's decode loop puts one token of every generating slot in a
+  // step, so a batch below the slots is refused when a model loads (the engine names both).
+  batchSize: integer(1, 65_536),
+  ubatchSize: integer(1, 65_536),
   libllamaDir: z.string(),
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  seed: integer(-1, 2 ** 32 - 1),
+  alias: commaList.pipe(z.array(z.string().max(256).regex(/^[a-z0-9][a-z0-9._:/@+-]*$/i, "expected model names such as tinyllama-2 (letters, digits and . _ : / @ + -), comma-separated"))),
   chatTemplateFile: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
@@ -248,6 +266,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  seed: { env: "GROVE_SEED", flag: "--seed" },
+  alias: { env: "GROVE_ALIAS", flag: "--alias" },
   chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
@@ -289,6 +309,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    seed: -1,
+    alias: [],
     chatTemplateFile: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };

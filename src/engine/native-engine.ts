@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
-import { EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
+import { ConfigError, EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
 import { validateGgufFile } from "../gguf/gguf-validator.js";
 import type { Logger } from "../logging/logger.js";
 import { loadLibllamaFfi } from "../native/libllama.js";
@@ -46,6 +46,8 @@ export interface NativeEngineOptions {
   readonly mmap?: "auto" | "on" | "off";
   /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
   readonly chatTemplate?: string;
+  /** Seed of every generation that sets none (`--seed`); undefined: a new one each. */
+  readonly seed?: number;
   /**
    * How often text goes from the decode thread to the main thread, ms (a first token, an ending
    * or an error at once). Each hand-over wakes the main thread, which on a small machine preempts
@@ -166,6 +168,11 @@ export class NativeEngine implements Engine {
     const threads = options.threads > 0 ? options.threads : defaultThreadCount(statSync(source.path).size);
     const slots = source.slots ?? options.slots ?? 4;
     const contextSize = source.contextSize ?? options.contextSize ?? 2048;
+    const batchSize = options.batchSize ?? 2048;
+    // A step takes the next token of every generating slot, so they must fit in one batch.
+    if (batchSize < slots) {
+      throw new ConfigError(`--batch-size ${batchSize} is below the ${slots} slots of ${source.id}: a decode step holds one token of every slot; raise --batch-size or lower --parallel`, { param: "--batch-size" });
+    }
     options.logger?.info({ model: source.id, threads, slots, contextSize, gpu: this.#libraries.gpu }, "loading model");
     let vocabulary: NativeModel;
     try {
@@ -180,7 +187,7 @@ export class NativeEngine implements Engine {
       slots,
       contextSize,
       threads,
-      batchSize: options.batchSize ?? 2048,
+      batchSize,
       ubatchSize: options.ubatchSize ?? 512,
       prefillChunk: options.prefillChunk ?? 512,
       cacheTypeK: CACHE_TYPES[options.cacheTypeK ?? "f16"],
@@ -238,6 +245,7 @@ export class NativeEngine implements Engine {
       signal,
       queueLimit: options.queueLimit ?? 64,
       ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
     });
     worker.on("error", (error) => {
       options.logger?.error({ err: error, model: source.id }, "the decode thread failed");

@@ -30,6 +30,8 @@ export interface LlamaNativeOptions {
   readonly defaultModel: () => string | undefined;
   /** Serve `GET /slots` (llama-server's `--slots`); otherwise it answers 501. */
   readonly slots: boolean;
+  /** The seed of generations that set none (`--seed`), for `/props`; undefined: a new one each (-1). */
+  readonly seed?: number;
 }
 
 const modelOf = (request: FastifyRequest, body: { model?: string | undefined }, options: LlamaNativeOptions): string => {
@@ -305,7 +307,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const vocabulary = model.vocabulary();
     const { info } = model;
     return {
-      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: -1 } },
+      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: options.seed ?? -1 } },
       total_slots: info.slots,
       model_alias: name,
       // The file's name, never a server path.
