@@ -219,6 +219,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       prefillChunk: config.ubatchSize,
       threadpoolPoll: config.poll,
       mmap: config.mmap,
+      ...(config.pooling === "auto" ? {} : { pooling: config.pooling }),
       ...(config.seed < 0 ? {} : { seed: config.seed }),
       ...(config.chatTemplateFile === "" ? {} : { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) }),
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),

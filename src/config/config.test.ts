@@ -77,3 +77,11 @@ test("llama-server's --seed, --alias and a batch as small as 16; bad values name
   assert.throws(() => loadConfig({ env: {}, flags: { alias: "has space" } }), /--alias/);
   assert.throws(() => loadConfig({ env: {}, flags: { batchSize: "0" } }), /--batch-size/);
 });
+
+test("--pooling: llama-server's types but rank, which says why it is refused", () => {
+  assert.equal(loadConfig({ env: {} }).pooling, "auto");
+  assert.equal(loadConfig({ env: { GROVE_POOLING: "mean" } }).pooling, "mean");
+  for (const pooling of ["none", "cls", "last"]) assert.equal(loadConfig({ env: {}, flags: { pooling } }).pooling, pooling);
+  assert.throws(() => loadConfig({ env: {}, flags: { pooling: "rank" } }), /--pooling.*GROVE_POOLING.*rerank/);
+  assert.throws(() => loadConfig({ env: {}, flags: { pooling: "max" } }), /--pooling.*expected one of auto, none, mean, cls, last/);
+});

@@ -140,6 +140,15 @@ export interface GroveConfig {
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
+   * How embeddings are pooled from the token vectors, as llama-server's `--pooling`: `mean`,
+   * `cls` (the first token's), `last`, or `none` (one vector per token: only llama-server's
+   * `/embeddings` returns them; the OpenAI and Ollama routes answer 400). `auto` takes the model's
+   * own (a GGUF's `<arch>.pooling_type`), and the last token's vector when the model has none.
+   * `rank` (a reranker's score) is refused: Grove serves no `/rerank`.
+   * Env `GROVE_POOLING`, flag `--pooling`. @default "auto"
+   */
+  readonly pooling: "auto" | "none" | "mean" | "cls" | "last";
+  /**
    * The sampling seed of every generation whose request sets none, as llama-server's `--seed`:
    * the same request then gives the same text. -1 draws a new seed per request.
    * Env `GROVE_SEED`, flag `--seed`. @default -1
@@ -175,6 +184,8 @@ const commaList = z.preprocess(
   (value) => (typeof value === "string" ? value.split(",") : value),
   z.array(z.string()).transform((items) => items.map((item) => item.trim()).filter((item) => item !== "")),
 );
+
+const POOLINGS = ["auto", "none", "mean", "cls", "last"] as const;
 
 const schema = z.object({
   home: z.string().min(1),
@@ -221,6 +232,10 @@ const schema = z.object({
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  pooling: z.string().superRefine((value, context) => {
+    if (value === "rank") context.addIssue({ code: "custom", message: "rank pools a reranker's score, and Grove serves no /rerank: use mean, cls, last, none or auto" });
+    else if (!POOLINGS.includes(value as (typeof POOLINGS)[number])) context.addIssue({ code: "custom", message: `expected one of ${POOLINGS.join(", ")}` });
+  }),
   seed: integer(-1, 2 ** 32 - 1),
   alias: commaList.pipe(z.array(z.string().max(256).regex(/^[a-z0-9][a-z0-9._:/@+-]*$/i, "expected model names such as tinyllama-2 (letters, digits and . _ : / @ + -), comma-separated"))),
   chatTemplateFile: z.string(),
@@ -266,6 +281,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  pooling: { env: "GROVE_POOLING", flag: "--pooling" },
   seed: { env: "GROVE_SEED", flag: "--seed" },
   alias: { env: "GROVE_ALIAS", flag: "--alias" },
   chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
@@ -309,6 +325,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    pooling: "auto",
     seed: -1,
     alias: [],
     chatTemplateFile: "",

@@ -9,7 +9,7 @@ import { loadLibllamaFfi } from "../native/libllama.js";
 import { chooseLibraries, type LibrarySet } from "../native/library-directory.js";
 import { CACHE_TYPES, NativeModel } from "../native/native-model.js";
 import type { DecodeWorkerData, FromWorker } from "./decode-protocol.js";
-import type { Engine, LoadedModel, ModelSource } from "./engine.js";
+import type { EmbeddingPooling, Engine, LoadedModel, ModelSource } from "./engine.js";
 import { NativeLoadedModel } from "./native-loaded-model.js";
 
 /** KV cache types `--cache-type-k` / `--cache-type-v` take. */
@@ -46,6 +46,8 @@ export interface NativeEngineOptions {
   readonly mmap?: "auto" | "on" | "off";
   /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
   readonly chatTemplate?: string;
+  /** Pooling of embeddings (`--pooling`); undefined: each model's own, or its last token's vector when it has none. */
+  readonly pooling?: EmbeddingPooling;
   /** Seed of every generation that sets none (`--seed`); undefined: a new one each. */
   readonly seed?: number;
   /**
@@ -59,6 +61,9 @@ export interface NativeEngineOptions {
   readonly libraryDirectory?: string;
   readonly logger?: Logger;
 }
+
+/** llama.cpp's `enum llama_pooling_type` values. */
+const POOLING_TYPES: Record<EmbeddingPooling, number> = { none: 0, mean: 1, cls: 2, last: 3 };
 
 /** Below this many bytes of weights, one thread is the default (a step is too short to share). */
 export const SINGLE_THREAD_BELOW_BYTES = 1 << 30;
@@ -195,6 +200,7 @@ export class NativeEngine implements Engine {
       flashAttention: { auto: -1, on: 1, off: 0 }[options.flashAttention ?? "auto"],
       gpuLayers: this.#libraries.gpu === false ? 0 : (options.gpuLayers ?? -1),
       mmap: options.mmap === "on" || ((options.mmap ?? "auto") === "auto" && this.#libraries.gpu !== false),
+      poolingType: options.pooling === undefined ? -1 : POOLING_TYPES[options.pooling],
       threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 0),
       libraryDirectory: this.#libraries.directory,
       flushMs: options.flushMs ?? 5,
@@ -238,6 +244,7 @@ export class NativeEngine implements Engine {
         threads,
         vocabularySize: vocabulary.vocabularySize,
         embeddingSize: ready.embeddingSize,
+        ...(options.pooling === undefined ? {} : { pooling: options.pooling }),
         loadedAt: Math.floor(Date.now() / 1000),
       },
       vocabulary,

@@ -241,7 +241,11 @@ export class NativeLoadedModel implements LoadedModel {
     try {
       const event = await this.#nextEvent(pending);
       if (event.type !== "embedded") throw new EngineError(`Computing embeddings failed: ${"message" in event ? event.message : event.type}`);
-      return { vectors: event.vectors.map((vector) => Array.from(vector)), promptTokens: tokenized.reduce((sum, tokens) => sum + tokens.length, 0) };
+      return {
+        vectors: event.vectors.map((vector) => Array.from(vector)),
+        ...(event.tokenVectors === undefined ? {} : { tokenVectors: event.tokenVectors.map((vectors) => vectors.map((vector) => Array.from(vector))) }),
+        promptTokens: tokenized.reduce((sum, tokens) => sum + tokens.length, 0),
+      };
     } finally {
       this.#pending.delete(id);
     }

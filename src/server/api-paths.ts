@@ -7,8 +7,8 @@ import type { FastifyInstance } from "fastify";
  * fallback cannot disagree about a path.
  */
 
-/** llama-server's own endpoints that Grove serves (`routes/llama-native.ts`). */
-export const NATIVE_PATHS = ["/completion", "/tokenize", "/detokenize", "/apply-template", "/props", "/slots", "/infill"] as const;
+/** llama-server's own endpoints that Grove serves (`routes/llama-native.ts`, `routes/embeddings.ts`). */
+export const NATIVE_PATHS = ["/completion", "/tokenize", "/detokenize", "/apply-template", "/props", "/slots", "/infill", "/embedding", "/embeddings"] as const;
 
 /** Paths behind the API key and the gateway: the OpenAI and Ollama prefixes and llama-server's endpoints. */
 const KEYED_PREFIXES = ["/v1", "/api", ...NATIVE_PATHS];
@@ -26,11 +26,12 @@ export function isApiPath(path: string): boolean {
 }
 
 /** OpenAI routes that llama-server (and so its clients) also serve without `/v1`. */
-const UNVERSIONED = new Set(["/chat/completions", "/embeddings", "/responses", "/messages", "/models"]);
+const UNVERSIONED = new Set(["/chat/completions", "/responses", "/messages", "/models"]);
 
 /**
  * Paths llama-server gives its own endpoints although they look like OpenAI's: `/completions` is
- * its `/completion` (answering `content`, not `choices`).
+ * its `/completion` (answering `content`, not `choices`); `/embeddings` is its own route
+ * (`routes/embeddings.ts`), not `/v1/embeddings`.
  */
 const NATIVE_ALIASES: Readonly<Record<string, string>> = { "/completions": "/completion" };
 

@@ -104,9 +104,12 @@ describe("/completions", () => {
 describe("grove serve's flags", () => {
   test("--help lists them; a bad value exits naming the flag (a negative seed is a value, not a flag)", async () => {
     const help = await runCli("serve", "--help");
-    for (const flag of ["--seed", "--alias"]) assert.match(help.stdout, new RegExp(`${flag} <`), flag);
+    for (const flag of ["--pooling", "--seed", "--alias"]) assert.match(help.stdout, new RegExp(`${flag} <`), flag);
     const seed = await runCliInProcess("serve", "--model", model.path, "--home", join(model.directory, "cli"), "--port", "0", "--seed", "-5");
     assert.equal(seed.code, 1);
     assert.match(seed.stderr, /Invalid value "-5" for seed.*--seed/);
+    const pooling = await runCliInProcess("serve", "--model", model.path, "--home", join(model.directory, "cli"), "--port", "0", "--pooling", "rank");
+    assert.equal(pooling.code, 1);
+    assert.match(pooling.stderr, /--pooling.*no \/rerank/);
   });
 });

@@ -53,6 +53,7 @@ export function registerServeCommand(program: Command): void {
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
     .option("--chat-template-file <file>", "a Jinja chat template used instead of the models' own (env GROVE_CHAT_TEMPLATE_FILE)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
+    .option("--pooling <type>", "embedding pooling: auto (the model's), mean, cls, last, none (per token, llama-server's /embeddings only) (env GROVE_POOLING; default auto)")
     .option("--seed <n>", "sampling seed of requests that set none, -1 a new one each (env GROVE_SEED; default -1)")
     .option("--alias <names>", "names a --model FILE answers to instead of its file name, comma-separated (env GROVE_ALIAS)")
     .option("--mmap <mode>", "map model files: auto (with a GPU), on, off (env GROVE_MMAP; default auto)")
@@ -96,6 +97,7 @@ export function registerServeCommand(program: Command): void {
           poll: flags.poll,
           mmap: flags.mmap,
           slots: flags.slots ? "on" : undefined,
+          pooling: flags.pooling,
           seed: flags.seed,
           alias: flags.alias,
           chatTemplateFile: flags.chatTemplateFile,
