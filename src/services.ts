@@ -103,9 +103,14 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     if (config.modelSettings.length > 0) {
       throw new ConfigError("--model-settings (GROVE_MODEL_SETTINGS) applies to models served from the store, not to --model FILE: use --ctx-size and --parallel", { param: "--model-settings" });
     }
-    const id = basename(config.model).replace(/\.gguf$/i, "");
+    // llama-server's rule: the model is listed under its first alias in alphabetical order.
+    const names = [...new Set(config.alias)].sort();
+    const id = names[0] ?? basename(config.model).replace(/\.gguf$/i, "");
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
-    return { catalog: new EngineCatalog(engine), defaultModel: id, fromStore: false };
+    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }), defaultModel: id, fromStore: false };
+  }
+  if (config.alias.length > 0) {
+    throw new ConfigError("--alias (GROVE_ALIAS) names a --model FILE; models served from the store answer to their names and to grove alias", { param: "--alias" });
   }
   const catalog = new StoreCatalog({
     store,
@@ -214,6 +219,8 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       prefillChunk: config.ubatchSize,
       threadpoolPoll: config.poll,
       mmap: config.mmap,
+      ...(config.pooling === "auto" ? {} : { pooling: config.pooling }),
+      ...(config.seed < 0 ? {} : { seed: config.seed }),
       ...(config.chatTemplateFile === "" ? {} : { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) }),
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
@@ -235,6 +242,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       ...(config.threads > 0 ? { threads: config.threads } : {}),
       defaultModel,
       slotsEndpoint: config.slots === "on",
+      ...(config.seed < 0 ? {} : { seed: config.seed }),
     });
     try {
       await app.listen({ host: config.host, port: config.port });

@@ -55,3 +55,33 @@ test("host, origin and data-directory settings: comma lists, checked, with the f
   assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "null" } }), /--cors-origins/);
   assert.throws(() => loadConfig({ env: { GROVE_ALLOWED_HOSTS: "evil.example/x" } }), /--allowed-hosts/);
 });
+
+test("--cors-origins takes llama-server's localhost keyword, and nothing that only looks like it", () => {
+  assert.deepEqual(loadConfig({ env: {}, flags: { corsOrigins: "localhost,https://app.example.com" } }).corsOrigins, ["localhost", "https://app.example.com"]);
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost.evil.com" } }), /--cors-origins/);
+  assert.throws(() => loadConfig({ env: {}, flags: { corsOrigins: "localhost:8080" } }), /--cors-origins/);
+});
+
+test("llama-server's --seed, --alias and a batch as small as 16; bad values name the flag and variable", () => {
+  const defaults = loadConfig({ env: {} });
+  assert.equal(defaults.seed, -1);
+  assert.deepEqual(defaults.alias, []);
+  const config = loadConfig({ env: { GROVE_SEED: "42" }, flags: { alias: "tinyllama-2, code,", batchSize: "16", ubatchSize: "16" } });
+  assert.equal(config.seed, 42);
+  assert.deepEqual(config.alias, ["tinyllama-2", "code"]);
+  assert.equal(config.batchSize, 16);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: "-2" } }), /--seed.*GROVE_SEED/);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: String(2 ** 32) } }), /--seed/);
+  assert.throws(() => loadConfig({ env: {}, flags: { seed: "abc" } }), /--seed/);
+  assert.throws(() => loadConfig({ env: {}, flags: { alias: "ok,../etc" } }), /--alias.*GROVE_ALIAS/);
+  assert.throws(() => loadConfig({ env: {}, flags: { alias: "has space" } }), /--alias/);
+  assert.throws(() => loadConfig({ env: {}, flags: { batchSize: "0" } }), /--batch-size/);
+});
+
+test("--pooling: llama-server's types but rank, which says why it is refused", () => {
+  assert.equal(loadConfig({ env: {} }).pooling, "auto");
+  assert.equal(loadConfig({ env: { GROVE_POOLING: "mean" } }).pooling, "mean");
+  for (const pooling of ["none", "cls", "last"]) assert.equal(loadConfig({ env: {}, flags: { pooling } }).pooling, pooling);
+  assert.throws(() => loadConfig({ env: {}, flags: { pooling: "rank" } }), /--pooling.*GROVE_POOLING.*rerank/);
+  assert.throws(() => loadConfig({ env: {}, flags: { pooling: "max" } }), /--pooling.*expected one of auto, none, mean, cls, last/);
+});

@@ -101,7 +101,9 @@ export interface GroveConfig {
   /**
    * Browser origins (`https://app.example.com`) that may call the API cross-site, with CORS
    * preflight answers; every other cross-site browser request (an `Origin` not the server's own)
-   * is refused with 403. `*` allows any origin. Comma-separated.
+   * is refused with 403. `localhost` allows every origin on this machine (`http://localhost:5173`,
+   * `http://127.0.0.1:3000`, `http://[::1]`, any port: llama-server's keyword); `*` allows any
+   * origin. Comma-separated.
    * Env `GROVE_CORS_ORIGINS`, flag `--cors-origins`. @default [] (the web app, same-origin, needs none)
    */
   readonly corsOrigins: readonly string[];
@@ -138,6 +140,29 @@ export interface GroveConfig {
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
+   * How embeddings are pooled from the token vectors, as llama-server's `--pooling`: `mean`,
+   * `cls` (the first token's), `last`, or `none` (one vector per token: only llama-server's
+   * `/embeddings` returns them; the OpenAI and Ollama routes answer 400). `auto` takes the model's
+   * own (a GGUF's `<arch>.pooling_type`), and the last token's vector when the model has none.
+   * `rank` (a reranker's score) is refused: Grove serves no `/rerank`.
+   * Env `GROVE_POOLING`, flag `--pooling`. @default "auto"
+   */
+  readonly pooling: "auto" | "none" | "mean" | "cls" | "last";
+  /**
+   * The sampling seed of every generation whose request sets none, as llama-server's `--seed`:
+   * the same request then gives the same text. -1 draws a new seed per request.
+   * Env `GROVE_SEED`, flag `--seed`. @default -1
+   */
+  readonly seed: number;
+  /**
+   * The names a `--model FILE` answers to instead of the file's base name, as llama-server's
+   * `--alias`: comma-separated; `/v1/models` lists the first in alphabetical order (llama-server's
+   * rule) with the others as `aliases`. Store models have names and aliases of their own
+   * (`grove tag`, `grove alias`). Env `GROVE_ALIAS`, flag `--alias`. @default [] (the file's name)
+   * @example ["tinyllama-2", "code"]
+   */
+  readonly alias: readonly string[];
+  /**
    * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
    * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
    * and spinning compute threads held it off (2 threads, 2 cores, a small model: time to first
@@ -159,6 +184,8 @@ const commaList = z.preprocess(
   (value) => (typeof value === "string" ? value.split(",") : value),
   z.array(z.string()).transform((items) => items.map((item) => item.trim()).filter((item) => item !== "")),
 );
+
+const POOLINGS = ["auto", "none", "mean", "cls", "last"] as const;
 
 const schema = z.object({
   home: z.string().min(1),
@@ -191,18 +218,26 @@ const schema = z.object({
   redis: z.string().refine((value) => value === "" || /^rediss?:\/\/./.test(value), "expected a redis:// or rediss:// URL"),
   webDir: z.string(),
   allowedHosts: commaList.pipe(z.array(z.string().regex(/^(\*|[a-z0-9.-]+|\[[0-9a-f:.]+\])$/i, "expected host names (grove.internal), IP addresses or *, comma-separated"))),
-  corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), or *, comma-separated"))),
+  corsOrigins: commaList.pipe(z.array(z.string().regex(/^(\*|localhost|https?:\/\/[a-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9a-f:.]+\](:\d{1,5})?)$/i, "expected origins such as https://app.example.com (scheme, host, optional port; no path), localhost, or *, comma-separated"))),
   dataDir: z.string(),
   gpuLayers: integer(-1, 100_000),
   cacheTypeK: z.enum(["f16", "q8_0", "q4_0"]),
   cacheTypeV: z.enum(["f16", "q8_0", "q4_0"]),
   flashAttn: z.enum(["auto", "on", "off"]),
-  batchSize: integer(32, 65_536),
-  ubatchSize: integer(32, 65_536),
+  // llama.cpp takes any batch; Grove's decode loop puts one token of every generating slot in a
+  // step, so a batch below the slots is refused when a model loads (the engine names both).
+  batchSize: integer(1, 65_536),
+  ubatchSize: integer(1, 65_536),
   libllamaDir: z.string(),
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  pooling: z.string().superRefine((value, context) => {
+    if (value === "rank") context.addIssue({ code: "custom", message: "rank pools a reranker's score, and Grove serves no /rerank: use mean, cls, last, none or auto" });
+    else if (!POOLINGS.includes(value as (typeof POOLINGS)[number])) context.addIssue({ code: "custom", message: `expected one of ${POOLINGS.join(", ")}` });
+  }),
+  seed: integer(-1, 2 ** 32 - 1),
+  alias: commaList.pipe(z.array(z.string().max(256).regex(/^[a-z0-9][a-z0-9._:/@+-]*$/i, "expected model names such as tinyllama-2 (letters, digits and . _ : / @ + -), comma-separated"))),
   chatTemplateFile: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
@@ -246,6 +281,9 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  pooling: { env: "GROVE_POOLING", flag: "--pooling" },
+  seed: { env: "GROVE_SEED", flag: "--seed" },
+  alias: { env: "GROVE_ALIAS", flag: "--alias" },
   chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
@@ -287,6 +325,9 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    pooling: "auto",
+    seed: -1,
+    alias: [],
     chatTemplateFile: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };

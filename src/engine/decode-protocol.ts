@@ -23,6 +23,8 @@ export interface DecodeWorkerData {
   readonly gpuLayers: number;
   /** Map the model file instead of reading it. */
   readonly mmap: boolean;
+  /** llama.cpp's pooling type of the embeddings context (-1: the model's own); 0 (none) returns every token's vector. */
+  readonly poolingType: number;
   readonly threadpoolPoll: number | undefined;
   readonly libraryDirectory: string | undefined;
   /** Text is sent to the main thread at most this often (a first token or an ending at once). */
@@ -76,5 +78,5 @@ export type FromWorker =
       readonly kv: Int32Array;
       readonly promptLogprobs?: TokenLogprob[];
     }
-  | { readonly type: "embedded"; readonly id: number; readonly vectors: Float32Array[] }
+  | { readonly type: "embedded"; readonly id: number; readonly vectors: Float32Array[]; readonly tokenVectors?: Float32Array[][] }
   | { readonly type: "log"; readonly level: "warn" | "error"; readonly message: string };

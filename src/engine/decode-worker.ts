@@ -79,8 +79,18 @@ async function main(): Promise<void> {
               ubatchSize: Math.min(data.contextSize, model.trainContextSize || data.contextSize),
               threads: data.threads,
               embeddings: true,
+              poolingType: data.poolingType,
             });
-            emit({ type: "embedded", id: request.id, vectors: request.inputs.map((tokens) => embed(embeddings!, tokens)) });
+            const context = embeddings;
+            // Told `--pooling none`: every token's vector too (llama-server's /embeddings).
+            const perToken = data.poolingType === 0;
+            const results = request.inputs.map((tokens) => embed(context, tokens, perToken));
+            emit({
+              type: "embedded",
+              id: request.id,
+              vectors: results.map((result) => result.vector),
+              ...(perToken ? { tokenVectors: results.map((result) => result.tokens ?? []) } : {}),
+            });
           } catch (error) {
             emit({ type: "failed", id: request.id, message: (error as Error).message });
           }
@@ -100,14 +110,16 @@ async function main(): Promise<void> {
   model.free();
 }
 
-/** One input's embedding: pooled as the model says, or its last token's when it has no pooling. */
-function embed(context: NativeContext, tokens: Int32Array): Float32Array {
+/** One input's embedding: pooled as the context says, or its last token's when it has no pooling; with `perToken`, every token's as well. */
+function embed(context: NativeContext, tokens: Int32Array, perToken: boolean): { vector: Float32Array; tokens?: Float32Array[] } {
   context.clear();
   context.clearBatch();
   for (let index = 0; index < tokens.length; index++) context.add(tokens[index]!, index, 0, true);
   const status = context.decode();
   if (status !== 0) throw new Error(`llama_decode failed with status ${status} while embedding`);
-  return context.embedding(0, tokens.length - 1);
+  const vector = context.embedding(0, tokens.length - 1);
+  if (!perToken || context.poolingType !== 0) return { vector };
+  return { vector, tokens: Array.from(tokens, (_, index) => context.embedding(0, index)) };
 }
 
 main().then(

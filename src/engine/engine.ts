@@ -64,9 +64,17 @@ export interface ModelInfo {
   readonly threads: number;
   readonly vocabularySize: number;
   readonly embeddingSize: number;
+  /**
+   * How embeddings are pooled, when the server was told (`--pooling`); absent: the model's own
+   * pooling, or its last token's vector when it has none. `none` gives one vector per token.
+   */
+  readonly pooling?: EmbeddingPooling;
   /** Seconds since the epoch at load time. */
   readonly loadedAt: number;
 }
+
+/** llama.cpp's pooling types an embeddings context can use (`rank`, a reranker's score, aside). */
+export type EmbeddingPooling = "none" | "mean" | "cls" | "last";
 
 /** One function call an assistant turn made (OpenAI `tool_calls[]`). */
 export interface ChatToolCall {
@@ -197,9 +205,13 @@ export interface GenerateDone {
 
 export type GenerateEvent = GenerateChunk | GenerateDone;
 
-/** What one embeddings call returns. */
+/** What one embeddings call returns. Vectors are as the model computes them, not normalised. */
 export interface EmbedResult {
+  /** One vector per input: pooled, or the input's last token's under `pooling: "none"` or a model without pooling. */
   readonly vectors: number[][];
+  /** Under `pooling: "none"` only: per input, one vector per token, in order. */
+  readonly tokenVectors?: number[][][];
+  /** Tokens evaluated, over all inputs. */
   readonly promptTokens: number;
 }
 
@@ -255,7 +267,7 @@ export interface LoadedModel {
   /** Throws a GroveError subclass for a schema the engine cannot turn into a grammar. */
   prepareJsonGrammar(json: object | "json"): Promise<void>;
   generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void>;
-  /** Embeds texts or token lists, one vector each. */
+  /** Embeds texts (tokenized as they are, without special tokens) or token lists, one vector each. */
   embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<EmbedResult>;
   stats(): ModelStats;
 }

@@ -2,14 +2,14 @@ import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
-import { EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
+import { ConfigError, EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
 import { validateGgufFile } from "../gguf/gguf-validator.js";
 import type { Logger } from "../logging/logger.js";
 import { loadLibllamaFfi } from "../native/libllama.js";
 import { chooseLibraries, type LibrarySet } from "../native/library-directory.js";
 import { CACHE_TYPES, NativeModel } from "../native/native-model.js";
 import type { DecodeWorkerData, FromWorker } from "./decode-protocol.js";
-import type { Engine, LoadedModel, ModelSource } from "./engine.js";
+import type { EmbeddingPooling, Engine, LoadedModel, ModelSource } from "./engine.js";
 import { NativeLoadedModel } from "./native-loaded-model.js";
 
 /** KV cache types `--cache-type-k` / `--cache-type-v` take. */
@@ -46,6 +46,10 @@ export interface NativeEngineOptions {
   readonly mmap?: "auto" | "on" | "off";
   /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
   readonly chatTemplate?: string;
+  /** Pooling of embeddings (`--pooling`); undefined: each model's own, or its last token's vector when it has none. */
+  readonly pooling?: EmbeddingPooling;
+  /** Seed of every generation that sets none (`--seed`); undefined: a new one each. */
+  readonly seed?: number;
   /**
    * How often text goes from the decode thread to the main thread, ms (a first token, an ending
    * or an error at once). Each hand-over wakes the main thread, which on a small machine preempts
@@ -57,6 +61,9 @@ export interface NativeEngineOptions {
   readonly libraryDirectory?: string;
   readonly logger?: Logger;
 }
+
+/** llama.cpp's `enum llama_pooling_type` values. */
+const POOLING_TYPES: Record<EmbeddingPooling, number> = { none: 0, mean: 1, cls: 2, last: 3 };
 
 /** Below this many bytes of weights, one thread is the default (a step is too short to share). */
 export const SINGLE_THREAD_BELOW_BYTES = 1 << 30;
@@ -166,6 +173,11 @@ export class NativeEngine implements Engine {
     const threads = options.threads > 0 ? options.threads : defaultThreadCount(statSync(source.path).size);
     const slots = source.slots ?? options.slots ?? 4;
     const contextSize = source.contextSize ?? options.contextSize ?? 2048;
+    const batchSize = options.batchSize ?? 2048;
+    // A step takes the next token of every generating slot, so they must fit in one batch.
+    if (batchSize < slots) {
+      throw new ConfigError(`--batch-size ${batchSize} is below the ${slots} slots of ${source.id}: a decode step holds one token of every slot; raise --batch-size or lower --parallel`, { param: "--batch-size" });
+    }
     options.logger?.info({ model: source.id, threads, slots, contextSize, gpu: this.#libraries.gpu }, "loading model");
     let vocabulary: NativeModel;
     try {
@@ -180,7 +192,7 @@ export class NativeEngine implements Engine {
       slots,
       contextSize,
       threads,
-      batchSize: options.batchSize ?? 2048,
+      batchSize,
       ubatchSize: options.ubatchSize ?? 512,
       prefillChunk: options.prefillChunk ?? 512,
       cacheTypeK: CACHE_TYPES[options.cacheTypeK ?? "f16"],
@@ -188,6 +200,7 @@ export class NativeEngine implements Engine {
       flashAttention: { auto: -1, on: 1, off: 0 }[options.flashAttention ?? "auto"],
       gpuLayers: this.#libraries.gpu === false ? 0 : (options.gpuLayers ?? -1),
       mmap: options.mmap === "on" || ((options.mmap ?? "auto") === "auto" && this.#libraries.gpu !== false),
+      poolingType: options.pooling === undefined ? -1 : POOLING_TYPES[options.pooling],
       threadpoolPoll: options.threadpoolPoll === null ? undefined : (options.threadpoolPoll ?? 0),
       libraryDirectory: this.#libraries.directory,
       flushMs: options.flushMs ?? 5,
@@ -231,6 +244,7 @@ export class NativeEngine implements Engine {
         threads,
         vocabularySize: vocabulary.vocabularySize,
         embeddingSize: ready.embeddingSize,
+        ...(options.pooling === undefined ? {} : { pooling: options.pooling }),
         loadedAt: Math.floor(Date.now() / 1000),
       },
       vocabulary,
@@ -238,6 +252,7 @@ export class NativeEngine implements Engine {
       signal,
       queueLimit: options.queueLimit ?? 64,
       ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
     });
     worker.on("error", (error) => {
       options.logger?.error({ err: error, model: source.id }, "the decode thread failed");

@@ -34,6 +34,8 @@ export interface NativeLoadedModelOptions {
   readonly queueLimit: number;
   /** A chat template used instead of the model's own. */
   readonly chatTemplate?: string;
+  /** The seed of a generation that sets none (`--seed`); undefined draws one per generation. */
+  readonly seed?: number;
 }
 
 /** A generation (or an embedding call) waiting for the worker's messages. */
@@ -64,6 +66,7 @@ export class NativeLoadedModel implements LoadedModel {
   readonly #grammars = new Map<string, JsonGrammar>();
   readonly #finished: Record<FinishReason, number> = { stop: 0, length: 0, aborted: 0 };
   readonly #template: ChatTemplate;
+  readonly #seed: number | undefined;
   #nextId = 0;
   #broken: string | undefined;
 
@@ -72,6 +75,7 @@ export class NativeLoadedModel implements LoadedModel {
     this.#vocabulary = options.vocabulary;
     this.#worker = options.worker;
     this.#signal = new Int32Array(options.signal);
+    this.#seed = options.seed;
     this.#kv = Array.from({ length: options.info.slots }, () => new Int32Array(0));
     this.#pool = new SlotPool({
       slots: Array.from({ length: options.info.slots }, (_, index) => index),
@@ -238,7 +242,11 @@ export class NativeLoadedModel implements LoadedModel {
     try {
       const event = await this.#nextEvent(pending);
       if (event.type !== "embedded") throw new EngineError(`Computing embeddings failed: ${"message" in event ? event.message : event.type}`);
-      return { vectors: event.vectors.map((vector) => Array.from(vector)), promptTokens: tokenized.reduce((sum, tokens) => sum + tokens.length, 0) };
+      return {
+        vectors: event.vectors.map((vector) => Array.from(vector)),
+        ...(event.tokenVectors === undefined ? {} : { tokenVectors: event.tokenVectors.map((vectors) => vectors.map((vector) => Array.from(vector))) }),
+        promptTokens: tokenized.reduce((sum, tokens) => sum + tokens.length, 0),
+      };
     } finally {
       this.#pending.delete(id);
     }
@@ -314,7 +322,7 @@ export class NativeLoadedModel implements LoadedModel {
       topK: options.topK ?? 0,
       topP: options.topP ?? 1,
       minP: options.minP ?? 0,
-      seed: options.seed ?? randomInt(0, 2 ** 32 - 1),
+      seed: options.seed ?? this.#seed ?? randomInt(0, 2 ** 32 - 1),
       repeatPenalty: options.repeatPenalty ?? 1,
       frequencyPenalty: options.frequencyPenalty ?? 0,
       presencePenalty: options.presencePenalty ?? 0,

@@ -180,6 +180,8 @@ export interface NativeContextOptions {
   flashAttention?: number;
   /** An embeddings context: pooled (or last-token) vectors instead of logits. @default false */
   embeddings?: boolean;
+  /** llama.cpp's `llama_pooling_type` of an embeddings context: -1 the model's own, 0 none, 1 mean, 2 cls, 3 last. @default -1 */
+  poolingType?: number;
   /** Attach a persistent ggml thread pool (polling at this level, 0–100) instead of starting threads per graph; undefined: none. */
   threadpoolPoll?: number;
 }
@@ -244,6 +246,7 @@ export class NativeContext {
       type_k: options.cacheTypeK ?? CACHE_TYPES.f16,
       type_v: options.cacheTypeV ?? CACHE_TYPES.f16,
       embeddings: options.embeddings ?? false,
+      pooling_type: options.poolingType ?? -1,
       no_perf: true,
     });
     const handle = fn.llama_init_from_model!(model.handle, params);
@@ -310,6 +313,11 @@ export class NativeContext {
     const pointer = this.model.lib.fn.llama_get_logits_ith!(this.handle, index);
     if (pointer === null) throw new EngineError(`llama.cpp has no logits for batch index ${index}`);
     return new Float32Array(this.model.lib.koffi.view(pointer, this.model.vocabularySize * 4));
+  }
+
+  /** The pooling type llama.cpp chose for this context (0 none: one embedding per output token). */
+  get poolingType(): number {
+    return this.model.lib.fn.llama_pooling_type!(this.handle) as number;
   }
 
   /** The pooled embedding of a sequence, or (no pooling) the embedding of batch index `index`; copied. */

@@ -7,8 +7,8 @@ import type { FastifyInstance } from "fastify";
  * fallback cannot disagree about a path.
  */
 
-/** llama-server's own endpoints that Grove serves (`routes/llama-native.ts`). */
-export const NATIVE_PATHS = ["/completion", "/tokenize", "/detokenize", "/apply-template", "/props", "/slots", "/infill"] as const;
+/** llama-server's own endpoints that Grove serves (`routes/llama-native.ts`, `routes/embeddings.ts`). */
+export const NATIVE_PATHS = ["/completion", "/tokenize", "/detokenize", "/apply-template", "/props", "/slots", "/infill", "/embedding", "/embeddings"] as const;
 
 /** Paths behind the API key and the gateway: the OpenAI and Ollama prefixes and llama-server's endpoints. */
 const KEYED_PREFIXES = ["/v1", "/api", ...NATIVE_PATHS];
@@ -26,16 +26,26 @@ export function isApiPath(path: string): boolean {
 }
 
 /** OpenAI routes that llama-server (and so its clients) also serve without `/v1`. */
-const UNVERSIONED = new Set(["/chat/completions", "/completions", "/embeddings", "/responses", "/messages", "/models"]);
+const UNVERSIONED = new Set(["/chat/completions", "/responses", "/messages", "/models"]);
 
 /**
- * Fastify's `rewriteUrl`: `/chat/completions` is `/v1/chat/completions`, as on llama-server.
- * `GET /models` from a browser page navigation stays the web app's models page.
+ * Paths llama-server gives its own endpoints although they look like OpenAI's: `/completions` is
+ * its `/completion` (answering `content`, not `choices`); `/embeddings` is its own route
+ * (`routes/embeddings.ts`), not `/v1/embeddings`.
+ */
+const NATIVE_ALIASES: Readonly<Record<string, string>> = { "/completions": "/completion" };
+
+/**
+ * Fastify's `rewriteUrl`: `/chat/completions` is `/v1/chat/completions`, and `/completions` is
+ * `/completion`, as on llama-server. `GET /models` from a browser page navigation stays the web
+ * app's models page.
  */
 export function rewriteUnversioned(request: IncomingMessage): string {
   const url = request.url ?? "/";
   const query = url.indexOf("?");
   const path = query === -1 ? url : url.slice(0, query);
+  const native = NATIVE_ALIASES[path];
+  if (native !== undefined) return native + url.slice(path.length);
   if (!UNVERSIONED.has(path)) return url;
   if (path === "/models" && (request.headers.accept ?? "").includes("text/html")) return url;
   return `/v1${url}`;

@@ -12,7 +12,7 @@ const CLIENT_ROUTES: readonly RegExp[] = [
   /^POST \/v1\/(chat\/completions|completions|embeddings|responses|messages|messages\/count_tokens)$/,
   /^GET \/v1\/models(\/[^/]+)?$/,
   // llama-server's own endpoints (routes/llama-native.ts); /slots stays admin-only.
-  /^POST \/(completion|infill|tokenize|detokenize|apply-template)$/,
+  /^POST \/(completion|infill|tokenize|detokenize|apply-template|embedding|embeddings)$/,
   /^GET \/props$/,
   /^POST \/api\/(chat|generate|embed|embeddings|show)$/,
   /^GET \/api\/(tags|ps|version)$/,

@@ -56,7 +56,7 @@ describe("a request without model, and the OpenAI routes without /v1", () => {
     assert.equal(completion.status, 200, completion.text);
   });
 
-  test("/chat/completions, /completions and /models answer as their /v1 routes", async () => {
+  test("/chat/completions and /models answer as their /v1 routes (/completions and /embeddings are llama-server's own, as there)", async () => {
     const chat = await post("/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 2 });
     assert.equal(chat.status, 200, chat.text);
     assert.equal(chat.json.object, "chat.completion");
@@ -193,8 +193,8 @@ describe("llama-server's endpoints", () => {
   });
 
   test("with --api-key, llama-server's endpoints need the key too, given as Bearer or x-api-key", async () => {
-    for (const path of ["/tokenize", "/completion", "/apply-template"]) {
-      const refused = await post(path, { content: "x", prompt: "x", messages: [{ role: "user", content: "x" }] }, keyed.url);
+    for (const path of ["/tokenize", "/completion", "/completions", "/embeddings", "/apply-template"]) {
+      const refused = await post(path, { content: "x", prompt: "x", input: "x", messages: [{ role: "user", content: "x" }] }, keyed.url);
       assert.equal(refused.status, 401, path);
     }
     assert.equal((await fetch(`${keyed.url}/props`)).status, 401);

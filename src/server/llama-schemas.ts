@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { chatMessageSchema, LIMITS } from "./openai-schemas.js";
+import { chatMessageSchema, embdNormalizeSchema, embeddingInputSchema, LIMITS } from "./openai-schemas.js";
 
 /**
  * Request bodies of llama-server's own endpoints (`/completion`, `/infill`, `/tokenize`,
@@ -61,6 +61,18 @@ export const infillSchema = z.object({
   prompt: nullable(promptText),
   input_extra: nullable(z.array(z.object({ filename: z.string().max(1024).nullish(), text: z.string().max(LIMITS.messageChars) })).max(64)),
 });
+
+/** llama-server's `/embeddings`: `input` (or `content`, its older name), the forms `/v1/embeddings` takes. */
+export const nativeEmbeddingSchema = z
+  .object({
+    model,
+    input: embeddingInputSchema.optional(),
+    content: embeddingInputSchema.optional(),
+    embd_normalize: embdNormalizeSchema,
+  })
+  .refine((body) => body.input !== undefined || body.content !== undefined, { message: '"input" or "content" must be provided', path: ["input"] });
+
+export type NativeEmbeddingRequest = z.output<typeof nativeEmbeddingSchema>;
 
 export const tokenizeSchema = z.object({
   model,

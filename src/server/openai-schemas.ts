@@ -141,15 +141,37 @@ export const completionSchema = z.object({
   }),
 });
 
+const embeddingToken = z.number().int().min(0).max(2 ** 31 - 1);
+const embeddingText = z.string().max(LIMITS.messageChars);
+const mixedInput = z.array(z.union([embeddingText, embeddingToken])).min(1).max(65_536);
+
+/**
+ * Embedding inputs: OpenAI's (a string, strings, token ids, lists of token ids) and llama-server's
+ * (text and token ids mixed in one list, which is one input; lists of such lists). The items
+ * become prompts in `prompt-input.ts`.
+ */
+export const embeddingInputSchema = z
+  .union([embeddingText, z.array(z.union([embeddingText, embeddingToken, mixedInput])).min(1).max(65_536)])
+  .superRefine((input, context) => {
+    if (typeof input === "string") return;
+    if (input.some((item) => typeof item === "number")) {
+      if (input.some(Array.isArray)) context.addIssue({ code: "custom", message: "a list holding token ids is one input: its items are text or token ids, not lists" });
+    } else if (input.length > LIMITS.embeddingInputs) {
+      context.addIssue({ code: "custom", message: `at most ${LIMITS.embeddingInputs} inputs` });
+    }
+  });
+
+/**
+ * How embeddings are normalised, as llama-server's `embd_normalize`: -1 not at all, 0 scaled to
+ * int16's range by the largest value, 1 taxicab, 2 Euclidean (unit length, OpenAI's), p > 2 p-norm.
+ */
+export const embdNormalizeSchema = z.number().int().min(-1).max(64).nullish().transform((value) => value ?? undefined);
+
 export const embeddingSchema = z.object({
   model: z.string().min(1).max(LIMITS.modelName),
-  input: z.union([
-    z.string(),
-    z.array(z.string()).min(1).max(LIMITS.embeddingInputs),
-    tokenArray,
-    z.array(tokenArray).min(1).max(LIMITS.embeddingInputs),
-  ]),
+  input: embeddingInputSchema,
   encoding_format: nullable(z.enum(["float", "base64"])),
+  embd_normalize: embdNormalizeSchema,
   dimensions: nullable(z.number().int()).refine((value) => value === undefined, {
     message: "dimensions is not supported: the model's embedding size is fixed",
   }),

@@ -9,7 +9,7 @@ export interface RequestGuardOptions {
   readonly loopbackOnly: boolean;
   /** Extra `Host` names answered (`--allowed-hosts`); `*` answers any. On a non-loopback bind a non-empty list is the only hosts answered, with loopback names. */
   readonly allowedHosts?: readonly string[];
-  /** Origins allowed cross-site (`--cors-origins`), with CORS answers; `*` allows any. */
+  /** Origins allowed cross-site (`--cors-origins`), with CORS answers; `localhost` allows every loopback origin, `*` any. */
   readonly corsOrigins?: readonly string[];
 }
 
@@ -28,13 +28,17 @@ const EXPOSED_HEADERS = ["x-request-id", "retry-after", "x-ratelimit-limit-reque
  *   or in `corsOrigins`. Refused on every route and method, so no route can be forgotten; a
  *   top-level link to the web app sends no `Origin` and still opens it.
  * - **CORS.** Allowed foreign origins get `Access-Control-Allow-Origin` and preflight answers
- *   (`@fastify/cors`); nothing else does, so the browser also withholds every response.
+ *   (`@fastify/cors`, status 200 as llama-server's); nothing else does, so the browser also
+ *   withholds every response. A preflight from a refused origin is answered 200 with no CORS
+ *   header, as llama-server answers it: to the browser that is a failed preflight, so the request
+ *   itself is never sent (a 403 fails it the same way); no route runs.
  */
 export function registerRequestGuard(app: FastifyInstance, options: RequestGuardOptions): void {
   const allowedHosts = new Set((options.allowedHosts ?? []).map((host) => host.toLowerCase()));
   const corsOrigins = new Set((options.corsOrigins ?? []).map((origin) => origin.toLowerCase()));
+  const allowedOrigin = (origin: string) => corsOrigins.has("*") || corsOrigins.has(origin.toLowerCase()) || (corsOrigins.has("localhost") && isLoopbackOrigin(origin));
   const checkHost = options.loopbackOnly || allowedHosts.size > 0;
-  app.addHook("onRequest", async (request) => {
+  app.addHook("onRequest", async (request, reply) => {
     if (checkHost && !allowedHosts.has("*")) {
       const hostname = hostnameOf(request.headers.host);
       if (hostname === undefined || !(isLoopbackName(hostname) || allowedHosts.has(hostname))) {
@@ -45,17 +49,34 @@ export function registerRequestGuard(app: FastifyInstance, options: RequestGuard
       }
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && !isSameOrigin(origin, request) && !corsOrigins.has("*") && !corsOrigins.has(origin.toLowerCase())) {
+    if (origin !== undefined && !isSameOrigin(origin, request) && !allowedOrigin(origin)) {
+      if (request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined) {
+        request.log.warn({ origin: quoteHeader(origin) }, "CORS preflight from an origin --cors-origins does not list: answered without CORS headers");
+        return reply.code(200).header("vary", "Origin").header("content-length", "0").send();
+      }
       throw new ForbiddenOriginError(
         `Cross-site requests from ${quoteHeader(origin)} are refused: a web page must not drive this server. ` +
           "To let a browser app on that origin call the API, start Grove with --cors-origins ORIGIN (GROVE_CORS_ORIGINS)",
       );
     }
   });
+  // CORS header names go out as llama-server writes them (`Access-Control-Allow-Origin`), not
+  // lower-cased as fastify stores them: names are case-insensitive, but llama-server's clients
+  // include its own test suite, which reads them from a case-sensitive dict.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    for (const [name, value] of Object.entries(reply.getHeaders())) {
+      if (!name.startsWith("access-control-") || value === undefined) continue;
+      reply.removeHeader(name);
+      reply.raw.setHeader(name.replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase()), value);
+    }
+    return payload;
+  });
   if (corsOrigins.size > 0) {
     void app.register(cors, {
-      origin: corsOrigins.has("*") ? "*" : (origin, callback) => callback(null, origin !== undefined && corsOrigins.has(origin.toLowerCase())),
+      origin: corsOrigins.has("*") ? "*" : (origin, callback) => callback(null, origin !== undefined && allowedOrigin(origin)),
       methods: ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+      // llama-server answers preflights 200 and its clients' tests expect it; any 2xx passes a browser's check.
+      optionsSuccessStatus: 200,
       exposedHeaders: EXPOSED_HEADERS,
       maxAge: 600,
     });
@@ -74,6 +95,12 @@ export function isLoopbackName(hostname: string): boolean {
   if (hostname === "localhost" || hostname.endsWith(".localhost")) return true;
   if (isIP(hostname) === 4) return hostname.startsWith("127.");
   return hostname === "[::1]" || hostname === "[0:0:0:0:0:0:0:1]";
+}
+
+/** True for an `http(s)` origin on this machine: `--cors-origins localhost` (llama-server's keyword; `http://localhost.evil.com` is not one). */
+export function isLoopbackOrigin(origin: string): boolean {
+  const match = /^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d{1,5})?$/i.exec(origin);
+  return match !== null && isLoopbackName(match[1]!.toLowerCase());
 }
 
 /** True when `origin` names the server the request reached (the web app's own requests): same host and port. */

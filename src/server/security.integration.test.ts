@@ -45,6 +45,8 @@ after(async () => {
 interface RawResponse {
   status: number;
   headers: IncomingHttpHeaders;
+  /** Header names as sent. */
+  names: string[];
   text: string;
   json: any;
 }
@@ -63,7 +65,8 @@ function raw(method: string, path: string, headers: Record<string, string | numb
         } catch {
           json = undefined;
         }
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, text, json });
+        const names = response.rawHeaders.filter((_, index) => index % 2 === 0);
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, names, text, json });
       });
     });
     request.on("error", reject);
@@ -128,6 +131,18 @@ describe("Host and Origin", () => {
     }
   });
 
+  test("a preflight from a foreign origin is answered without CORS headers, so the browser never sends the request; a plain OPTIONS is refused", async () => {
+    const preflight = await raw("OPTIONS", "/v1/chat/completions", { host: host(), origin: "https://evil.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization" });
+    // llama-server answers 200 too; without Access-Control-Allow-Origin the browser's preflight fails.
+    assert.equal(preflight.status, 200);
+    assert.deepEqual(preflight.names.filter((name) => /^access-control-/i.test(name)), []);
+    assert.equal(preflight.text, "");
+    const options = await raw("OPTIONS", "/v1/chat/completions", { host: host(), origin: "https://evil.example" });
+    assert.equal(options.status, 403);
+    const foreignHost = await raw("OPTIONS", "/v1/chat/completions", { host: "rebind.attacker.example", origin: "https://evil.example", "access-control-request-method": "POST" });
+    assert.equal(foreignHost.status, 403, "the Host check comes first");
+  });
+
   test("the web app's own requests (same origin) and a top-level link (no Origin) work", async () => {
     const chat = await raw("POST", "/v1/chat/completions", json({ origin: `http://${host()}`, "sec-fetch-site": "same-origin" }), JSON.stringify({ model: "tiny:base", messages: [{ role: "user", content: "hi" }], max_tokens: 1 }));
     assert.equal(chat.status, 200, chat.text);
@@ -177,7 +192,7 @@ describe("--cors-origins and --allowed-hosts", () => {
       undefined,
       openPort,
     );
-    assert.equal(preflight.status, 204);
+    assert.equal(preflight.status, 200);
     assert.equal(preflight.headers["access-control-allow-origin"], "https://app.example.com");
     assert.match(String(preflight.headers["access-control-allow-methods"]), /POST/);
     assert.match(String(preflight.headers["access-control-allow-headers"]), /authorization/i);
@@ -185,13 +200,50 @@ describe("--cors-origins and --allowed-hosts", () => {
     assert.equal(models.status, 200);
     assert.equal(models.headers["access-control-allow-origin"], "https://app.example.com");
     const other = await raw("OPTIONS", "/v1/models", { host: `127.0.0.1:${openPort}`, origin: "https://evil.example", "access-control-request-method": "GET" }, undefined, openPort);
-    assert.equal(other.status, 403);
+    assert.equal(other.status, 200);
     assert.equal(other.headers["access-control-allow-origin"], undefined);
+    const request = await raw("GET", "/v1/models", { host: `127.0.0.1:${openPort}`, origin: "https://evil.example" }, undefined, openPort);
+    assert.equal(request.status, 403);
   });
 
   test("a host named in --allowed-hosts is answered, others still are not", async () => {
     assert.equal((await raw("GET", "/v1/models", { host: "grove.internal" }, undefined, openPort)).status, 200);
     assert.equal((await raw("GET", "/v1/models", { host: "grove.internal.evil.example" }, undefined, openPort)).status, 403);
+  });
+});
+
+describe("--cors-origins localhost", () => {
+  let local: RunningGrove;
+  let localPort: number;
+  before(async () => {
+    local = await startTestGrove(model, { model: "tiny:base", contextSize: 256, port: 0, corsOrigins: "localhost" });
+    localPort = Number(new URL(local.url).port);
+  });
+  after(() => local?.close());
+
+  const preflight = (origin: string) =>
+    raw("OPTIONS", "/completion", { host: `127.0.0.1:${localPort}`, origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization" }, undefined, localPort);
+
+  test("allows every origin on this machine, any port, as llama-server's keyword; headers named as llama-server names them", async () => {
+    for (const origin of ["http://localhost", "http://localhost:8080", "http://127.0.0.1", "https://127.0.0.1:3000", "http://[::1]", "http://[::1]:3000", "http://app.localhost:5173"]) {
+      const answer = await preflight(origin);
+      assert.equal(answer.status, 200, origin);
+      assert.equal(answer.headers["access-control-allow-origin"], origin);
+      assert.ok(answer.names.includes("Access-Control-Allow-Origin"), `${origin}: ${answer.names}`);
+    }
+    const models = await raw("GET", "/v1/models", { host: `127.0.0.1:${localPort}`, origin: "http://localhost:5173" }, undefined, localPort);
+    assert.equal(models.status, 200);
+    assert.equal(models.headers["access-control-allow-origin"], "http://localhost:5173");
+  });
+
+  test("refuses every other origin: names that only look local, other hosts, null", async () => {
+    for (const origin of ["http://localhost.evil.com", "http://notlocalhost", "http://evil.com", "http://web.mydomain.fr", "null", "file://localhost", "http://127.0.0.1.evil.com"]) {
+      const answer = await preflight(origin);
+      assert.equal(answer.status, 200, origin);
+      assert.equal(answer.headers["access-control-allow-origin"], undefined, origin);
+      const request = await raw("GET", "/v1/models", { host: `127.0.0.1:${localPort}`, origin }, undefined, localPort);
+      assert.equal(request.status, 403, origin);
+    }
   });
 });
 

@@ -95,6 +95,8 @@ export interface ServerOptions {
   readonly defaultModel?: string;
   /** Serve llama-server's `GET /slots` (off by default, as there: it shows what every slot holds). */
   readonly slotsEndpoint?: boolean;
+  /** The engine's seed for generations that set none (`--seed`), as `/props` reports it; undefined: a new one each. */
+  readonly seed?: number;
   readonly logger?: Logger;
 }
 
@@ -212,7 +214,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerEmbeddingsRoute(app, catalog);
   registerResponsesRoute(app, catalog);
   registerMessagesRoutes(app, catalog);
-  registerLlamaNativeRoutes(app, { catalog, defaultModel, slots: options.slotsEndpoint ?? false });
+  registerLlamaNativeRoutes(app, { catalog, defaultModel, slots: options.slotsEndpoint ?? false, ...(options.seed === undefined ? {} : { seed: options.seed }) });
   if (options.store) registerAdminRoutes(app, options.store);
   registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub });
   if (options.gateway) {

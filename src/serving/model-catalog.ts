@@ -25,21 +25,37 @@ export interface ModelCatalog {
   get(name: string): Promise<LoadedModel>;
 }
 
-/** Serves exactly the models an engine has loaded, under their ids (`grove serve --model FILE`). */
+/**
+ * Serves exactly the models an engine has loaded, under their ids (`grove serve --model FILE`),
+ * and under the other names `aliases` gives a model id (`--alias`, llama-server's: every name
+ * answers, the listing shows them as `aliases`).
+ */
 export class EngineCatalog implements ModelCatalog {
-  constructor(private readonly engine: Engine) {}
+  readonly #byAlias = new Map<string, string>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly aliases: Readonly<Record<string, readonly string[]>> = {},
+  ) {
+    for (const [id, names] of Object.entries(aliases)) for (const name of names) this.#byAlias.set(name, id);
+  }
 
   async list(): Promise<CatalogEntry[]> {
-    return this.engine.models.map((model) => ({
-      id: model.info.id,
-      digest: model.info.digest,
-      created: model.info.loadedAt,
-      loaded: model,
-    }));
+    return this.engine.models.map((model) => {
+      const names = this.aliases[model.info.id];
+      return {
+        id: model.info.id,
+        digest: model.info.digest,
+        created: model.info.loadedAt,
+        loaded: model,
+        ...(names === undefined ? {} : { details: { aliases: [...names] } }),
+      };
+    });
   }
 
   async get(name: string): Promise<LoadedModel> {
-    const model = this.engine.models.find((candidate) => candidate.info.id === name);
+    const id = this.#byAlias.get(name) ?? name;
+    const model = this.engine.models.find((candidate) => candidate.info.id === id);
     if (!model) throw new ModelNotFoundError(name);
     return model;
   }

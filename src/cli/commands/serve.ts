@@ -43,16 +43,19 @@ export function registerServeCommand(program: Command): void {
     .option("--upstream-health-interval <duration>", "health-check upstreams (grove upstream add) this often (env GROVE_UPSTREAM_HEALTH_INTERVAL; default 10s)")
     .option("--reservation-ttl <duration>", "release budget reservations older than this (left by a crashed replica), e.g. 30m; 0 never (env GROVE_RESERVATION_TTL; default 15m)")
     .option("--allowed-hosts <names>", "Host names answered besides loopback ones, comma-separated: a reverse proxy's or tunnel's name (env GROVE_ALLOWED_HOSTS)")
-    .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated, or * (env GROVE_CORS_ORIGINS; default none)")
+    .option("--cors-origins <origins>", "browser origins allowed to call the API cross-site, comma-separated; localhost for any origin on this machine; * for any (env GROVE_CORS_ORIGINS; default none)")
     .option("--data-dir <dir>", "the one directory whose files HTTP requests may name (fine-tune data, task files) (env GROVE_DATA_DIR; default none: upload them)")
     .option("--gpu-layers <n>", "layers offloaded to a GPU when one is usable, -1 all, 0 none (env GROVE_GPU_LAYERS; default -1)")
     .option("--cache-type-k <type>", "KV cache type of keys: f16, q8_0, q4_0 (env GROVE_CACHE_TYPE_K; default f16)")
     .option("--cache-type-v <type>", "KV cache type of values: f16, q8_0, q4_0; quantized needs flash attention (env GROVE_CACHE_TYPE_V; default f16)")
     .option("--flash-attn <mode>", "flash attention: auto, on, off (env GROVE_FLASH_ATTN; default auto)")
-    .option("--batch-size <n>", "most tokens one decode step takes (env GROVE_BATCH_SIZE; default 2048)")
+    .option("--batch-size <n>", "most tokens one decode step takes, at least --parallel (env GROVE_BATCH_SIZE; default 2048)")
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
     .option("--chat-template-file <file>", "a Jinja chat template used instead of the models' own (env GROVE_CHAT_TEMPLATE_FILE)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
+    .option("--pooling <type>", "embedding pooling: auto (the model's), mean, cls, last, none (per token, llama-server's /embeddings only) (env GROVE_POOLING; default auto)")
+    .option("--seed <n>", "sampling seed of requests that set none, -1 a new one each (env GROVE_SEED; default -1)")
+    .option("--alias <names>", "names a --model FILE answers to instead of its file name, comma-separated (env GROVE_ALIAS)")
     .option("--mmap <mode>", "map model files: auto (with a GPU), on, off (env GROVE_MMAP; default auto)")
     .option("--poll <level>", "busy-wait level of the decode thread pool, 0-100, as llama-server's --poll (env GROVE_POLL; default 0)")
     .option("--libllama-dir <dir>", "load llama.cpp's libraries from this build of the same version (benchmarks) (env GROVE_LIBLLAMA_DIR)")
@@ -94,6 +97,9 @@ export function registerServeCommand(program: Command): void {
           poll: flags.poll,
           mmap: flags.mmap,
           slots: flags.slots ? "on" : undefined,
+          pooling: flags.pooling,
+          seed: flags.seed,
+          alias: flags.alias,
           chatTemplateFile: flags.chatTemplateFile,
         },
       });

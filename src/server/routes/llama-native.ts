@@ -16,6 +16,7 @@ import {
   type NativeCompletionRequest,
 } from "../llama-schemas.js";
 import { parseBody } from "../openai-schemas.js";
+import { promptsOf, tokenizeMixed } from "../prompt-input.js";
 import { SseStream } from "../sse.js";
 
 /**
@@ -30,6 +31,8 @@ export interface LlamaNativeOptions {
   readonly defaultModel: () => string | undefined;
   /** Serve `GET /slots` (llama-server's `--slots`); otherwise it answers 501. */
   readonly slots: boolean;
+  /** The seed of generations that set none (`--seed`), for `/props`; undefined: a new one each (-1). */
+  readonly seed?: number;
 }
 
 const modelOf = (request: FastifyRequest, body: { model?: string | undefined }, options: LlamaNativeOptions): string => {
@@ -38,30 +41,6 @@ const modelOf = (request: FastifyRequest, body: { model?: string | undefined }, 
   meterOf(request).checkModel(name);
   return name;
 };
-
-/** Tokens of llama-server's "mixed" prompt: text and token ids in one list; BOS added before the first piece when asked. */
-function tokenizeMixed(model: LoadedModel, content: string | readonly (string | number)[], addSpecial: boolean, parseSpecial: boolean): number[] {
-  const pieces = typeof content === "string" ? [content] : content;
-  const tokens: number[] = [];
-  pieces.forEach((piece, index) => {
-    if (typeof piece === "number") tokens.push(piece);
-    else tokens.push(...model.tokenize(piece, { special: parseSpecial, addSpecial: addSpecial && index === 0 }));
-  });
-  return tokens;
-}
-
-type PromptField = NativeCompletionRequest["prompt"];
-
-/** The prompts of a `/completion` request: one, unless it is a list whose items are prompts themselves. */
-function promptsOf(model: LoadedModel, prompt: PromptField): number[][] {
-  const one = (item: string | readonly (string | number)[] | { prompt_string: string }) =>
-    tokenizeMixed(model, typeof item === "object" && !Array.isArray(item) ? (item as { prompt_string: string }).prompt_string : (item as string | (string | number)[]), true, true);
-  if (typeof prompt === "string" || (!Array.isArray(prompt) && typeof prompt === "object")) return [one(prompt as string)];
-  const list = prompt as readonly unknown[];
-  // A list holding any token id is one mixed prompt; otherwise each item is a prompt.
-  if (list.some((item) => typeof item === "number")) return [one(list as (string | number)[])];
-  return list.map((item) => one(item as string));
-}
 
 function logitBiasOf(model: LoadedModel, bias: NativeCompletionRequest["logit_bias"]): Map<number, number> | undefined {
   if (bias === undefined) return undefined;
@@ -305,7 +284,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const vocabulary = model.vocabulary();
     const { info } = model;
     return {
-      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: -1 } },
+      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: options.seed ?? -1 } },
       total_slots: info.slots,
       model_alias: name,
       // The file's name, never a server path.

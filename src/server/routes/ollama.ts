@@ -1,8 +1,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ContextLengthError, GroveError, InvalidRequestError, PayloadTooLargeError } from "../../core/errors.js";
+import { normalizeEmbedding } from "../../engine/embedding-norm.js";
 import type { ChatMessage, Engine, GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import type { HubClient } from "../../store/hub/hub-client.js";
 import type { ModelStore } from "../../store/model-store.js";
+import { DEFAULT_EMBEDDING_NORM, requirePooledEmbeddings } from "../embedding-output.js";
 import { toErrorResponse } from "../error-table.js";
 import { meterOf } from "../gateway-hooks.js";
 import { clientGoneSignal, utf8Bytes } from "../generation.js";
@@ -371,7 +373,7 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
     const { vectors, promptTokens } = await meteredEmbed(request, model, body.model, inputs, clientGoneSignal(reply));
     return {
       model: body.model,
-      embeddings: vectors.map(normalize),
+      embeddings: vectors.map((vector) => normalizeEmbedding(vector, DEFAULT_EMBEDDING_NORM)),
       total_duration: nanosecondsSince(started),
       load_duration: loadNs,
       prompt_eval_count: promptTokens,
@@ -390,6 +392,7 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
 
 /** Embeds token lists with the key's limits: reserved before, settled to the real count after. */
 async function meteredEmbed(request: FastifyRequest, model: LoadedModel, name: string, inputs: readonly number[][], signal: AbortSignal) {
+  requirePooledEmbeddings(model);
   const meter = meterOf(request);
   const reserve = inputs.reduce((sum, tokens) => sum + tokens.length, 0);
   await meter.admit({ model: name, digest: model.info.digest, promptTokens: reserve, maxCompletionTokens: 0 });
@@ -403,8 +406,3 @@ async function meteredEmbed(request: FastifyRequest, model: LoadedModel, name: s
   }
 }
 
-/** Scales a vector to unit length, as Ollama's `/api/embed` returns them. */
-function normalize(vector: readonly number[]): number[] {
-  const norm = Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0));
-  return norm === 0 ? [...vector] : vector.map((value) => value / norm);
-}
