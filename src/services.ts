@@ -107,7 +107,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     const names = [...new Set(config.alias)].sort();
     const id = names[0] ?? basename(config.model).replace(/\.gguf$/i, "");
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
-    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }), defaultModel: id, fromStore: false };
+    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }, config.acceptAnyModel === "on"), defaultModel: id, fromStore: false };
   }
   if (config.alias.length > 0) {
     throw new ConfigError("--alias (GROVE_ALIAS) names a --model FILE; models served from the store answer to their names and to grove alias", { param: "--alias" });
@@ -222,6 +222,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       ...(config.pooling === "auto" ? {} : { pooling: config.pooling }),
       ...(config.seed < 0 ? {} : { seed: config.seed }),
       ...(config.chatTemplateFile === "" ? {} : { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) }),
+      reasoning: config.reasoning,
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
     });

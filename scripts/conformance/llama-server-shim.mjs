@@ -72,7 +72,10 @@ function groveStart(argv, settings, notes) {
   const [program, ...prefix] = settings.groveCommand;
   return [program, ...prefix, "serve", "--home", join(dir, "home"), "--model", served,
     // llama-server stops at once on SIGTERM; the suite kills what is still running 5 s later.
-    "--shutdown-grace", "0", ...plan.args, ...(plan.noUi ? ["--web-dir", "none"] : [])];
+    "--shutdown-grace", "0",
+    // llama-server answers any model name with the one model it serves; the suite sends "test".
+    ...(groveFlags.has("--accept-any-model") ? ["--accept-any-model"] : []),
+    ...plan.args, ...(plan.noUi ? ["--web-dir", "none"] : [])];
 }
 
 function impliedMissing(flags, implied) {

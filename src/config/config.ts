@@ -137,6 +137,14 @@ export interface GroveConfig {
   readonly mmap: "auto" | "on" | "off";
   /** A Jinja chat template file used instead of the models' own (llama-server's `--chat-template-file`). Env `GROVE_CHAT_TEMPLATE_FILE`. @default "" */
   readonly chatTemplateFile: string;
+  /** Reasoning models think (`auto`, `on`) or not (`off`: templates get `enable_thinking` false), as llama-server's `--reasoning`. Env `GROVE_REASONING`. @default "auto" */
+  readonly reasoning: "auto" | "on" | "off";
+  /**
+   * With one `--model FILE`, answer requests naming any model with it, as llama-server does (its
+   * clients and tests send names like "test"); off, an unknown name is a 404. Env
+   * `GROVE_ACCEPT_ANY_MODEL`. @default "off"
+   */
+  readonly acceptAnyModel: "on" | "off";
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
@@ -232,6 +240,8 @@ const schema = z.object({
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  acceptAnyModel: z.enum(["on", "off"]),
+  reasoning: z.enum(["auto", "on", "off"]),
   pooling: z.string().superRefine((value, context) => {
     if (value === "rank") context.addIssue({ code: "custom", message: "rank pools a reranker's score, and Grove serves no /rerank: use mean, cls, last, none or auto" });
     else if (!POOLINGS.includes(value as (typeof POOLINGS)[number])) context.addIssue({ code: "custom", message: `expected one of ${POOLINGS.join(", ")}` });
@@ -281,6 +291,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  acceptAnyModel: { env: "GROVE_ACCEPT_ANY_MODEL", flag: "--accept-any-model" },
+  reasoning: { env: "GROVE_REASONING", flag: "--reasoning" },
   pooling: { env: "GROVE_POOLING", flag: "--pooling" },
   seed: { env: "GROVE_SEED", flag: "--seed" },
   alias: { env: "GROVE_ALIAS", flag: "--alias" },
@@ -325,6 +337,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    acceptAnyModel: "off",
+    reasoning: "auto",
     pooling: "auto",
     seed: -1,
     alias: [],

@@ -46,6 +46,8 @@ export interface NativeEngineOptions {
   readonly mmap?: "auto" | "on" | "off";
   /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
   readonly chatTemplate?: string;
+  /** llama-server's `--reasoning`: `off` renders templates with `enable_thinking` false. @default "auto" */
+  readonly reasoning?: "auto" | "on" | "off";
   /** Pooling of embeddings (`--pooling`); undefined: each model's own, or its last token's vector when it has none. */
   readonly pooling?: EmbeddingPooling;
   /** Seed of every generation that sets none (`--seed`); undefined: a new one each. */
@@ -252,6 +254,7 @@ export class NativeEngine implements Engine {
       signal,
       queueLimit: options.queueLimit ?? 64,
       ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
+      ...(options.reasoning === undefined ? {} : { reasoning: options.reasoning }),
       ...(options.seed === undefined ? {} : { seed: options.seed }),
     });
     worker.on("error", (error) => {

@@ -36,6 +36,8 @@ export interface NativeLoadedModelOptions {
   readonly chatTemplate?: string;
   /** The seed of a generation that sets none (`--seed`); undefined draws one per generation. */
   readonly seed?: number;
+  /** `off`: templates render with `enable_thinking` false unless a request says otherwise. @default "auto" */
+  readonly reasoning?: "auto" | "on" | "off";
 }
 
 /** A generation (or an embedding call) waiting for the worker's messages. */
@@ -67,11 +69,13 @@ export class NativeLoadedModel implements LoadedModel {
   readonly #finished: Record<FinishReason, number> = { stop: 0, length: 0, aborted: 0 };
   readonly #template: ChatTemplate;
   readonly #seed: number | undefined;
+  readonly #reasoning: "auto" | "on" | "off";
   #nextId = 0;
   #broken: string | undefined;
 
   constructor(options: NativeLoadedModelOptions) {
     this.info = options.info;
+    this.#reasoning = options.reasoning ?? "auto";
     this.#vocabulary = options.vocabulary;
     this.#worker = options.worker;
     this.#signal = new Int32Array(options.signal);
@@ -120,11 +124,17 @@ export class NativeLoadedModel implements LoadedModel {
   }
 
   renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
-    return this.#template.render(messages, options);
+    return this.#template.render(messages, this.#renderOptions(options));
+  }
+
+  /** The server's reasoning default (`--reasoning off`: `enable_thinking` false) under the request's options. */
+  #renderOptions(options: ChatTemplateRenderOptions | undefined): ChatTemplateRenderOptions | undefined {
+    if (this.#reasoning !== "off") return options;
+    return { enableThinking: false, ...options };
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
-    let text = this.#template.render(messages, options);
+    let text = this.#template.render(messages, this.#renderOptions(options));
     // llama.cpp's rule: a template that writes BOS itself loses it when tokenizing adds one anyway.
     const vocabulary = this.#vocabulary;
     if (vocabulary.addBos && vocabulary.bos >= 0) {

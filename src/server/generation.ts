@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { InvalidRequestError } from "../core/errors.js";
 import type { FastifyReply } from "fastify";
 import type { ChatMessage, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { shutdownSignalOf } from "./graceful-shutdown.js";
@@ -71,6 +72,11 @@ export function checkLogitBias(model: LoadedModel, bias: ReadonlyMap<number, num
 
 /** The `response_format` of a chat request as an engine JSON constraint. */
 export function jsonConstraint(body: ChatCompletionRequest): object | "json" | undefined {
+  if (body.json_schema !== undefined) {
+    if (body.response_format !== undefined && body.response_format.type !== "text") throw new InvalidRequestError("Give response_format or json_schema, not both", { param: "json_schema" });
+    checkJsonSchema(body.json_schema);
+    return body.json_schema;
+  }
   const format = body.response_format;
   if (!format || format.type === "text") return undefined;
   if (format.type === "json_object") return "json";
@@ -131,4 +137,11 @@ export function timingsOf(done: GenerateDone): Record<string, number> {
     predicted_per_token_ms: predictedN > 1 ? predictedMs / (predictedN - 1) : 0,
     predicted_per_second: predictedMs > 0 && predictedN > 1 ? ((predictedN - 1) * 1000) / predictedMs : 0,
   };
+}
+
+/** llama-server's `chat_template_kwargs`: `enable_thinking` is the renderer's own option, the rest are template variables. */
+export function templateKwargs(kwargs: Readonly<Record<string, unknown>> | undefined): { enableThinking?: boolean; templateArguments?: Record<string, unknown> } {
+  if (kwargs === undefined) return {};
+  const { enable_thinking: enableThinking, ...rest } = kwargs;
+  return { ...(typeof enableThinking === "boolean" ? { enableThinking } : {}), ...(Object.keys(rest).length > 0 ? { templateArguments: rest } : {}) };
 }

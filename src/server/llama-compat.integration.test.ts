@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { RunningGrove } from "../services.js";
 import { startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
+import { llamaSource } from "../test-support/llama-source.js";
 import { runCli } from "../test-support/run-cli.js";
 
 // llama-server's clients against Grove: its own endpoints, the OpenAI routes without /v1, a
@@ -14,6 +15,7 @@ import { runCli } from "../test-support/run-cli.js";
 
 const REPO = resolve(fileURLToPath(new URL("../../", import.meta.url)));
 const CHAT_MODEL = join(REPO, "data", "demo", "models", "demo-s-chat-f16.gguf");
+
 
 let directory: string;
 let grove: RunningGrove;
@@ -204,5 +206,48 @@ describe("llama-server's endpoints", () => {
     assert.equal(header.status, 200);
     const wrong = await post("/tokenize", { content: "dog" }, keyed.url, { "x-api-key": "wrong" });
     assert.equal(wrong.status, 401);
+  });
+});
+
+describe("llama-server's switches: --reasoning, chat_template_kwargs, --accept-any-model, grammar and json_schema on chat", () => {
+  let thinking: RunningGrove;
+  let quiet: RunningGrove;
+  before(async () => {
+    const QWEN3 = join(await llamaSource(), "models", "templates", "Qwen-Qwen3-0.6B.jinja");
+    const model = (name: string): TestModel => ({ path: CHAT_MODEL, directory: join(directory, name), cleanup: async () => {} });
+    thinking = await startTestGrove(model("thinking"), { parallel: 1, contextSize: 256, chatTemplateFile: QWEN3, acceptAnyModel: "on" });
+    quiet = await startTestGrove(model("quiet"), { parallel: 1, contextSize: 256, chatTemplateFile: QWEN3, reasoning: "off" });
+  });
+  after(async () => {
+    await thinking?.close();
+    await quiet?.close();
+  });
+
+  test("--reasoning off, or chat_template_kwargs enable_thinking false, closes the thinking block in the prompt", async () => {
+    const messages = [{ role: "user", content: "What is today?" }];
+    const open = await post("/apply-template", { messages }, thinking.url);
+    assert.ok(open.json.prompt.endsWith("<|im_start|>assistant\n"), open.text);
+    const closed = "<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    assert.ok((await post("/apply-template", { messages }, quiet.url)).json.prompt.endsWith(closed));
+    assert.ok((await post("/apply-template", { messages, chat_template_kwargs: { enable_thinking: false } }, thinking.url)).json.prompt.endsWith(closed));
+    const withTools = await post("/apply-template", { messages, tools: [{ type: "function", function: { name: "now", parameters: { type: "object", properties: {} } } }] }, thinking.url);
+    assert.match(withTools.json.prompt, /<tools>[\s\S]*"now"[\s\S]*<\/tools>/);
+  });
+
+  test("--accept-any-model: any name means the one model served; without it an unknown name is a 404", async () => {
+    const any = await post("/v1/chat/completions", { model: "test", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }, thinking.url);
+    assert.equal(any.status, 200, any.text);
+    assert.equal(any.json.model, "test");
+    const strict = await post("/v1/chat/completions", { model: "test", messages: [{ role: "user", content: "hi" }], max_tokens: 2 }, quiet.url);
+    assert.equal(strict.status, 404);
+  });
+
+  test("chat completions take llama-server's grammar and json_schema; a bad grammar is a 400", async () => {
+    const grammar = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 8, grammar: 'root ::= "a"{5,5}' }, quiet.url);
+    assert.equal(grammar.json.choices[0].message.content, "aaaaa");
+    const schema = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 24, json_schema: { type: "object", properties: { n: { type: "integer", minimum: 0, maximum: 9 } }, required: ["n"] } }, quiet.url);
+    assert.equal(typeof JSON.parse(schema.json.choices[0].message.content).n, "number", schema.text);
+    const bad = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], grammar: "root ::= (" }, quiet.url);
+    assert.equal(bad.status, 400);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { chatMessageSchema, embdNormalizeSchema, embeddingInputSchema, LIMITS } from "./openai-schemas.js";
+import { chatMessageSchema, embdNormalizeSchema, embeddingInputSchema, LIMITS, toolSchema } from "./openai-schemas.js";
 
 /**
  * Request bodies of llama-server's own endpoints (`/completion`, `/infill`, `/tokenize`,
@@ -90,6 +90,8 @@ export const detokenizeSchema = z.object({
 export const applyTemplateSchema = z.object({
   model,
   messages: z.array(chatMessageSchema).min(1, "messages must hold at least one message").max(LIMITS.messages),
+  tools: nullable(z.array(toolSchema).max(128)),
+  chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
 });
 
 export type NativeCompletionRequest = z.output<typeof nativeCompletionSchema>;

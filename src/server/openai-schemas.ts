@@ -118,6 +118,10 @@ export const chatCompletionSchema = z.object({
   tools: nullable(z.array(toolSchema).max(128)),
   tool_choice: toolChoiceSchema,
   parallel_tool_calls: nullable(z.boolean()),
+  /** llama-server's extensions: template variables (`enable_thinking`…), a GBNF grammar, a JSON schema. */
+  chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
+  grammar: nullable(z.string().max(LIMITS.schemaChars)),
+  json_schema: nullable(z.record(z.string(), z.unknown())),
 });
 
 const tokenArray = z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1);

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createOpenAI } from "@ai-sdk/openai";
@@ -12,6 +11,7 @@ import OpenAI from "openai";
 import { z } from "zod";
 import type { RunningGrove } from "../services.js";
 import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
+import { llamaSource } from "../test-support/llama-source.js";
 
 // Tool calls end to end with the clients agents are built on — the official `openai` client,
 // the AI SDK (generateText, two steps) and LangChain (bindTools), Anthropic's SDK and the
@@ -22,7 +22,7 @@ import { createTestModel, startTestGrove, type TestModel } from "../test-support
 // One call per turn (parallel_tool_calls false): the grammar then ends after the call, where an
 // untrained model would otherwise go on writing more calls to the token limit.
 
-const TEMPLATE = join(homedir(), ".cache", "grove", "llama.cpp", "models", "templates", "Qwen-Qwen2.5-7B-Instruct.jinja");
+let TEMPLATE = "";
 
 const weatherTool = {
   type: "function" as const,
@@ -39,7 +39,8 @@ let openai: OpenAI;
 let modelId: string;
 
 before(async () => {
-  assert.ok(existsSync(TEMPLATE), `the bundled llama.cpp source is needed at ${TEMPLATE}`);
+  TEMPLATE = join(await llamaSource(), "models", "templates", "Qwen-Qwen2.5-7B-Instruct.jinja");
+  assert.ok(existsSync(TEMPLATE), `no ${TEMPLATE} in the bundled llama.cpp source`);
   model = await createTestModel();
   grove = await startTestGrove(model, { parallel: 2, contextSize: 1024, chatTemplateFile: TEMPLATE });
   openai = new OpenAI({ baseURL: `${grove.url}/v1`, apiKey: "unused", maxRetries: 0 });

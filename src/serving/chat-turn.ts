@@ -1,4 +1,5 @@
-import { ContextLengthError } from "../core/errors.js";
+import { ContextLengthError, InvalidRequestError } from "../core/errors.js";
+import type { ChatTemplateRenderOptions } from "../engine/chat-template.js";
 import type { ChatMessage, ChatTool, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { detectToolCallFormat, promptOpensReasoning } from "../engine/tool-calls/detect-tool-call-format.js";
 import { genericToolsPrompt } from "../engine/tool-calls/generic-tools-prompt.js";
@@ -29,6 +30,8 @@ export interface ChatTurnRequest {
   readonly contextLimit?: number;
   /** Sampling and stopping, as the engine takes them. */
   readonly generate: Omit<GenerateOptions, "promptTokens" | "maxTokens">;
+  /** Template options beyond the tools (`enable_thinking`, template variables). */
+  readonly render?: Omit<ChatTemplateRenderOptions, "tools">;
   /** Functions the model may call, and whether it must. */
   readonly tools?: {
     readonly definitions: readonly ToolDefinition[];
@@ -113,11 +116,12 @@ export class ChatTurn {
     const template = model.vocabulary().chatTemplate;
     const format = detectToolCallFormat(template);
     let messages = request.messages;
-    let grammar: string | undefined;
+    let grammar = request.generate.grammar;
     if (offered) {
+      if (grammar !== undefined || request.generate.json !== undefined) throw new InvalidRequestError("A grammar or JSON schema cannot be combined with tools", { param: "tools" });
       const parallel = tools.parallel ?? true;
       if (!format.nativeTools) messages = genericMessages(messages, tools.definitions, tools.choice, parallel);
-      const promptText = model.renderChat(messages, { tools: tools.definitions.map(asChatTool) });
+      const promptText = model.renderChat(messages, { ...request.render, tools: tools.definitions.map(asChatTool) });
       const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: parallel, startsInReasoning: promptOpensReasoning(format, promptText) });
       grammar = compiled?.gbnf;
     } else if (tools !== undefined && typeof tools.choice === "object") {
@@ -127,7 +131,7 @@ export class ChatTurn {
     // A template with tool support sees the tools whenever they are given (with tool_choice none
     // too: the conversation may hold earlier calls); the generic format has them in its system text.
     const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
-    const promptTokens = model.applyChatTemplate(messages, rendersTools ? { tools: tools.definitions.map(asChatTool) } : {});
+    const promptTokens = model.applyChatTemplate(messages, { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) });
     const contextSize = Math.min(request.contextLimit ?? model.info.contextSize, model.info.contextSize);
     const room = contextSize - promptTokens.length;
     // A limit past the room is cut to it where the API says so (Ollama), else refused.

@@ -36,6 +36,8 @@ export class EngineCatalog implements ModelCatalog {
   constructor(
     private readonly engine: Engine,
     private readonly aliases: Readonly<Record<string, readonly string[]>> = {},
+    /** llama-server's rule for a server of one model: any name means it (`--accept-any-model`). */
+    private readonly anyName = false,
   ) {
     for (const [id, names] of Object.entries(aliases)) for (const name of names) this.#byAlias.set(name, id);
   }
@@ -56,7 +58,8 @@ export class EngineCatalog implements ModelCatalog {
   async get(name: string): Promise<LoadedModel> {
     const id = this.#byAlias.get(name) ?? name;
     const model = this.engine.models.find((candidate) => candidate.info.id === id);
-    if (!model) throw new ModelNotFoundError(name);
-    return model;
+    if (model) return model;
+    if (this.anyName && this.engine.models.length === 1) return this.engine.models[0]!;
+    throw new ModelNotFoundError(name);
   }
 }

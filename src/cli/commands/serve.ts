@@ -52,6 +52,8 @@ export function registerServeCommand(program: Command): void {
     .option("--batch-size <n>", "most tokens one decode step takes, at least --parallel (env GROVE_BATCH_SIZE; default 2048)")
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
     .option("--chat-template-file <file>", "a Jinja chat template used instead of the models' own (env GROVE_CHAT_TEMPLATE_FILE)")
+    .option("--reasoning <mode>", "reasoning models think: auto, on, or off (templates get enable_thinking false; env GROVE_REASONING)")
+    .option("--accept-any-model", "with one --model FILE, answer any model name with it, as llama-server does (env GROVE_ACCEPT_ANY_MODEL=on)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
     .option("--pooling <type>", "embedding pooling: auto (the model's), mean, cls, last, none (per token, llama-server's /embeddings only) (env GROVE_POOLING; default auto)")
     .option("--seed <n>", "sampling seed of requests that set none, -1 a new one each (env GROVE_SEED; default -1)")
@@ -97,6 +99,8 @@ export function registerServeCommand(program: Command): void {
           poll: flags.poll,
           mmap: flags.mmap,
           slots: flags.slots ? "on" : undefined,
+          acceptAnyModel: flags.acceptAnyModel ? "on" : undefined,
+          reasoning: flags.reasoning,
           pooling: flags.pooling,
           seed: flags.seed,
           alias: flags.alias,

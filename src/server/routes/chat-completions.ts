@@ -4,7 +4,7 @@ import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, timingsOf } from "../generation.js";
+import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, templateKwargs, timingsOf } from "../generation.js";
 import { chatCompletionSchema, parseBody } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
 
@@ -35,10 +35,12 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
       generate: {
         ...sampling,
         json: jsonConstraint(body),
+        ...(body.grammar === undefined ? {} : { grammar: body.grammar }),
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
         signal: clientGoneSignal(reply),
         n,
       },
+      render: templateKwargs(body.chat_template_kwargs),
       ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),
     });
     const base = { id: responseId("chatcmpl"), created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };

@@ -5,7 +5,7 @@ import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from ".
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatMessagesOf, checkLogitBias, clientGoneSignal, timingsOf } from "../generation.js";
+import { chatMessagesOf, checkLogitBias, clientGoneSignal, templateKwargs, timingsOf } from "../generation.js";
 import {
   applyTemplateSchema,
   detokenizeSchema,
@@ -275,7 +275,8 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
   app.post("/apply-template", async (request) => {
     const body = parseBody(applyTemplateSchema, request.body);
     const model = await catalog.get(modelOf(request, body, options));
-    return { prompt: model.renderChat(chatMessagesOf(body.messages)) };
+    const tools = (body.tools ?? []).map((tool) => ({ name: tool.function.name, ...(tool.function.description === undefined ? {} : { description: tool.function.description }), ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }) }));
+    return { prompt: model.renderChat(chatMessagesOf(body.messages), { ...(tools.length > 0 ? { tools } : {}), ...templateKwargs(body.chat_template_kwargs) }) };
   });
 
   app.get("/props", async (request) => {
