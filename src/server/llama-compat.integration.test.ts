@@ -126,6 +126,8 @@ describe("llama-server's endpoints", () => {
   test("/apply-template renders the model's template; /props and /slots describe the server", async () => {
     const rendered = await post("/apply-template", { messages: [{ role: "user", content: "hi" }] });
     assert.equal(rendered.json.prompt, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    const bare = await post("/apply-template", { messages: [{ role: "user", content: "hi" }], add_generation_prompt: false });
+    assert.equal(bare.json.prompt, "<|im_start|>user\nhi<|im_end|>\n");
     const props = (await (await fetch(`${base}/props`)).json()) as any;
     assert.equal(props.total_slots, 2);
     assert.equal(props.default_generation_settings.n_ctx, 512);

@@ -92,6 +92,7 @@ export const applyTemplateSchema = z.object({
   messages: z.array(chatMessageSchema).min(1, "messages must hold at least one message").max(LIMITS.messages),
   tools: nullable(z.array(toolSchema).max(128)),
   chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
+  add_generation_prompt: nullable(z.boolean()),
 });
 
 export type NativeCompletionRequest = z.output<typeof nativeCompletionSchema>;

@@ -276,7 +276,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const body = parseBody(applyTemplateSchema, request.body);
     const model = await catalog.get(modelOf(request, body, options));
     const tools = (body.tools ?? []).map((tool) => ({ name: tool.function.name, ...(tool.function.description === undefined ? {} : { description: tool.function.description }), ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }) }));
-    return { prompt: model.renderChat(chatMessagesOf(body.messages), { ...(tools.length > 0 ? { tools } : {}), ...templateKwargs(body.chat_template_kwargs) }) };
+    return { prompt: model.renderChat(chatMessagesOf(body.messages), { ...(tools.length > 0 ? { tools } : {}), ...templateKwargs(body.chat_template_kwargs), ...(body.add_generation_prompt === undefined ? {} : { addGenerationPrompt: body.add_generation_prompt }) }) };
   });
 
   app.get("/props", async (request) => {
