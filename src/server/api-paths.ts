@@ -26,7 +26,7 @@ export function isApiPath(path: string): boolean {
 }
 
 /** OpenAI routes that llama-server (and so its clients) also serve without `/v1`. */
-const UNVERSIONED = new Set(["/chat/completions", "/responses", "/messages", "/models"]);
+const UNVERSIONED = new Set(["/chat/completions", "/chat/completions/input_tokens", "/responses", "/messages", "/messages/count_tokens", "/models"]);
 
 /**
  * Paths llama-server gives its own endpoints although they look like OpenAI's: `/completions` is

@@ -9,7 +9,7 @@ import { toErrorResponse } from "./error-table.js";
  * needs an admin key.
  */
 const CLIENT_ROUTES: readonly RegExp[] = [
-  /^POST \/v1\/(chat\/completions|completions|embeddings|responses|messages|messages\/count_tokens)$/,
+  /^POST \/v1\/(chat\/completions|chat\/completions\/input_tokens|completions|embeddings|responses|messages|messages\/count_tokens)$/,
   /^GET \/v1\/models(\/[^/]+)?$/,
   // llama-server's own endpoints (routes/llama-native.ts); /slots stays admin-only.
   /^POST \/(completion|infill|tokenize|detokenize|apply-template|embedding|embeddings)$/,

@@ -253,3 +253,20 @@ describe("llama-server's switches: --reasoning, chat_template_kwargs, --accept-a
     assert.equal(bad.status, 400);
   });
 });
+
+describe("counting a chat's prompt", () => {
+  test("/chat/completions/input_tokens counts what the chat would evaluate, tools included; usage chunks carry timings", async () => {
+    const messages = [{ role: "user", content: "What part of speech is dog?" }];
+    const counted = await post("/chat/completions/input_tokens", { messages });
+    const ran = await post("/v1/chat/completions", { messages, max_tokens: 1 });
+    assert.equal(counted.json.input_tokens, ran.json.usage.prompt_tokens);
+    const withTools = await post("/v1/chat/completions/input_tokens", { messages, tools: [{ type: "function", function: { name: "f" } }] });
+    assert.ok(withTools.json.input_tokens > counted.json.input_tokens);
+    assert.equal((await post("/chat/completions/input_tokens", { messages: [] })).status, 400);
+    const stream = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages, max_tokens: 3, stream: true, stream_options: { include_usage: true } }) });
+    const events = (await stream.text()).split("\n\n").filter((line) => line.startsWith("data: {")).map((line) => JSON.parse(line.slice(6)));
+    const usage = events.find((event) => event.choices.length === 0);
+    assert.ok(usage.timings.predicted_n >= 1);
+    assert.equal(events[0].choices[0].delta.content, null);
+  });
+});

@@ -108,6 +108,16 @@ export class ChatTurn {
     private readonly reading: OutputReading | undefined,
   ) {}
 
+  /** The tokens of the prompt a turn would evaluate (tools in the template or the generic system text), without generating. */
+  static promptTokens(request: Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render">): number[] {
+    const { model, tools } = request;
+    const format = detectToolCallFormat(model.vocabulary().chatTemplate);
+    const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
+    const messages = offered && !format.nativeTools ? genericMessages(request.messages, tools.definitions, tools.choice, tools.parallel ?? true) : request.messages;
+    const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
+    return model.applyChatTemplate(messages, { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) });
+  }
+
   /** Applies the template, checks the context and starts generating (errors before the first token are a status). */
   static async start(request: ChatTurnRequest): Promise<ChatTurn> {
     const { model } = request;

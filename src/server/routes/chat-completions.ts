@@ -14,8 +14,16 @@ function usageOf(dones: readonly GenerateDone[]) {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: dones[0]?.cachedTokens ?? 0 } };
 }
 
-/** `POST /v1/chat/completions`, streaming and not, with `n` choices. */
+/** `POST /v1/chat/completions`, streaming and not, with `n` choices; and llama-server's `…/input_tokens` count. */
 export function registerChatCompletionsRoute(app: FastifyInstance, catalog: ModelCatalog): void {
+  app.post("/v1/chat/completions/input_tokens", async (request) => {
+    const body = parseBody(chatCompletionSchema, request.body);
+    meterOf(request).checkModel(body.model);
+    const model = await catalog.get(body.model);
+    const tools = body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? ("auto" as const), parallel: body.parallel_tool_calls ?? true } };
+    return { input_tokens: ChatTurn.promptTokens({ model, messages: chatMessagesOf(body.messages), render: templateKwargs(body.chat_template_kwargs), ...tools }).length };
+  });
+
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = parseBody(chatCompletionSchema, request.body);
     const meter = meterOf(request);
@@ -93,7 +101,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
           stream.send({ ...chunk(index, {}, finishOf(event.done, event.toolCalls.length)), timings: timingsOf(event.done) });
         }
       }
-      if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones) });
+      // The usage chunk carries llama-server's timings too (of the first choice).
+      if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones), ...(dones[0] ? { timings: timingsOf(dones[0]) } : {}) });
       stream.end();
     } catch (error) {
       request.log.error({ err: error }, "chat stream failed");
