@@ -154,6 +154,9 @@ describe("llama-server's endpoints", () => {
     const fields = await post("/completion", { prompt: "dog", n_predict: 2, response_fields: ["content", "generation_settings/n_predict"] });
     assert.deepEqual(Object.keys(fields.json).sort(), ["content", "generation_settings/n_predict"]);
     assert.equal(fields.json["generation_settings/n_predict"], 2);
+    const words = await post("/completion", { prompt: "dog is a", n_predict: 6, temperature: 0, logit_bias: { " noun": -100, ".": false } });
+    assert.equal(words.status, 200, words.text);
+    assert.ok(!words.json.content.includes(" noun") && !words.json.content.includes("."), words.json.content);
     const constrained = await post("/completion", { prompt: "dog is a", n_predict: 8, temperature: 1, seed: 3, grammar: 'root ::= "yes" | "no"' });
     assert.ok(["yes", "no"].includes(constrained.json.content), constrained.text);
   });
@@ -258,6 +261,9 @@ describe("counting a chat's prompt", () => {
   test("/chat/completions/input_tokens counts what the chat would evaluate, tools included; usage chunks carry timings", async () => {
     const messages = [{ role: "user", content: "What part of speech is dog?" }];
     const counted = await post("/chat/completions/input_tokens", { messages });
+    const verbose = await post("/v1/chat/completions", { messages, max_tokens: 1, verbose: true });
+    assert.equal(verbose.json.__verbose.prompt, "<|im_start|>user\nWhat part of speech is dog?<|im_end|>\n<|im_start|>assistant\n");
+    assert.equal((await post("/v1/chat/completions", { messages, max_tokens: 1 })).json.__verbose, undefined);
     const ran = await post("/v1/chat/completions", { messages, max_tokens: 1 });
     assert.equal(counted.json.input_tokens, ran.json.usage.prompt_tokens);
     const withTools = await post("/v1/chat/completions/input_tokens", { messages, tools: [{ type: "function", function: { name: "f" } }] });

@@ -20,7 +20,8 @@ const model = nullable(z.string().min(1).max(LIMITS.modelName));
 const logitBias = nullable(
   z.union([
     z.array(z.tuple([z.union([token, z.string().max(256)]), z.union([z.number().min(-100).max(100), z.literal(false)])])).max(LIMITS.logitBias),
-    z.record(z.string().regex(/^\d{1,9}$/, "keys must be token ids"), z.union([z.number().min(-100).max(100), z.literal(false)])),
+    // Keys are token ids, or text whose tokens all get the bias (llama-server's rule).
+    z.record(z.string().min(1).max(256), z.union([z.number().min(-100).max(100), z.literal(false)])).refine((value) => Object.keys(value).length <= LIMITS.logitBias, `at most ${LIMITS.logitBias} entries`),
   ]),
 );
 

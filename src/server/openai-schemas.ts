@@ -120,6 +120,8 @@ export const chatCompletionSchema = z.object({
   parallel_tool_calls: nullable(z.boolean()),
   /** llama-server's extensions: template variables (`enable_thinking`…), a GBNF grammar, a JSON schema. */
   chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
+  /** llama-server's debugging switch: the answer carries `__verbose` (the rendered prompt…). */
+  verbose: nullable(z.boolean()),
   grammar: nullable(z.string().max(LIMITS.schemaChars)),
   json_schema: nullable(z.record(z.string(), z.unknown())),
 });

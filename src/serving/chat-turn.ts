@@ -105,6 +105,8 @@ export class ChatTurn {
     readonly session: GenerationSession,
     /** Tokens of the templated conversation. */
     readonly promptTokens: number,
+    /** The templated conversation's tokens. */
+    readonly prompt: readonly number[],
     private readonly reading: OutputReading | undefined,
   ) {}
 
@@ -169,7 +171,7 @@ export class ChatTurn {
         ...(reads ? { specialText: true } : {}),
       },
     });
-    return new ChatTurn(session, promptTokens.length, reads ? { format, startsInReasoning, tools: offered ? tools.definitions : [] } : undefined);
+    return new ChatTurn(session, promptTokens.length, promptTokens, reads ? { format, startsInReasoning, tools: offered ? tools.definitions : [] } : undefined);
   }
 
   /** The turn's events; metering settles when the iteration ends, however it ends. */

@@ -74,6 +74,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
           finish_reason: finishOf(choice.done, choice.toolCalls.length),
         })),
         usage: usageOf(choices.map((choice) => choice.done)),
+        ...(body.verbose ? { __verbose: { prompt: model.detokenize([...turn.prompt], { special: true }), content: choices[0]?.content ?? "", tokens_evaluated: turn.promptTokens, tokens_predicted: choices[0]?.done.completionTokens ?? 0, timings: choices[0] ? timingsOf(choices[0].done) : {} } } : {}),
       };
     }
 
