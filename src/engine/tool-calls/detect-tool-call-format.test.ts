@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { detectToolCallFormat, promptOpensReasoning } from "./detect-tool-call-format.js";
 import type { ToolCallSyntax } from "./tool-call-types.js";
+import { llamaSource } from "../../test-support/llama-source.js";
 
 // The lines of real templates (llama.cpp's models/templates) that tell each family apart.
 const SNIPPETS: readonly [string, string, ToolCallSyntax, string?][] = [
@@ -51,8 +51,8 @@ describe("detectToolCallFormat", () => {
   });
 });
 
-// The whole templates, where llama.cpp's source is checked out (tests do not download it).
-const TEMPLATES = join(homedir(), ".cache", "grove", "llama.cpp", "models", "templates");
+// The whole templates, from the llama.cpp source node-llama-cpp bundles (cloned from its local bundle, no download).
+const TEMPLATES = join(await llamaSource(), "models", "templates");
 const EXPECTED: Record<string, ToolCallSyntax> = {
   "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja": "hermes",
   "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja": "hermes",
@@ -87,7 +87,7 @@ const EXPECTED: Record<string, ToolCallSyntax> = {
   "microsoft-Phi-3.5-mini-instruct.jinja": "generic",
 };
 
-describe("detectToolCallFormat on llama.cpp's bundled templates", { skip: existsSync(TEMPLATES) ? false : `${TEMPLATES} is not checked out` }, () => {
+describe("detectToolCallFormat on llama.cpp's bundled templates", () => {
   for (const [file, syntax] of Object.entries(EXPECTED)) {
     test(`${file} → ${syntax}`, () => {
       assert.equal(detectToolCallFormat(readFileSync(join(TEMPLATES, file), "utf8")).syntax, syntax);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gguf } from "@huggingface/gguf";
@@ -12,6 +11,7 @@ import { validateGgufFile } from "../../gguf/gguf-validator.js";
 import { digestOfFile } from "../../store/file-digest.js";
 import { generateModel, type GenerateModelOptions, type GenerateModelResult } from "./generate-model.js";
 import { MODEL_PRESETS } from "./model-presets.js";
+import { llamaSource } from "../../test-support/llama-source.js";
 
 const ROUND_TRIP_TEXTS = [
   "The grove stood at the edge of the valley.",
@@ -19,7 +19,8 @@ const ROUND_TRIP_TEXTS = [
   "héllo ✓ 日本 — naïve café, emoji 🌳",
   "  leading spaces\n\ttabs and\r\nnewlines  ",
 ];
-const SPM_VOCABULARY = join(homedir(), ".cache", "grove", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf");
+// A real model's vocabulary from the llama.cpp source node-llama-cpp bundles (cloned from its local bundle).
+const SPM_VOCABULARY = join(await llamaSource(), "models", "ggml-vocab-llama-spm.gguf");
 
 let llama: Llama;
 let directory: string;
@@ -159,7 +160,6 @@ describe("generateModel", () => {
 
   it(
     "copies llama.cpp's SPM vocabulary",
-    { skip: existsSync(SPM_VOCABULARY) ? false : `no llama.cpp clone with ${SPM_VOCABULARY} (run scripts/build-llama-server.sh)` },
     async () => {
       const copy = await generate("spm.gguf", { preset: "test-tiny", seed: 5, vocabularyFrom: SPM_VOCABULARY });
       assert.equal(copy.vocabularySize, 32000);
