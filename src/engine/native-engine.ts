@@ -234,29 +234,37 @@ export class NativeEngine implements Engine {
     }
     // Only these: Worker keeps listeners of its own (removeAllListeners would stop its message port).
     worker.off("message", listeners.message!).off("error", listeners.error!).off("exit", listeners.exit!);
-    const model = new NativeLoadedModel({
-      info: {
-        id: source.id,
-        digest: source.digest,
-        path: source.path,
-        ...(adapters.length === 0 ? {} : { adapters }),
-        contextSize: ready.contextSize,
-        trainContextSize: ready.trainContextSize,
-        slots,
-        threads,
-        vocabularySize: vocabulary.vocabularySize,
-        embeddingSize: ready.embeddingSize,
-        ...(options.pooling === undefined ? {} : { pooling: options.pooling }),
-        loadedAt: Math.floor(Date.now() / 1000),
-      },
-      vocabulary,
-      worker,
-      signal,
-      queueLimit: options.queueLimit ?? 64,
-      ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
-      ...(options.reasoning === undefined ? {} : { reasoning: options.reasoning }),
-      ...(options.seed === undefined ? {} : { seed: options.seed }),
-    });
+    let model: NativeLoadedModel;
+    try {
+      model = new NativeLoadedModel({
+        info: {
+          id: source.id,
+          digest: source.digest,
+          path: source.path,
+          ...(adapters.length === 0 ? {} : { adapters }),
+          contextSize: ready.contextSize,
+          trainContextSize: ready.trainContextSize,
+          slots,
+          threads,
+          vocabularySize: vocabulary.vocabularySize,
+          embeddingSize: ready.embeddingSize,
+          ...(options.pooling === undefined ? {} : { pooling: options.pooling }),
+          loadedAt: Math.floor(Date.now() / 1000),
+        },
+        vocabulary,
+        worker,
+        signal,
+        queueLimit: options.queueLimit ?? 64,
+        ...(options.chatTemplate === undefined ? {} : { chatTemplate: options.chatTemplate }),
+        ...(options.reasoning === undefined ? {} : { reasoning: options.reasoning }),
+        ...(options.seed === undefined ? {} : { seed: options.seed }),
+      });
+    } catch (error) {
+      // A chat template that does not parse refuses the load: the decode thread must not outlive it.
+      await worker.terminate();
+      vocabulary.free();
+      throw error;
+    }
     worker.on("error", (error) => {
       options.logger?.error({ err: error, model: source.id }, "the decode thread failed");
       model.fail(error.message);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -274,5 +274,17 @@ describe("counting a chat's prompt", () => {
     const usage = events.find((event) => event.choices.length === 0);
     assert.ok(usage.timings.predicted_n >= 1);
     assert.equal(events[0].choices[0].delta.content, null);
+  });
+});
+
+describe("bad serve flags of this change", () => {
+  test("--chat-template-file that is missing, a directory, or a template that does not parse; --reasoning outside auto/on/off: a clear error, nothing served", async () => {
+    const model = (name: string): TestModel => ({ path: CHAT_MODEL, directory: join(directory, name), cleanup: async () => {} });
+    await assert.rejects(startTestGrove(model("bad-1"), { chatTemplateFile: join(directory, "no-such.jinja") }), /chat template file .*no-such\.jinja/);
+    await assert.rejects(startTestGrove(model("bad-2"), { chatTemplateFile: directory }), /not a regular file/);
+    const broken = join(directory, "broken.jinja");
+    await writeFile(broken, "{% for message in messages %}{{ message.content ");
+    await assert.rejects(startTestGrove(model("bad-3"), { chatTemplateFile: broken }), /chat template does not parse/);
+    await assert.rejects(startTestGrove(model("bad-4"), { reasoning: "sometimes" }), /reasoning/);
   });
 });

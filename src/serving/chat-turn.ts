@@ -92,6 +92,21 @@ function genericMessages(messages: readonly ChatMessage[], tools: readonly ToolD
   return out;
 }
 
+/**
+ * The conversation as the model reads it: the template with the tools where it renders them
+ * (whenever tools are given, with tool_choice none too: the conversation may hold earlier calls),
+ * or the generic format's system text where it does not. One path for counting and generating.
+ */
+function chatPrompt(request: Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render">, format: ToolCallFormat): { tokens: number[]; text: string } {
+  const { model, tools } = request;
+  const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
+  const messages = offered && !format.nativeTools ? genericMessages(request.messages, tools.definitions, tools.choice, tools.parallel ?? true) : request.messages;
+  const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
+  const options = { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) };
+  const tokens = model.applyChatTemplate(messages, options);
+  return { tokens, text: model.detokenize(tokens.slice(-16), { special: true }) };
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -112,12 +127,7 @@ export class ChatTurn {
 
   /** The tokens of the prompt a turn would evaluate (tools in the template or the generic system text), without generating. */
   static promptTokens(request: Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render">): number[] {
-    const { model, tools } = request;
-    const format = detectToolCallFormat(model.vocabulary().chatTemplate);
-    const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
-    const messages = offered && !format.nativeTools ? genericMessages(request.messages, tools.definitions, tools.choice, tools.parallel ?? true) : request.messages;
-    const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
-    return model.applyChatTemplate(messages, { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) });
+    return chatPrompt(request, detectToolCallFormat(request.model.vocabulary().chatTemplate)).tokens;
   }
 
   /** Applies the template, checks the context and starts generating (errors before the first token are a status). */
@@ -127,23 +137,18 @@ export class ChatTurn {
     const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
     const template = model.vocabulary().chatTemplate;
     const format = detectToolCallFormat(template);
-    let messages = request.messages;
     let grammar = request.generate.grammar;
     if (offered) {
       if (grammar !== undefined || request.generate.json !== undefined) throw new InvalidRequestError("A grammar or JSON schema cannot be combined with tools", { param: "tools" });
-      const parallel = tools.parallel ?? true;
-      if (!format.nativeTools) messages = genericMessages(messages, tools.definitions, tools.choice, parallel);
-      const promptText = model.renderChat(messages, { ...request.render, tools: tools.definitions.map(asChatTool) });
-      const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: parallel, startsInReasoning: promptOpensReasoning(format, promptText) });
-      grammar = compiled?.gbnf;
     } else if (tools !== undefined && typeof tools.choice === "object") {
       // A named function with no tools offered is the client's mistake: say so.
       await toolCallGrammar(format, tools.definitions, tools.choice);
     }
-    // A template with tool support sees the tools whenever they are given (with tool_choice none
-    // too: the conversation may hold earlier calls); the generic format has them in its system text.
-    const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
-    const promptTokens = model.applyChatTemplate(messages, { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) });
+    const { tokens: promptTokens, text: promptText } = chatPrompt(request, format);
+    if (offered) {
+      const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: tools.parallel ?? true, startsInReasoning: promptOpensReasoning(format, promptText) });
+      grammar = compiled?.gbnf;
+    }
     const contextSize = Math.min(request.contextLimit ?? model.info.contextSize, model.info.contextSize);
     const room = contextSize - promptTokens.length;
     // A limit past the room is cut to it where the API says so (Ollama), else refused.
@@ -158,7 +163,7 @@ export class ChatTurn {
     // Output is read through the family's syntax when tools are offered, or when a family with a
     // syntax of its own thinks (its reasoning goes apart from the answer).
     const reads = offered || (format.nativeTools && (format.reasoning !== undefined || format.syntax === "gpt-oss"));
-    const startsInReasoning = reads && promptOpensReasoning(format, model.detokenize(promptTokens.slice(-8), { special: true }));
+    const startsInReasoning = reads && promptOpensReasoning(format, promptText);
     const session = await GenerationSession.start({
       model,
       name: request.name,

@@ -149,22 +149,12 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
     },
   });
   const head = () => ({ model: body.model, created_at: new Date().toISOString() });
-  const last = (done: GenerateDone, text: string, content: string) => {
-    const promptNs = Math.round(done.timeToFirstTokenMs * 1e6);
-    return {
-      ...head(),
-      ...job.piece(content),
-      done: true,
-      done_reason: done.finishReason,
-      ...(job.finish?.(text) ?? {}),
-      total_duration: nanosecondsSince(job.started),
-      load_duration: job.loadNs,
-      prompt_eval_count: done.promptTokens,
-      prompt_eval_duration: promptNs,
-      eval_count: done.completionTokens,
-      eval_duration: Math.max(0, Math.round(done.totalMs * 1e6) - promptNs),
-    };
-  };
+  const last = (done: GenerateDone, text: string, content: string) => ({
+    ...head(),
+    ...job.piece(content),
+    ...doneFields(done, job.started, job.loadNs),
+    ...(job.finish?.(text) ?? {}),
+  });
 
   if (body.stream === false) {
     const [choice] = await session.collect();
@@ -192,6 +182,21 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
     stream.fail(error);
   }
   return reply;
+}
+
+/** The fields Ollama's last object of a generation carries: how it ended and its timings, in nanoseconds. */
+function doneFields(done: GenerateDone, started: bigint, loadNs: number) {
+  const promptNs = Math.round(done.timeToFirstTokenMs * 1e6);
+  return {
+    done: true,
+    done_reason: done.finishReason,
+    total_duration: nanosecondsSince(started),
+    load_duration: loadNs,
+    prompt_eval_count: done.promptTokens,
+    prompt_eval_duration: promptNs,
+    eval_count: done.completionTokens,
+    eval_duration: Math.max(0, Math.round(done.totalMs * 1e6) - promptNs),
+  };
 }
 
 /** Ollama's messages as chat messages: calls' arguments as JSON text, a tool message's `tool_name` as its name. */
@@ -255,21 +260,7 @@ async function runChat(job: { request: FastifyRequest; reply: FastifyReply; body
   const head = () => ({ model: body.model, created_at: new Date().toISOString() });
   const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
   const callsOf = (calls: readonly { name: string; arguments: string }[]) => calls.map((call) => ({ function: { name: call.name, arguments: argumentsObject(call.arguments) } }));
-  const last = (done: GenerateDone, extra: object) => {
-    const promptNs = Math.round(done.timeToFirstTokenMs * 1e6);
-    return {
-      ...head(),
-      ...message("", extra),
-      done: true,
-      done_reason: done.finishReason,
-      total_duration: nanosecondsSince(job.started),
-      load_duration: job.loadNs,
-      prompt_eval_count: done.promptTokens,
-      prompt_eval_duration: promptNs,
-      eval_count: done.completionTokens,
-      eval_duration: Math.max(0, Math.round(done.totalMs * 1e6) - promptNs),
-    };
-  };
+  const last = (done: GenerateDone, extra: object) => ({ ...head(), ...message("", extra), ...doneFields(done, job.started, job.loadNs) });
 
   if (body.stream === false) {
     const [result] = await turn.collect();
