@@ -107,7 +107,10 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     const names = [...new Set(config.alias)].sort();
     const id = names[0] ?? basename(config.model).replace(/\.gguf$/i, "");
     await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
-    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }, config.acceptAnyModel === "on"), defaultModel: id, fromStore: false };
+    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }, config.acceptAnyModel === "on", config.tags), defaultModel: id, fromStore: false };
+  }
+  if (config.tags.length > 0) {
+    throw new ConfigError("--tags (GROVE_TAGS) labels a --model FILE; models served from the store have labels of their own", { param: "--tags" });
   }
   if (config.alias.length > 0) {
     throw new ConfigError("--alias (GROVE_ALIAS) names a --model FILE; models served from the store answer to their names and to grove alias", { param: "--alias" });
@@ -221,7 +224,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       mmap: config.mmap,
       ...(config.pooling === "auto" ? {} : { pooling: config.pooling }),
       ...(config.seed < 0 ? {} : { seed: config.seed }),
-      ...(config.chatTemplateFile === "" ? {} : { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) }),
+      ...(await chatTemplateOf(config)),
       reasoning: config.reasoning,
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
@@ -315,6 +318,15 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
 }
 
 /** `--chat-template-file`: a Jinja template of at most 1 MiB, refused with the reason when it cannot be read. */
+/** `--chat-template` or `--chat-template-file` (not both), as the engine takes it. */
+async function chatTemplateOf(config: GroveConfig): Promise<{ chatTemplate?: string }> {
+  if (config.chatTemplate !== "" && config.chatTemplateFile !== "") {
+    throw new ConfigError("Give --chat-template or --chat-template-file, not both", { param: "--chat-template" });
+  }
+  if (config.chatTemplateFile !== "") return { chatTemplate: await readChatTemplateFile(config.chatTemplateFile) };
+  return config.chatTemplate === "" ? {} : { chatTemplate: config.chatTemplate };
+}
+
 async function readChatTemplateFile(path: string): Promise<string> {
   try {
     return (await readBoundedFile(path, { limit: 1 << 20, what: "the chat template file", param: "--chat-template-file" })).toString("utf8");

@@ -56,6 +56,12 @@ test("translations: idle seconds, no UI, a negative value, an unknown flag", () 
   assert.deepEqual(plan.notes.map((note) => note.status), ["mapped", "mapped", "unsupported", "unsupported", "ignored"]);
 });
 
+test("--verbose is Grove's debug log level (which adds __verbose to answers); --no-jinja needs nothing", () => {
+  const plan = planGroveServe(parseLlamaServerArgs(["--verbose", "--no-jinja"]), groveFlagsFromHelp(GROVE_HELP));
+  assert.deepEqual(plan.args, ["--log-level", "debug"]);
+  assert.deepEqual(plan.notes.map((note) => note.status), ["mapped", "ignored"]);
+});
+
 test("the model request reads the download flags", () => {
   assert.deepEqual(modelRequest(parseLlamaServerArgs(TINYLLAMA2)), { repo: "ggml-org/test-model-stories260K" });
   assert.equal(modelRequest(parseLlamaServerArgs(["--host", "h"])), undefined);

@@ -69,7 +69,7 @@ export const LLAMA_SERVER_FLAGS = Object.freeze([
   { names: ["--n-predict", "-n", "--predict"], value: true },
   // Chat templates and reasoning.
   { names: ["--jinja"], value: false, ignore: "Grove always renders chat templates with Jinja" },
-  { names: ["--no-jinja"], value: false },
+  { names: ["--no-jinja"], value: false, ignore: "Grove renders templates with Jinja, and a built-in name given to --chat-template with llama.cpp's own formatter" },
   { names: ["--chat-template"], value: true },
   { names: ["--chat-template-file"], value: true, special: "path" },
   { names: ["--chat-template-kwargs"], value: true },
@@ -104,7 +104,7 @@ export const LLAMA_SERVER_FLAGS = Object.freeze([
   { names: ["--mcp-servers-json"], value: true },
   { names: ["--backend-sampling", "--backend_sampling", "-bs"], value: false },
   // Logging: Grove's own level stays.
-  { names: ["--verbose", "-v", "--log-verbose"], value: false, ignore: "logging" },
+  { names: ["--verbose", "-v", "--log-verbose"], value: false, special: "verbose" },
   { names: ["--log-verbosity", "-lv", "--verbosity"], value: true, ignore: "logging" },
   { names: ["--log-disable"], value: false, ignore: "logging" },
   { names: ["--log-file"], value: true, ignore: "logging" },
@@ -220,6 +220,11 @@ export function planGroveServe(flags, groveFlags, resolvePath = (path) => path) 
     }
     if (spec?.special === "idle") {
       pass(flag, "--idle-unload", `${flag.value}s`);
+      continue;
+    }
+    if (spec?.special === "verbose") {
+      // llama-server's --verbose logs everything and adds __verbose to answers; Grove does both at debug level.
+      pass(flag, "--log-level", "debug");
       continue;
     }
     if (spec?.special === "no-ui") {

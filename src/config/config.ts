@@ -135,6 +135,12 @@ export interface GroveConfig {
    * 2.56 GiB mapped against 1.59 read, same speed). Env `GROVE_MMAP`, flag `--mmap`. @default "auto"
    */
   readonly mmap: "auto" | "on" | "off";
+  /**
+   * A chat template used instead of the models' own (llama-server's `--chat-template`): the name of
+   * one of llama.cpp's built-in formats (`llama3`, `chatml`, `command-r`…, rendered by llama.cpp
+   * itself, roles and text only) or a Jinja template's text. Env `GROVE_CHAT_TEMPLATE`. @default ""
+   */
+  readonly chatTemplate: string;
   /** A Jinja chat template file used instead of the models' own (llama-server's `--chat-template-file`). Env `GROVE_CHAT_TEMPLATE_FILE`. @default "" */
   readonly chatTemplateFile: string;
   /** Reasoning models think (`auto`, `on`) or not (`off`: templates get `enable_thinking` false), as llama-server's `--reasoning`. Env `GROVE_REASONING`. @default "auto" */
@@ -170,6 +176,8 @@ export interface GroveConfig {
    * @example ["tinyllama-2", "code"]
    */
   readonly alias: readonly string[];
+  /** `--tags`: labels `/v1/models` lists with a --model FILE (llama-server's; informational, not used to route), comma-separated. Env `GROVE_TAGS`. @default [] */
+  readonly tags: readonly string[];
   /**
    * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
    * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
@@ -248,6 +256,8 @@ const schema = z.object({
   }),
   seed: integer(-1, 2 ** 32 - 1),
   alias: commaList.pipe(z.array(z.string().max(256).regex(/^[a-z0-9][a-z0-9._:/@+-]*$/i, "expected model names such as tinyllama-2 (letters, digits and . _ : / @ + -), comma-separated"))),
+  tags: commaList.pipe(z.array(z.string().max(64).regex(/^[\w.:+-]+$/, "expected labels such as chat (letters, digits and _ . : + -), comma-separated")).max(64)),
+  chatTemplate: z.string().max(1_000_000),
   chatTemplateFile: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
@@ -296,6 +306,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   pooling: { env: "GROVE_POOLING", flag: "--pooling" },
   seed: { env: "GROVE_SEED", flag: "--seed" },
   alias: { env: "GROVE_ALIAS", flag: "--alias" },
+  tags: { env: "GROVE_TAGS", flag: "--tags" },
+  chatTemplate: { env: "GROVE_CHAT_TEMPLATE", flag: "--chat-template" },
   chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
 };
@@ -342,6 +354,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     pooling: "auto",
     seed: -1,
     alias: [],
+    tags: [],
+    chatTemplate: "",
     chatTemplateFile: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",
   };

@@ -61,8 +61,12 @@ export class InvalidRequestError extends GroveError {
 
 /** Prompt plus requested output does not fit in the model's context. */
 export class ContextLengthError extends GroveError {
-  constructor(message: string, options: GroveErrorOptions = {}) {
+  /** The prompt's tokens and the context's size, where known (llama-server's `n_prompt_tokens`, `n_ctx`). */
+  readonly sizes: { readonly promptTokens: number; readonly contextSize: number } | undefined;
+
+  constructor(message: string, options: GroveErrorOptions & { sizes?: { promptTokens: number; contextSize: number } } = {}) {
     super("context_length_exceeded", message, options);
+    this.sizes = options.sizes;
   }
 }
 

@@ -22,6 +22,25 @@ export interface ChatTemplateTokens {
   readonly eosToken: string;
 }
 
+/**
+ * One of llama.cpp's built-in chat formats (`llama_chat_apply_template`): roles and text in,
+ * the prompt out. Given with the format's name, it replaces Jinja for that template.
+ */
+export type BuiltinChatFormatter = (messages: readonly { readonly role: string; readonly content: string }[], addAssistant: boolean) => string;
+
+/** What a built-in format reads: roles and text, no tools, no reasoning. */
+const BUILTIN_CAPABILITIES: ChatTemplateCapabilities = {
+  systemRole: true,
+  tools: false,
+  toolCalls: false,
+  parallelToolCalls: false,
+  objectArguments: false,
+  stringContent: true,
+  typedContent: false,
+  preserveReasoning: false,
+  reasoningEffort: false,
+};
+
 /** How one conversation is rendered. */
 export interface ChatTemplateRenderOptions {
   /** The functions offered to the model; the template's `tools` is left undefined without any. */
@@ -49,6 +68,14 @@ export interface ChatTemplateRenderOptions {
    * @example { reasoning_effort: "high" }
    */
   readonly templateArguments?: Readonly<Record<string, unknown>>;
+  /**
+   * A final assistant message continued (llama-server's prefill, `continue_final_message`): the
+   * conversation before it is rendered with the generation prompt and `text` follows. With
+   * `reopen`, a generation prompt that opens (or opens and closes) a block from `reopen` on is
+   * cut there first, so `text` can start that block again with the message's own reasoning
+   * (`common_chat_templates_apply_jinja`'s continuation).
+   */
+  readonly continuation?: { readonly text: string; readonly reopen?: string };
 }
 
 /**
@@ -69,13 +96,24 @@ export class ChatTemplate {
   readonly capabilities: ChatTemplateCapabilities;
   /** The family llama.cpp has code of its own for, if any. */
   readonly family: ChatTemplateFamily | undefined;
-  readonly #template: Template;
+  readonly #template: Template | undefined;
+  readonly #builtin: BuiltinChatFormatter | undefined;
   readonly #tokens: ChatTemplateTokens;
 
-  /** @throws EngineError when the template does not parse */
-  constructor(source: string | undefined, tokens: ChatTemplateTokens) {
+  /**
+   * @param source the Jinja text, or with `builtin` the name of llama.cpp's built-in format
+   * @param builtin llama.cpp's formatter for the built-in format `source` names
+   * @throws EngineError when the template does not parse
+   */
+  constructor(source: string | undefined, tokens: ChatTemplateTokens, builtin?: BuiltinChatFormatter) {
     this.source = source ?? CHATML_FALLBACK;
     this.#tokens = tokens;
+    if (builtin !== undefined) {
+      this.#builtin = builtin;
+      this.family = undefined;
+      this.capabilities = BUILTIN_CAPABILITIES;
+      return;
+    }
     this.family = chatTemplateFamily(this.source);
     try {
       this.#template = new Template(patchTemplateSource(this.source));
@@ -92,6 +130,7 @@ export class ChatTemplate {
    * @throws EngineError when the template fails for another reason
    */
   render(messages: readonly ChatMessage[], options: ChatTemplateRenderOptions = {}): string {
+    if (this.#builtin !== undefined) return this.#renderBuiltin(this.#builtin, messages, options);
     const now = options.now ?? new Date();
     const variables: Record<string, unknown> = {
       messages: templateMessages(messages, this.source, this.capabilities, this.family),
@@ -103,19 +142,38 @@ export class ChatTemplate {
       date_string: strftime(now, "%d %b %Y"),
       ...options.templateArguments,
     };
-    // llama.cpp sets add_generation_prompt only when true: "is defined" tests see the difference.
-    if (options.addGenerationPrompt ?? true) variables.add_generation_prompt = true;
     const { preserve_reasoning: preserve, reasoning_effort: effort } = variables;
     if (typeof preserve === "boolean") Object.assign(variables, preserveReasoningVariables(preserve));
     if (typeof effort === "string" && effort !== "") Object.assign(variables, reasoningEffortVariables(effort));
+    const continuation = options.continuation;
+    const template = this.#template!;
     try {
-      return renderTemplate(this.#template, variables, { now });
+      if (continuation === undefined) {
+        // llama.cpp sets add_generation_prompt only when true: "is defined" tests see the difference.
+        if (options.addGenerationPrompt ?? true) variables.add_generation_prompt = true;
+        return renderTemplate(template, variables, { now });
+      }
+      const before = continuation.reopen === undefined ? "" : renderTemplate(template, variables, { now });
+      let prompt = renderTemplate(template, { ...variables, add_generation_prompt: true }, { now });
+      const cut = continuation.reopen === undefined ? -1 : prompt.lastIndexOf(continuation.reopen);
+      if (cut >= before.length && prompt.startsWith(before)) prompt = prompt.slice(0, cut);
+      return prompt + continuation.text;
     } catch (error) {
       if (error instanceof TemplateRaisedError) {
         throw new InvalidRequestError(`The model's chat template refused the conversation: ${error.message}`, { param: "messages", cause: error });
       }
       throw new EngineError(`The model's chat template failed on this conversation: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /**
+   * llama.cpp's legacy path (`common_chat_templates_apply_legacy`): each message's role and text
+   * (`developer` as `system`; tool calls and reasoning are not part of these formats).
+   */
+  #renderBuiltin(format: BuiltinChatFormatter, messages: readonly ChatMessage[], options: ChatTemplateRenderOptions): string {
+    const chat = messages.map((message) => ({ role: message.role === "developer" ? "system" : message.role, content: message.content }));
+    if (options.continuation !== undefined) return format(chat, true) + options.continuation.text;
+    return format(chat, options.addGenerationPrompt ?? true);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Digest } from "../core/digest.js";
+import type { ChatTemplateCapabilities } from "./chat-template-capabilities.js";
 import type { ChatTemplateRenderOptions } from "./chat-template.js";
 
 /**
@@ -241,6 +242,8 @@ export interface VocabularyFacts {
   readonly fim?: { readonly prefix: number; readonly suffix: number; readonly middle: number };
   /** The chat template in use. */
   readonly chatTemplate: string;
+  /** What the template in use reads (probed at load); where it lacks a role, llama.cpp's adjustment applies. */
+  readonly chatTemplateCapabilities: ChatTemplateCapabilities;
   /** The bytes of one token's text (special tokens rendered). */
   piece(token: number): Uint8Array;
 }

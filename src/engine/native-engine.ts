@@ -44,7 +44,7 @@ export interface NativeEngineOptions {
   readonly threadpoolPoll?: number | null;
   /** Map model files (`on`), read them (`off`), or map them only when a GPU takes the weights (`auto`). @default "auto" */
   readonly mmap?: "auto" | "on" | "off";
-  /** A Jinja chat template used instead of every loaded model's own (`--chat-template-file`). */
+  /** A chat template used instead of every loaded model's own (`--chat-template`, `--chat-template-file`): Jinja, or the name of one of llama.cpp's built-in formats. */
   readonly chatTemplate?: string;
   /** llama-server's `--reasoning`: `off` renders templates with `enable_thinking` false. @default "auto" */
   readonly reasoning?: "auto" | "on" | "off";

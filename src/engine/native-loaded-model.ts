@@ -32,7 +32,7 @@ export interface NativeLoadedModelOptions {
   readonly worker: Worker;
   readonly signal: SharedArrayBuffer;
   readonly queueLimit: number;
-  /** A chat template used instead of the model's own. */
+  /** A chat template used instead of the model's own: Jinja, or the name of one of llama.cpp's built-in formats. */
   readonly chatTemplate?: string;
   /** The seed of a generation that sets none (`--seed`); undefined draws one per generation. */
   readonly seed?: number;
@@ -87,10 +87,19 @@ export class NativeLoadedModel implements LoadedModel {
       cachedPrefixLength: (slot, prompt) => commonPrefixLength(this.#kv[slot]!, prompt),
     });
     const vocabulary = this.#vocabulary;
-    this.#template = new ChatTemplate(options.chatTemplate ?? vocabulary.chatTemplate(), {
-      bosToken: vocabulary.bos >= 0 ? vocabulary.tokenText(vocabulary.bos) : "",
-      eosToken: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
-    });
+    const override = options.chatTemplate;
+    // A name of llama.cpp's built-in formats (`llama3`, `command-r`…) is rendered by llama.cpp itself.
+    const builtin = override !== undefined && vocabulary.builtinChatTemplates().includes(override)
+      ? (messages: readonly { role: string; content: string }[], addAssistant: boolean) => vocabulary.applyBuiltinChatTemplate(override, messages, addAssistant)
+      : undefined;
+    this.#template = new ChatTemplate(
+      override ?? vocabulary.chatTemplate(),
+      {
+        bosToken: vocabulary.bos >= 0 ? vocabulary.tokenText(vocabulary.bos) : "",
+        eosToken: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
+      },
+      builtin,
+    );
     // The worker sends a step's messages as one array.
     this.#worker.on("message", (message: FromWorker | FromWorker[]) => {
       if (Array.isArray(message)) for (const each of message) this.#receive(each);
@@ -119,6 +128,7 @@ export class NativeLoadedModel implements LoadedModel {
       eosText: vocabulary.eos >= 0 ? vocabulary.tokenText(vocabulary.eos) : "",
       ...(fim === undefined ? {} : { fim }),
       chatTemplate: this.#template.source,
+      chatTemplateCapabilities: this.#template.capabilities,
       piece: (token) => vocabulary.piece(token, true),
     };
   }
@@ -160,7 +170,7 @@ export class NativeLoadedModel implements LoadedModel {
     if (prompt.length + options.maxTokens > this.info.contextSize) {
       throw new ContextLengthError(
         `This model's context holds ${this.info.contextSize} tokens; the prompt has ${prompt.length} and max_tokens asks for ${options.maxTokens} more`,
-        { param: "max_tokens" },
+        { param: "max_tokens", sizes: { promptTokens: prompt.length, contextSize: this.info.contextSize } },
       );
     }
     if (choices > this.info.slots) throw new InvalidRequestError(`n is ${choices}; this model runs ${this.info.slots} slots, so at most ${this.info.slots} choices`, { param: "n" });

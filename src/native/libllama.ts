@@ -17,6 +17,7 @@ const STRUCT_SIZES = {
   llama_batch: 56,
   llama_sampler_chain_params: 1,
   llama_logit_bias: 8,
+  llama_chat_message: 16,
   ggml_threadpool_params: 528,
 } as const;
 
@@ -170,6 +171,7 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
   });
   koffi.struct("llama_sampler_chain_params", { no_perf: "bool" });
   koffi.struct("llama_logit_bias", { token: "int32_t", bias: "float" });
+  koffi.struct("llama_chat_message", { role: "const char *", content: "const char *" });
   koffi.struct("llama_token_data", { id: "int32_t", logit: "float", p: "float" });
   koffi.struct("llama_token_data_array", { data: "void *", size: "size_t", selected: "int64_t", sorted: "bool" });
   koffi.struct("ggml_threadpool_params", {
@@ -231,6 +233,8 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
     llama_vocab_get_add_eos: llama.func("bool llama_vocab_get_add_eos(void *vocab)"),
     llama_vocab_get_text: llama.func("const char *llama_vocab_get_text(void *vocab, int32_t token)"),
     llama_vocab_is_control: llama.func("bool llama_vocab_is_control(void *vocab, int32_t token)"),
+    llama_chat_builtin_templates: llama.func("int32_t llama_chat_builtin_templates(_Out_ const char **output, size_t len)"),
+    llama_chat_apply_template: llama.func("int32_t llama_chat_apply_template(const char *tmpl, const llama_chat_message *chat, size_t n_msg, bool add_ass, _Out_ uint8_t *buf, int32_t length)"),
     llama_model_chat_template: llama.func("const char *llama_model_chat_template(void *model, const char *name)"),
     llama_model_meta_val_str: llama.func("int32_t llama_model_meta_val_str(void *model, const char *key, _Out_ uint8_t *buf, size_t buf_size)"),
     llama_model_n_embd: llama.func("int32_t llama_model_n_embd(void *model)"),

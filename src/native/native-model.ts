@@ -147,6 +147,32 @@ export class NativeModel {
     return (this.lib.fn.llama_model_chat_template!(this.handle, null) as string | null) ?? undefined;
   }
 
+  /** The names of llama.cpp's built-in chat formats (`llama3`, `chatml`, `command-r`…), its `--chat-template` list. */
+  builtinChatTemplates(): string[] {
+    const count = this.lib.fn.llama_chat_builtin_templates!(null, 0) as number;
+    const names: (string | null)[] = new Array(count).fill(null);
+    this.lib.fn.llama_chat_builtin_templates!(names, count);
+    return names.filter((name): name is string => typeof name === "string");
+  }
+
+  /**
+   * A conversation in one of llama.cpp's built-in formats (`llama_chat_apply_template`, its
+   * formatter without Jinja): roles and text only.
+   * @throws EngineError when llama.cpp does not know the name
+   */
+  applyBuiltinChatTemplate(name: string, messages: readonly { role: string; content: string }[], addAssistant: boolean): string {
+    const chat = messages.map((message) => ({ role: message.role, content: message.content }));
+    const size = messages.reduce((sum, message) => sum + message.role.length + Buffer.byteLength(message.content), 0) * 2 + 256;
+    let buffer = new Uint8Array(size);
+    let length = this.lib.fn.llama_chat_apply_template!(name, chat, chat.length, addAssistant, buffer, buffer.length) as number;
+    if (length < 0) throw new EngineError(`llama.cpp has no built-in chat template named ${JSON.stringify(name)}`);
+    if (length > buffer.length) {
+      buffer = new Uint8Array(length);
+      length = this.lib.fn.llama_chat_apply_template!(name, chat, chat.length, addAssistant, buffer, buffer.length) as number;
+    }
+    return Buffer.from(buffer.buffer, 0, length).toString("utf8");
+  }
+
   /** A metadata value as text, or undefined (arrays are not readable this way). */
   metadata(key: string): string | undefined {
     const buffer = new Uint8Array(4096);

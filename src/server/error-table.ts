@@ -1,15 +1,16 @@
-import { GroveError, type GroveErrorCode } from "../core/errors.js";
+import { ContextLengthError, GroveError, type GroveErrorCode } from "../core/errors.js";
 
-/** The OpenAI-style error body every route returns. */
+/** The OpenAI-style error body every route returns (a context overflow adds llama-server's sizes). */
 export interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
+  error: { message: string; type: string; param: string | null; code: string | null; n_prompt_tokens?: number; n_ctx?: number };
 }
 
 /** Each Grove error code's HTTP status and OpenAI error `type`; the one place they are chosen. */
 export const ERROR_TABLE: Record<GroveErrorCode, { status: number; type: string }> = {
   invalid_request: { status: 400, type: "invalid_request_error" },
   invalid_parameter: { status: 400, type: "invalid_request_error" },
-  context_length_exceeded: { status: 400, type: "invalid_request_error" },
+  // llama-server's type (clients of local servers read it); the code stays OpenAI's.
+  context_length_exceeded: { status: 400, type: "exceed_context_size_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   model_not_local: { status: 503, type: "unavailable_error" },
   invalid_model_file: { status: 422, type: "invalid_request_error" },
@@ -42,7 +43,15 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
     const entry = ERROR_TABLE[error.code];
     return {
       status: entry.status,
-      body: { error: { message: error.message, type: entry.type, param: error.param ?? null, code: error.code } },
+      body: {
+        error: {
+          message: error.message,
+          type: entry.type,
+          param: error.param ?? null,
+          code: error.code,
+          ...(error instanceof ContextLengthError && error.sizes ? { n_prompt_tokens: error.sizes.promptTokens, n_ctx: error.sizes.contextSize } : {}),
+        },
+      },
     };
   }
   return {

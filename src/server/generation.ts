@@ -28,11 +28,15 @@ export function clientGoneSignal(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-/** OpenAI chat messages as the engine takes them (`developer` is a system message; text parts joined). */
+/**
+ * OpenAI chat messages as the engine takes them (`developer` is a system message). Text parts are
+ * joined with a newline as llama.cpp joins them for templates; a final assistant message, which is
+ * continued (see ChatTurn), with a blank line, as llama.cpp renders a continued message's parts.
+ */
 export function chatMessagesOf(messages: ChatCompletionRequest["messages"]): ChatMessage[] {
-  return messages.map((message) => ({
+  return messages.map((message, index) => ({
     role: message.role === "developer" ? "system" : message.role,
-    content: typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text).join(""),
+    content: typeof message.content === "string" ? message.content : (message.content ?? []).map((part) => part.text).join(index === messages.length - 1 && message.role === "assistant" ? "\n\n" : "\n"),
     ...(message.tool_calls?.length ? { toolCalls: message.tool_calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments })) } : {}),
     ...(message.tool_call_id === undefined ? {} : { toolCallId: message.tool_call_id }),
     ...(message.name === undefined ? {} : { name: message.name }),
@@ -144,4 +148,12 @@ export function templateKwargs(kwargs: Readonly<Record<string, unknown>> | undef
   if (kwargs === undefined) return {};
   const { enable_thinking: enableThinking, ...rest } = kwargs;
   return { ...(typeof enableThinking === "boolean" ? { enableThinking } : {}), ...(Object.keys(rest).length > 0 ? { templateArguments: rest } : {}) };
+}
+
+/** The template's options a chat request sets, and whether it continues its final message. */
+export function templateOptions(body: { chat_template_kwargs?: Record<string, unknown>; add_generation_prompt?: boolean; continue_final_message?: boolean | "content" | "reasoning_content" }) {
+  return {
+    render: { ...templateKwargs(body.chat_template_kwargs), ...(body.add_generation_prompt === undefined ? {} : { addGenerationPrompt: body.add_generation_prompt }) },
+    ...(body.continue_final_message === undefined ? {} : { continueFinal: body.continue_final_message }),
+  };
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { chatMessageSchema, embdNormalizeSchema, embeddingInputSchema, LIMITS, toolSchema } from "./openai-schemas.js";
+import { chatMessageSchema, continueFinalMessage, embdNormalizeSchema, embeddingInputSchema, LIMITS, toolSchema } from "./openai-schemas.js";
 
 /**
  * Request bodies of llama-server's own endpoints (`/completion`, `/infill`, `/tokenize`,
@@ -94,6 +94,7 @@ export const applyTemplateSchema = z.object({
   tools: nullable(z.array(toolSchema).max(128)),
   chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
   add_generation_prompt: nullable(z.boolean()),
+  continue_final_message: continueFinalMessage,
 });
 
 export type NativeCompletionRequest = z.output<typeof nativeCompletionSchema>;

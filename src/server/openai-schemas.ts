@@ -59,6 +59,9 @@ const sampling = {
   user: nullable(z.string().max(256)),
 };
 
+/** vLLM's and llama-server's `continue_final_message`: true, or which part of the message to continue. */
+export const continueFinalMessage = nullable(z.union([z.boolean(), z.enum(["content", "reasoning_content"])]));
+
 const textPart = z.object({ type: z.literal("text"), text: z.string().max(LIMITS.messageChars) });
 
 const toolName = z.string().min(1).max(128).regex(/^[\w.-]+$/, "a tool name holds letters, digits, '_', '.' and '-'");
@@ -120,6 +123,8 @@ export const chatCompletionSchema = z.object({
   parallel_tool_calls: nullable(z.boolean()),
   /** llama-server's extensions: template variables (`enable_thinking`…), a GBNF grammar, a JSON schema. */
   chat_template_kwargs: nullable(z.record(z.string(), z.unknown())),
+  add_generation_prompt: nullable(z.boolean()),
+  continue_final_message: continueFinalMessage,
   /** llama-server's debugging switch: the answer carries `__verbose` (the rendered prompt…). */
   verbose: nullable(z.boolean()),
   grammar: nullable(z.string().max(LIMITS.schemaChars)),

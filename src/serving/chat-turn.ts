@@ -32,6 +32,13 @@ export interface ChatTurnRequest {
   readonly generate: Omit<GenerateOptions, "promptTokens" | "maxTokens">;
   /** Template options beyond the tools (`enable_thinking`, template variables). */
   readonly render?: Omit<ChatTemplateRenderOptions, "tools">;
+  /**
+   * Continue the final assistant message instead of answering after it (vLLM's and llama-server's
+   * `continue_final_message`; `"reasoning_content"` continues its thinking). Without it, a final
+   * assistant message is continued anyway (llama-server's prefill, Anthropic's and Ollama's rule),
+   * and `render.addGenerationPrompt` must not be true with it.
+   */
+  readonly continueFinal?: boolean | "content" | "reasoning_content";
   /** Functions the model may call, and whether it must. */
   readonly tools?: {
     readonly definitions: readonly ToolDefinition[];
@@ -97,14 +104,54 @@ function genericMessages(messages: readonly ChatMessage[], tools: readonly ToolD
  * (whenever tools are given, with tool_choice none too: the conversation may hold earlier calls),
  * or the generic format's system text where it does not. One path for counting and generating.
  */
-function chatPrompt(request: Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render">, format: ToolCallFormat): { tokens: number[]; text: string } {
-  const { model, tools } = request;
+function chatPrompt(request: PromptRequest, format: ToolCallFormat): { tokens: number[]; text: string; continuesReasoning: boolean } {
+  const { messages, options, continuesReasoning } = promptInputs(request, format);
+  const tokens = request.model.applyChatTemplate(messages, options);
+  return { tokens, text: request.model.detokenize(tokens.slice(-16), { special: true }), continuesReasoning };
+}
+
+/** The messages and template options of a turn's prompt. */
+function promptInputs(request: PromptRequest, format: ToolCallFormat): { messages: readonly ChatMessage[]; options: ChatTemplateRenderOptions; continuesReasoning: boolean } {
+  const { tools } = request;
+  const { messages: conversation, continuation, continuesReasoning } = continuationOf(request, format);
   const offered = tools !== undefined && tools.definitions.length > 0 && tools.choice !== "none";
-  const messages = offered && !format.nativeTools ? genericMessages(request.messages, tools.definitions, tools.choice, tools.parallel ?? true) : request.messages;
+  const messages = offered && !format.nativeTools ? genericMessages(conversation, tools.definitions, tools.choice, tools.parallel ?? true) : conversation;
   const rendersTools = tools !== undefined && tools.definitions.length > 0 && format.nativeTools;
-  const options = { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}) };
-  const tokens = model.applyChatTemplate(messages, options);
-  return { tokens, text: model.detokenize(tokens.slice(-16), { special: true }) };
+  const options = { ...request.render, ...(rendersTools ? { tools: tools.definitions.map(asChatTool) } : {}), ...(continuation ? { continuation } : {}) };
+  return { messages, options, continuesReasoning };
+}
+
+type PromptRequest = Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render" | "continueFinal">;
+
+/**
+ * A final assistant message to continue, as llama-server decides it (`oaicompat_chat_params_parse`
+ * and `common_chat_templates_apply_jinja`): the messages before it, and the text that follows the
+ * generation prompt — its content, or for a family that thinks in tags, its reasoning reopened
+ * (and closed again before the content when the content is continued).
+ * @throws InvalidRequestError for two final assistant messages, a continued message with tool
+ *   calls, or `add_generation_prompt` true with `continue_final_message`
+ */
+function continuationOf(request: PromptRequest, format: ToolCallFormat): { messages: readonly ChatMessage[]; continuation?: { text: string; reopen?: string }; continuesReasoning: boolean } {
+  const { messages } = request;
+  const last = messages.at(-1);
+  let mode = request.continueFinal === true ? "auto" : request.continueFinal || undefined;
+  let explicit = mode !== undefined;
+  if (mode === undefined && last?.role === "assistant") {
+    if (messages.at(-2)?.role === "assistant") throw new InvalidRequestError("Cannot have 2 or more assistant messages at the end of the list", { param: "messages" });
+    mode = "auto";
+    explicit = false;
+  }
+  if (mode === undefined) return { messages, continuesReasoning: false };
+  if (explicit && (request.render?.addGenerationPrompt ?? true)) {
+    throw new InvalidRequestError("continue_final_message needs add_generation_prompt false: they cannot both be true", { param: "continue_final_message" });
+  }
+  if (last?.role !== "assistant") throw new InvalidRequestError("continue_final_message needs the last message to be the assistant's", { param: "continue_final_message" });
+  if (last.toolCalls?.length) throw new InvalidRequestError("Cannot continue an assistant message that contains tool calls", { param: "messages" });
+  if (mode === "auto") mode = last.content === "" && last.reasoningContent ? "reasoning_content" : "content";
+  const tags = format.reasoning;
+  const content = mode === "content" ? last.content : "";
+  const continuation = tags === undefined ? { text: content } : { text: `${tags.start}${last.reasoningContent ?? ""}${mode === "content" ? tags.end : ""}${content}`, reopen: tags.start };
+  return { messages: messages.slice(0, -1), continuation, continuesReasoning: tags !== undefined && mode === "reasoning_content" };
 }
 
 function safeJson(text: string): unknown {
@@ -126,8 +173,14 @@ export class ChatTurn {
   ) {}
 
   /** The tokens of the prompt a turn would evaluate (tools in the template or the generic system text), without generating. */
-  static promptTokens(request: Pick<ChatTurnRequest, "model" | "messages" | "tools" | "render">): number[] {
+  static promptTokens(request: PromptRequest): number[] {
     return chatPrompt(request, detectToolCallFormat(request.model.vocabulary().chatTemplate)).tokens;
+  }
+
+  /** The prompt text a turn would evaluate (llama-server's `/apply-template`). */
+  static promptText(request: PromptRequest): string {
+    const { messages, options } = promptInputs(request, detectToolCallFormat(request.model.vocabulary().chatTemplate));
+    return request.model.renderChat(messages, options);
   }
 
   /** Applies the template, checks the context and starts generating (errors before the first token are a status). */
@@ -144,9 +197,10 @@ export class ChatTurn {
       // A named function with no tools offered is the client's mistake: say so.
       await toolCallGrammar(format, tools.definitions, tools.choice);
     }
-    const { tokens: promptTokens, text: promptText } = chatPrompt(request, format);
+    const { tokens: promptTokens, text: promptText, continuesReasoning } = chatPrompt(request, format);
+    const opensReasoning = continuesReasoning || promptOpensReasoning(format, promptText);
     if (offered) {
-      const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: tools.parallel ?? true, startsInReasoning: promptOpensReasoning(format, promptText) });
+      const compiled = await toolCallGrammar(format, tools.definitions, tools.choice, { parallelToolCalls: tools.parallel ?? true, startsInReasoning: opensReasoning });
       grammar = compiled?.gbnf;
     }
     const contextSize = Math.min(request.contextLimit ?? model.info.contextSize, model.info.contextSize);
@@ -157,13 +211,13 @@ export class ChatTurn {
       throw new ContextLengthError(
         `This model's context holds ${contextSize} tokens; the messages take ${promptTokens.length}` +
           (maxTokens > room && room >= 1 ? ` and ${request.maxTokensParam} asks for ${maxTokens} more` : ""),
-        { param: request.maxTokens === undefined ? "messages" : request.maxTokensParam },
+        { param: request.maxTokens === undefined ? "messages" : request.maxTokensParam, sizes: { promptTokens: promptTokens.length, contextSize } },
       );
     }
     // Output is read through the family's syntax when tools are offered, or when a family with a
     // syntax of its own thinks (its reasoning goes apart from the answer).
     const reads = offered || (format.nativeTools && (format.reasoning !== undefined || format.syntax === "gpt-oss"));
-    const startsInReasoning = reads && promptOpensReasoning(format, promptText);
+    const startsInReasoning = reads && opensReasoning;
     const session = await GenerationSession.start({
       model,
       name: request.name,

@@ -38,6 +38,8 @@ export class EngineCatalog implements ModelCatalog {
     private readonly aliases: Readonly<Record<string, readonly string[]>> = {},
     /** llama-server's rule for a server of one model: any name means it (`--accept-any-model`). */
     private readonly anyName = false,
+    /** Labels listed with every model (`--tags`, llama-server's: informational, never used to route). */
+    private readonly tags: readonly string[] = [],
   ) {
     for (const [id, names] of Object.entries(aliases)) for (const name of names) this.#byAlias.set(name, id);
   }
@@ -50,7 +52,9 @@ export class EngineCatalog implements ModelCatalog {
         digest: model.info.digest,
         created: model.info.loadedAt,
         loaded: model,
-        ...(names === undefined ? {} : { details: { aliases: [...names] } }),
+        ...(names === undefined && this.tags.length === 0
+          ? {}
+          : { details: { ...(names === undefined ? {} : { aliases: [...names] }), ...(this.tags.length === 0 ? {} : { tags: [...this.tags] }) } }),
       };
     });
   }

@@ -51,12 +51,14 @@ export function registerServeCommand(program: Command): void {
     .option("--flash-attn <mode>", "flash attention: auto, on, off (env GROVE_FLASH_ATTN; default auto)")
     .option("--batch-size <n>", "most tokens one decode step takes, at least --parallel (env GROVE_BATCH_SIZE; default 2048)")
     .option("--ubatch-size <n>", "tokens computed at once, and the prompt chunk taken per step while others generate (env GROVE_UBATCH_SIZE; default 512)")
+    .option("--chat-template <name|jinja>", "a chat template used instead of the models' own: a llama.cpp built-in format (llama3, chatml, command-r…) or Jinja text (env GROVE_CHAT_TEMPLATE)")
     .option("--chat-template-file <file>", "a Jinja chat template used instead of the models' own (env GROVE_CHAT_TEMPLATE_FILE)")
     .option("--reasoning <mode>", "reasoning models think: auto, on, or off (templates get enable_thinking false; env GROVE_REASONING)")
     .option("--accept-any-model", "with one --model FILE, answer any model name with it, as llama-server does (env GROVE_ACCEPT_ANY_MODEL=on)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
     .option("--pooling <type>", "embedding pooling: auto (the model's), mean, cls, last, none (per token, llama-server's /embeddings only) (env GROVE_POOLING; default auto)")
     .option("--seed <n>", "sampling seed of requests that set none, -1 a new one each (env GROVE_SEED; default -1)")
+    .option("--tags <labels>", "labels /v1/models lists with a --model FILE, comma-separated; informational (env GROVE_TAGS)")
     .option("--alias <names>", "names a --model FILE answers to instead of its file name, comma-separated (env GROVE_ALIAS)")
     .option("--mmap <mode>", "map model files: auto (with a GPU), on, off (env GROVE_MMAP; default auto)")
     .option("--poll <level>", "busy-wait level of the decode thread pool, 0-100, as llama-server's --poll (env GROVE_POLL; default 0)")
@@ -104,6 +106,8 @@ export function registerServeCommand(program: Command): void {
           pooling: flags.pooling,
           seed: flags.seed,
           alias: flags.alias,
+          tags: flags.tags,
+          chatTemplate: flags.chatTemplate,
           chatTemplateFile: flags.chatTemplateFile,
         },
       });

@@ -4,7 +4,7 @@ import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, templateKwargs, timingsOf } from "../generation.js";
+import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, templateOptions, timingsOf } from "../generation.js";
 import { chatCompletionSchema, parseBody } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
 
@@ -21,7 +21,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     meterOf(request).checkModel(body.model);
     const model = await catalog.get(body.model);
     const tools = body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? ("auto" as const), parallel: body.parallel_tool_calls ?? true } };
-    return { input_tokens: ChatTurn.promptTokens({ model, messages: chatMessagesOf(body.messages), render: templateKwargs(body.chat_template_kwargs), ...tools }).length };
+    return { input_tokens: ChatTurn.promptTokens({ model, messages: chatMessagesOf(body.messages), ...templateOptions(body), ...tools }).length };
   });
 
   app.post("/v1/chat/completions", async (request, reply) => {
@@ -48,7 +48,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         signal: clientGoneSignal(reply),
         n,
       },
-      render: templateKwargs(body.chat_template_kwargs),
+      ...templateOptions(body),
       ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),
     });
     const base = { id: responseId("chatcmpl"), created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
@@ -74,7 +74,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
           finish_reason: finishOf(choice.done, choice.toolCalls.length),
         })),
         usage: usageOf(choices.map((choice) => choice.done)),
-        ...(body.verbose ? { __verbose: { prompt: model.detokenize([...turn.prompt], { special: true }), content: choices[0]?.content ?? "", tokens_evaluated: turn.promptTokens, tokens_predicted: choices[0]?.done.completionTokens ?? 0, timings: choices[0] ? timingsOf(choices[0].done) : {} } } : {}),
+        // llama-server's debug answer: asked for, or the server logs at debug level (its --verbose).
+        ...(body.verbose || request.log.level === "debug" || request.log.level === "trace" ? { __verbose: { prompt: model.detokenize([...turn.prompt], { special: true }), content: choices[0]?.content ?? "", tokens_evaluated: turn.promptTokens, tokens_predicted: choices[0]?.done.completionTokens ?? 0, timings: choices[0] ? timingsOf(choices[0].done) : {} } } : {}),
       };
     }
 

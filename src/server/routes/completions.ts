@@ -61,7 +61,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
       const stray = tokens.find((token) => token >= vocabularySize);
       if (stray !== undefined) throw new InvalidRequestError(`prompt ${index} holds token ${stray}; the vocabulary has ${vocabularySize}`, { param: "prompt" });
       if (tokens.length + maxTokens > contextSize) {
-        throw new ContextLengthError(`This model's context holds ${contextSize} tokens; prompt ${index} has ${tokens.length} and max_tokens asks for ${maxTokens} more`, { param: "max_tokens" });
+        throw new ContextLengthError(`This model's context holds ${contextSize} tokens; prompt ${index} has ${tokens.length} and max_tokens asks for ${maxTokens} more`, { param: "max_tokens", sizes: { promptTokens: tokens.length, contextSize } });
       }
     });
     if (body.stream && prompts.length > 1) throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });

@@ -1,11 +1,13 @@
 import { basename } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ContextLengthError, InvalidRequestError, NotSupportedError } from "../../core/errors.js";
+import type { ChatTemplateCapabilities } from "../../engine/chat-template-capabilities.js";
 import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../../engine/engine.js";
+import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatMessagesOf, checkLogitBias, clientGoneSignal, templateKwargs, timingsOf } from "../generation.js";
+import { chatMessagesOf, checkLogitBias, clientGoneSignal, templateOptions, timingsOf } from "../generation.js";
 import {
   applyTemplateSchema,
   detokenizeSchema,
@@ -60,7 +62,7 @@ function logitBiasOf(model: LoadedModel, bias: NativeCompletionRequest["logit_bi
 function generationOf(model: LoadedModel, body: NativeCompletionRequest | InfillRequest, promptTokens: number[], signal: AbortSignal): GenerateOptions {
   const room = model.info.contextSize - promptTokens.length;
   if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", { param: "prompt" });
-  if (room < 1) throw new ContextLengthError(`This model's context holds ${model.info.contextSize} tokens; the prompt has ${promptTokens.length}`, { param: "prompt" });
+  if (room < 1) throw new ContextLengthError(`This model's context holds ${model.info.contextSize} tokens; the prompt has ${promptTokens.length}`, { param: "prompt", sizes: { promptTokens: promptTokens.length, contextSize: model.info.contextSize } });
   const asked = body.n_predict ?? body.max_tokens ?? -1;
   const maxTokens = asked < 0 ? room : Math.min(asked, room);
   const logitBias = logitBiasOf(model, body.logit_bias);
@@ -275,8 +277,8 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
   app.post("/apply-template", async (request) => {
     const body = parseBody(applyTemplateSchema, request.body);
     const model = await catalog.get(modelOf(request, body, options));
-    const tools = (body.tools ?? []).map((tool) => ({ name: tool.function.name, ...(tool.function.description === undefined ? {} : { description: tool.function.description }), ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }) }));
-    return { prompt: model.renderChat(chatMessagesOf(body.messages), { ...(tools.length > 0 ? { tools } : {}), ...templateKwargs(body.chat_template_kwargs), ...(body.add_generation_prompt === undefined ? {} : { addGenerationPrompt: body.add_generation_prompt }) }) };
+    const tools = body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: "auto" as const } };
+    return { prompt: ChatTurn.promptText({ model, messages: chatMessagesOf(body.messages), ...templateOptions(body), ...tools }) };
   });
 
   app.get("/props", async (request) => {
@@ -295,6 +297,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
       endpoint_props: false,
       endpoint_metrics: true,
       chat_template: vocabulary.chatTemplate,
+      chat_template_caps: templateCapsOf(vocabulary.chatTemplateCapabilities),
       bos_token: vocabulary.bosText,
       eos_token: vocabulary.eosText,
       build_info: "grove",
@@ -308,4 +311,18 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const stats = model.stats();
     return Array.from({ length: model.info.slots }, (_, id) => ({ id, n_ctx: model.info.contextSize, is_processing: id < stats.slotsBusy }));
   });
+}
+
+/** A template's capabilities under llama-server's `/props` names (`common_chat_templates_get_caps`). */
+function templateCapsOf(caps: ChatTemplateCapabilities): Record<string, boolean> {
+  return {
+    supports_object_arguments: caps.objectArguments,
+    supports_parallel_tool_calls: caps.parallelToolCalls,
+    supports_preserve_reasoning: caps.preserveReasoning,
+    supports_string_content: caps.stringContent,
+    supports_system_role: caps.systemRole,
+    supports_tool_calls: caps.toolCalls,
+    supports_tools: caps.tools,
+    supports_typed_content: caps.typedContent,
+  };
 }
