@@ -232,6 +232,17 @@ export class AmbiguousModelError extends InvalidRequestError {
   }
 }
 
+/**
+ * A request carries image (or audio) input. Grove's models read text only (it loads no multimodal
+ * projector), so the input is refused by name instead of being dropped, as llama-server does for a
+ * model without its `--mmproj` (there with a 500; the client's input is at fault, so 400 here).
+ */
+export class MediaInputError extends InvalidRequestError {
+  constructor(kind: "image" | "audio" | "media", options: GroveErrorOptions = {}) {
+    super(`${kind[0]!.toUpperCase()}${kind.slice(1)} input is not supported: this model has no multimodal projector (Grove serves text-only models)`, options);
+  }
+}
+
 /** The request is valid but the current state forbids it (removing a model that has forks, ...). */
 export class ConflictError extends GroveError {
   constructor(message: string, options: GroveErrorOptions = {}) {

@@ -40,6 +40,33 @@ let converter: Promise<SchemaConverter> | undefined;
 let anyJson: Promise<string> | undefined;
 
 /**
+ * The schema with draft-4 tuples in the form node-llama-cpp's converter reads: `items: [A, B]` is
+ * `prefixItems: [A, B]` with exactly those items, and a node with `items` or `prefixItems` but no
+ * `type` is an array — as llama.cpp's json-schema-to-grammar reads them. Other nodes are kept.
+ */
+export function withTuples(schema: unknown, isSchema = true): unknown {
+  if (typeof schema !== "object" || schema === null) return schema;
+  if (Array.isArray(schema)) return schema.map((item) => withTuples(item, isSchema));
+  const node = schema as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    // `properties` and `$defs` map names to schemas; `const`, `enum` and `default` hold data.
+    if (key === "const" || key === "enum" || key === "default" || key === "examples") out[key] = value;
+    else if (isSchema && (key === "properties" || key === "$defs" || key === "definitions") && typeof value === "object" && value !== null && !Array.isArray(value)) {
+      out[key] = Object.fromEntries(Object.entries(value).map(([name, child]) => [name, withTuples(child)]));
+    } else out[key] = withTuples(value);
+  }
+  if (!isSchema) return out;
+  if (Array.isArray(node.items)) {
+    out.prefixItems = out.items;
+    out.maxItems = node.items.length;
+    delete out.items;
+  }
+  if (out.type === undefined && (out.items !== undefined || out.prefixItems !== undefined)) out.type = "array";
+  return out;
+}
+
+/**
  * Compiles a JSON schema (or `"json"`: any JSON object) into GBNF for llama.cpp's grammar sampler,
  * with node-llama-cpp's converter (a pure function of the schema; its package is pinned).
  * @throws Error for a schema the converter does not support
@@ -53,7 +80,7 @@ export async function createJsonGrammar(json: object | "json"): Promise<JsonGram
     converter ??= import(pathToFileURL(join(PACKAGE_DIST, "utils", "gbnfJson", "getGbnfGrammarForGbnfJsonSchema.js")).href).then(
       (module: { getGbnfGrammarForGbnfJsonSchema: SchemaConverter }) => module.getGbnfGrammarForGbnfJsonSchema,
     );
-    gbnf = (await converter)(json);
+    gbnf = (await converter)(withTuples(json));
   }
   return { gbnf: boundNumberRules(gbnf), root: "root", stop: ["\n".repeat(4)], trimTrailingWhitespace: true };
 }

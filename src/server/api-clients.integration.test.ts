@@ -123,11 +123,34 @@ describe("Anthropic Messages API (@anthropic-ai/sdk)", () => {
     await assert.rejects(stranger.messages.create({ model: grove.defaultModel, max_tokens: 1, messages: [{ role: "user", content: "x" }] }), (error: InstanceType<typeof Anthropic.APIError>) => error.status === 401);
   });
 
-  test("bad input: missing max_tokens, an empty conversation and a bad block are 400s naming the field", async () => {
+  test("an empty conversation is answered (llama-server's rule); an image, in a message or a tool result, is a 400 that says images are not read", async () => {
+    const anthropic = new Anthropic({ baseURL: grove.url, apiKey: KEY, maxRetries: 0 });
+    const empty = await anthropic.messages.create({ model: grove.defaultModel, max_tokens: 2, messages: [] });
+    assert.equal(empty.type, "message");
+    assert.ok(empty.usage.input_tokens > 0 && empty.usage.output_tokens > 0, JSON.stringify(empty.usage));
+    const image = { type: "image" as const, source: { type: "base64" as const, media_type: "image/png" as const, data: "iVBORw0KGgo=" } };
+    for (const messages of [
+      [{ role: "user" as const, content: [image, { type: "text" as const, text: "What is this?" }] }],
+      [
+        { role: "user" as const, content: "Read it" },
+        { role: "assistant" as const, content: [{ type: "tool_use" as const, id: "tool_1", name: "read", input: { file: "a.png" } }] },
+        { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: "tool_1", content: [{ type: "text" as const, text: "File: a.png" }, image] }] },
+      ],
+    ]) {
+      await assert.rejects(anthropic.messages.create({ model: grove.defaultModel, max_tokens: 2, messages }), (error: InstanceType<typeof Anthropic.APIError>) => {
+        assert.equal(error.status, 400);
+        assert.match(error.message, /Image input is not supported: this model has no multimodal projector/);
+        return true;
+      });
+    }
+  });
+
+  test("bad input: missing max_tokens, messages that are not a list and a bad block are 400s naming the field", async () => {
     const post = (body: unknown) => fetch(`${grove.url}/v1/messages`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": KEY }, body: JSON.stringify(body) });
     for (const [body, field] of [
       [{ model: grove.defaultModel, messages: [{ role: "user", content: "x" }] }, "max_tokens"],
-      [{ model: grove.defaultModel, max_tokens: 4, messages: [] }, "messages"],
+      [{ model: grove.defaultModel, max_tokens: 4, messages: "x" }, "messages"],
+      [{ model: grove.defaultModel, max_tokens: 4, messages: [{ role: "user", content: [{ type: "image", source: { type: "file", file_id: "f" } }] }] }, "messages"],
       [{ model: grove.defaultModel, max_tokens: 4, messages: [{ role: "user", content: [{ type: "image", source: {} }] }] }, "messages"],
       [{ model: grove.defaultModel, max_tokens: 4, messages: [{ role: "system", content: "x" }] }, "messages"],
     ] as const) {

@@ -83,7 +83,11 @@ export function jsonConstraint(body: ChatCompletionRequest): object | "json" | u
   }
   const format = body.response_format;
   if (!format || format.type === "text") return undefined;
-  if (format.type === "json_object") return "json";
+  if (format.type === "json_object") {
+    if (format.schema === undefined) return "json";
+    checkJsonSchema(format.schema);
+    return format.schema;
+  }
   checkJsonSchema(format.json_schema.schema);
   return format.json_schema.schema;
 }

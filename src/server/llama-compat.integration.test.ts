@@ -182,6 +182,10 @@ describe("llama-server's endpoints", () => {
       ["/detokenize", { tokens: [99_999_999] }, 400, /vocabulary/],
       ["/detokenize", { tokens: "1,2" }, 400, /tokens/],
       ["/completion", { prompt: {} }, 400, /prompt/],
+      ["/completion", { prompt: { prompt_string: "x <__media__>", multimodal_data: ["iVBORw0KGgo="] } }, 400, /Media input is not supported: this model has no multimodal projector/],
+      ["/completion", { prompt: [{ prompt_string: "x" }, { prompt_string: "y", multimodal_data: "iVBORw0KGgo=" }] }, 400, /multimodal projector/],
+      ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }], response_format: { type: "json_object", schema: { type: "hiccup" } } }, 400, /Invalid JSON schema/],
+      ["/v1/chat/completions", { messages: [{ role: "user", content: "x" }], response_format: { type: "json_object", schema: 123 } }, 400, /response_format/],
       ["/completion", { prompt: "" }, 400, /empty/],
       ["/completion", { prompt: "x", grammar: "root ::= (" }, 400, /grammar/],
       ["/completion", { prompt: "x", grammar: 'root ::= "a"', json_schema: { type: "object" } }, 400, /grammar or json_schema/],
@@ -252,6 +256,12 @@ describe("llama-server's switches: --reasoning, chat_template_kwargs, --accept-a
     assert.equal(grammar.json.choices[0].message.content, "aaaaa");
     const schema = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 24, json_schema: { type: "object", properties: { n: { type: "integer", minimum: 0, maximum: 9 } }, required: ["n"] } }, quiet.url);
     assert.equal(typeof JSON.parse(schema.json.choices[0].message.content).n, "number", schema.text);
+    // llama-server's extension: json_object with a schema constrains by the schema (a draft-4 tuple too).
+    const constant = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 6, response_format: { type: "json_object", schema: { const: "42" } } }, quiet.url);
+    assert.equal(constant.json.choices[0].message.content, '"42"', constant.text);
+    const tuple = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], max_tokens: 24, response_format: { type: "json_object", schema: { items: [{ type: "integer" }] } } }, quiet.url);
+    const parsed = JSON.parse(tuple.json.choices[0].message.content);
+    assert.ok(Array.isArray(parsed) && parsed.length === 1 && Number.isInteger(parsed[0]), tuple.text);
     const bad = await post("/v1/chat/completions", { messages: [{ role: "user", content: "hi" }], grammar: "root ::= (" }, quiet.url);
     assert.equal(bad.status, 400);
   });

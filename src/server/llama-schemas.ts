@@ -11,8 +11,14 @@ const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform(
 
 const token = z.number().int().min(0).max(2 ** 31 - 1);
 const promptText = z.string().max(LIMITS.messageChars);
-/** One prompt: text, tokens, text and tokens mixed, or `{prompt_string}` (llama-server's multimodal form, text only here). */
-const onePrompt = z.union([promptText, z.array(z.union([token, promptText])).min(1).max(65_536), z.object({ prompt_string: promptText })]);
+/**
+ * llama-server's JSON prompt object, its multimodal form. `multimodal_data` is taken in only to be
+ * refused by name (prompt-input.ts): the models read text only.
+ */
+const jsonPrompt = z.object({ prompt_string: promptText, multimodal_data: z.unknown().optional() });
+
+/** One prompt: text, tokens, text and tokens mixed, or `{prompt_string}` (text only here). */
+const onePrompt = z.union([promptText, z.array(z.union([token, promptText])).min(1).max(65_536), jsonPrompt]);
 
 const model = nullable(z.string().min(1).max(LIMITS.modelName));
 
@@ -52,7 +58,7 @@ const generation = {
 
 export const nativeCompletionSchema = z.object({
   ...generation,
-  prompt: z.union([onePrompt, z.array(z.union([promptText, z.array(z.union([token, promptText])).min(1), z.object({ prompt_string: promptText })])).min(1).max(LIMITS.promptBatch)]),
+  prompt: z.union([onePrompt, z.array(z.union([promptText, z.array(z.union([token, promptText])).min(1), jsonPrompt])).min(1).max(LIMITS.promptBatch)]),
 });
 
 export const infillSchema = z.object({

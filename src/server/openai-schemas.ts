@@ -106,9 +106,10 @@ const jsonSchemaFormat = z.object({
   }),
 });
 
-const responseFormat = nullable(
-  z.discriminatedUnion("type", [z.object({ type: z.literal("text") }), z.object({ type: z.literal("json_object") }), jsonSchemaFormat]),
-);
+/** `json_object`, optionally with llama-server's `schema` extension (then it constrains like `json_schema`). */
+const jsonObjectFormat = z.object({ type: z.literal("json_object"), schema: nullable(z.record(z.string(), z.unknown())) });
+
+const responseFormat = nullable(z.discriminatedUnion("type", [z.object({ type: z.literal("text") }), jsonObjectFormat, jsonSchemaFormat]));
 
 export const chatCompletionSchema = z.object({
   ...sampling,

@@ -74,14 +74,27 @@ export const responsesSchema = z.object({
 
 export type ResponsesRequest = z.output<typeof responsesSchema>;
 
-/** Anthropic content blocks Grove reads: text, tool use and tool results. */
+/**
+ * An Anthropic image block. Accepted in shape so that it can be refused by name (the models have
+ * no multimodal projector: MediaInputError) instead of as an unknown block type.
+ */
+const anthropicImage = z.object({
+  type: z.literal("image"),
+  source: z.discriminatedUnion("type", [
+    z.object({ type: z.literal("base64"), media_type: z.string().max(128), data: text }),
+    z.object({ type: z.literal("url"), url: z.string().max(LIMITS.messageChars) }),
+  ]),
+});
+
+/** Anthropic content blocks Grove reads: text, tool use and tool results (images are refused). */
 const anthropicBlock = z.discriminatedUnion("type", [
   z.object({ type: z.literal("text"), text }),
+  anthropicImage,
   z.object({ type: z.literal("tool_use"), id: z.string().max(256), name, input: jsonObject }),
   z.object({
     type: z.literal("tool_result"),
     tool_use_id: z.string().max(256),
-    content: nullable(z.union([text, z.array(z.object({ type: z.literal("text"), text })).max(64)])),
+    content: nullable(z.union([text, z.array(z.discriminatedUnion("type", [z.object({ type: z.literal("text"), text }), anthropicImage])).max(64)])),
     is_error: nullable(z.boolean()),
   }),
   z.object({ type: z.literal("thinking"), thinking: text, signature: nullable(z.string().max(65_536)) }),
@@ -92,7 +105,8 @@ export const messagesSchema = z.object({
   max_tokens: z.number().int().min(1).max(LIMITS.maxTokens),
   messages: z
     .array(z.object({ role: z.enum(["user", "assistant"]), content: z.union([text, z.array(anthropicBlock).min(1).max(256)]) }))
-    .min(1, "messages must hold at least one message")
+    // Empty is allowed, as llama-server allows it: the template renders the system prompt (if
+    // any) and the assistant's turn opens.
     .max(LIMITS.messages),
   system: nullable(z.union([text, z.array(z.object({ type: z.literal("text"), text })).max(64)])),
   stop_sequences: nullable(z.array(z.string().min(1).max(LIMITS.stopChars)).max(LIMITS.stopStrings)),

@@ -226,4 +226,27 @@ describe("a template without tool support (the generic JSON format) and Ollama's
     assert.ok(withTools.prompt_eval_count > bare.prompt_eval_count + 20, "the tools are in the system text");
     assert.ok(withResult.prompt_eval_count > withTools.prompt_eval_count + 5, "the call and its result are in the prompt");
   });
+
+  test("a call cut off by max_tokens inside its arguments is no tool_use block: the output is text, stop_reason max_tokens", async () => {
+    const anthropic = new Anthropic({ baseURL: plain.url, apiKey: "unused", maxRetries: 0 });
+    const tools = [{ name: "get_weather", description: "The weather in a city", input_schema: { type: "object" as const, properties: { city: { type: "string", maxLength: 12 } }, required: ["city"] } }];
+    let cutCalls = 0;
+    let wholeCalls = 0;
+    // The grammar forces a call (tool_choice any); limits from a few tokens up cut it at every point.
+    for (let limit = 4; limit <= 96; limit += 4) {
+      const message = await anthropic.messages.create({ model: plain.defaultModel, max_tokens: limit, tool_choice: { type: "any", disable_parallel_tool_use: true }, tools, messages: [{ role: "user", content: "What is the weather in Paris?" }] });
+      const uses = message.content.filter((block) => block.type === "tool_use");
+      if (uses.length > 0) {
+        // Whole arguments, never a cut-off `_raw` (the limit may still fall just after them).
+        assert.equal(typeof (uses[0]!.input as { city?: unknown }).city, "string", JSON.stringify(message));
+        wholeCalls++;
+        continue;
+      }
+      assert.equal(message.stop_reason, "max_tokens", JSON.stringify(message));
+      const text = message.content.find((block) => block.type === "text")?.text ?? "";
+      if (text.includes('"arguments"')) cutCalls++;
+    }
+    assert.ok(cutCalls > 0, "some limit cuts a call inside its arguments; its text is the answer");
+    assert.ok(wholeCalls > 0, "a limit high enough gives the whole call");
+  });
 });

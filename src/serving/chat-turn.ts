@@ -257,7 +257,7 @@ export class ChatTurn {
         yield { type: "done", choice, done: event, toolCalls: [] };
         continue;
       }
-      yield* deltaEvents(choice, parser.finish());
+      yield* deltaEvents(choice, parser.finish({ cutOff: event.finishReason === "length" }));
       yield { type: "done", choice, done: event, toolCalls: parser.result().toolCalls };
     }
   }

@@ -336,3 +336,23 @@ test("an optional parameter's tool is read like any other", () => {
   });
   assert.equal(output.toolCalls[0]?.name, "special_function_with_opt");
 });
+
+describe("a call cut off at the token limit", () => {
+  const cut = '{"tool_call": {"name": "special_function", "arguments": {"arg1": 1';
+  test("is text, not a call, when the output ended at the limit (llama.cpp's final parse yields no call from unfinished syntax)", () => {
+    assert.deepEqual(parseToolCallOutput(format("generic"), cut, { cutOff: true }), { content: cut, toolCalls: [] });
+    const hermes = 'Sure.\n<tool_call>\n{"name": "special_function", "arguments": {"arg1": ';
+    assert.deepEqual(parseToolCallOutput(format("hermes"), hermes, { cutOff: true }), { content: hermes.trimEnd(), toolCalls: [] });
+    const stream = new ToolCallStreamParser(format("generic"), { newCallId: () => "call_1" });
+    const streamed = stream.push(cut);
+    assert.equal(streamed.toolCalls?.[0]?.function.name, "special_function", "while streaming the call is sent as it comes");
+    assert.deepEqual(stream.finish({ cutOff: true }), { content: cut });
+    assert.deepEqual(stream.result(), { content: cut, toolCalls: [] });
+  });
+
+  test("a whole call before the limit stays a call, and without cutOff a cut call is read as before", () => {
+    const whole = `{"tool_call": {"name": "special_function", "arguments": ${ARG1}}}`;
+    assert.equal(parseToolCallOutput(format("generic"), whole.slice(0, -2) + "} ", { cutOff: true }).toolCalls.length, 1);
+    assert.equal(parseToolCallOutput(format("generic"), cut).toolCalls.length, 1);
+  });
+});

@@ -51,12 +51,28 @@ function snapshot(format: ToolCallFormat, text: string, final: boolean, options:
     rest = text.slice(split.rest);
   }
   const inner = parse(rest, final, context);
+  // A call the generation cut off before its arguments closed is no call (a client would run it
+  // with half its arguments): the output is text, as llama.cpp's final parse never yields a call
+  // from output that does not finish its syntax.
+  if (options.cutOff === true && inner.calls.some((call) => !isJson(call.arguments))) {
+    // Channel families (gpt-oss) read their reasoning out of `rest`: there the raw text would repeat it.
+    return { content: (inner.reasoning === "" ? rest : inner.content).trimEnd(), reasoning: (reasoning + inner.reasoning).trim(), calls: [] };
+  }
   // Trailing whitespace waits for more text (a call may follow it) and is dropped at the end.
   return {
     content: inner.content.trimEnd(),
     reasoning: (reasoning + inner.reasoning).trim(),
     calls: inner.calls,
   };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -109,9 +125,12 @@ export class ToolCallStreamParser {
     return this.#advance(snapshot(this.#format, this.#text, false, this.#options));
   }
 
-  /** The output ended: releases everything held back. */
-  finish(): ChatOutputDelta {
-    return this.#advance(snapshot(this.#format, this.#text, true, this.#options));
+  /**
+   * The output ended: releases everything held back. `cutOff`: it ended at the token limit, so a
+   * call whose arguments are not whole JSON is text, not a call (see {@link ToolCallParseOptions.cutOff}).
+   */
+  finish(options: { readonly cutOff?: boolean } = {}): ChatOutputDelta {
+    return this.#advance(snapshot(this.#format, this.#text, true, { ...this.#options, ...options }));
   }
 
   /** The output so far as a whole: after {@link finish}, the parse of the whole output. */

@@ -126,5 +126,10 @@ export interface ToolCallParseOptions {
   readonly tools?: readonly ToolDefinition[];
   /** Makes a call id when the model wrote none. @default OpenAI-like `call_` + 24 random characters */
   readonly newCallId?: () => string;
+  /**
+   * The output ended at the token limit: a call whose arguments are not whole JSON is not
+   * reported, and the output after the reasoning is content instead. @default false
+   */
+  readonly cutOff?: boolean;
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { MediaInputError } from "../../core/errors.js";
 import type { ChatMessage, GenerateDone } from "../../engine/engine.js";
 import type { ToolChoice, ToolDefinition } from "../../engine/tool-calls/tool-call-types.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
@@ -35,11 +36,12 @@ function fromMessage(message: Message): ChatMessage[] {
   const toolCalls: { id: string; name: string; arguments: string }[] = [];
   let reasoning = "";
   for (const block of message.content) {
+    if (block.type === "image") throw new MediaInputError("image", { param: "messages" });
     if (block.type === "text") text += block.text;
     else if (block.type === "thinking") reasoning += block.thinking;
     else if (block.type === "tool_use") toolCalls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
     else {
-      const content = block.content === undefined ? "" : typeof block.content === "string" ? block.content : block.content.map((part) => part.text).join("");
+      const content = block.content === undefined ? "" : typeof block.content === "string" ? block.content : block.content.map(toolResultText).join("");
       out.push({ role: "tool", content: block.is_error ? `Error: ${content}` : content, toolCallId: block.tool_use_id });
     }
   }
@@ -48,6 +50,11 @@ function fromMessage(message: Message): ChatMessage[] {
     out.push({ role: message.role, content: text, ...(toolCalls.length > 0 ? { toolCalls } : {}), ...(reasoning !== "" ? { reasoningContent: reasoning } : {}) });
   }
   return out;
+}
+
+function toolResultText(part: { type: "text"; text: string } | { type: "image" }): string {
+  if (part.type === "image") throw new MediaInputError("image", { param: "messages" });
+  return part.text;
 }
 
 const stopReasonOf = (done: GenerateDone, stopSequence: string | null, calls: number) =>
