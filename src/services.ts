@@ -211,6 +211,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       threads: config.threads,
       slots: config.parallel,
       contextSize: config.contextSize,
+      unifiedKv: config.kvUnified === "on",
       queueLimit: config.queueLimit,
       gpu: config.gpuLayers === 0 ? false : "auto",
       gpuLayers: config.gpuLayers,

@@ -38,6 +38,17 @@ test("llama-server's total context becomes Grove's per-slot context", () => {
   assert.equal(plan.noUi, false);
 });
 
+test("with --kv-unified the total context passes unchanged (one shared cache), without it it is divided", () => {
+  const help = `${GROVE_HELP}\n  --kv-unified   one shared cache`;
+  const unified = planGroveServe(parseLlamaServerArgs(["--ctx-size", "256", "--parallel", "4", "--kv-unified"]), groveFlagsFromHelp(help));
+  assert.deepEqual(unified.args, ["--ctx-size", "256", "--parallel", "4", "--kv-unified"]);
+  const undone = planGroveServe(parseLlamaServerArgs(["--kv-unified", "--ctx-size", "256", "--parallel", "4", "--no-kv-unified"]), groveFlagsFromHelp(help));
+  assert.deepEqual(undone.args.slice(0, 4), ["--ctx-size", "64", "--parallel", "4"]);
+  // A Grove without the flag keeps per-slot contexts: dividing stays right for it.
+  const older = planGroveServe(parseLlamaServerArgs(["--ctx-size", "256", "--parallel", "4", "--kv-unified"]), groveFlagsFromHelp(GROVE_HELP));
+  assert.deepEqual(older.args, ["--ctx-size", "64", "--parallel", "4"]);
+});
+
 test("a flag Grove gains is passed on, a path made absolute", () => {
   const help = `${GROVE_HELP}\n  --chat-template-file <file>   template\n  --seed <n>   seed`;
   const plan = planGroveServe(parseLlamaServerArgs(["--seed", "42", "--chat-template-file", "../t.jinja"]), groveFlagsFromHelp(help),

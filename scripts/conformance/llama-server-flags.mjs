@@ -5,7 +5,8 @@
 // A llama-server flag reaches Grove in one of four ways:
 //   - the same or a renamed flag, when `grove serve --help` lists it (so a flag Grove gains later is
 //     used without touching this table);
-//   - a translation (`-c` is llama-server's TOTAL context, Grove's `--ctx-size` is per slot);
+//   - a translation (`-c` is llama-server's TOTAL context, Grove's `--ctx-size` is per slot — except
+//     with `--kv-unified`, where both are the one shared cache's size);
 //   - ignored, where Grove needs no counterpart (it always batches continuously, always serves
 //     /metrics and /v1/embeddings, always renders templates with Jinja);
 //   - unsupported: recorded, never invented.
@@ -48,8 +49,8 @@ export const LLAMA_SERVER_FLAGS = Object.freeze([
   { names: ["--no-ui", "--no-webui"], value: false, special: "no-ui" },
   { names: ["--cont-batching", "-cb"], value: false, ignore: "Grove always batches continuously" },
   { names: ["--no-cont-batching", "-nocb"], value: false },
-  { names: ["--kv-unified", "-kvu"], value: false },
-  { names: ["--no-kv-unified", "-no-kvu"], value: false },
+  { names: ["--kv-unified", "-kvu"], value: false, special: "kv-unified" },
+  { names: ["--no-kv-unified", "-no-kvu"], value: false, ignore: "one KV cache per slot is Grove's default" },
   { names: ["--swa-full"], value: false },
   { names: ["--cache-ram", "-cram"], value: true },
   { names: ["--no-cache-idle-slots"], value: false },
@@ -200,6 +201,10 @@ export function planGroveServe(flags, groveFlags, resolvePath = (path) => path) 
   const notes = [];
   let noUi = false;
   const parallel = Number(flagValue(flags, "--parallel") ?? 4);
+  // With one shared cache, Grove's --ctx-size is its size too: the total passes unchanged (the last
+  // of --kv-unified / --no-kv-unified wins, as in llama-server's parser).
+  const unifiedFlag = flags.findLast((flag) => flag.spec?.names[0] === "--kv-unified" || flag.spec?.names[0] === "--no-kv-unified");
+  const unified = unifiedFlag?.spec?.names[0] === "--kv-unified" && groveFlags.has("--kv-unified");
   const note = (flag, status, detail) => notes.push({ flag: flag.name, value: flag.value, status, detail });
   const pass = (flag, groveName, value = flag.value) => {
     args.push(groveName, ...(value === undefined ? [] : [value]));
@@ -214,8 +219,14 @@ export function planGroveServe(flags, groveFlags, resolvePath = (path) => path) 
     }
     if (spec?.special === "ctx-size") {
       const total = Number(flag.value);
-      if (total > 0) pass(flag, "--ctx-size", String(Math.floor(total / parallel)));
+      if (total > 0) pass(flag, "--ctx-size", String(unified ? total : Math.floor(total / parallel)));
       else note(flag, "ignored", "0 = the model's own context: Grove's default per slot stays");
+      continue;
+    }
+    if (spec?.special === "kv-unified") {
+      if (unified) pass(flag, "--kv-unified");
+      else if (groveFlags.has("--kv-unified")) note(flag, "ignored", "a later --no-kv-unified undoes it");
+      else note(flag, "unsupported", "grove serve has no --kv-unified");
       continue;
     }
     if (spec?.special === "idle") {

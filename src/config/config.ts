@@ -154,6 +154,20 @@ export interface GroveConfig {
   /** Serve llama-server's `GET /slots` (what each slot is doing). Env `GROVE_SLOTS`, flag `--slots`. @default "off" */
   readonly slots: "on" | "off";
   /**
+   * One KV cache shared by a model's slots, as llama-server's `--kv-unified`: `contextSize` is then
+   * the size of that one cache, and each slot may use all of it while the others leave room
+   * (`off`: each slot holds `contextSize` of its own). When the shared cache is full, idle slots'
+   * caches are dropped, then running generations fail ("Context size has been exceeded.").
+   * Env `GROVE_KV_UNIFIED`, flag `--kv-unified`. @default "off"
+   */
+  readonly kvUnified: "on" | "off";
+  /**
+   * Accepted for llama-server's `--backend-sampling` (sampling on the accelerator): Grove samples
+   * on the CPU with the same llama.cpp sampler chain either way, so it changes nothing — results
+   * are the same with and without. Env `GROVE_BACKEND_SAMPLING`, flag `--backend-sampling`. @default "off"
+   */
+  readonly backendSampling: "on" | "off";
+  /**
    * How embeddings are pooled from the token vectors, as llama-server's `--pooling`: `mean`,
    * `cls` (the first token's), `last`, or `none` (one vector per token: only llama-server's
    * `/embeddings` returns them; the OpenAI and Ollama routes answer 400). `auto` takes the model's
@@ -248,6 +262,8 @@ const schema = z.object({
   poll: integer(0, 100),
   mmap: z.enum(["auto", "on", "off"]),
   slots: z.enum(["on", "off"]),
+  kvUnified: z.enum(["on", "off"]),
+  backendSampling: z.enum(["on", "off"]),
   acceptAnyModel: z.enum(["on", "off"]),
   reasoning: z.enum(["auto", "on", "off"]),
   pooling: z.string().superRefine((value, context) => {
@@ -301,6 +317,8 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   poll: { env: "GROVE_POLL", flag: "--poll" },
   mmap: { env: "GROVE_MMAP", flag: "--mmap" },
   slots: { env: "GROVE_SLOTS", flag: "--slots" },
+  kvUnified: { env: "GROVE_KV_UNIFIED", flag: "--kv-unified" },
+  backendSampling: { env: "GROVE_BACKEND_SAMPLING", flag: "--backend-sampling" },
   acceptAnyModel: { env: "GROVE_ACCEPT_ANY_MODEL", flag: "--accept-any-model" },
   reasoning: { env: "GROVE_REASONING", flag: "--reasoning" },
   pooling: { env: "GROVE_POOLING", flag: "--pooling" },
@@ -349,6 +367,8 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     poll: 0,
     mmap: "auto",
     slots: "off",
+    kvUnified: "off",
+    backendSampling: "off",
     acceptAnyModel: "off",
     reasoning: "auto",
     pooling: "auto",

@@ -12,7 +12,16 @@ export interface DecodeLoopOptions {
   readonly batchSize: number;
   /** Prompt tokens per step while other slots generate: the longest a new prompt holds them up. */
   readonly prefillChunk: number;
+  /**
+   * The slots share one KV cache (NativeContext `unified`). When it is full, the KV of a slot with
+   * no job is dropped to make room, as llama-server's `try_clear_idle_slots`; when none is left to
+   * drop, every running generation fails (see {@link DecodeLoop.step}). @default false
+   */
+  readonly unifiedKv?: boolean;
 }
+
+/** The message of generations failed because the shared KV cache is full (llama-server's words). */
+export const CONTEXT_EXCEEDED_MESSAGE = "Context size has been exceeded.";
 
 /** One choice of a generation, running in one slot. */
 interface Job {
@@ -37,6 +46,8 @@ interface Job {
   promptLogprobs: TokenLogprob[] | undefined;
   /** The choices that wait for this one's prompt (n > 1). */
   readonly siblings: Job[];
+  /** performance.now() when the loop took the request (prompt progress reports time from it). */
+  readonly startedAt: number;
 }
 
 interface Slot {
@@ -59,7 +70,8 @@ export function commonPrefixLength(a: ArrayLike<number>, b: ArrayLike<number>): 
  * runs it: each step decodes one batch holding the next token of every generating slot and, in
  * the room left, a chunk of the prompts being evaluated (at most `prefillChunk` tokens while any
  * slot generates, so a long prompt never holds running streams up for more than one chunk). Each
- * slot has its own KV stream; a new request keeps the prefix its slot already holds. Sampling is
+ * slot has its own KV stream, or all share one (`unifiedKv`); a new request keeps the prefix its
+ * slot already holds. Sampling is
  * llama.cpp's sampler chain; text is decoded from token bytes as a stream (no partial UTF-8 is
  * released) and held back while it may still become a stop string.
  */
@@ -111,6 +123,7 @@ export class DecodeLoop {
           pendingTokens: [],
           promptLogprobs: undefined,
           siblings: [],
+          startedAt: performance.now(),
         };
         jobs.push(job);
       }
@@ -133,6 +146,15 @@ export class DecodeLoop {
       job.slot.job = job;
       this.#jobs.push(job);
     }
+    // llama-server's first report: what the cache already holds, before any of the prompt is evaluated.
+    this.#progress(first);
+  }
+
+  /** Reports how much of a job's prompt is in its slot's cache, when the request asked (llama-server's `prompt_progress`). */
+  #progress(job: Job): void {
+    if (!job.request.progress) return;
+    const { id, prompt } = job.request;
+    this.#emit({ type: "progress", id, total: prompt.length, cache: job.cached, processed: job.offset, timeMs: performance.now() - job.startedAt });
   }
 
   /** Stops a generation at the next step; its slots are freed with a `done` of reason `aborted`. */
@@ -162,8 +184,10 @@ export class DecodeLoop {
       rows.push({ job, index, prompt: false, position: slot.kv.length - 1 });
     }
     let room = Math.min(context.batchSize - context.count, generating ? this.#options.prefillChunk : context.batchSize);
+    const prefilled: Job[] = [];
     for (const job of this.#jobs) {
       if (job.state !== "prefill" || room <= 0) continue;
+      prefilled.push(job);
       const prompt = job.request.prompt;
       const end = Math.min(prompt.length, job.offset + room);
       const scoring = job.request.promptLogprobs;
@@ -179,11 +203,17 @@ export class DecodeLoop {
       job.offset = end;
     }
     if (context.count === 0) return false;
-    const status = context.decode();
+    let status = context.decode();
+    // A full shared cache (llama_decode evaluated nothing): drop idle slots' KV one at a time and retry.
+    while (status === 1 && this.#options.unifiedKv === true && this.#purgeIdleSlot()) status = context.decode();
     if (status !== 0) {
-      this.#failBatch(rows, `llama_decode failed with status ${status}${status === 1 ? " (no room in the KV cache)" : ""}`);
+      // With one shared cache every running generation is stuck: all fail, as llama-server's
+      // ("Context size has been exceeded.") once even a batch of one token finds no room.
+      if (status === 1 && this.#options.unifiedKv === true) this.#failJobs(this.#jobs, CONTEXT_EXCEEDED_MESSAGE);
+      else this.#failJobs(this.#batchJobs(rows), `llama_decode failed with status ${status}${status === 1 ? " (no room in the KV cache)" : ""}`);
       return true;
     }
+    for (const job of prefilled) this.#progress(job);
     for (const row of rows) {
       const job = row.job;
       if (job.slot.job !== job) continue;
@@ -223,7 +253,8 @@ export class DecodeLoop {
   /** Samples a job's next token from batch index `index` and emits what it completes. */
   #sampleInto(job: Job, index: number): void {
     const request = job.request;
-    const token = job.sampler.sample(this.#context, index);
+    const post = request.logprobs !== undefined && request.postSamplingProbs ? job.sampler.sampleWithCandidates(this.#context, index, request.logprobs) : undefined;
+    const token = post?.token ?? job.sampler.sample(this.#context, index);
     if (job.generated === 0 && job.choice === 0) this.#emit({ type: "first", id: request.id });
     if (this.#model.isEog(token)) {
       this.#finish(job, "stop");
@@ -232,7 +263,14 @@ export class DecodeLoop {
     job.generated++;
     job.state = "generate";
     job.next = token;
-    if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
+    if (post !== undefined) {
+      job.pendingLogprobs.push({
+        token,
+        text: this.#tokenText(token),
+        logprob: Math.log(post.probability),
+        top: post.top.map((candidate) => ({ token: candidate.token, text: this.#tokenText(candidate.token), logprob: Math.log(candidate.probability) })),
+      });
+    } else if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
     job.pendingTokens.push(token);
     const text = job.decoder.decode(this.#model.piece(token, request.specialText), { stream: true });
     const { release, stopped, stop } = job.stop.push(text);
@@ -287,20 +325,35 @@ export class DecodeLoop {
     this.#emit(done);
   }
 
-  /** A failed decode: every job in the batch fails and its slot is emptied. */
-  #failBatch(rows: readonly { job: Job }[], message: string): void {
-    const failed = new Set(rows.map((row) => row.job));
-    for (const job of this.#jobs) if (job.state === "prefill" && job.offset > 0) failed.add(job);
-    const ids = new Set<number>();
+  /** The jobs a failed decode may have left half-written: those of the batch, and prompts under way. */
+  #batchJobs(rows: readonly { job: Job }[]): Job[] {
+    const jobs = new Set(rows.map((row) => row.job));
+    for (const job of this.#jobs) if (job.state === "prefill" && job.offset > 0) jobs.add(job);
+    return [...jobs];
+  }
+
+  /** Fails the requests of `jobs`, every choice of each (siblings waiting for a prompt too), and empties their slots. */
+  #failJobs(jobs: readonly Job[], message: string): void {
+    const ids = new Set(jobs.map((job) => job.request.id));
+    const failed = this.#jobs.filter((job) => ids.has(job.request.id));
     for (const job of failed) {
       job.sampler.free();
       job.slot.job = undefined;
       job.slot.kv = [];
       this.#context.removeTokens(job.slot.index, 0);
-      ids.add(job.request.id);
     }
-    this.#jobs = this.#jobs.filter((job) => !failed.has(job));
+    this.#jobs = this.#jobs.filter((job) => !ids.has(job.request.id));
     for (const id of ids) this.#emit({ type: "failed", id, message });
+  }
+
+  /** Drops the KV of one slot that runs no job (the first found); false when there is none to drop. */
+  #purgeIdleSlot(): boolean {
+    const idle = this.#slots.find((slot) => slot.job === undefined && slot.kv.length > 0);
+    if (idle === undefined) return false;
+    this.#context.removeTokens(idle.index, 0);
+    idle.kv = [];
+    this.#emit({ type: "purged", slot: idle.index });
+    return true;
   }
 
   /** The log-probability of `token` and the `top` most likely tokens, from a row of raw logits. */

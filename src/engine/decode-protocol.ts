@@ -11,7 +11,10 @@ export interface DecodeWorkerData {
   readonly path: string;
   readonly adapters: readonly { readonly path: string; readonly scale: number }[];
   readonly slots: number;
+  /** Tokens each slot may hold; with `unifiedKv`, also the whole cache's size. */
   readonly contextSize: number;
+  /** One KV buffer shared by every slot (llama.cpp's `kv_unified`), instead of one of `contextSize` each. */
+  readonly unifiedKv: boolean;
   readonly threads: number;
   readonly batchSize: number;
   readonly ubatchSize: number;
@@ -50,6 +53,10 @@ export interface GenerateRequest {
   readonly promptLogprobs: boolean;
   /** Spell special tokens in the text (tool-call and channel markers), end-of-generation tokens excepted. */
   readonly specialText: boolean;
+  /** `logprobs` of the distribution left after the sampler chain (llama-server's `post_sampling_probs`), not of the raw logits. */
+  readonly postSamplingProbs: boolean;
+  /** Report the prompt's evaluation: once when it starts, then after each step that evaluated part of it. */
+  readonly progress: boolean;
 }
 
 export type ToWorker =
@@ -62,6 +69,18 @@ export type FromWorker =
   | { readonly type: "ready"; readonly contextSize: number; readonly trainContextSize: number; readonly embeddingSize: number }
   | { readonly type: "failed"; readonly id: number | null; readonly message: string }
   | { readonly type: "first"; readonly id: number }
+  | {
+      readonly type: "progress";
+      readonly id: number;
+      /** Prompt tokens in all. */
+      readonly total: number;
+      /** Prompt tokens the slot already held (not evaluated). */
+      readonly cache: number;
+      /** Prompt tokens in the slot's cache now, the cached ones included. */
+      readonly processed: number;
+      /** Milliseconds since the decode thread took the request. */
+      readonly timeMs: number;
+    }
   | { readonly type: "text"; readonly id: number; readonly choice: number; readonly text: string; readonly tokens: number[]; readonly logprobs?: TokenLogprob[] }
   | {
       readonly type: "done";
@@ -79,4 +98,6 @@ export type FromWorker =
       readonly promptLogprobs?: TokenLogprob[];
     }
   | { readonly type: "embedded"; readonly id: number; readonly vectors: Float32Array[]; readonly tokenVectors?: Float32Array[][] }
-  | { readonly type: "log"; readonly level: "warn" | "error"; readonly message: string };
+  | { readonly type: "log"; readonly level: "warn" | "error"; readonly message: string }
+  /** A shared KV cache was full: this idle slot's cache was dropped to make room (it holds nothing now). */
+  | { readonly type: "purged"; readonly slot: number };

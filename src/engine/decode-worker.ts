@@ -40,6 +40,7 @@ async function main(): Promise<void> {
     context = NativeContext.create(model, {
       sequences: data.slots,
       contextSize: data.contextSize,
+      unified: data.unifiedKv,
       batchSize: data.batchSize,
       ubatchSize: data.ubatchSize,
       threads: data.threads,
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     model.free();
     throw error;
   }
-  const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk }, emit);
+  const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk, unifiedKv: data.unifiedKv }, emit);
   emit({ type: "ready", contextSize: context.contextSize, trainContextSize: model.trainContextSize, embeddingSize: model.embeddingSize });
   flush();
 

@@ -55,8 +55,13 @@ export interface ModelInfo {
   readonly path: string;
   /** LoRA adapters applied on top of `path`, when this is an adapter fork. */
   readonly adapters?: readonly ModelAdapter[];
-  /** Context tokens each slot holds. */
+  /** Context tokens each slot holds (at most, when the slots share one cache: see `unifiedKv`). */
   readonly contextSize: number;
+  /**
+   * The slots share one KV cache of `contextSize` tokens (llama-server's `--kv-unified`): each may
+   * use all of it while the others leave room. Absent: each slot has `contextSize` of its own.
+   */
+  readonly unifiedKv?: boolean;
   /** Context length the model was built or trained for. */
   readonly trainContextSize: number;
   /** Parallel sequences decoded in the same batches. */
@@ -153,6 +158,15 @@ export interface GenerateOptions {
   readonly logprobs?: number;
   /** Also score the prompt tokens (completions `echo` with `logprobs`). */
   readonly promptLogprobs?: boolean;
+  /**
+   * With `logprobs`: the log-probabilities of the distribution the token was drawn from, after the
+   * whole sampler chain (top-k, top-p, min-p, temperature, bias, grammar), instead of the raw
+   * logits' (llama-server's `post_sampling_probs`). Alternatives of probability 0 are left out, so
+   * fewer than `logprobs` may come. Costs a vocabulary-sized copy per token. @default false
+   */
+  readonly postSamplingProbs?: boolean;
+  /** Emit `progress` events while the prompt is evaluated (llama-server's `return_progress`). @default false */
+  readonly progress?: boolean;
   /** Cancels the generation; the slot is freed as soon as the running step ends. */
   readonly signal?: AbortSignal;
   /**
@@ -204,7 +218,26 @@ export interface GenerateDone {
   readonly choice?: number;
 }
 
-export type GenerateEvent = GenerateChunk | GenerateDone;
+/**
+ * How far the prompt's evaluation is (only with `progress`): one when it starts (what the slot's
+ * cache already held), then one after each decode step that evaluated part of it; the last has
+ * `processed` equal to `total`. Fields as llama-server's `prompt_progress`.
+ */
+export interface GenerateProgress {
+  readonly type: "progress";
+  /** Prompt tokens in all. */
+  readonly total: number;
+  /** Prompt tokens taken from the slot's cache instead of being evaluated. */
+  readonly cache: number;
+  /** Prompt tokens in the cache so far, the cached ones included. */
+  readonly processed: number;
+  /** Milliseconds since the decode thread took the request. */
+  readonly timeMs: number;
+  /** Always undefined: choices share one prompt (present so every event can be asked for it). */
+  readonly choice?: undefined;
+}
+
+export type GenerateEvent = GenerateChunk | GenerateDone | GenerateProgress;
 
 /** What one embeddings call returns. Vectors are as the model computes them, not normalised. */
 export interface EmbedResult {

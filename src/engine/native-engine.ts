@@ -21,8 +21,14 @@ export interface NativeEngineOptions {
   readonly threads: number;
   /** Parallel slots per model. @default 4 */
   readonly slots?: number;
-  /** Context tokens per slot. @default 2048 */
+  /** Context tokens per slot; with `unifiedKv`, of the one cache all slots share. @default 2048 */
   readonly contextSize?: number;
+  /**
+   * One KV cache of `contextSize` tokens shared by a model's slots (llama-server's `--kv-unified`)
+   * instead of one each: a slot may use the whole context while the others leave room. When it is
+   * full, idle slots' caches are dropped, then every running generation fails. @default false
+   */
+  readonly unifiedKv?: boolean;
   /** Requests that may wait for a slot. @default 64 */
   readonly queueLimit?: number;
   /** `false` forces the CPU libraries; `"auto"` uses a GPU build when node-llama-cpp finds a usable GPU. @default "auto" */
@@ -193,6 +199,7 @@ export class NativeEngine implements Engine {
       adapters: adapters.map((adapter) => ({ path: adapter.path, scale: adapter.scale ?? 1 })),
       slots,
       contextSize,
+      unifiedKv: options.unifiedKv ?? false,
       threads,
       batchSize,
       ubatchSize: options.ubatchSize ?? 512,
@@ -243,6 +250,7 @@ export class NativeEngine implements Engine {
           path: source.path,
           ...(adapters.length === 0 ? {} : { adapters }),
           contextSize: ready.contextSize,
+          ...(options.unifiedKv ? { unifiedKv: true } : {}),
           trainContextSize: ready.trainContextSize,
           slots,
           threads,

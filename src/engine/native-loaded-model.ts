@@ -198,6 +198,8 @@ export class NativeLoadedModel implements LoadedModel {
       logprobs: options.logprobs,
       promptLogprobs: options.promptLogprobs ?? false,
       specialText: options.specialText ?? false,
+      postSamplingProbs: options.postSamplingProbs ?? false,
+      progress: options.progress ?? false,
     });
     let finished = 0;
     try {
@@ -225,6 +227,9 @@ export class NativeLoadedModel implements LoadedModel {
             yield done;
             break;
           }
+          case "progress":
+            yield { type: "progress", total: event.total, cache: event.cache, processed: event.processed, timeMs: event.timeMs };
+            break;
           case "failed":
             throw new EngineError(`Generation failed: ${event.message}`);
           case "gone":
@@ -303,6 +308,10 @@ export class NativeLoadedModel implements LoadedModel {
   }
 
   #receive(message: FromWorker): void {
+    if (message.type === "purged") {
+      this.#kv[message.slot] = new Int32Array(0);
+      return;
+    }
     if (!("id" in message) || message.id === null) return;
     const pending = this.#pending.get(message.id);
     if (message.type === "done") {

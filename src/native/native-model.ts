@@ -190,10 +190,16 @@ export class NativeModel {
 
 /** How a {@link NativeContext} is shaped. */
 export interface NativeContextOptions {
-  /** Independent sequences (slots), each with its own KV stream. */
+  /** Independent sequences (slots), each with its own KV stream unless `unified`. */
   sequences: number;
-  /** Tokens each sequence holds. */
+  /** Tokens each sequence holds; with `unified`, the size of the one shared cache as well. */
   contextSize: number;
+  /**
+   * One KV buffer shared by every sequence (llama.cpp's `kv_unified`, llama-server's `--kv-unified`):
+   * each may grow to `contextSize` as long as the others leave room, and `decode` returns 1 when
+   * the shared cache is full. @default false
+   */
+  unified?: boolean;
   /** Most tokens one `decode` takes (logical batch). @default 2048, at most sequences × contextSize */
   batchSize?: number;
   /** Tokens computed at once inside a decode (physical batch). @default 512 */
@@ -217,7 +223,7 @@ export const CACHE_TYPES = { f16: 1, q8_0: 8, q4_0: 2, f32: 0, bf16: 30 } as con
 
 /**
  * A llama.cpp context over a {@link NativeModel}: one KV stream per sequence (`kv_unified`
- * false, as llama-server's slots), a reusable batch whose arrays are written directly, logits and
+ * false, as llama-server's slots) or one shared by all (`unified`), a reusable batch whose arrays are written directly, logits and
  * embeddings as Float32Array views, KV edits per sequence, and an optional persistent thread pool.
  */
 export class NativeContext {
@@ -257,7 +263,8 @@ export class NativeContext {
   /** @throws EngineError when llama.cpp cannot make the context (memory, an unsupported cache type) */
   static create(model: NativeModel, options: NativeContextOptions): NativeContext {
     const { fn } = model.lib;
-    const total = options.sequences * options.contextSize;
+    const unified = options.unified ?? false;
+    const total = unified ? options.contextSize : options.sequences * options.contextSize;
     const batchSize = Math.min(options.batchSize ?? 2048, total);
     const params = fn.llama_context_default_params!() as Record<string, unknown>;
     Object.assign(params, {
@@ -267,7 +274,7 @@ export class NativeContext {
       n_seq_max: options.sequences,
       n_threads: options.threads,
       n_threads_batch: options.threads,
-      kv_unified: false,
+      kv_unified: unified,
       flash_attn_type: options.flashAttention ?? -1,
       type_k: options.cacheTypeK ?? CACHE_TYPES.f16,
       type_v: options.cacheTypeV ?? CACHE_TYPES.f16,

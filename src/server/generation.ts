@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { InvalidRequestError } from "../core/errors.js";
 import type { FastifyReply } from "fastify";
-import type { ChatMessage, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { ChatMessage, GenerateDone, GenerateOptions, GenerateProgress, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { shutdownSignalOf } from "./graceful-shutdown.js";
 import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
 
@@ -97,14 +97,28 @@ export function utf8Bytes(text: string): number[] {
   return [...Buffer.from(text, "utf8")];
 }
 
-/** Chat-style logprobs content entries. */
-export function chatLogprobs(logprobs: readonly TokenLogprob[]) {
+/**
+ * Chat-style logprobs content entries; with `postSampling` (llama-server's `post_sampling_probs`),
+ * llama-server's shape of them: `id`, `prob` and `top_probs`, probabilities after the sampler chain.
+ */
+export function chatLogprobs(logprobs: readonly TokenLogprob[], postSampling = false) {
+  if (postSampling) return logprobs.map((entry) => ({ ...probabilityOf(entry.token, entry.text, entry.logprob), top_probs: entry.top.map((top) => probabilityOf(top.token, top.text, top.logprob)) }));
   return logprobs.map((entry) => ({
     token: entry.text,
     logprob: entry.logprob ?? 0,
     bytes: utf8Bytes(entry.text),
     top_logprobs: entry.top.map((top) => ({ token: top.text, logprob: top.logprob, bytes: utf8Bytes(top.text) })),
   }));
+}
+
+/** One token as llama-server's post-sampling entries give it: a probability (never above 1) instead of its log. */
+export function probabilityOf(token: number, text: string, logprob: number | null) {
+  return { id: token, token: text, bytes: utf8Bytes(text), prob: logprob === null ? 0 : Math.min(1, Math.exp(logprob)) };
+}
+
+/** llama-server's `prompt_progress` object. */
+export function promptProgressOf(progress: GenerateProgress) {
+  return { total: progress.total, cache: progress.cache, processed: progress.processed, time_ms: Math.round(progress.timeMs) };
 }
 
 /** Legacy completions-style logprobs, with text offsets counted from `offset`. */

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { RunningGrove } from "../services.js";
 import { startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
 import { llamaSource } from "../test-support/llama-source.js";
+import { postJson } from "../test-support/post-json.js";
 import { runCli } from "../test-support/run-cli.js";
 
 // llama-server's clients against Grove: its own endpoints, the OpenAI routes without /v1, a
@@ -22,17 +23,7 @@ let grove: RunningGrove;
 let keyed: RunningGrove;
 let base: string;
 
-const post = async (path: string, body: unknown, url = base, headers: Record<string, string> = {}) => {
-  const response = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
-};
+const post = (path: string, body: unknown, url = base, headers: Record<string, string> = {}) => postJson(url, path, body, headers);
 
 before(async () => {
   directory = await mkdtemp(join(tmpdir(), "grove-llama-compat-"));

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { chatMessageSchema, continueFinalMessage, embdNormalizeSchema, embeddingInputSchema, LIMITS, toolSchema } from "./openai-schemas.js";
+import { chatMessageSchema, continueFinalMessage, embdNormalizeSchema, embeddingInputSchema, LIMITS, llamaServerSwitches, toolSchema } from "./openai-schemas.js";
 
 /**
  * Request bodies of llama-server's own endpoints (`/completion`, `/infill`, `/tokenize`,
@@ -54,6 +54,7 @@ const generation = {
   grammar: nullable(z.string().max(LIMITS.schemaChars)),
   json_schema: nullable(z.record(z.string(), z.unknown())),
   cache_prompt: nullable(z.boolean()),
+  ...llamaServerSwitches,
 };
 
 export const nativeCompletionSchema = z.object({

@@ -111,7 +111,21 @@ const jsonObjectFormat = z.object({ type: z.literal("json_object"), schema: null
 
 const responseFormat = nullable(z.discriminatedUnion("type", [z.object({ type: z.literal("text") }), jsonObjectFormat, jsonSchemaFormat]));
 
+/**
+ * llama-server's per-request switches that `/completion` and `/v1/chat/completions` share:
+ * `return_progress` (streams report the prompt's evaluation as `prompt_progress`),
+ * `post_sampling_probs` (`n_probs`/`top_logprobs` give `prob`/`top_probs` of the distribution after
+ * the sampler chain instead of log-probabilities of the raw logits) and `backend_sampling`
+ * (accepted; Grove always samples on the CPU with the same chain, so it changes nothing).
+ */
+export const llamaServerSwitches = {
+  return_progress: nullable(z.boolean()),
+  post_sampling_probs: nullable(z.boolean()),
+  backend_sampling: nullable(z.boolean()),
+};
+
 export const chatCompletionSchema = z.object({
+  ...llamaServerSwitches,
   ...sampling,
   messages: z.array(chatMessageSchema).min(1, "messages must hold at least one message").max(LIMITS.messages),
   max_tokens: nullable(z.number().int().min(1).max(LIMITS.maxTokens)),

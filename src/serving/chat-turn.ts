@@ -1,6 +1,6 @@
 import { ContextLengthError, InvalidRequestError } from "../core/errors.js";
 import type { ChatTemplateRenderOptions } from "../engine/chat-template.js";
-import type { ChatMessage, ChatTool, GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../engine/engine.js";
+import type { ChatMessage, ChatTool, GenerateDone, GenerateOptions, GenerateProgress, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { detectToolCallFormat, promptOpensReasoning } from "../engine/tool-calls/detect-tool-call-format.js";
 import { genericToolsPrompt } from "../engine/tool-calls/generic-tools-prompt.js";
 import { toolCallGrammar } from "../engine/tool-calls/tool-call-grammar.js";
@@ -53,7 +53,9 @@ export type ChatTurnEvent =
   | { readonly type: "content"; readonly choice: number; readonly text: string; readonly logprobs?: readonly TokenLogprob[] }
   | { readonly type: "reasoning"; readonly choice: number; readonly text: string }
   | { readonly type: "tool_call"; readonly choice: number; readonly delta: ToolCallDelta }
-  | { readonly type: "done"; readonly choice: number; readonly done: GenerateDone; readonly toolCalls: readonly ParsedToolCall[] };
+  | { readonly type: "done"; readonly choice: number; readonly done: GenerateDone; readonly toolCalls: readonly ParsedToolCall[] }
+  /** The prompt's evaluation, when `generate.progress` asked for it (choice 0: choices share the prompt). */
+  | { readonly type: "progress"; readonly choice: number; readonly progress: GenerateProgress };
 
 /** One choice, collected whole. */
 export interface ChatTurnResult {
@@ -247,6 +249,10 @@ export class ChatTurn {
     };
     for await (const event of this.session.events()) {
       const choice = event.choice ?? 0;
+      if (event.type === "progress") {
+        yield { type: "progress", choice, progress: event };
+        continue;
+      }
       const parser = parserOf(choice);
       if (event.type === "text") {
         if (parser === undefined) yield { type: "content", choice, text: event.text, ...(event.logprobs ? { logprobs: event.logprobs } : {}) };
@@ -266,6 +272,7 @@ export class ChatTurn {
   async collect(): Promise<ChatTurnResult[]> {
     const results: { content: string; reasoning: string; toolCalls: readonly ParsedToolCall[]; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
     for await (const event of this.events()) {
+      if (event.type === "progress") continue;
       const result = (results[event.choice] ??= { content: "", reasoning: "", toolCalls: [], logprobs: [] });
       if (event.type === "done") {
         result.done = event.done;

@@ -94,6 +94,7 @@ export class GenerationSession {
     const choices: { text: string; tokens: number[]; logprobs: TokenLogprob[]; done?: GenerateDone }[] = [];
     const of = (index: number | undefined) => (choices[index ?? 0] ??= { text: "", tokens: [], logprobs: [] });
     for await (const event of this.events()) {
+      if (event.type === "progress") continue;
       const choice = of(event.choice);
       if (event.type === "done") choice.done = event;
       else {

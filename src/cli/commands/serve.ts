@@ -29,7 +29,8 @@ export function registerServeCommand(program: Command): void {
     .option("--port <port>", "TCP port, 0 for any free one (env GROVE_PORT; default 11435)")
     .option("--threads <n>", "CPU threads (env GROVE_THREADS; default 0 = 1 for models under 1 GiB, else every core)")
     .option("--parallel <n>", "parallel slots decoded together (env GROVE_PARALLEL; default 4)")
-    .option("--ctx-size <n>", "context tokens per slot (env GROVE_CTX_SIZE; default 2048)")
+    .option("--ctx-size <n>", "context tokens per slot, or of the one shared cache with --kv-unified (env GROVE_CTX_SIZE; default 2048)")
+    .option("--kv-unified", "one KV cache of --ctx-size tokens shared by all slots, each may use all of it, as llama-server's; when full, idle slots' caches are dropped, then running requests fail (env GROVE_KV_UNIFIED=on)")
     .option("--model-settings <list>", "per-model ctx and slots, e.g. 'chat:f16=ctx:1024,slots:8;other:q4=ctx:8192,slots:2' (env GROVE_MODEL_SETTINGS)")
     .option("--queue-limit <n>", "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)")
     .option("--max-models <n>", "models kept loaded at once (env GROVE_MAX_MODELS; default 2)")
@@ -56,6 +57,7 @@ export function registerServeCommand(program: Command): void {
     .option("--reasoning <mode>", "reasoning models think: auto, on, or off (templates get enable_thinking false; env GROVE_REASONING)")
     .option("--accept-any-model", "with one --model FILE, answer any model name with it, as llama-server does (env GROVE_ACCEPT_ANY_MODEL=on)")
     .option("--slots", "serve llama-server's GET /slots (env GROVE_SLOTS=on)")
+    .option("--backend-sampling", "accepted for llama-server's flag and changes nothing: Grove always samples on the CPU with llama.cpp's sampler chain (env GROVE_BACKEND_SAMPLING=on)")
     .option("--pooling <type>", "embedding pooling: auto (the model's), mean, cls, last, none (per token, llama-server's /embeddings only) (env GROVE_POOLING; default auto)")
     .option("--seed <n>", "sampling seed of requests that set none, -1 a new one each (env GROVE_SEED; default -1)")
     .option("--tags <labels>", "labels /v1/models lists with a --model FILE, comma-separated; informational (env GROVE_TAGS)")
@@ -101,6 +103,8 @@ export function registerServeCommand(program: Command): void {
           poll: flags.poll,
           mmap: flags.mmap,
           slots: flags.slots ? "on" : undefined,
+          kvUnified: flags.kvUnified ? "on" : undefined,
+          backendSampling: flags.backendSampling ? "on" : undefined,
           acceptAnyModel: flags.acceptAnyModel ? "on" : undefined,
           reasoning: flags.reasoning,
           pooling: flags.pooling,

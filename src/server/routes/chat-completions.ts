@@ -4,7 +4,7 @@ import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, responseId, samplingOptions, templateOptions, timingsOf } from "../generation.js";
+import { chatLogprobs, chatMessagesOf, checkLogitBias, clientGoneSignal, jsonConstraint, promptProgressOf, responseId, samplingOptions, templateOptions, timingsOf } from "../generation.js";
 import { chatCompletionSchema, parseBody } from "../openai-schemas.js";
 import { SseStream } from "../sse.js";
 
@@ -33,6 +33,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
     const n = body.n ?? 1;
+    // llama-server reports the prompt's evaluation on streams only.
+    const progress = (body.stream ?? false) && (body.return_progress ?? false);
     const turn = await ChatTurn.start({
       model,
       name: body.model,
@@ -45,6 +47,8 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         json: jsonConstraint(body),
         ...(body.grammar === undefined ? {} : { grammar: body.grammar }),
         logprobs: body.logprobs ? (body.top_logprobs ?? 0) : undefined,
+        postSamplingProbs: body.post_sampling_probs ?? false,
+        progress: progress,
         signal: clientGoneSignal(reply),
         n,
       },
@@ -52,7 +56,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
       ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),
     });
     const base = { id: responseId("chatcmpl"), created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
-    const logprobsOf = (logprobs: readonly TokenLogprob[] | undefined) => (logprobs && body.logprobs ? { content: chatLogprobs(logprobs), refusal: null } : null);
+    const logprobsOf = (logprobs: readonly TokenLogprob[] | undefined) => (logprobs && body.logprobs ? { content: chatLogprobs(logprobs, body.post_sampling_probs ?? false), refusal: null } : null);
     const finishOf = (done: GenerateDone, calls: number) => (calls > 0 && done.finishReason === "stop" ? "tool_calls" : done.finishReason);
 
     if (!body.stream) {
@@ -90,11 +94,13 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     });
     const dones: GenerateDone[] = [];
     try {
-      // The first chunk names the role; content null, as llama-server sends it.
-      for (let index = 0; index < n; index++) stream.send(chunk(index, { role: "assistant", content: null }, null));
+      // The first chunk names the role; content null, as llama-server sends it. With progress,
+      // llama-server's progress chunks name it (the first comes before any text) for choice 0.
+      for (let index = progress ? 1 : 0; index < n; index++) stream.send(chunk(index, { role: "assistant", content: null }, null));
       for await (const event of turn.events()) {
         const index = event.choice;
-        if (event.type === "content") stream.send(chunk(index, { content: event.text }, null, event.logprobs));
+        if (event.type === "progress") stream.send({ ...chunk(index, { role: "assistant", content: null }, null), prompt_progress: promptProgressOf(event.progress) });
+        else if (event.type === "content") stream.send(chunk(index, { content: event.text }, null, event.logprobs));
         else if (event.type === "reasoning") stream.send(chunk(index, { reasoning_content: event.text }, null));
         else if (event.type === "tool_call") stream.send(chunk(index, { tool_calls: [event.delta] }, null));
         else {

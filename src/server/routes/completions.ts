@@ -138,6 +138,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
       if (echo) for (let index = 0; index < n; index++) stream.send(chunk(index, echoText(model, prompts[0]!, parseSpecial), null));
       for await (const event of session.events()) {
         const index = event.choice ?? 0;
+        if (event.type === "progress") continue; // never asked for here
         if (event.type === "text") {
           stream.send(chunk(index, event.text, null, event.logprobs));
           continue;

@@ -7,7 +7,7 @@ import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
-import { chatMessagesOf, checkLogitBias, clientGoneSignal, templateOptions, timingsOf } from "../generation.js";
+import { chatMessagesOf, checkLogitBias, clientGoneSignal, probabilityOf, promptProgressOf, templateOptions, timingsOf } from "../generation.js";
 import {
   applyTemplateSchema,
   detokenizeSchema,
@@ -86,15 +86,18 @@ function generationOf(model: LoadedModel, body: NativeCompletionRequest | Infill
     ignoreEos: body.ignore_eos ?? false,
     ...(body.grammar === undefined ? {} : { grammar: body.grammar }),
     ...(body.json_schema === undefined ? {} : { json: body.json_schema }),
-    ...(body.n_probs ? { logprobs: body.n_probs } : {}),
+    ...(body.n_probs ? { logprobs: body.n_probs, postSamplingProbs: body.post_sampling_probs ?? false } : {}),
+    // llama-server reports progress on streams only.
+    progress: (body.stream ?? false) && (body.return_progress ?? false),
     signal,
   };
 }
 
 const bytesOf = (text: string) => [...Buffer.from(text, "utf8")];
 
-/** llama-server's `completion_probabilities` entries. */
-function probabilities(logprobs: readonly TokenLogprob[]) {
+/** llama-server's `completion_probabilities` entries (`prob`/`top_probs` after the sampler chain with `post_sampling_probs`). */
+function probabilities(logprobs: readonly TokenLogprob[], postSampling: boolean) {
+  if (postSampling) return logprobs.map((entry) => ({ ...probabilityOf(entry.token, entry.text, entry.logprob), top_probs: entry.top.map((top) => probabilityOf(top.token, top.text, top.logprob)) }));
   return logprobs.map((entry) => ({
     id: entry.token,
     token: entry.text,
@@ -118,6 +121,7 @@ function settingsOf(name: string, options: GenerateOptions, asked: number | unde
     frequency_penalty: options.frequencyPenalty,
     ignore_eos: options.ignoreEos,
     n_probs: options.logprobs ?? 0,
+    post_sampling_probs: options.postSamplingProbs ?? false,
     stop: options.stop,
     stream: false,
   };
@@ -151,6 +155,7 @@ async function complete(
   const asked = body.n_predict ?? body.max_tokens;
   const options = prompts.map((tokens) => generationOf(model, body, tokens, signal));
   if (body.stream && prompts.length > 1) throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
+  const postSampling = body.post_sampling_probs ?? false;
   const result = (index: number, collected: { text: string; tokens: readonly number[]; logprobs: readonly TokenLogprob[]; done: GenerateDone }) => ({
     index,
     content: collected.text,
@@ -163,12 +168,13 @@ async function complete(
     generation_settings: settingsOf(name, options[index]!, asked),
     prompt: model.detokenize(prompts[index]!, { special: true }),
     has_new_line: collected.text.includes("\n"),
-    truncated: false,
+    // Stopped by the context's end rather than n_predict (llama-server's `truncated`).
+    truncated: collected.done.finishReason === "length" && (asked === undefined || asked < 0 || collected.done.completionTokens < asked),
     stop_type: stopTypeOf(collected.done),
     stopping_word: collected.done.stopString ?? "",
     tokens_cached: collected.done.promptTokens,
     timings: timingsOf(collected.done),
-    ...(body.n_probs ? { completion_probabilities: probabilities(collected.logprobs) } : {}),
+    ...(body.n_probs ? { completion_probabilities: probabilities(collected.logprobs, postSampling) } : {}),
   });
 
   if (!body.stream) {
@@ -200,6 +206,10 @@ async function complete(
   const collected = { text: "", tokens: [] as number[], logprobs: [] as TokenLogprob[] };
   try {
     for await (const event of session.events()) {
+      if (event.type === "progress") {
+        stream.send({ index: 0, content: "", tokens: [], stop: false, id_slot: -1, tokens_predicted: 0, tokens_evaluated: event.total, prompt_progress: promptProgressOf(event) });
+        continue;
+      }
       if (event.type === "text") {
         collected.text += event.text;
         collected.tokens.push(...(event.tokens ?? []));
@@ -210,7 +220,7 @@ async function complete(
           tokens: [...(event.tokens ?? [])],
           stop: false,
           id_slot: -1,
-          ...(event.logprobs && body.n_probs ? { completion_probabilities: probabilities(event.logprobs) } : {}),
+          ...(event.logprobs && body.n_probs ? { completion_probabilities: probabilities(event.logprobs, postSampling) } : {}),
         });
         continue;
       }

@@ -168,7 +168,7 @@ export function registerMessagesRoutes(app: FastifyInstance, catalog: ModelCatal
           if (event.delta.function.arguments !== "") {
             stream.event("content_block_delta", { type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: event.delta.function.arguments } });
           }
-        } else {
+        } else if (event.type === "done") {
           if (event.done.finishReason === "aborted") return reply;
           if (index < 0) start("text", { type: "text", text: "" });
           close();

@@ -173,6 +173,7 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
         stream.send({ ...head(), ...job.piece(event.text), done: false, ...logprobs });
         continue;
       }
+      if (event.type === "progress") continue; // never asked for here
       if (event.finishReason === "aborted") return reply;
       stream.send(last(event, text, ""));
     }
