@@ -25,6 +25,8 @@ const GGML_BACKEND_DEVICE_TYPE_CPU = 0;
 const GGML_OPT_LOSS_TYPE_CROSS_ENTROPY = 2;
 const GGML_OPT_BUILD_TYPE_OPT = 30;
 const GGML_OPT_OPTIMIZER_TYPE_ADAMW = 0;
+/** Llama 3's per-frequency RoPE factors (llama.cpp's `rope_freqs`, passed to every RoPE). */
+const ROPE_FACTORS = "rope_freqs.weight";
 /** ggml's GGML_DEFAULT_GRAPH_SIZE: ggml_opt_init builds the static forward graph at this size. */
 const GRAPH_SIZE = 2048;
 
@@ -122,6 +124,8 @@ interface Shape {
   feedForward: number;
   vocabulary: number;
   ropeBase: number;
+  /** RoPE's frequency scale: 1 / `rope.scaling.factor` for linear scaling, else 1. */
+  ropeScale: number;
   ropeDimensions: number;
   rmsEpsilon: number;
   contextLength: number;
@@ -143,6 +147,8 @@ function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<strin
   const heads = number("attention.head_count");
   const headSize = number("attention.key_length", embedding / heads);
   if (number("attention.value_length", headSize) !== headSize) throw new EngineError(`${file} has keys and values of different head sizes; the trainer expects one`);
+  const scaling = metadata.get(`${architecture.name}.rope.scaling.type`)?.value ?? "none";
+  if (scaling !== "none" && scaling !== "linear") throw new EngineError(`${file} uses ${String(scaling)} RoPE scaling; Grove's trainer knows none and linear`);
   const embeddings = tensors.get("token_embd.weight");
   if (embeddings === undefined) throw new EngineError(`${file} has no token_embd.weight`);
   for (const tensor of tensors.values()) {
@@ -158,6 +164,7 @@ function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<strin
     feedForward: number("feed_forward_length"),
     vocabulary: embeddings.shape[1]!,
     ropeBase: number("rope.freq_base", 10000),
+    ropeScale: scaling === "linear" ? 1 / number("rope.scaling.factor", 1) : 1,
     ropeDimensions: number("rope.dimension_count", headSize),
     rmsEpsilon: number("attention.layer_norm_rms_epsilon", 1e-5),
     contextLength: number("context_length"),
@@ -229,7 +236,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const maskData = new Float32Array(n * n);
     for (let query = 0; query < n; query++) for (let key = query + 1; key < n; key++) maskData[query * n + key] = -Infinity;
     g.ggml_backend_tensor_set!(mask, maskData, 0, n * n * 4);
-    for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
+    // Llama 3's RoPE factors are a fixed table (ggml has no gradient for them), not a weight.
+    for (const name of weights.keys()) if (name !== ROPE_FACTORS) g.ggml_set_param!(weights.get(name));
 
     // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
     const computeContext = g.ggml_init!({
@@ -247,7 +255,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const headSize = shape.headSize;
     const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
     const rope = (input: Pointer): Pointer =>
-      g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, shape.architecture.ropeType, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
+      g.ggml_rope_ext!(c, input, positions, weights.get(ROPE_FACTORS) ?? null, shape.ropeDimensions, shape.architecture.ropeType, shape.contextLength, shape.ropeBase, shape.ropeScale, 0, 1, 32, 1);
     // The architecture's additions, as llama.cpp builds them: a bias where the file has one
     // (build_qkv, build_attn's wo_b, the output's bias), per-head query and key norms (Qwen3).
     const bias = (input: Pointer, name: string): Pointer => (weights.has(name) ? g.ggml_add!(c, input, weights.get(name)) : input);

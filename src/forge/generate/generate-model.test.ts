@@ -132,6 +132,15 @@ describe("generateModel", () => {
     }
   });
 
+  it("writes llama3-tiny with Llama 3's RoPE factors, which llama.cpp loads and generates with", async () => {
+    const result = await generate("llama3-tiny.gguf", { preset: "llama3-tiny", seed: 42 });
+    const parsed = await gguf(result.path, { allowLocalFile: true });
+    const ropeFactors = parsed.tensorInfos.find((tensor) => tensor.name === "rope_freqs.weight");
+    assert.deepEqual(ropeFactors?.shape.map(Number), [8], "one factor per rotated pair of a 16-wide head");
+    assert.equal((await validateGgufFile(result.path)).parameterCount, result.parameterCount + 8, "the factors are not parameters");
+    await checkLoadsAndGenerates(result.path, 4, ROUND_TRIP_TEXTS.slice(0, 2));
+  });
+
   it("is deterministic: same seed, same digest; another seed or dtype, another digest", async () => {
     const first = await generate("same-1.gguf", { preset: "test-tiny", seed: 7 });
     const second = await generate("same-2.gguf", { preset: "test-tiny", seed: 7 });
@@ -195,7 +204,7 @@ describe("generateModel", () => {
     const sub = await mkdtemp(join(directory, "bad-"));
     await assert.rejects(generateModel({ preset: "huge", seed: 1, outPath: join(sub, "x.gguf") }), (error: unknown) => {
       assert.ok(error instanceof InvalidRequestError);
-      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, qwen2-tiny, qwen3-tiny, small, demo-s, demo-m, demo-l, llama-1b/);
+      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, llama3-tiny, qwen2-tiny, qwen3-tiny, small, demo-s, demo-m, demo-l, llama-1b/);
       return true;
     });
     await assert.rejects(generateModel({ preset: "test-tiny", seed: -1, outPath: join(sub, "x.gguf") }), InvalidRequestError);

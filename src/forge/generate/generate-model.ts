@@ -159,6 +159,10 @@ function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matri
     writer.addTensor(name, [length], "F32", values);
     parameters += length;
   };
+  if (preset.llama3RopeScaling !== undefined) {
+    // A fixed table, not a parameter: not counted.
+    writer.addTensor("rope_freqs.weight", [headDimension / 2], "F32", llama3RopeFactors(preset.ropeFreqBase, headDimension, preset.llama3RopeScaling));
+  }
   matrix("token_embd.weight", [nEmbd, vocabularySize], preset.tokenEmbeddingStd ?? INIT_STD);
   for (let layer = 0; layer < preset.blockCount; layer++) {
     const block = `blk.${layer}.`;
@@ -186,6 +190,19 @@ function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matri
   // so greedy decoding picks real tokens instead of one of thousands of fillers.
   matrix("output.weight", [nEmbd, vocabularySize], INIT_STD, unusedTokenRows(tokenizer));
   return parameters;
+}
+
+/** Llama 3's RoPE factors per frequency, as llama.cpp's converter computes them (conversion/llama.py). */
+function llama3RopeFactors(base: number, headDimension: number, scaling: NonNullable<ModelPreset["llama3RopeScaling"]>): Float32Array {
+  const { factor, lowFreqFactor, highFreqFactor, originalContextLength } = scaling;
+  const [lowFreqWavelength, highFreqWavelength] = [originalContextLength / lowFreqFactor, originalContextLength / highFreqFactor];
+  return Float32Array.from({ length: headDimension / 2 }, (_, index) => {
+    const wavelength = 2 * Math.PI * base ** ((2 * index) / headDimension);
+    if (wavelength < highFreqWavelength) return 1;
+    if (wavelength > lowFreqWavelength) return factor;
+    const smooth = (originalContextLength / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return 1 / ((1 - smooth) / factor + smooth);
+  });
 }
 
 /** A per-token flag: 1 for tokens of type unused (5) in `tokenizer.ggml.token_type`. */

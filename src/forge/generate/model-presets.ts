@@ -39,6 +39,11 @@ export interface ModelPreset {
   /** RMS norm epsilon. @default 1e-5 */
   readonly rmsEpsilon: number;
   /**
+   * Llama 3's RoPE scaling ("llama3" in Hugging Face's config), written as the per-frequency
+   * factors llama.cpp's converter computes into `rope_freqs.weight`. @default none
+   */
+  readonly llama3RopeScaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
+  /**
    * Standard deviation of the random token embeddings. llama.cpp's trainer never updates
    * `token_embd.weight`, so for a model trained from scratch it is a fixed random code whose
    * scale decides how much of the token's identity survives the blocks' additions. @default 0.02
@@ -47,7 +52,7 @@ export interface ModelPreset {
 }
 
 /** Names of the built-in presets. */
-export type ModelPresetName = "test-tiny" | "qwen2-tiny" | "qwen3-tiny" | "small" | "llama-1b" | "demo-s" | "demo-m" | "demo-l";
+export type ModelPresetName = "test-tiny" | "llama3-tiny" | "qwen2-tiny" | "qwen3-tiny" | "small" | "llama-1b" | "demo-s" | "demo-m" | "demo-l";
 
 const COMMON = { ropeFreqBase: 10000, rmsEpsilon: 1e-5 } as const;
 /** Qwen2/2.5 and Qwen3's RoPE base and norm epsilon. */
@@ -63,8 +68,19 @@ export const MODEL_PRESETS: Readonly<Record<ModelPresetName, ModelPreset>> = Obj
     ...TINY,
     ...COMMON,
   },
-  // test-tiny in the other architectures Grove's trainer builds, with Qwen's RoPE base and norm
-  // epsilon; qwen3-tiny's heads are wider than embeddingLength / headCount, as Qwen3's are.
+  // test-tiny as Llama 3.1–3.3 (their RoPE base and scaling factors), and in the other
+  // architectures Grove's trainer builds, with Qwen's RoPE base and norm epsilon; qwen3-tiny's
+  // heads are wider than embeddingLength / headCount, as Qwen3's are.
+  "llama3-tiny": {
+    name: "llama3-tiny",
+    description: "test-tiny with Llama 3's RoPE (base 500000, rope_freqs.weight scaling factors), for unit tests",
+    ...TINY,
+    ropeFreqBase: 500_000,
+    rmsEpsilon: 1e-5,
+    // Llama 3.1's factors, with its original context at the same fraction of the context (8,192
+    // of 131,072): within a training window the scaled frequencies then turn noticeably.
+    llama3RopeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 },
+  },
   "qwen2-tiny": {
     name: "qwen2-tiny",
     description: "test-tiny as Qwen2/Qwen2.5 (qwen2: query, key and value biases), for unit tests",
