@@ -31,37 +31,47 @@ const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
 // Architectures without attention, where `attention.head_count` is legitimately absent.
 const ATTENTION_FREE = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);
 const SPECIAL_TOKEN_KEYS = ["bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "cls"];
+/**
+ * Architectures whose tensors are checked: llama.cpp's dense Llama layout (src/models/<arch>.cpp)
+ * and what each changes. `qwen2` sizes its query and output projections by n_embd, not by the
+ * head size; `qwen3` requires per-head query and key norms.
+ */
+const CHECKED_ARCHITECTURES: Readonly<Record<string, { queryByEmbedding: boolean; headNorms: boolean }>> = {
+  llama: { queryByEmbedding: false, headNorms: false },
+  qwen2: { queryByEmbedding: true, headNorms: false },
+  qwen3: { queryByEmbedding: false, headNorms: true },
+};
 
 /**
- * Checks hyperparameters, vocabulary and (for `llama`) tensor shapes — the parts whose
- * absence or inconsistency makes llama.cpp throw or abort while loading.
+ * Checks hyperparameters, vocabulary and (for `llama`, `qwen2` and `qwen3`) tensor shapes — the
+ * parts whose absence or inconsistency makes llama.cpp throw or abort while loading.
  */
 export function checkArchitecture(metadata: GgufMetadataReader, tensors: Map<string, ValidatedTensor>): ArchitectureShape {
   const architecture = metadata.string("general.architecture", true);
   if (architecture.length === 0) metadata.fail("general.architecture is empty");
-  const isLlama = architecture === "llama";
+  const isChecked = Object.hasOwn(CHECKED_ARCHITECTURES, architecture);
   const key = (suffix: string): string => `${architecture}.${suffix}`;
 
   const blockCount = metadata.uint32(key("block_count"), true);
   if (blockCount < 1 || blockCount > MAX_LAYERS) metadata.fail(`${key("block_count")} is ${blockCount}; llama.cpp needs 1 to ${MAX_LAYERS}`);
   const embeddingLength = metadata.uint32(key("embedding_length"), true);
   if (embeddingLength === 0) metadata.fail(`${key("embedding_length")} is 0`);
-  const contextLength = (isLlama ? metadata.uint32(key("context_length"), true) : metadata.uint32(key("context_length"))) ?? 0;
-  if (isLlama && contextLength === 0) metadata.fail(`${key("context_length")} is 0`);
+  const contextLength = (isChecked ? metadata.uint32(key("context_length"), true) : metadata.uint32(key("context_length"))) ?? 0;
+  if (isChecked && contextLength === 0) metadata.fail(`${key("context_length")} is 0`);
 
   const headRequired = !ATTENTION_FREE.has(architecture);
   const heads = metadata.uint32PerLayer(key("attention.head_count"), blockCount, headRequired) ?? [0];
   const headCount = Math.max(...heads);
   if (headRequired && headCount === 0) metadata.fail(`${key("attention.head_count")} is 0`);
   const headsKv = metadata.uint32PerLayer(key("attention.head_count_kv"), blockCount, false) ?? heads;
-  const feedForward = metadata.uint32PerLayer(key("feed_forward_length"), blockCount, isLlama) ?? [0];
+  const feedForward = metadata.uint32PerLayer(key("feed_forward_length"), blockCount, isChecked) ?? [0];
   checkExperts(metadata, key);
   const ropeScaling = metadata.string(key("rope.scaling.type"));
   if (ropeScaling !== undefined && !ROPE_SCALING_TYPES.has(ropeScaling)) metadata.fail(`${key("rope.scaling.type")} '${ropeScaling}' is unknown`);
   const nextn = metadata.uint32(key("nextn_predict_layers"));
   if (nextn !== undefined && nextn > blockCount) metadata.fail(`${key("nextn_predict_layers")} ${nextn} exceeds the block count ${blockCount}`);
 
-  const vocabulary = checkVocabulary(metadata, isLlama);
+  const vocabulary = checkVocabulary(metadata, isChecked);
   const shape: ArchitectureShape = {
     architecture,
     contextLength,
@@ -73,7 +83,7 @@ export function checkArchitecture(metadata: GgufMetadataReader, tensors: Map<str
     vocabularySize: vocabulary.size,
     tokenizerModel: vocabulary.model,
   };
-  if (isLlama) checkLlama(metadata, tensors, shape, heads, headsKv, feedForward);
+  if (isChecked) checkDenseTensors(metadata, tensors, shape, heads, headsKv, feedForward);
   return shape;
 }
 
@@ -124,7 +134,7 @@ function checkVocabulary(metadata: GgufMetadataReader, required: boolean): { siz
   return { size, model };
 }
 
-function checkLlama(
+function checkDenseTensors(
   metadata: GgufMetadataReader,
   tensors: Map<string, ValidatedTensor>,
   shape: ArchitectureShape,
@@ -133,11 +143,13 @@ function checkLlama(
   feedForward: number[],
 ): void {
   const nEmbd = shape.embeddingLength;
-  const epsilon = metadata.float32("llama.attention.layer_norm_rms_epsilon", true);
-  if (!(epsilon > 0)) metadata.fail(`llama.attention.layer_norm_rms_epsilon ${epsilon} is not positive`);
-  const keyLength = metadata.uint32("llama.attention.key_length");
-  const valueLength = metadata.uint32("llama.attention.value_length");
-  const experts = metadata.uint32("llama.expert_count") ?? 0;
+  const architecture = shape.architecture;
+  const { queryByEmbedding, headNorms } = CHECKED_ARCHITECTURES[architecture]!;
+  const epsilon = metadata.float32(`${architecture}.attention.layer_norm_rms_epsilon`, true);
+  if (!(epsilon > 0)) metadata.fail(`${architecture}.attention.layer_norm_rms_epsilon ${epsilon} is not positive`);
+  const keyLength = metadata.uint32(`${architecture}.attention.key_length`);
+  const valueLength = metadata.uint32(`${architecture}.attention.value_length`);
+  const experts = metadata.uint32(`${architecture}.expert_count`) ?? 0;
   const nVocab = shape.vocabularySize;
   const expect = (name: string, dims: number[], required = true): void => {
     const tensor = tensors.get(name);
@@ -156,22 +168,31 @@ function checkLlama(
     const nHead = heads[layer];
     const nHeadKv = headsKv[layer];
     const nFf = feedForward[layer];
-    if (nHead === 0) metadata.fail(`llama.attention.head_count is 0 for layer ${layer}`);
+    if (nHead === 0) metadata.fail(`${architecture}.attention.head_count is 0 for layer ${layer}`);
     if (keyLength === undefined && nEmbd % nHead !== 0) {
-      metadata.fail(`llama.embedding_length ${nEmbd} is not divisible by llama.attention.head_count ${nHead}`);
+      metadata.fail(`${architecture}.embedding_length ${nEmbd} is not divisible by ${architecture}.attention.head_count ${nHead}`);
     }
     if (nHeadKv === 0 || nHead % nHeadKv !== 0) {
-      metadata.fail(`llama.attention.head_count ${nHead} is not divisible by llama.attention.head_count_kv ${nHeadKv}`);
+      metadata.fail(`${architecture}.attention.head_count ${nHead} is not divisible by ${architecture}.attention.head_count_kv ${nHeadKv}`);
     }
-    if (nFf === 0 && experts === 0) metadata.fail(`llama.feed_forward_length is 0 for layer ${layer}`);
+    if (nFf === 0 && experts === 0) metadata.fail(`${architecture}.feed_forward_length is 0 for layer ${layer}`);
     const headK = keyLength ?? nEmbd / nHead;
     const headV = valueLength ?? nEmbd / nHead;
+    const nEmbdQ = queryByEmbedding ? nEmbd : nHead * headK;
     const block = `blk.${layer}.`;
     expect(`${block}attn_norm.weight`, [nEmbd]);
-    expect(`${block}attn_q.weight`, [nEmbd, nHead * headK]);
+    expect(`${block}attn_q.weight`, [nEmbd, nEmbdQ]);
     expect(`${block}attn_k.weight`, [nEmbd, nHeadKv * headK]);
     expect(`${block}attn_v.weight`, [nEmbd, nHeadKv * headV]);
-    expect(`${block}attn_output.weight`, [nHead * headV, nEmbd]);
+    // Biases are optional in llama.cpp (create_tensor_qkv; Qwen2 files carry them).
+    expect(`${block}attn_q.bias`, [nEmbdQ], false);
+    expect(`${block}attn_k.bias`, [nHeadKv * headK], false);
+    expect(`${block}attn_v.bias`, [nHeadKv * headV], false);
+    if (headNorms) {
+      expect(`${block}attn_q_norm.weight`, [headK]);
+      expect(`${block}attn_k_norm.weight`, [headK]);
+    }
+    expect(`${block}attn_output.weight`, [queryByEmbedding ? nEmbd : nHead * headV, nEmbd]);
     expect(`${block}ffn_norm.weight`, [nEmbd]);
     if (experts === 0) {
       expect(`${block}ffn_gate.weight`, [nEmbd, nFf]);

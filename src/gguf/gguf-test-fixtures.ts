@@ -21,6 +21,8 @@ export interface TinyLlamaOptions {
   tokenTypes?: number[];
   /** Shape overrides by tensor name. */
   shapes?: Record<string, number[]>;
+  /** Tensors to add after Llama's, by name and shape (biases, Qwen3's head norms). */
+  extraTensors?: Record<string, number[]>;
   /** `general.architecture` and the prefix of its keys (the tensors stay Llama's). @default "llama" */
   architecture?: string;
 }
@@ -71,7 +73,7 @@ export async function writeTinyLlama(directory: string, name: string, options: T
     ["blk.0.ffn_down.weight", [TINY_FEED_FORWARD, embedding]],
     ["output_norm.weight", [embedding]],
   ];
-  for (const [tensor, defaultShape] of tensors) {
+  for (const [tensor, defaultShape] of [...tensors, ...Object.entries(options.extraTensors ?? {})]) {
     if (options.omitTensors?.includes(tensor)) continue;
     const shape = options.shapes?.[tensor] ?? defaultShape;
     writer.addTensor(tensor, shape, "F32", new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.01));

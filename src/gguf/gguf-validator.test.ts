@@ -171,6 +171,19 @@ describe("validateGgufFile", () => {
     );
   });
 
+  it("checks the tensors of qwen2 (optional biases) and qwen3 (required head norms)", async () => {
+    const qwen2 = await validateGgufFile(await writeTinyLlama("qwen2.gguf", { architecture: "qwen2" }));
+    assert.equal(qwen2.architecture, "qwen2");
+    await validateGgufFile(await writeTinyLlama("qwen2-bias.gguf", { architecture: "qwen2", extraTensors: { "blk.0.attn_q.bias": [N_EMBD], "blk.0.attn_k.bias": [N_EMBD / 2] } }));
+    await assertRejects(
+      await writeTinyLlama("qwen2-bad-bias.gguf", { architecture: "qwen2", extraTensors: { "blk.0.attn_k.bias": [N_EMBD] } }),
+      /tensor blk\.0\.attn_k\.bias has shape \[32\], expected \[16\]/,
+    );
+    await assertRejects(await writeTinyLlama("qwen3-no-norms.gguf", { architecture: "qwen3" }), /tensor blk\.0\.attn_q_norm\.weight is missing/);
+    const headNorms = { "blk.0.attn_q_norm.weight": [N_EMBD / 2], "blk.0.attn_k_norm.weight": [N_EMBD / 2] };
+    assert.equal((await validateGgufFile(await writeTinyLlama("qwen3.gguf", { architecture: "qwen3", extraTensors: headNorms }))).architecture, "qwen3");
+  });
+
   it("checks only the generic part of other architectures", async () => {
     const generic = async (name: string, omit: string[]): Promise<string> => {
       const writer = new GgufWriter().setString("general.architecture", "mystery");

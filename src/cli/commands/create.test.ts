@@ -51,7 +51,7 @@ describe("grove create", () => {
   it("explains bad flags and exits with 1", async () => {
     const out = join(directory, "bad.gguf");
     const cases: [string[], RegExp][] = [
-      [["--preset", "huge", "--seed", "1", "--out", out], /Unknown preset 'huge'; valid presets: test-tiny, small, demo-s, demo-m, demo-l, llama-1b/],
+      [["--preset", "huge", "--seed", "1", "--out", out], /Unknown preset 'huge'; valid presets: test-tiny, llama3-tiny, qwen2-tiny, qwen3-tiny, small, demo-s, demo-m, demo-l, llama-1b/],
       [["--preset", "small", "--seed", "abc", "--out", out], /--seed must be a non-negative integer below 2\^53, got 'abc'/],
       [["--preset", "small", "--seed", "-3", "--out", out], /--seed must be a non-negative integer below 2\^53, got '-3'/],
       [["--preset", "small", "--seed", "1.5", "--out", out], /--seed must be a non-negative integer/],

@@ -26,7 +26,7 @@ interface CreateFlags {
 const PROGRESS_BAR_MIN_BYTES = 64 * 1024 * 1024;
 
 /**
- * Registers `grove create`: writes a generated Llama-architecture model from a preset and a
+ * Registers `grove create`: writes a generated model (Llama, Qwen2 or Qwen3 by preset) from a preset and a
  * seed (same preset, seed and dtype → byte-identical file and digest).
  *
  * @example
@@ -36,7 +36,7 @@ const PROGRESS_BAR_MIN_BYTES = 64 * 1024 * 1024;
 export function registerCreateCommand(program: Command): void {
   program
     .command("create")
-    .description("generate a Llama-architecture GGUF model with random weights from a preset and a seed")
+    .description("generate a GGUF model (Llama, Qwen2 or Qwen3 by preset) with random weights from a preset and a seed")
     .requiredOption("--preset <name>", `model shape: ${Object.keys(MODEL_PRESETS).join(", ")}`)
     .requiredOption("--seed <n>", "seed of the weights, a non-negative integer")
     .requiredOption("--out <file>", "path of the GGUF file to write")

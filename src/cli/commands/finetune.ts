@@ -60,7 +60,7 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--stride <tokens>", "tokens between window starts (default: half of --ctx, as llama-finetune; --ctx for pretraining)")
     .option("--warmup <steps>", "schedule the rate per step: linear warm-up over this many steps, then cosine decay to --lr-min (default: linear per epoch)")
     .option("--no-packing", "give each record a window of its own, padded with EOS, so attention never reaches into the record before (default: records joined, as llama-finetune; costs a window per record)")
-    .option("--trainer <ggml|llama.cpp>", "ggml: Grove's own graph of the Llama architecture, which trains every tensor; llama.cpp: llama_opt_epoch as llama-finetune, which leaves token_embd, attn_k and attn_v as they were (default ggml)")
+    .option("--trainer <ggml|llama.cpp>", "ggml: Grove's own graph (llama, qwen2, qwen3), which trains every tensor; llama.cpp: llama_opt_epoch as llama-finetune, which leaves token_embd, attn_k and attn_v as they were (default ggml)")
     .option("--accumulate <windows>", "windows whose gradients make one optimizer step: a larger batch (ggml trainer; default 1)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")

@@ -6,15 +6,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
-import { JobStore } from "../jobs/job-store.js";
-import { ModelStore } from "../../store/model-store.js";
+import type { JobStore } from "../jobs/job-store.js";
+import type { ModelStore } from "../../store/model-store.js";
 import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
-import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import type { TestModel } from "../../test-support/grove-fixture.js";
+import { createFinetuneFixture, FINETUNE_TEXT } from "../../test-support/finetune-fixture.js";
 import { recipeOf } from "../recipe/recipe.js";
 import { rebuildFork } from "../recipe/rebuild.js";
 import { createFinetuneJob, runFinetuneJob } from "./finetune-job.js";
 
-const TEXT = "The grove stood at the edge of the valley, where the river turned east and the road became a path. ";
+const TEXT = FINETUNE_TEXT;
 
 /** Perplexity of `text` under a model, computed here from node-llama-cpp's next-token probabilities. */
 async function perplexity(modelPath: string, text: string): Promise<number> {
@@ -52,13 +53,7 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
   let dataPath: string;
 
   before(async () => {
-    base = await createTestModel("test-tiny", 7);
-    store = await ModelStore.open(join(base.directory, "home"));
-    jobs = new JobStore(store.home);
-    await store.importFile(base.path, { name: "tiny:base" });
-    dataPath = join(base.directory, "data.jsonl");
-    const lines = Array.from({ length: 40 }, (_, index) => JSON.stringify({ text: `${TEXT}Line ${index % 4}.` }));
-    await writeFile(dataPath, `${lines.join("\n")}\n`);
+    ({ base, store, jobs, dataPath } = await createFinetuneFixture("test-tiny", "tiny:base"));
   });
   after(async () => {
     await store.close();
@@ -254,7 +249,7 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
 
   test("bad input is refused before anything is written", async () => {
     // A parent of another architecture: llama.cpp's trainer may take it, Grove's graph cannot.
-    await store.importFile(await writeTinyLlama(base.directory, "qwen.gguf", { architecture: "qwen2" }), { name: "tiny:qwen2" });
+    await store.importFile(await writeTinyLlama(base.directory, "phi3.gguf", { architecture: "phi3" }), { name: "tiny:phi3" });
     const modelsBefore = (await store.list()).length;
     const jobsBefore = (await jobs.list()).length;
     const write = async (name: string, text: string): Promise<string> => {
@@ -283,7 +278,7 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
       ],
       ["an unknown trainer", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, trainer: "pytorch" as "ggml" }), /trainer must be ggml or llama\.cpp/],
       ["accumulate on llama.cpp's trainer", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, trainer: "llama.cpp", accumulate: 4 }), /accumulate needs the ggml trainer/],
-      ["a parent Grove's trainer cannot train", () => createFinetuneJob(store, jobs, { model: "tiny:qwen2", data: dataPath }), /knows the llama architecture; "tiny:qwen2" is "qwen2" — use --trainer llama\.cpp/],
+      ["a parent Grove's trainer cannot train", () => createFinetuneJob(store, jobs, { model: "tiny:phi3", data: dataPath }), /knows the llama, qwen2, qwen3 architectures; "tiny:phi3" is "phi3" — use --trainer llama\.cpp/],
       ["a fractional accumulate", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, accumulate: 1.5 }), /accumulate must be a whole number/],
       ["a stride without packing", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, packing: false, stride: 128 }), /without packing .* stride must be left out/],
     ];

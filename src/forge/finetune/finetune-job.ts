@@ -10,6 +10,7 @@ import { JobStore, ownedByAnotherLiveProcess, type EpochRecord, type JobRecord }
 import { registerRebuilder } from "../recipe/rebuild.js";
 import { quantizerVersion } from "../quantize/quantize-model.js";
 import { CONTEXT_GRANULARITY, windowCount, type TrainEvent } from "./libllama-train.js";
+import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture } from "./ggml-train-architectures.js";
 import type { FinetuneWorkerArguments } from "./finetune-worker.js";
 import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
@@ -23,8 +24,8 @@ export const FINETUNE_TOOL = "llama.cpp llama_opt_epoch";
 export const GGML_FINETUNE_TOOL = "grove ggml-opt";
 
 /**
- * Which trainer runs a fine-tune: `ggml`, Grove's own graph of the Llama architecture on ggml's
- * optimizer, which trains every tensor; or `llama.cpp`, `llama_opt_epoch` as llama-finetune runs
+ * Which trainer runs a fine-tune: `ggml`, Grove's own graph of the model (Llama, Mistral as llama,
+ * Qwen2, Qwen3: GGML_TRAIN_ARCHITECTURES) on ggml's optimizer, which trains every tensor; or `llama.cpp`, `llama_opt_epoch` as llama-finetune runs
  * it, which leaves the token embeddings and the attention's keys and values as they were.
  */
 export type Trainer = "ggml" | "llama.cpp";
@@ -155,10 +156,10 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
 export async function createFinetuneJob(store: ModelStore, jobs: JobStore, request: FinetuneRequest): Promise<JobRecord> {
   const parameters = resolveFinetuneParameters(request);
   const parent = await store.show(request.model);
-  if (parameters.trainer === "ggml" && parent.model.architecture !== "llama") {
+  if (parameters.trainer === "ggml" && ggmlTrainArchitecture(parent.model.architecture) === undefined) {
     // Refused here rather than by the worker, so no job is left to fail (ggml-train.ts checks again).
     throw new InvalidRequestError(
-      `Grove's trainer (--trainer ggml) knows the llama architecture; ${quoteUntrusted(request.model)} is ${quoteUntrusted(parent.model.architecture)} — use --trainer llama.cpp`,
+      `Grove's trainer (--trainer ggml) knows the ${GGML_TRAIN_ARCHITECTURES.join(", ")} architectures; ${quoteUntrusted(request.model)} is ${quoteUntrusted(parent.model.architecture)} — use --trainer llama.cpp`,
       { param: "trainer" },
     );
   }

@@ -6,6 +6,7 @@ import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
 import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture, type GgmlTrainArchitecture } from "./ggml-train-architectures.js";
 
 // Grove's own training graph: the Llama architecture written with ggml's operators and trained
 // with ggml's optimizer (ggml-opt, AdamW), through the libggml that node-llama-cpp ships. It
@@ -15,7 +16,8 @@ import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, t
 // `llama_opt_init`). Here attention reads K and V straight from the projections and the
 // embeddings are a `get_rows` with a backward pass, so every tensor trains. The forward pass is
 // the same arithmetic as llama.cpp's `llm_build_llama` (RMS norm, RoPE "normal" mode, causal
-// softmax attention, SwiGLU), so a model trained here serves unchanged through llama.cpp.
+// softmax attention, SwiGLU), so a model trained here serves unchanged through llama.cpp. Other
+// architectures (Qwen2, Qwen3) are this graph with the differences ggml-train-architectures.ts names.
 
 const GGML_TYPE_F32 = 0;
 const GGML_TYPE_I32 = 26;
@@ -23,7 +25,8 @@ const GGML_BACKEND_DEVICE_TYPE_CPU = 0;
 const GGML_OPT_LOSS_TYPE_CROSS_ENTROPY = 2;
 const GGML_OPT_BUILD_TYPE_OPT = 30;
 const GGML_OPT_OPTIMIZER_TYPE_ADAMW = 0;
-const GGML_ROPE_TYPE_NORMAL = 0;
+/** Llama 3's per-frequency RoPE factors (llama.cpp's `rope_freqs`, passed to every RoPE). */
+const ROPE_FACTORS = "rope_freqs.weight";
 /** ggml's GGML_DEFAULT_GRAPH_SIZE: ggml_opt_init builds the static forward graph at this size. */
 const GRAPH_SIZE = 2048;
 
@@ -108,60 +111,74 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
   return declared;
 }
 
-/** The hyperparameters the graph needs, from a Llama GGUF's metadata and shapes. */
+/** The hyperparameters the graph needs, from a GGUF's metadata and shapes. */
 interface Shape {
+  /** What the graph does for this file's architecture (RoPE mode, per-head norms). */
+  architecture: GgmlTrainArchitecture;
   embedding: number;
   heads: number;
+  /** Values per attention head (`attention.key_length`, else embedding / heads). */
+  headSize: number;
   headsKv: number;
   blocks: number;
   feedForward: number;
   vocabulary: number;
   ropeBase: number;
+  /** RoPE's frequency scale: 1 / `rope.scaling.factor` for linear scaling, else 1. */
+  ropeScale: number;
   ropeDimensions: number;
   rmsEpsilon: number;
   contextLength: number;
 }
 
 function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string): Shape {
-  const architecture = metadata.get("general.architecture")?.value;
-  if (architecture !== "llama") throw new EngineError(`Grove's trainer knows the llama architecture; ${file} is ${String(architecture)}`);
+  const named = metadata.get("general.architecture")?.value;
+  const architecture = ggmlTrainArchitecture(named);
+  if (architecture === undefined) throw new EngineError(`Grove's trainer knows the ${GGML_TRAIN_ARCHITECTURES.join(", ")} architectures; ${file} is ${String(named)}`);
   const number = (key: string, fallback?: number): number => {
-    const value = metadata.get(`llama.${key}`)?.value;
+    const value = metadata.get(`${architecture.name}.${key}`)?.value;
     if (value === undefined) {
       if (fallback !== undefined) return fallback;
-      throw new EngineError(`${file} has no llama.${key}`);
+      throw new EngineError(`${file} has no ${architecture.name}.${key}`);
     }
     return Number(value);
   };
   const embedding = number("embedding_length");
   const heads = number("attention.head_count");
+  const headSize = number("attention.key_length", embedding / heads);
+  if (number("attention.value_length", headSize) !== headSize) throw new EngineError(`${file} has keys and values of different head sizes; the trainer expects one`);
+  const scaling = metadata.get(`${architecture.name}.rope.scaling.type`)?.value ?? "none";
+  if (scaling !== "none" && scaling !== "linear") throw new EngineError(`${file} uses ${String(scaling)} RoPE scaling; Grove's trainer knows none and linear`);
   const embeddings = tensors.get("token_embd.weight");
   if (embeddings === undefined) throw new EngineError(`${file} has no token_embd.weight`);
   for (const tensor of tensors.values()) {
     if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
   }
   return {
+    architecture,
     embedding,
     heads,
+    headSize,
     headsKv: number("attention.head_count_kv", heads),
     blocks: number("block_count"),
     feedForward: number("feed_forward_length"),
     vocabulary: embeddings.shape[1]!,
     ropeBase: number("rope.freq_base", 10000),
-    ropeDimensions: number("rope.dimension_count", embedding / heads),
+    ropeScale: scaling === "linear" ? 1 / number("rope.scaling.factor", 1) : 1,
+    ropeDimensions: number("rope.dimension_count", headSize),
     rmsEpsilon: number("attention.layer_norm_rms_epsilon", 1e-5),
     contextLength: number("context_length"),
   };
 }
 
 /**
- * Full training of a Llama-architecture F32 model with Grove's own ggml graph: the same
+ * Full training of an F32 model of one of {@link GGML_TRAIN_ARCHITECTURES} with Grove's own ggml graph: the same
  * arguments, events, windows, schedules and checkpoints as {@link trainWithLibllama}, but every
  * tensor trains (token embeddings and attention keys and values included). The output (and each
  * checkpoint) is the input file with its tensor data replaced, written under `.partial` and
  * renamed. Blocking: run in a worker process.
  *
- * @throws EngineError for a model it cannot train (not llama, not F32) or data too short
+ * @throws EngineError for a model it cannot train (another architecture, not F32) or data too short
  */
 export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEvent) => void): Promise<void> {
   const { koffi, g, fn, symbol } = await loadGgml();
@@ -219,7 +236,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const maskData = new Float32Array(n * n);
     for (let query = 0; query < n; query++) for (let key = query + 1; key < n; key++) maskData[query * n + key] = -Infinity;
     g.ggml_backend_tensor_set!(mask, maskData, 0, n * n * 4);
-    for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
+    // Llama 3's RoPE factors are a fixed table (ggml has no gradient for them), not a weight.
+    for (const name of weights.keys()) if (name !== ROPE_FACTORS) g.ggml_set_param!(weights.get(name));
 
     // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
     const computeContext = g.ggml_init!({
@@ -234,29 +252,35 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       if (found === undefined) throw new EngineError(`${args.model} has no ${name}`);
       return found;
     };
-    const headSize = shape.embedding / shape.heads;
+    const headSize = shape.headSize;
     const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
     const rope = (input: Pointer): Pointer =>
-      g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, GGML_ROPE_TYPE_NORMAL, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
+      g.ggml_rope_ext!(c, input, positions, weights.get(ROPE_FACTORS) ?? null, shape.ropeDimensions, shape.architecture.ropeType, shape.contextLength, shape.ropeBase, shape.ropeScale, 0, 1, 32, 1);
+    // The architecture's additions, as llama.cpp builds them: a bias where the file has one
+    // (build_qkv, build_attn's wo_b, the output's bias), per-head query and key norms (Qwen3).
+    const bias = (input: Pointer, name: string): Pointer => (weights.has(name) ? g.ggml_add!(c, input, weights.get(name)) : input);
+    const headNorm = (heads: Pointer, name: string): Pointer => (shape.architecture.headNorms ? norm(heads, name) : heads);
     let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
     for (let block = 0; block < shape.blocks; block++) {
       const prefix = `blk.${block}.`;
       const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
-      const q = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_q.weight`), attentionInput), headSize, shape.heads, n));
-      const k = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_k.weight`), attentionInput), headSize, shape.headsKv, n));
-      const v = g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_v.weight`), attentionInput), headSize, shape.headsKv, n);
+      const projected = (name: string, heads: number): Pointer =>
+        g.ggml_reshape_3d!(c, bias(g.ggml_mul_mat!(c, weight(`${prefix}${name}.weight`), attentionInput), `${prefix}${name}.bias`), headSize, heads, n);
+      const q = rope(headNorm(projected("attn_q", shape.heads), `${prefix}attn_q_norm.weight`));
+      const k = rope(headNorm(projected("attn_k", shape.headsKv), `${prefix}attn_k_norm.weight`));
+      const v = projected("attn_v", shape.headsKv);
       const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
       const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
       const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
       const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
-      const attended = g.ggml_mul_mat!(c, weight(`${prefix}attn_output.weight`), g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
+      const attended = bias(g.ggml_mul_mat!(c, weight(`${prefix}attn_output.weight`), g.ggml_reshape_2d!(c, mixed, headSize * shape.heads, n)), `${prefix}attn_output.bias`);
       const feedForwardInput = g.ggml_add!(c, attended, hidden);
       const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
       const gate = g.ggml_silu!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_gate.weight`), normed));
       const up = g.ggml_mul_mat!(c, weight(`${prefix}ffn_up.weight`), normed);
       hidden = g.ggml_add!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_down.weight`), g.ggml_mul!(c, gate, up)), feedForwardInput);
     }
-    const logits = g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight"));
+    const logits = bias(g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight")), "output.bias");
     g.ggml_set_output!(logits);
 
     const scheduler = g.ggml_backend_sched_new!([backend], null, 1, GRAPH_SIZE * 4, false, false);

@@ -109,6 +109,38 @@ describe("generateModel", () => {
     await checkLoadsAndGenerates(result.path, 8);
   });
 
+  it("writes qwen2-tiny and qwen3-tiny with their architecture's keys and tensors, which llama.cpp loads and generates with", async () => {
+    // Per block: Llama's 9 tensors, plus Qwen2's three biases or Qwen3's two per-head norms.
+    for (const [preset, architecture, perBlock] of [["qwen2-tiny", "qwen2", 12], ["qwen3-tiny", "qwen3", 11]] as const) {
+      const result = await generate(`${preset}.gguf`, { preset, seed: 42 });
+      const summary = await validateGgufFile(result.path);
+      assert.equal(summary.architecture, architecture);
+      assert.equal(summary.tensorCount, 3 + perBlock * MODEL_PRESETS[preset].blockCount);
+      assert.equal(summary.parameterCount, result.parameterCount);
+      const parsed = await gguf(result.path, { allowLocalFile: true });
+      const metadata = parsed.metadata as unknown as Record<string, unknown>;
+      assert.equal(metadata[`${architecture}.rope.freq_base`], 1_000_000);
+      const shapes = new Map(parsed.tensorInfos.map((tensor) => [tensor.name, tensor.shape.map(Number)]));
+      if (architecture === "qwen2") {
+        assert.deepEqual([shapes.get("blk.0.attn_q.bias"), shapes.get("blk.0.attn_k.bias"), shapes.get("blk.0.attn_v.bias")], [[64], [32], [32]]);
+      } else {
+        // Qwen3's heads are wider than embedding / heads: 4 heads of 32 from a 64-wide embedding.
+        assert.equal(metadata["qwen3.attention.key_length"], 32);
+        assert.deepEqual([shapes.get("blk.0.attn_q.weight"), shapes.get("blk.0.attn_output.weight"), shapes.get("blk.0.attn_q_norm.weight")], [[64, 128], [128, 64], [32]]);
+      }
+      await checkLoadsAndGenerates(result.path, 4, ROUND_TRIP_TEXTS.slice(0, 2));
+    }
+  });
+
+  it("writes llama3-tiny with Llama 3's RoPE factors, which llama.cpp loads and generates with", async () => {
+    const result = await generate("llama3-tiny.gguf", { preset: "llama3-tiny", seed: 42 });
+    const parsed = await gguf(result.path, { allowLocalFile: true });
+    const ropeFactors = parsed.tensorInfos.find((tensor) => tensor.name === "rope_freqs.weight");
+    assert.deepEqual(ropeFactors?.shape.map(Number), [8], "one factor per rotated pair of a 16-wide head");
+    assert.equal((await validateGgufFile(result.path)).parameterCount, result.parameterCount + 8, "the factors are not parameters");
+    await checkLoadsAndGenerates(result.path, 4, ROUND_TRIP_TEXTS.slice(0, 2));
+  });
+
   it("is deterministic: same seed, same digest; another seed or dtype, another digest", async () => {
     const first = await generate("same-1.gguf", { preset: "test-tiny", seed: 7 });
     const second = await generate("same-2.gguf", { preset: "test-tiny", seed: 7 });
@@ -172,7 +204,7 @@ describe("generateModel", () => {
     const sub = await mkdtemp(join(directory, "bad-"));
     await assert.rejects(generateModel({ preset: "huge", seed: 1, outPath: join(sub, "x.gguf") }), (error: unknown) => {
       assert.ok(error instanceof InvalidRequestError);
-      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, small, demo-s, demo-m, demo-l, llama-1b/);
+      assert.match(error.message, /Unknown preset 'huge'; valid presets: test-tiny, llama3-tiny, qwen2-tiny, qwen3-tiny, small, demo-s, demo-m, demo-l, llama-1b/);
       return true;
     });
     await assert.rejects(generateModel({ preset: "test-tiny", seed: -1, outPath: join(sub, "x.gguf") }), InvalidRequestError);

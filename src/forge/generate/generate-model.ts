@@ -21,7 +21,7 @@ export const GENERATOR_VERSION = "1";
 
 /** Options of {@link generateModel}. */
 export interface GenerateModelOptions {
-  /** Preset name: `test-tiny`, `small` or `llama-1b` (see MODEL_PRESETS). */
+  /** Preset name: `test-tiny`, `qwen2-tiny`, `qwen3-tiny`, `small`, `llama-1b`… (see MODEL_PRESETS). */
   preset: string;
   /** Seed of the weights: a non-negative integer. Same seed → byte-identical file. */
   seed: number;
@@ -53,9 +53,10 @@ const MATRIX_TYPES: Record<GenerateModelDtype, GgufWriterTensorType> = { f32: "F
 const INIT_STD = 0.02;
 
 /**
- * Writes a Llama-architecture GGUF with random weights from `seed`: initialised like a real
- * model before training (bell-shaped, std 0.02; output projections of each block scaled by
- * 1/√(2·layers); norms 1), a separate `output.weight`, and Grove's BPE tokenizer with a
+ * Writes a GGUF of the preset's architecture (Llama unless it says Qwen2 or Qwen3) with random
+ * weights from `seed`: initialised like a real model before training (bell-shaped, std 0.02;
+ * output projections of each block scaled by 1/√(2·layers); norms 1; Qwen2's biases bell-shaped
+ * too, so that they count in tests), a separate `output.weight`, and Grove's BPE tokenizer with a
  * ChatML template — or every `tokenizer.*` key of `vocabularyFrom`, chat template only if
  * that file has one. The file is validated before it is renamed into place.
  *
@@ -100,30 +101,38 @@ function writeHyperparameters(
   dtype: GenerateModelDtype,
   tokenizer: TokenizerMetadata,
 ): void {
-  writer.setString("general.architecture", "llama");
+  const architecture = preset.architecture ?? "llama";
+  const headDimension = preset.headDimension ?? preset.embeddingLength / preset.headCount;
+  writer.setString("general.architecture", architecture);
   writer.setString("general.name", `grove-${preset.name}-s${seed}`);
   writer.setUint32("general.file_type", FILE_TYPES[dtype]);
   if (dtype === "q8_0") writer.setUint32("general.quantization_version", 2);
   writer.setString("grove.generator.preset", preset.name);
   writer.setValue("grove.generator.seed", "uint64", seed);
   writer.setString("grove.generator.version", GENERATOR_VERSION);
-  writer.setUint32("llama.vocab_size", tokenizer.vocabularySize);
-  writer.setUint32("llama.context_length", preset.contextLength);
-  writer.setUint32("llama.embedding_length", preset.embeddingLength);
-  writer.setUint32("llama.block_count", preset.blockCount);
-  writer.setUint32("llama.feed_forward_length", preset.feedForwardLength);
-  writer.setUint32("llama.rope.dimension_count", preset.embeddingLength / preset.headCount);
-  writer.setUint32("llama.attention.head_count", preset.headCount);
-  writer.setUint32("llama.attention.head_count_kv", preset.headCountKv);
-  writer.setFloat32("llama.attention.layer_norm_rms_epsilon", preset.rmsEpsilon);
-  writer.setFloat32("llama.rope.freq_base", preset.ropeFreqBase);
+  writer.setUint32(`${architecture}.vocab_size`, tokenizer.vocabularySize);
+  writer.setUint32(`${architecture}.context_length`, preset.contextLength);
+  writer.setUint32(`${architecture}.embedding_length`, preset.embeddingLength);
+  writer.setUint32(`${architecture}.block_count`, preset.blockCount);
+  writer.setUint32(`${architecture}.feed_forward_length`, preset.feedForwardLength);
+  writer.setUint32(`${architecture}.rope.dimension_count`, headDimension);
+  writer.setUint32(`${architecture}.attention.head_count`, preset.headCount);
+  writer.setUint32(`${architecture}.attention.head_count_kv`, preset.headCountKv);
+  if (preset.headDimension !== undefined) {
+    writer.setUint32(`${architecture}.attention.key_length`, headDimension);
+    writer.setUint32(`${architecture}.attention.value_length`, headDimension);
+  }
+  writer.setFloat32(`${architecture}.attention.layer_norm_rms_epsilon`, preset.rmsEpsilon);
+  writer.setFloat32(`${architecture}.rope.freq_base`, preset.ropeFreqBase);
 }
 
 /** Declares every tensor in llama.cpp's order; returns the parameter count. */
 function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matrixType: GgufWriterTensorType, tokenizer: TokenizerMetadata): number {
   const vocabularySize = tokenizer.vocabularySize;
   const nEmbd = preset.embeddingLength;
-  const nEmbdKv = (nEmbd / preset.headCount) * preset.headCountKv;
+  const headDimension = preset.headDimension ?? nEmbd / preset.headCount;
+  const nEmbdQ = headDimension * preset.headCount;
+  const nEmbdKv = headDimension * preset.headCountKv;
   const nFf = preset.feedForwardLength;
   const residualStd = INIT_STD / Math.sqrt(2 * preset.blockCount);
   let parameters = 0;
@@ -140,18 +149,37 @@ function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matri
     });
     parameters += shape[0] * shape[1];
   };
-  const norm = (name: string): void => {
-    writer.addTensor(name, [nEmbd], "F32", new Float32Array(nEmbd).fill(1));
-    parameters += nEmbd;
+  const norm = (name: string, length = nEmbd): void => {
+    writer.addTensor(name, [length], "F32", new Float32Array(length).fill(1));
+    parameters += length;
   };
+  const bias = (name: string, length: number): void => {
+    const values = new Float32Array(length);
+    new SeededRandom(seed, name).fillNormal(values, INIT_STD);
+    writer.addTensor(name, [length], "F32", values);
+    parameters += length;
+  };
+  if (preset.llama3RopeScaling !== undefined) {
+    // A fixed table, not a parameter: not counted.
+    writer.addTensor("rope_freqs.weight", [headDimension / 2], "F32", llama3RopeFactors(preset.ropeFreqBase, headDimension, preset.llama3RopeScaling));
+  }
   matrix("token_embd.weight", [nEmbd, vocabularySize], preset.tokenEmbeddingStd ?? INIT_STD);
   for (let layer = 0; layer < preset.blockCount; layer++) {
     const block = `blk.${layer}.`;
     norm(`${block}attn_norm.weight`);
-    matrix(`${block}attn_q.weight`, [nEmbd, nEmbd], INIT_STD);
+    matrix(`${block}attn_q.weight`, [nEmbd, nEmbdQ], INIT_STD);
     matrix(`${block}attn_k.weight`, [nEmbd, nEmbdKv], INIT_STD);
     matrix(`${block}attn_v.weight`, [nEmbd, nEmbdKv], INIT_STD);
-    matrix(`${block}attn_output.weight`, [nEmbd, nEmbd], residualStd);
+    if (preset.architecture === "qwen2") {
+      bias(`${block}attn_q.bias`, nEmbdQ);
+      bias(`${block}attn_k.bias`, nEmbdKv);
+      bias(`${block}attn_v.bias`, nEmbdKv);
+    }
+    if (preset.architecture === "qwen3") {
+      norm(`${block}attn_q_norm.weight`, headDimension);
+      norm(`${block}attn_k_norm.weight`, headDimension);
+    }
+    matrix(`${block}attn_output.weight`, [nEmbdQ, nEmbd], residualStd);
     norm(`${block}ffn_norm.weight`);
     matrix(`${block}ffn_gate.weight`, [nEmbd, nFf], INIT_STD);
     matrix(`${block}ffn_up.weight`, [nEmbd, nFf], INIT_STD);
@@ -162,6 +190,19 @@ function addTensors(writer: GgufWriter, preset: ModelPreset, seed: number, matri
   // so greedy decoding picks real tokens instead of one of thousands of fillers.
   matrix("output.weight", [nEmbd, vocabularySize], INIT_STD, unusedTokenRows(tokenizer));
   return parameters;
+}
+
+/** Llama 3's RoPE factors per frequency, as llama.cpp's converter computes them (conversion/llama.py). */
+function llama3RopeFactors(base: number, headDimension: number, scaling: NonNullable<ModelPreset["llama3RopeScaling"]>): Float32Array {
+  const { factor, lowFreqFactor, highFreqFactor, originalContextLength } = scaling;
+  const [lowFreqWavelength, highFreqWavelength] = [originalContextLength / lowFreqFactor, originalContextLength / highFreqFactor];
+  return Float32Array.from({ length: headDimension / 2 }, (_, index) => {
+    const wavelength = 2 * Math.PI * base ** ((2 * index) / headDimension);
+    if (wavelength < highFreqWavelength) return 1;
+    if (wavelength > lowFreqWavelength) return factor;
+    const smooth = (originalContextLength / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return 1 / ((1 - smooth) / factor + smooth);
+  });
 }
 
 /** A per-token flag: 1 for tokens of type unused (5) in `tokenizer.ggml.token_type`. */
