@@ -64,6 +64,9 @@ export interface FinetuneParameters {
   optimizer: "adamw";
 }
 
+/** The projections a LoRA adapter can target: attention's q, k, v, o and the MLP's gate, up, down. */
+export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+
 /**
  * LoRA hyperparameters of a fine-tune: low-rank adapters on the target projections, the base
  * frozen. Passed through to the trainer (see docs/architecture.md, Fine-tune).
@@ -76,7 +79,20 @@ export interface LoraRequest {
   /** Dropout on the adapter's input, in [0, 1). @default 0.05 */
   dropout: number;
   /** Projections that get an adapter. @default every one: q, k, v, o, gate, up, down */
-  targets: readonly ("q" | "k" | "v" | "o" | "gate" | "up" | "down")[];
+  targets: readonly (typeof LORA_TARGETS)[number][];
+}
+
+/** LoRA's defaults: rank 8, alpha 16 (a scale of 2), dropout 0.05, attention and MLP. */
+export const LORA_DEFAULTS: Readonly<LoraRequest> = Object.freeze({ rank: 8, alpha: 16, dropout: 0.05, targets: LORA_TARGETS });
+
+/** A LoRA request with the fields left out (or undefined) taken from {@link LORA_DEFAULTS}. */
+export function loraWithDefaults(given: { [K in keyof LoraRequest]?: LoraRequest[K] | undefined }): LoraRequest {
+  return {
+    rank: given.rank ?? LORA_DEFAULTS.rank,
+    alpha: given.alpha ?? LORA_DEFAULTS.alpha,
+    dropout: given.dropout ?? LORA_DEFAULTS.dropout,
+    targets: given.targets ?? LORA_DEFAULTS.targets,
+  };
 }
 
 /** Defaults of `grove finetune`. */
