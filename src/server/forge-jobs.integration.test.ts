@@ -204,6 +204,56 @@ describe("forge jobs over HTTP", () => {
     assert.deepEqual(await client.files.delete(file.id), { id: file.id, object: "file", deleted: true });
   });
 
+  test("OpenAI's client fine-tunes with method supervised, Grove's loss_on and LoRA hyperparameters", async () => {
+    const conversation = (index: number) => ({ messages: [{ role: "user", content: `Name tree ${index}.` }, { role: "assistant", content: `Tree ${index} is an oak.` }] });
+    const jsonl = `${Array.from({ length: 40 }, (_, index) => JSON.stringify(conversation(index % 5))).join("\n")}\n`;
+    const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "chat.jsonl"), purpose: "fine-tune" });
+    // Grove's fields ride in OpenAI's hyperparameters object, so the client's type is widened here.
+    const hyperparameters = { n_epochs: 1, batch_size: 2, learning_rate_multiplier: 5, loss_on: "answers", lora: { rank: 4, targets: ["q", "v"] } } as OpenAI.FineTuning.SupervisedHyperparameters;
+    const created = await client.fineTuning.jobs.create({ model: "tiny:base", training_file: file.id, method: { type: "supervised", supervised: { hyperparameters } } });
+    assert.equal(created.method?.type, "supervised");
+    assert.deepEqual(created.method?.supervised?.hyperparameters, {
+      n_epochs: 1,
+      batch_size: 2,
+      learning_rate_multiplier: 5,
+      loss_on: "answers",
+      lora: { rank: 4, alpha: 16, dropout: 0.05, targets: ["q", "v"] },
+    });
+    // The job Grove runs has them as its own options.
+    const record = (await api("GET", `/api/forge/jobs/${created.id}`)).body;
+    assert.equal(record.parameters.lossOn, "answers");
+    assert.equal(record.parameters.accumulate, 2, "batch_size is windows per optimizer step");
+    assert.deepEqual(record.parameters.lora, { rank: 4, alpha: 16, dropout: 0.05, targets: ["q", "v"] });
+    let job = created;
+    for (let attempt = 0; attempt < 600 && !["succeeded", "failed", "cancelled"].includes(job.status); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100)); // polling, as OpenAI clients do
+      job = await client.fineTuning.jobs.retrieve(created.id);
+    }
+    assert.equal(job.status, "succeeded", JSON.stringify(job.error));
+    assert.equal(job.hyperparameters.batch_size, 2);
+
+    // The defaults: LoRA's when the object is empty; the loss on answers with the ggml trainer.
+    const defaults = await client.fineTuning.jobs.create({
+      model: "tiny:base",
+      training_file: file.id,
+      method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 1, lora: {} } as OpenAI.FineTuning.SupervisedHyperparameters } },
+    });
+    assert.deepEqual(defaults.method?.supervised?.hyperparameters, {
+      n_epochs: 1,
+      batch_size: 1,
+      learning_rate_multiplier: 1,
+      loss_on: "answers",
+      lora: { rank: 8, alpha: 16, dropout: 0.05, targets: ["q", "k", "v", "o", "gate", "up", "down"] },
+    });
+    await client.fineTuning.jobs.cancel(defaults.id);
+
+    // Another method is refused by name, through the official client.
+    await assert.rejects(
+      client.fineTuning.jobs.create({ model: "tiny:base", training_file: file.id, method: { type: "dpo", dpo: { hyperparameters: { beta: 0.1 } } } }),
+      (error: any) => error.status === 400 && error.param === "method.type" && /method type 'supervised' only, not "dpo"/.test(error.message),
+    );
+  });
+
   test("bad input is refused with a clear 4xx and nothing is written", async () => {
     const [models, jobs, files] = [await modelNames(), await jobCount(), (await client.files.list()).data.length];
     const cases: [string, string, unknown, number, string | null, RegExp?][] = [
@@ -228,7 +278,39 @@ describe("forge jobs over HTTP", () => {
       ["GET", "/api/forge/jobs/job-000000000000/events", undefined, 404, null],
       ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-000000000000000000000000" }, 404, "training_file"],
       ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", validation_file: "file-y" }, 400, "validation_file"],
-      ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", hyperparameters: { batch_size: 8 } }, 400, "hyperparameters.batch_size"],
+      ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", hyperparameters: { batch_size: 0 } }, 400, "hyperparameters.batch_size"],
+      ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", method: { type: "reinforcement" } }, 400, "method.type", /'supervised' only, not "reinforcement"/],
+      ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", method: { type: "" } }, 400, "method.type"],
+      [
+        "POST",
+        "/v1/fine_tuning/jobs",
+        { model: "tiny:base", training_file: "file-x", hyperparameters: { n_epochs: 1 }, method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 2 } } } },
+        400,
+        "hyperparameters",
+        /not both/,
+      ],
+      ...(
+        [
+          [{ loss_on: "prompts" }, "loss_on"],
+          [{ lora: { rank: 0 } }, "lora.rank"],
+          [{ lora: { rank: 4.5 } }, "lora.rank"],
+          [{ lora: { alpha: -1 } }, "lora.alpha"],
+          [{ lora: { dropout: 1 } }, "lora.dropout"],
+          [{ lora: { targets: [] } }, "lora.targets"],
+          [{ lora: { targets: ["q", "q"] } }, "lora.targets"],
+          [{ lora: { targets: ["qkv"] } }, "lora.targets[0]"],
+          [{ lora: { ranks: 8 } }, "lora"],
+          [{ learning_rate_multiplier: 1e6 }, "learning_rate_multiplier"],
+        ] as const
+      ).map(([hyperparameters, param]): [string, string, unknown, number, string] => [
+        "POST",
+        "/v1/fine_tuning/jobs",
+        { model: "tiny:base", training_file: "file-x", method: { type: "supervised", supervised: { hyperparameters } } },
+        400,
+        `method.supervised.hyperparameters.${param}`,
+      ]),
+      ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, loss_on: "everything" }, 400, "loss_on"],
+      ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, lora: { rank: 1.5 } }, 400, "lora.rank"],
       ["GET", "/v1/fine_tuning/jobs/ftjob-nope", undefined, 404, null],
       ["GET", "/v1/fine_tuning/jobs?limit=0", undefined, 400, "limit"],
       ["GET", "/v1/files/file-000000000000000000000000", undefined, 404, null],

@@ -119,6 +119,16 @@ describe("web models", () => {
     await finetune.getByLabel("Epochs").fill("0");
     await finetune.getByRole("button", { name: "Fine-tune" }).click();
     await page.getByText(/^Epochs must be a whole number from 1 to 10000$/).waitFor();
+    await finetune.getByLabel("Epochs").fill("1");
+    assert.equal(await finetune.getByLabel("LoRA rank").count(), 0, "LoRA's fields show once it is chosen");
+    await finetune.getByLabel(/^LoRA: train small adapters/).check();
+    await finetune.getByLabel("LoRA rank").fill("0");
+    await finetune.getByRole("button", { name: "Fine-tune" }).click();
+    await page.getByText(/^LoRA rank must be a whole number from 1 to 256$/).waitFor();
+    await finetune.getByLabel("LoRA rank").fill("8");
+    for (const target of ["q", "k", "v", "o", "gate", "up", "down"]) await finetune.getByRole("group", { name: /^Target projections/ }).getByLabel(target, { exact: true }).uncheck();
+    await finetune.getByRole("button", { name: "Fine-tune" }).click();
+    await page.getByText(/^Choose at least one projection for LoRA to adapt$/).waitFor();
 
     assert.equal(await page.locator(".job-progress").count(), 0, "no job was followed");
     assert.deepEqual(await modelNames(), names, "no model was added");
@@ -149,6 +159,42 @@ describe("web models", () => {
     await job.getByRole("link", { name: "tiny:q4" }).click();
     await page.getByRole("heading", { level: 1, name: "tiny:q4" }).waitFor();
     assert.equal(await fact(page, "Quantization"), "Q4_0");
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  });
+
+  test("a chat fine-tune from the card sends LoRA's settings and the loss on every token when asked; the job has them", async () => {
+    const page = await openPage(browser, `${grove.url}/models/tiny%3Abase`);
+    const finetune = page.getByRole("form", { name: "Fine-tune" });
+    const answersOnly = finetune.getByLabel(/^Loss on answers only/);
+    await finetune.getByLabel(/Training records/).fill('{"text": "Trees grow."}');
+    assert.equal(await answersOnly.count(), 0, "offered for chat records only");
+    const records = Array.from({ length: 40 }, (_, index) => JSON.stringify({ messages: [{ role: "user", content: `Name tree ${index % 5}.` }, { role: "assistant", content: `Tree ${index % 5} is an oak.` }] }));
+    await finetune.getByLabel(/Training records/).fill(records.join("\n"));
+    assert.equal(await answersOnly.isChecked(), true, "the loss is on answers by default");
+    await answersOnly.uncheck();
+    await finetune.getByLabel("Epochs").fill("1");
+    await finetune.getByLabel(/^LoRA: train small adapters/).check();
+    assert.deepEqual(
+      [await finetune.getByLabel("LoRA rank").inputValue(), await finetune.getByLabel("LoRA alpha").inputValue(), await finetune.getByLabel("LoRA dropout").inputValue()],
+      ["8", "16", "0.05"],
+      "the server's defaults",
+    );
+    await finetune.getByLabel("LoRA rank").fill("4");
+    const targets = finetune.getByRole("group", { name: /^Target projections/ });
+    for (const target of ["k", "o", "gate", "up", "down"]) await targets.getByLabel(target, { exact: true }).uncheck();
+    await saveScreenshot(page, "finetune-lora-form", "desktop");
+    const sent = page.waitForRequest((request) => request.url().endsWith("/api/forge/finetune") && request.method() === "POST");
+    await finetune.getByRole("button", { name: "Fine-tune" }).click();
+    const body = (await sent).postDataJSON() as Record<string, unknown>;
+    const lora = { rank: 4, alpha: 16, dropout: 0.05, targets: ["q", "v"] };
+    assert.deepEqual({ loss_on: body.loss_on, lora: body.lora, epochs: body.epochs }, { loss_on: "all", lora, epochs: 1 });
+    const job = page.locator(".job-progress");
+    await job.getByText("succeeded", { exact: true }).waitFor({ timeout: 120_000 });
+    const jobs = (await api<{ jobs: { kind: string; parameters: Record<string, unknown> }[] }>("/api/forge/jobs")).jobs.filter((entry) => entry.kind === "finetune");
+    const started = jobs.find((entry) => JSON.stringify(entry.parameters.lora) === JSON.stringify(lora));
+    assert.ok(started !== undefined, "the job has the LoRA settings");
+    assert.equal(started.parameters.lossOn, "all");
     assert.deepEqual(page.problems, []);
     await page.close();
   });

@@ -61,6 +61,8 @@ describe("grove finetune", () => {
       [["finetune", "tiny:base", "--data", data, "--trainer", "llama.cpp", "--accumulate", "4", "--home", home], /accumulate needs the ggml trainer/],
       [["finetune", "tiny:base", "--data", data, "--accumulate", "x", "--home", home], /--accumulate must be a number/],
       [["finetune", "tiny:base", "--data", data, "--no-packing", "--stride", "64", "--home", home], /stride must be left out/],
+      [["finetune", "tiny:base", "--data", data, "--loss-on", "prompts", "--home", home], /loss-on must be answers or all, got prompts/],
+      [["finetune", "tiny:base", "--data", data, "--loss-on", "answers", "--trainer", "llama.cpp", "--home", home], /loss-on answers needs the ggml trainer: llama\.cpp's llama_opt_epoch/],
       [["finetune", "--resume", "job-nothere", "--home", home], /is not a job id/],
       [["finetune", "--resume", "job-000000000000", "--home", home], /No job 'job-000000000000'/],
     ];

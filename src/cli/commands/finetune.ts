@@ -3,6 +3,7 @@ import { SingleBar } from "cli-progress";
 import { AbortedError, InvalidRequestError } from "../../core/errors.js";
 import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob, type Trainer } from "../../forge/finetune/finetune-job.js";
 import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
+import type { LossOn } from "../../forge/finetune/loss-mask.js";
 import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
 import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
 import { formatBytes, renderTable } from "./inspect.js";
@@ -21,6 +22,7 @@ interface FinetuneFlags {
   packing?: boolean;
   trainer?: string;
   accumulate?: string;
+  lossOn?: string;
   threads?: string;
   name?: string;
   resume?: string;
@@ -62,6 +64,7 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--no-packing", "give each record a window of its own, padded with EOS, so attention never reaches into the record before (default: records joined, as llama-finetune; costs a window per record)")
     .option("--trainer <ggml|llama.cpp>", "ggml: Grove's own graph (llama, qwen2, qwen3), which trains every tensor; llama.cpp: llama_opt_epoch as llama-finetune, which leaves token_embd, attn_k and attn_v as they were (default ggml)")
     .option("--accumulate <windows>", "windows whose gradients make one optimizer step: a larger batch (ggml trainer; default 1)")
+    .option("--loss-on <answers|all>", "chat records: answers trains on the assistant turns only (the prompt and the template's framing are not labels); all trains on every token, as before. Text records train on every token (default answers; llama.cpp's trainer can only do all)")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -92,6 +95,7 @@ export function registerFinetuneCommand(program: Command): void {
               packing: flags.packing === false ? false : undefined,
               trainer: flags.trainer as Trainer | undefined,
               accumulate: numberFlag(flags.accumulate, "accumulate"),
+              lossOn: flags.lossOn as LossOn | undefined,
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

@@ -12,6 +12,7 @@ import { quantizerVersion } from "../quantize/quantize-model.js";
 import { CONTEXT_GRANULARITY, windowCount, type TrainEvent } from "./libllama-train.js";
 import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture } from "./ggml-train-architectures.js";
 import type { FinetuneWorkerArguments } from "./finetune-worker.js";
+import { answerTokensPerWindow, LOSS_ON_VALUES, type LossOn } from "./loss-mask.js";
 import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
 import { readTrainingData } from "./training-data.js";
@@ -55,8 +56,44 @@ export interface FinetuneParameters {
   trainer?: Trainer;
   /** Windows whose gradients are summed into one optimizer step (ggml trainer only). @default 1 */
   accumulate?: number;
+  /**
+   * The tokens of a chat record the loss counts (text records count every token). Absent in jobs
+   * and recipes made before there was a choice: `all`.
+   */
+  lossOn?: LossOn;
   threads: number;
   optimizer: "adamw";
+}
+
+/** The projections a LoRA adapter can target: attention's q, k, v, o and the MLP's gate, up, down. */
+export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+
+/**
+ * LoRA hyperparameters of a fine-tune: low-rank adapters on the target projections, the base
+ * frozen. Passed through to the trainer (see docs/architecture.md, Fine-tune).
+ */
+export interface LoraRequest {
+  /** Rank of each adapter's A and B matrices. @default 8 */
+  rank: number;
+  /** Scale numerator: the adapter's product is scaled by alpha / rank. @default 16 */
+  alpha: number;
+  /** Dropout on the adapter's input, in [0, 1). @default 0.05 */
+  dropout: number;
+  /** Projections that get an adapter. @default every one: q, k, v, o, gate, up, down */
+  targets: readonly (typeof LORA_TARGETS)[number][];
+}
+
+/** LoRA's defaults: rank 8, alpha 16 (a scale of 2), dropout 0.05, attention and MLP. */
+export const LORA_DEFAULTS: Readonly<LoraRequest> = Object.freeze({ rank: 8, alpha: 16, dropout: 0.05, targets: LORA_TARGETS });
+
+/** A LoRA request with the fields left out (or undefined) taken from {@link LORA_DEFAULTS}. */
+export function loraWithDefaults(given: { [K in keyof LoraRequest]?: LoraRequest[K] | undefined }): LoraRequest {
+  return {
+    rank: given.rank ?? LORA_DEFAULTS.rank,
+    alpha: given.alpha ?? LORA_DEFAULTS.alpha,
+    dropout: given.dropout ?? LORA_DEFAULTS.dropout,
+    targets: given.targets ?? LORA_DEFAULTS.targets,
+  };
 }
 
 /** Defaults of `grove finetune`. */
@@ -82,6 +119,13 @@ export interface FinetuneRequest {
   trainer?: Trainer;
   /** Gradient accumulation: windows per optimizer step (ggml trainer only). @default 1 */
   accumulate?: number;
+  /**
+   * `answers`: chat records train on their assistant turns only; `all`: on every token.
+   * @default "answers" with the ggml trainer, "all" with llama.cpp's (which cannot mask labels)
+   */
+  lossOn?: LossOn;
+  /** Train LoRA adapters instead of every weight. */
+  lora?: LoraRequest;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -91,7 +135,7 @@ export interface FinetuneRequest {
  * Checks and completes fine-tune parameters.
  * @throws InvalidRequestError naming the parameter at fault
  */
-export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model" | "data" | "name">): FinetuneParameters {
+export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model" | "data" | "name" | "lora">): FinetuneParameters {
   const epochs = request.epochs ?? FINETUNE_DEFAULTS.epochs;
   const learningRate = request.learningRate ?? FINETUNE_DEFAULTS.learningRate;
   const parameters: FinetuneParameters = {
@@ -108,6 +152,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     ...(request.packing === false ? { packing: false as const } : {}),
     trainer: request.trainer ?? "ggml",
     ...(request.accumulate === undefined ? {} : { accumulate: request.accumulate }),
+    lossOn: request.lossOn ?? ((request.trainer ?? "ggml") === "ggml" ? "answers" : "all"),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -132,6 +177,12 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     check(Number.isInteger(parameters.accumulate) && parameters.accumulate >= 1 && parameters.accumulate <= 4096, "accumulate", `accumulate must be a whole number of windows from 1 to 4096, got ${parameters.accumulate}`);
     check(parameters.trainer === "ggml", "accumulate", "accumulate needs the ggml trainer (llama.cpp's accumulates only within a window)");
   }
+  check(LOSS_ON_VALUES.includes(parameters.lossOn!), "loss-on", `loss-on must be answers or all, got ${String(parameters.lossOn)}`);
+  check(
+    !(parameters.trainer === "llama.cpp" && parameters.lossOn === "answers"),
+    "loss-on",
+    "loss-on answers needs the ggml trainer: llama.cpp's llama_opt_epoch writes a one-hot label for every token of a window and has no ignore label, so it can only train on all tokens (--loss-on all)",
+  );
   if (parameters.packing === false) {
     check(parameters.stride === undefined || parameters.stride === parameters.contextSize, "stride", `without packing each record has a window of its own: stride must be left out (or equal ctx, ${parameters.contextSize}), got ${parameters.stride}`);
     parameters.stride = parameters.contextSize;
@@ -167,7 +218,10 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
   }
-  const { tokens, chatFormat } = await tokenizeRecords(parent.path, data.records, parameters.packing === false ? { windowSize: parameters.contextSize } : {});
+  const { tokens, lossMask, chatFormat } = await tokenizeRecords(parent.path, data.records, {
+    ...(parameters.packing === false ? { windowSize: parameters.contextSize } : {}),
+    lossOn: parameters.lossOn ?? "all",
+  });
   const stride = parameters.stride ?? Math.floor(parameters.contextSize / 2);
   const windows = windowCount(tokens.length, parameters.contextSize, stride);
   const trainWindows = Math.max(1, Math.floor(windows * (1 - parameters.validationSplit)));
@@ -178,6 +232,18 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
         `at least ${needed} tokens are needed${parameters.validationSplit > 0 ? " to train and validate" : ""} — add data, lower --ctx or set --val-split 0`,
       { param: "data" },
     );
+  }
+  if (lossMask !== null) {
+    // Windows without an answer token are skipped by the trainer: both sets must keep one.
+    const answers = answerTokensPerWindow(lossMask, parameters.contextSize, stride, windows);
+    const trained = answers.subarray(0, trainWindows).filter((count) => count > 0).length;
+    const validated = answers.subarray(trainWindows).filter((count) => count > 0).length;
+    if (trained < 1 || (parameters.validationSplit > 0 && validated < 1)) {
+      throw new InvalidRequestError(
+        `With the loss on answers, ${trained} training and ${validated} validation windows hold an assistant token; each set needs one — add data, set --val-split 0 or --loss-on all`,
+        { param: "data" },
+      );
+    }
   }
   const job = await jobs.create(
     "finetune",
@@ -190,17 +256,22 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
       tokens: tokens.length,
       windows,
       chatFormat,
+      ...(request.lora === undefined ? {} : { lora: request.lora }),
       ...(request.name === undefined ? {} : { name: request.name }),
     },
   );
   try {
     await writeFile(join(jobs.directoryOf(job.id), "tokens.bin"), Buffer.from(tokens.buffer, tokens.byteOffset, tokens.byteLength));
+    if (lossMask !== null) await writeFile(join(jobs.directoryOf(job.id), LOSS_MASK_FILE), lossMask);
   } catch (error) {
     await jobs.remove(job.id);
     throw error;
   }
   return job;
 }
+
+/** The job's loss mask beside its tokens: one byte per token, 1 where the loss counts it. */
+const LOSS_MASK_FILE = "loss-mask.bin";
 
 /** Options of {@link runFinetuneJob}. */
 export interface RunFinetuneOptions {
@@ -277,6 +348,8 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     threads: parameters.threads,
     trainer: parameters.trainer ?? "llama.cpp",
     ...(parameters.accumulate === undefined ? {} : { accumulate: parameters.accumulate }),
+    ...(parameters.lossOn === undefined ? {} : { lossOn: parameters.lossOn }),
+    ...(await exists(join(directory, LOSS_MASK_FILE)) ? { lossMaskFile: join(directory, LOSS_MASK_FILE) } : {}),
     ...(parameters.stride === undefined ? {} : { stride: parameters.stride }),
     ...(parameters.warmupSteps === undefined ? {} : { warmupSteps: parameters.warmupSteps }),
     checkpoint,
@@ -394,11 +467,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lossOn", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, threads, optimizer } = parameters;
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lossOn, threads, optimizer } = parameters;
   return {
     epochs,
     learningRate,
@@ -410,6 +483,8 @@ function recipeParameters(parameters: FinetuneParameters): Record<string, unknow
     ...(warmupSteps === undefined ? {} : { warmupSteps }),
     ...(packing === false ? { packing } : {}),
     ...(accumulate === undefined ? {} : { accumulate }),
+    // Only `answers` is written: a recipe without it trained on every token, as before there was a choice.
+    ...(lossOn === "answers" ? { lossOn } : {}),
     threads,
     optimizer,
   };
@@ -438,7 +513,7 @@ function thin<T>(items: readonly T[]): T[] {
 /** Removes what a finished job no longer needs; a failed one keeps its tokens and checkpoint for resume. */
 async function cleanWorkingFiles(directory: string, finished: boolean): Promise<void> {
   const names = ["trained.gguf", "trained.gguf.partial", "checkpoint.gguf.partial", "parent-f32.gguf", "worker.json"];
-  if (finished) names.push("tokens.bin", "checkpoint.gguf");
+  if (finished) names.push("tokens.bin", LOSS_MASK_FILE, "checkpoint.gguf");
   await Promise.all(names.map((name) => rm(join(directory, name), { force: true })));
 }
 
@@ -493,6 +568,9 @@ for (const [tool, trainer] of [[FINETUNE_TOOL, "llama.cpp"], [GGML_FINETUNE_TOOL
       const value = number(key);
       if (value !== undefined) request[field] = value;
     }
+    const lossOn = parameters["lossOn"];
+    if (lossOn !== undefined && lossOn !== "answers") throw new InvalidRequestError("Invalid recipe: field 'parameters.lossOn': expected \"answers\" or absent", { param: "parameters.lossOn" });
+    request.lossOn = lossOn ?? "all";
     if (parameters["packing"] !== undefined) {
       if (parameters["packing"] !== false) throw new InvalidRequestError("Invalid recipe: field 'parameters.packing': expected false or absent", { param: "parameters.packing" });
       request.packing = false;

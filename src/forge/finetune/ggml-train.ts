@@ -5,6 +5,7 @@ import { EngineError } from "../../core/errors.js";
 import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
+import { readLossMask } from "./loss-mask.js";
 import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
 import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture, type GgmlTrainArchitecture } from "./ggml-train-architectures.js";
 
@@ -192,6 +193,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     if (token < 0 || token >= shape.vocabulary) throw new EngineError(`The training tokens hold ${token}, outside this model's vocabulary of ${shape.vocabulary}`);
   }
   const { stride, windows, trainWindows, startStep } = planWindows(tokens.length, args);
+  const lossMask = args.lossOn === "answers" && args.lossMaskFile !== undefined ? await readLossMask(args.lossMaskFile, tokens.length) : undefined;
 
   const cleanup: (() => void)[] = [];
   try {
@@ -217,7 +219,9 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const inputTokens = g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_I32, n);
     const positions = g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_I32, n);
     const mask = g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, n, n);
-    for (const input of [inputTokens, positions, mask]) g.ggml_set_input!(input);
+    // 1 for a position whose label counts, 0 for one the loss mask leaves out (see loadWindow).
+    const labelRows = g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, 1, n);
+    for (const input of [inputTokens, positions, mask, labelRows]) g.ggml_set_input!(input);
     const weightsBuffer = g.ggml_backend_alloc_ctx_tensors!(weightsContext, backend);
     if (weightsBuffer === null) throw new EngineError("ggml could not allocate the model's weights");
     cleanup.push(() => g.ggml_backend_buffer_free!(weightsBuffer));
@@ -280,7 +284,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       const up = g.ggml_mul_mat!(c, weight(`${prefix}ffn_up.weight`), normed);
       hidden = g.ggml_add!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_down.weight`), g.ggml_mul!(c, gate, up)), feedForwardInput);
     }
-    const logits = bias(g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight")), "output.bias");
+    const unmaskedLogits = bias(g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight")), "output.bias");
+    const logits = lossMask === undefined ? unmaskedLogits : g.ggml_mul!(c, unmaskedLogits, labelRows);
     g.ggml_set_output!(logits);
 
     const scheduler = g.ggml_backend_sched_new!([backend], null, 1, GRAPH_SIZE * 4, false, false);
@@ -308,16 +313,33 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const labels = g.ggml_opt_labels!(optimizer);
     const labelData = new Float32Array(shape.vocabulary * n);
 
-    /** Loads window `index` into the inputs and its next tokens, one-hot, into the labels. */
+    /**
+     * Loads window `index` into the inputs and its next tokens, one-hot, into the labels; returns
+     * how many labels count (n, or the answer tokens under a loss mask; 0: skip the window).
+     *
+     * A masked position needs more than a zero label row. ggml's cross-entropy sums
+     * -labels·log_softmax(logits) over rows and divides by the row count (n), so a zero row adds
+     * nothing to the loss but still counts in the mean; and its backward is
+     * (softmax(logits) - labels)·d/n, which for a zero row is softmax(logits)·d/n, not 0 — it
+     * would push the prediction at every prompt token towards uniform. So the logits are
+     * multiplied by `labelRows` (0 on masked rows: their gradient stops there) and the loss,
+     * sum over answer tokens / n, is rescaled to their mean by the caller (n / the count).
+     */
     let previousStart = -1;
-    const loadWindow = (index: number): void => {
+    const rowData = new Float32Array(n);
+    const loadWindow = (index: number): number => {
       const start = index * stride;
+      let counted = 0;
+      for (let position = 0; position < n; position++) counted += rowData[position] = lossMask === undefined ? 1 : lossMask[start + position + 1]!;
+      if (counted === 0) return 0;
       g.ggml_backend_tensor_set!(inputTokens, tokens.subarray(start, start + n), 0, n * 4);
       // Only the n ones of the last window are cleared, not the whole n × vocabulary array.
       if (previousStart >= 0) for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[previousStart + position + 1]!] = 0;
       previousStart = start;
-      for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = 1;
+      for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = rowData[position]!;
       g.ggml_backend_tensor_set!(labels, labelData, 0, labelData.byteLength);
+      if (lossMask !== undefined) g.ggml_backend_tensor_set!(labelRows, rowData, 0, rowData.byteLength);
+      return counted;
     };
 
     const resultTrain = fn.ggml_opt_result_init!();
@@ -341,44 +363,40 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       const learningRate = args.warmupSteps === undefined ? learningRateAt(args, epoch) : stepRate(epoch, offset + 1);
       writeOptimizer(learningRate);
       const started = performance.now();
-      let previous = 0;
+      const trainLosses = new WindowLosses(() => meanLoss(resultTrain), n);
       for (let step = offset + 1; step <= trainWindows; step++) {
-        loadWindow(step - 1);
+        const counted = loadWindow(step - 1);
+        if (counted === 0) continue; // no answer token: nothing to learn
+        if (args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step));
         g.ggml_opt_alloc!(optimizer, true);
         g.ggml_opt_eval!(optimizer, resultTrain);
-        const mean = meanLoss(resultTrain);
-        const done = step - offset;
-        const stepLoss = mean * done - previous * (done - 1);
-        previous = mean;
-        if (args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step + 1));
-        emit({ event: "step", epoch, step, steps: trainWindows, loss: stepLoss, meanLoss: mean, validation: false });
+        const stepLoss = trainLosses.add(counted);
+        emit({ event: "step", epoch, step, steps: trainWindows, loss: stepLoss, meanLoss: trainLosses.mean, validation: false });
         if (interval > 0 && args.checkpoint !== undefined && step < trainWindows && performance.now() - lastCheckpoint >= interval) {
           save(args.checkpoint);
           lastCheckpoint = performance.now();
           emit({ event: "checkpoint", epoch, step, path: args.checkpoint });
         }
       }
-      previous = 0;
+      const validationLosses = new WindowLosses(() => meanLoss(resultEval), n);
       for (let index = trainWindows; index < windows; index++) {
-        loadWindow(index);
+        const counted = loadWindow(index);
+        if (counted === 0) continue;
         g.ggml_opt_alloc!(optimizer, false);
         g.ggml_opt_eval!(optimizer, resultEval);
-        const mean = meanLoss(resultEval);
-        const done = index - trainWindows + 1;
-        emit({ event: "step", epoch, step: done, steps: windows - trainWindows, loss: mean * done - previous * (done - 1), meanLoss: mean, validation: true });
-        previous = mean;
+        const loss = validationLosses.add(counted);
+        emit({ event: "step", epoch, step: index - trainWindows + 1, steps: windows - trainWindows, loss, meanLoss: validationLosses.mean, validation: true });
       }
       const durationMs = performance.now() - started;
-      const trainedWindows = windows - offset;
       offset = 0;
       emit({
         event: "epoch",
         epoch,
-        trainLoss: meanLoss(resultTrain),
-        validationLoss: windows > trainWindows ? meanLoss(resultEval) : null,
+        trainLoss: trainLosses.mean,
+        validationLoss: validationLosses.evaluations > 0 ? validationLosses.mean : null,
         learningRate,
         durationMs,
-        tokensPerSecond: (trainedWindows * n) / (durationMs / 1000),
+        tokensPerSecond: ((trainLosses.evaluations + validationLosses.evaluations) * n) / (durationMs / 1000),
       });
       fn.ggml_opt_result_reset!(resultTrain);
       fn.ggml_opt_result_reset!(resultEval);
@@ -392,6 +410,40 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     emit({ event: "saved", path: args.output });
   } finally {
     for (const release of cleanup.reverse()) release();
+  }
+}
+
+/**
+ * Each window's loss, from ggml-opt's running mean over the windows evaluated, rescaled from
+ * ggml's normalisation (sum over counted labels / n) to the mean over the counted labels; and the
+ * mean over every counted label so far. Without a loss mask every window counts n labels, and
+ * this is ggml's own mean.
+ */
+class WindowLosses {
+  evaluations = 0;
+  #previous = 0;
+  #sum = 0;
+  #labels = 0;
+
+  constructor(
+    private readonly runningMean: () => number,
+    private readonly n: number,
+  ) {}
+
+  /** Records the window just evaluated, which counted `labels` labels; returns its loss. */
+  add(labels: number): number {
+    this.evaluations++;
+    const mean = this.runningMean();
+    const window = ((mean * this.evaluations - this.#previous * (this.evaluations - 1)) * this.n) / labels;
+    this.#previous = mean;
+    this.#sum += window * labels;
+    this.#labels += labels;
+    return window;
+  }
+
+  /** Mean loss per counted label. */
+  get mean(): number {
+    return this.#labels === 0 ? Number.NaN : this.#sum / this.#labels;
   }
 }
 

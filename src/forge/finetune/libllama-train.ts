@@ -53,6 +53,13 @@ export interface TrainArguments {
   trainer?: "ggml" | "llama.cpp";
   /** Windows per optimizer step (gradient accumulation; ggml trainer only). @default 1 */
   accumulate?: number;
+  /**
+   * `answers`: only the tokens `lossMaskFile` marks are labels (ggml trainer only; windows holding
+   * none are skipped). `all` or absent: every token. @default "all"
+   */
+  lossOn?: "answers" | "all";
+  /** One byte per token of `tokensFile`, 1 where the loss counts the token; absent: every token counts. */
+  lossMaskFile?: string;
   /** Where a checkpoint is written after each epoch (for resume), if anywhere. */
   checkpoint?: string;
   /**
@@ -140,6 +147,12 @@ interface Struct {
  * @throws EngineError when llama.cpp cannot load the model or the data is too short
  */
 export async function trainWithLibllama(args: TrainArguments, emit: (event: TrainEvent) => void): Promise<void> {
+  if (args.lossOn === "answers" && args.lossMaskFile !== undefined) {
+    // llama_opt_epoch writes a 1 at labels[token] for every position (no ignore label: a
+    // negative one is an out-of-bounds write), between building the graph and evaluating it,
+    // with no callback in between; and a zero label row would still not be masked (ggml-train.ts).
+    throw new EngineError("llama.cpp's trainer cannot mask labels: the loss on answers only needs the ggml trainer");
+  }
   const lib = await loadLibllamaFfi();
   const { koffi, fn } = lib;
   const tokenBytes = await readFile(args.tokensFile);

@@ -1,12 +1,12 @@
 import { basename } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { InvalidRequestError, NotFoundError } from "../../core/errors.js";
-import { FINETUNE_DEFAULTS } from "../../forge/finetune/finetune-job.js";
+import { FINETUNE_DEFAULTS, loraWithDefaults, type FinetuneRequest } from "../../forge/finetune/finetune-job.js";
 import type { JobEvent } from "../../forge/jobs/job-event-log.js";
 import { isFinished, type JobRunner } from "../../forge/jobs/job-runner.js";
 import type { JobRecord } from "../../forge/jobs/job-store.js";
-import { parseModelName, parseModelRef } from "../../store/model-ref.js";
-import { openAiFineTuningJobSchema, pageQuerySchema } from "../forge-schemas.js";
+import { parseModelName, parseModelRef, quoteUntrusted } from "../../store/model-ref.js";
+import { openAiFineTuningJobSchema, pageQuerySchema, type SupervisedHyperparameters } from "../forge-schemas.js";
 import { parseBody } from "../openai-schemas.js";
 import { forgeScope, type ForgeServices } from "./forge.js";
 
@@ -25,9 +25,10 @@ export function toOpenAiJob(job: JobRecord): Record<string, unknown> {
   const openai = (parameters.openai ?? {}) as Partial<OpenAiJobFields>;
   const hyperparameters = {
     n_epochs: parameters.epochs,
-    batch_size: 1,
+    batch_size: parameters.accumulate ?? 1,
     learning_rate_multiplier: Number(parameters.learningRate) / FINETUNE_DEFAULTS.learningRate,
   };
+  const supervised = { ...hyperparameters, loss_on: parameters.lossOn ?? "all", ...(parameters.lora === undefined ? {} : { lora: parameters.lora }) };
   return {
     id: job.id,
     object: "fine_tuning.job",
@@ -41,7 +42,7 @@ export function toOpenAiJob(job: JobRecord): Record<string, unknown> {
     validation_file: null,
     training_file: openai.training_file ?? basename(String(parameters.data)),
     hyperparameters,
-    method: { type: "supervised", supervised: { hyperparameters } },
+    method: { type: "supervised", supervised: { hyperparameters: supervised } },
     // Tokens in the data times epochs: what the optimizer saw, counting each token once per epoch.
     trained_tokens: job.status === "succeeded" ? Number(parameters.tokens) * Number(parameters.epochs) : null,
     error: job.status === "failed" ? { code: "job_failed", message: job.error ?? "failed", param: null } : null,
@@ -95,6 +96,47 @@ async function forkName(runner: JobRunner, job: JobRecord, suffix: string | unde
   return `${family}:${tag}`;
 }
 
+/** The Grove fields of a fine-tune that OpenAI's hyperparameters set. */
+type SupervisedFields = Pick<FinetuneRequest, "epochs" | "learningRate" | "accumulate" | "lossOn" | "lora">;
+
+/**
+ * Reads a request's hyperparameters — from `method.supervised.hyperparameters`, or the
+ * deprecated top-level `hyperparameters` — as Grove's fields; a LoRA object's missing fields take
+ * their defaults (`LORA_DEFAULTS`).
+ * @throws InvalidRequestError for a method other than supervised, both places at once, or a
+ *   learning rate over 1
+ */
+export function supervisedFields(body: { hyperparameters?: SupervisedHyperparameters | undefined; method?: { type: string; supervised?: { hyperparameters?: SupervisedHyperparameters | undefined } | undefined } | undefined }): SupervisedFields {
+  const method = body.method;
+  if (method !== undefined && method.type !== "supervised") {
+    throw new InvalidRequestError(
+      `Grove fine-tunes with method type 'supervised' only, not ${quoteUntrusted(method.type)}: preference (dpo) and reinforcement fine-tuning are not implemented`,
+      { param: "method.type" },
+    );
+  }
+  const inMethod = method?.supervised?.hyperparameters;
+  if (inMethod !== undefined && body.hyperparameters !== undefined) {
+    throw new InvalidRequestError("Give the hyperparameters in method.supervised.hyperparameters or in the deprecated top-level hyperparameters, not both", { param: "hyperparameters" });
+  }
+  const hyper = inMethod ?? body.hyperparameters;
+  const param = inMethod === undefined ? "hyperparameters" : "method.supervised.hyperparameters";
+  const multiplier = hyper?.learning_rate_multiplier === "auto" ? undefined : hyper?.learning_rate_multiplier;
+  const learningRate = multiplier === undefined ? undefined : multiplier * FINETUNE_DEFAULTS.learningRate;
+  if (learningRate !== undefined && learningRate > 1) {
+    throw new InvalidRequestError(`learning_rate_multiplier ${multiplier} makes a learning rate over 1`, { param: `${param}.learning_rate_multiplier` });
+  }
+  const epochs = hyper?.n_epochs === "auto" ? undefined : hyper?.n_epochs;
+  const batch = hyper?.batch_size === "auto" ? undefined : hyper?.batch_size;
+  const lora = hyper?.lora === undefined ? undefined : loraWithDefaults(hyper.lora);
+  return {
+    ...(epochs === undefined ? {} : { epochs }),
+    ...(learningRate === undefined ? {} : { learningRate }),
+    ...(batch === undefined || batch === 1 ? {} : { accumulate: batch }),
+    ...(hyper?.loss_on === undefined ? {} : { lossOn: hyper.loss_on }),
+    ...(lora === undefined ? {} : { lora }),
+  };
+}
+
 async function getFinetuneJob(runner: JobRunner, id: string): Promise<JobRecord> {
   const job = await runner.get(id);
   if (job.kind !== "finetune") throw new NotFoundError(`No fine-tuning job '${id}' (it is a ${job.kind} job)`, { param: "fine_tuning_job_id" });
@@ -110,6 +152,7 @@ export function registerFineTuningRoutes(app: FastifyInstance, forge: ForgeServi
   forgeScope(app, forge, (scope) => {
     scope.post("/v1/fine_tuning/jobs", async (request) => {
       const body = parseBody(openAiFineTuningJobSchema, request.body);
+      const fields = supervisedFields(body);
       const { runner, files } = forge!;
       if (body.validation_file !== undefined) {
         throw new InvalidRequestError("validation_file is not supported: Grove holds out a share of the training windows for validation loss", { param: "validation_file" });
@@ -118,15 +161,8 @@ export function registerFineTuningRoutes(app: FastifyInstance, forge: ForgeServi
         throw error instanceof NotFoundError ? new NotFoundError(`No file '${body.training_file}'`, { param: "training_file", cause: error }) : error;
       });
       if (file.purpose !== "fine-tune") throw new InvalidRequestError(`${file.id} was uploaded with purpose '${file.purpose}', not 'fine-tune'`, { param: "training_file" });
-      const hyper = body.hyperparameters;
-      const epochs = hyper?.n_epochs === "auto" ? undefined : hyper?.n_epochs;
-      const multiplier = hyper?.learning_rate_multiplier === "auto" ? undefined : hyper?.learning_rate_multiplier;
-      const learningRate = multiplier === undefined ? undefined : multiplier * FINETUNE_DEFAULTS.learningRate;
-      if (learningRate !== undefined && learningRate > 1) {
-        throw new InvalidRequestError(`learning_rate_multiplier ${multiplier} makes a learning rate over 1`, { param: "hyperparameters.learning_rate_multiplier" });
-      }
       const job = await runner.startFinetune(
-        { model: body.model, data: files.pathOf(file.id), ...(epochs === undefined ? {} : { epochs }), ...(learningRate === undefined ? {} : { learningRate }) },
+        { model: body.model, data: files.pathOf(file.id), ...fields },
         async (created) => {
           const fields: OpenAiJobFields = { training_file: file.id, ...(body.suffix === undefined ? {} : { suffix: body.suffix }), ...(body.seed === undefined ? {} : { seed: body.seed }) };
           created.parameters.openai = fields;

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ConflictError } from "../../core/errors.js";
+import { loraWithDefaults } from "../../forge/finetune/finetune-job.js";
 import { isFinished, withoutSteps, type JobRunner, type JobUpdate } from "../../forge/jobs/job-runner.js";
 import type { TrainingFiles } from "../../forge/jobs/training-files.js";
 import { finetuneJobSchema, mergeJobSchema, quantizeJobSchema } from "../forge-schemas.js";
@@ -59,6 +60,8 @@ export function registerForgeRoutes(app: FastifyInstance, forge: ForgeServices |
           weightDecay: body.weight_decay,
           contextSize: body.ctx,
           validationSplit: body.val_split,
+          lossOn: body.loss_on,
+          lora: body.lora === undefined ? undefined : loraWithDefaults(body.lora),
           name: body.name,
         }),
       });

@@ -1,4 +1,5 @@
 import { useState } from "preact/hooks";
+import { readNumber, useLoraFields } from "./lora-fields.js";
 import { parseTrainingRecords } from "./training-records.js";
 import { startFinetune, startQuantize, type JobRecord } from "./models-api.js";
 
@@ -66,32 +67,36 @@ export function QuantizeForm({ model, onStarted }: ActionProps) {
 
 const EXAMPLE_RECORDS = `{"text": "The grove stood at the edge of the valley."}\n{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}`;
 
-/** Reads a number field: undefined when blank, else checked against `valid` with `message`. */
-function readNumber(text: string, valid: (value: number) => boolean, message: string): number | undefined {
-  if (text.trim() === "") return undefined;
-  const value = Number(text);
-  if (!Number.isFinite(value) || !valid(value)) throw new Error(message);
-  return value;
-}
+/** Whether the JSONL holds a chat record (a "messages" key), for which the loss can be on answers only. */
+const hasChatRecords = (jsonl: string): boolean => /"messages"\s*:/.test(jsonl);
 
-/** Fine-tune: JSONL records inline, epochs, learning rate and an optional name. */
+/**
+ * Fine-tune: JSONL records inline, epochs, learning rate, an optional name, LoRA with its
+ * hyperparameters, and — for chat records — whether the loss counts the answers only.
+ */
 export function FinetuneForm({ model, onStarted }: ActionProps) {
   const [records, setRecords] = useState("");
   const [epochs, setEpochs] = useState("2");
   const [learningRate, setLearningRate] = useState("");
   const [name, setName] = useState("");
+  const [answersOnly, setAnswersOnly] = useState(true);
+  const lora = useLoraFields();
   const { error, busy, submit } = useSubmit();
+  const chat = hasChatRecords(records);
   const onSubmit = (event: Event) => {
     event.preventDefault();
     void submit(async () => {
       const parsed = parseTrainingRecords(records);
       const epochCount = readNumber(epochs, (value) => Number.isInteger(value) && value >= 1 && value <= 10_000, "Epochs must be a whole number from 1 to 10000");
       const rate = readNumber(learningRate, (value) => value > 0 && value <= 1, "The learning rate must be a number above 0 and at most 1, e.g. 0.0001");
+      const adapter = lora.read();
       onStarted(await startFinetune({
         model,
         records: parsed,
         ...(epochCount === undefined ? {} : { epochs: epochCount }),
         ...(rate === undefined ? {} : { learning_rate: rate }),
+        ...(chat ? { loss_on: answersOnly ? "answers" : "all" } : {}),
+        ...(adapter === undefined ? {} : { lora: adapter }),
         ...optionalName(name),
       }));
     });
@@ -112,6 +117,15 @@ export function FinetuneForm({ model, onStarted }: ActionProps) {
         <label class="field">New name (optional)
           <input value={name} placeholder="family:tag" onInput={(event) => setName(event.currentTarget.value)} />
         </label>
+      </div>
+      {chat && (
+        <label class="check">
+          <input type="checkbox" checked={answersOnly} onChange={(event) => setAnswersOnly(event.currentTarget.checked)} />
+          Loss on answers only: chat records train on the assistant's replies, not on the questions
+        </label>
+      )}
+      {lora.fields}
+      <div>
         <button type="submit" disabled={busy}>Fine-tune</button>
       </div>
       {error && <p role="alert" class="error form-error">{error}</p>}

@@ -125,6 +125,10 @@ export interface FinetuneRequest {
   records: Record<string, unknown>[];
   epochs?: number;
   learning_rate?: number;
+  /** Chat records: the loss on the assistant turns only, or on every token. */
+  loss_on?: "answers" | "all";
+  /** Train LoRA adapters: the server's defaults for what is left out. */
+  lora?: { rank: number; alpha: number; dropout: number; targets: string[] };
   name?: string;
 }
 
