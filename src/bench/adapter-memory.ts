@@ -35,9 +35,7 @@ export interface AdapterMemoryResult {
   baseFileBytes: number;
   adapterFileBytes: number;
   adapters: number;
-  /** The server before any model is loaded. */
-  idleBytes: number;
-  /** After a request to the base alone. */
+  /** After a request to the base alone (`grove serve --model` loads it at start). */
   baseBytes: number;
   /** After a request to each adapter fork, one at a time. */
   withAdaptersBytes: number;
@@ -45,7 +43,7 @@ export interface AdapterMemoryResult {
   afterConcurrentBytes: number;
   /** `baseBytes + adapters × adapterFileBytes`, plus 10%: the issue's bound. */
   limitBytes: number;
-  /** Did every fork's answer under concurrency equal its answer alone (greedy)? */
+  /** Did every fork's answer under concurrency equal its answer alone (greedy, the same prompt cached)? */
   concurrentMatchesAlone: boolean;
   /** Distinct greedy answers among the forks. */
   distinctAnswers: number;
@@ -80,12 +78,14 @@ export async function measureAdapterMemory(options: AdapterMemoryOptions): Promi
   try {
     const names = Array.from({ length: count }, (_, index) => `bench:a${index}`);
     const greedy = (model: string) => complete(server.url, model, options.maxTokens ?? 16);
-    const idleBytes = await resident(server.pid);
     await greedy("bench:base");
     const baseBytes = await resident(server.pid);
+    for (const name of names) await greedy(name);
+    const withAdaptersBytes = await resident(server.pid);
+    // Again, alone: now each fork's slot holds its prompt, as it will under concurrency (a prefix
+    // reused changes the batches, and with them the last bits of quantized matmuls).
     const alone: string[] = [];
     for (const name of names) alone.push(await greedy(name));
-    const withAdaptersBytes = await resident(server.pid);
     const together = await Promise.all(names.map(greedy));
     const afterConcurrentBytes = await resident(server.pid);
     const loaded = (await (await fetch(`${server.url}/api/loaded`)).json()) as { models: { base?: string }[] };
@@ -93,7 +93,6 @@ export async function measureAdapterMemory(options: AdapterMemoryOptions): Promi
       baseFileBytes: base.fileSize,
       adapterFileBytes,
       adapters: count,
-      idleBytes,
       baseBytes,
       withAdaptersBytes,
       afterConcurrentBytes,
