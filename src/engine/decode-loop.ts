@@ -2,9 +2,11 @@ import { TextDecoder } from "node:util";
 import { EngineError } from "../core/errors.js";
 import type { NativeContext, NativeModel } from "../native/native-model.js";
 import { SamplerChain } from "../native/sampler-chain.js";
-import type { FromWorker, GenerateRequest } from "./decode-protocol.js";
+import { AdapterSets, AdapterTurns } from "./adapter-sets.js";
+import { adapterSetKey, type FromWorker, type GenerateRequest } from "./decode-protocol.js";
 import type { FinishReason, TokenLogprob } from "./engine.js";
 import { StopMatcher } from "./stop-matcher.js";
+import { logprobOf } from "./token-logprobs.js";
 
 /** How the loop shapes its steps. */
 export interface DecodeLoopOptions {
@@ -18,6 +20,8 @@ export interface DecodeLoopOptions {
    * drop, every running generation fails (see {@link DecodeLoop.step}). @default false
    */
   readonly unifiedKv?: boolean;
+  /** How long one adapter set keeps the steps while others wait ({@link AdapterTurns}), ms. @default 20 */
+  readonly adapterTurnMs?: number;
 }
 
 /** The message of generations failed because the shared KV cache is full (llama-server's words). */
@@ -26,6 +30,8 @@ export const CONTEXT_EXCEEDED_MESSAGE = "Context size has been exceeded.";
 /** One choice of a generation, running in one slot. */
 interface Job {
   readonly request: GenerateRequest;
+  /** The adapter set it runs with ({@link adapterSetKey}): only jobs of one set share a step. */
+  readonly set: string;
   readonly choice: number;
   readonly slot: Slot;
   /** prefill: evaluating the prompt; waiting: a sibling choice waits for the prompt; generate: decoding its last token. */
@@ -54,6 +60,8 @@ interface Slot {
   readonly index: number;
   /** The tokens whose keys and values the slot's sequence holds, position by position. */
   kv: number[];
+  /** The adapter set `kv` was computed with: a prefix is reused only by the same set. */
+  set: string;
   job: Job | undefined;
 }
 
@@ -81,15 +89,24 @@ export class DecodeLoop {
   readonly #options: DecodeLoopOptions;
   readonly #emit: (message: FromWorker) => void;
   readonly #slots: Slot[];
+  readonly #adapters: AdapterSets;
   /** Jobs in the order they arrived: prompts are evaluated first come, first served. */
   #jobs: Job[] = [];
+  readonly #turns: AdapterTurns;
 
-  constructor(model: NativeModel, context: NativeContext, options: DecodeLoopOptions, emit: (message: FromWorker) => void) {
+  constructor(model: NativeModel, context: NativeContext, options: DecodeLoopOptions, emit: (message: FromWorker) => void, adapters = new AdapterSets(model)) {
     this.#model = model;
     this.#context = context;
     this.#options = options;
     this.#emit = emit;
-    this.#slots = Array.from({ length: context.sequences }, (_, index) => ({ index, kv: [], job: undefined }));
+    this.#adapters = adapters;
+    this.#turns = new AdapterTurns(options.adapterTurnMs ?? 20);
+    this.#slots = Array.from({ length: context.sequences }, (_, index) => ({ index, kv: [], set: "", job: undefined }));
+  }
+
+  /** True while a running generation applies the adapter `key`. */
+  usesAdapter(key: string): boolean {
+    return this.#jobs.some((job) => job.request.adapters.some((adapter) => adapter.key === key));
   }
 
   /** True while any job runs. */
@@ -100,14 +117,17 @@ export class DecodeLoop {
   /** Starts a generation in the slots it names (free ones: the main thread's pool hands them out). */
   submit(request: GenerateRequest): void {
     const prompt = request.prompt;
+    const set = adapterSetKey(request.adapters);
     const jobs: Job[] = [];
     try {
+      if (this.#adapters.missing(request.adapters).length > 0) throw new EngineError("A LoRA adapter of this request is not loaded on the model (it was unloaded); retry");
       for (const [choice, index] of request.slots.entries()) {
         const slot = this.#slots[index];
         if (slot === undefined || slot.job !== undefined) throw new EngineError(`Slot ${index} is not free`);
         const sampler = new SamplerChain(this.#model, { ...request.sampling, seed: request.sampling.seed + choice });
         const job: Job = {
           request,
+          set,
           choice,
           slot,
           state: choice === 0 ? "prefill" : "waiting",
@@ -136,9 +156,11 @@ export class DecodeLoop {
     first.siblings.push(...jobs.slice(1));
     // Keep what the slot already holds of this prompt; at least one token is evaluated for logits.
     const slot = first.slot;
-    const keep = request.promptLogprobs ? 0 : Math.min(commonPrefixLength(slot.kv, prompt), prompt.length - 1);
+    // KV computed under another adapter set holds other values: nothing of it is reused.
+    const keep = request.promptLogprobs || slot.set !== set ? 0 : Math.min(commonPrefixLength(slot.kv, prompt), prompt.length - 1);
     this.#context.removeTokens(slot.index, keep);
     slot.kv.length = keep;
+    slot.set = set;
     first.offset = keep;
     first.cached = keep;
     if (request.promptLogprobs) first.promptLogprobs = [{ token: prompt[0]!, text: this.#tokenText(prompt[0]!), logprob: null, top: [] }];
@@ -169,6 +191,9 @@ export class DecodeLoop {
   step(): boolean {
     for (const job of [...this.#jobs]) if (job.cancelled) this.#finish(job, "aborted");
     if (this.#jobs.length === 0) return false;
+    // One adapter set per decode (llama.cpp applies one to the whole batch): the sets take turns.
+    const turn = this.#turns.next(this.#jobs.filter((job) => job.state !== "waiting").map((job) => job.set), performance.now());
+    if (turn === undefined) return false;
     const context = this.#context;
     context.clearBatch();
     const rows: { job: Job; index: number; prompt: boolean; position: number }[] = [];
@@ -177,7 +202,9 @@ export class DecodeLoop {
     // order into several ubatches (one per ordered run), which multiplied the step time by up to 4.
     for (const job of this.#bySlot()) {
       if (job.state !== "generate") continue;
+      // Streams of other sets wait their turn; a prompt still takes only a chunk, for their sake.
       generating = true;
+      if (job.set !== turn) continue;
       const slot = job.slot;
       const index = context.add(job.next, slot.kv.length, slot.index, true);
       slot.kv.push(job.next);
@@ -186,7 +213,7 @@ export class DecodeLoop {
     let room = Math.min(context.batchSize - context.count, generating ? this.#options.prefillChunk : context.batchSize);
     const prefilled: Job[] = [];
     for (const job of this.#jobs) {
-      if (job.state !== "prefill" || room <= 0) continue;
+      if (job.state !== "prefill" || job.set !== turn || room <= 0) continue;
       prefilled.push(job);
       const prompt = job.request.prompt;
       const end = Math.min(prompt.length, job.offset + room);
@@ -203,6 +230,12 @@ export class DecodeLoop {
       job.offset = end;
     }
     if (context.count === 0) return false;
+    try {
+      this.#adapters.apply(context, (rows[0] ?? { job: prefilled[0]! }).job.request.adapters);
+    } catch (error) {
+      this.#failJobs(this.#jobs.filter((job) => job.set === turn), (error as Error).message);
+      return true;
+    }
     let status = context.decode();
     // A full shared cache (llama_decode evaluated nothing): drop idle slots' KV one at a time and retry.
     while (status === 1 && this.#options.unifiedKv === true && this.#purgeIdleSlot()) status = context.decode();
@@ -237,13 +270,14 @@ export class DecodeLoop {
     const prompt = job.request.prompt;
     const last = position === prompt.length - 1;
     if (job.promptLogprobs !== undefined && !last) {
-      job.promptLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), prompt[position + 1]!, job.request.logprobs ?? 0));
+      job.promptLogprobs.push(logprobOf(this.#context.logitsAt(index), prompt[position + 1]!, job.request.logprobs ?? 0, this.#text));
     }
     if (!last || job.request.maxTokens === 0) return;
     // The prompt is in: the waiting choices take a copy of it and sample from the same logits.
     for (const sibling of job.siblings) {
       this.#context.copySequence(job.slot.index, sibling.slot.index);
       sibling.slot.kv = [...job.slot.kv];
+      sibling.slot.set = job.slot.set;
       sibling.cached = job.cached;
     }
     this.#sampleInto(job, index);
@@ -270,7 +304,7 @@ export class DecodeLoop {
         logprob: Math.log(post.probability),
         top: post.top.map((candidate) => ({ token: candidate.token, text: this.#tokenText(candidate.token), logprob: Math.log(candidate.probability) })),
       });
-    } else if (request.logprobs !== undefined) job.pendingLogprobs.push(this.#logprobOf(this.#context.logitsAt(index), token, request.logprobs));
+    } else if (request.logprobs !== undefined) job.pendingLogprobs.push(logprobOf(this.#context.logitsAt(index), token, request.logprobs, this.#text));
     job.pendingTokens.push(token);
     const text = job.decoder.decode(this.#model.piece(token, request.specialText), { stream: true });
     const { release, stopped, stop } = job.stop.push(text);
@@ -356,42 +390,9 @@ export class DecodeLoop {
     return true;
   }
 
-  /** The log-probability of `token` and the `top` most likely tokens, from a row of raw logits. */
-  #logprobOf(logits: Float32Array, token: number, top: number): TokenLogprob {
-    const lse = logSumExp(logits);
-    const best = top > 0 ? topTokens(logits, top) : [];
-    return {
-      token,
-      text: this.#tokenText(token),
-      logprob: logits[token]! - lse,
-      top: best.map((candidate) => ({ token: candidate, text: this.#tokenText(candidate), logprob: logits[candidate]! - lse })),
-    };
-  }
-
   #tokenText(token: number): string {
     return Buffer.from(this.#model.piece(token, true)).toString("utf8");
   }
-}
 
-/** log Σ exp over a row, stably. */
-export function logSumExp(row: Float32Array): number {
-  let max = -Infinity;
-  for (let index = 0; index < row.length; index++) if (row[index]! > max) max = row[index]!;
-  let sum = 0;
-  for (let index = 0; index < row.length; index++) sum += Math.exp(row[index]! - max);
-  return max + Math.log(sum);
-}
-
-/** The indices of the `count` largest values of a row, largest first. */
-export function topTokens(row: Float32Array, count: number): number[] {
-  const best: number[] = [];
-  for (let index = 0; index < row.length; index++) {
-    const value = row[index]!;
-    if (best.length === count && value <= row[best[count - 1]!]!) continue;
-    let at = best.length;
-    while (at > 0 && row[best[at - 1]!]! < value) at--;
-    best.splice(at, 0, index);
-    if (best.length > count) best.pop();
-  }
-  return best;
+  readonly #text = (token: number): string => this.#tokenText(token);
 }

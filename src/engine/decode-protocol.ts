@@ -9,7 +9,6 @@ import type { SamplerSettings } from "../native/sampler-chain.js";
 /** What the worker loads. */
 export interface DecodeWorkerData {
   readonly path: string;
-  readonly adapters: readonly { readonly path: string; readonly scale: number }[];
   readonly slots: number;
   /** Tokens each slot may hold; with `unifiedKv`, also the whole cache's size. */
   readonly contextSize: number;
@@ -36,6 +35,29 @@ export interface DecodeWorkerData {
   readonly signal: SharedArrayBuffer;
 }
 
+/**
+ * One LoRA adapter a generation runs with: `key` names an adapter the worker loaded
+ * (`adapter-load`), `scale` multiplies its B·A (the card's `adapter_scale`, or the request's).
+ */
+export interface AdapterUse {
+  readonly key: string;
+  readonly scale: number;
+}
+
+/**
+ * The canonical name of an adapter set: its adapters by key with their scales, sorted, those of
+ * scale 0 left out (llama.cpp skips them, so the set computes what the base computes). Two
+ * generations batch together exactly when their names are equal; `""` is the bare base.
+ */
+export function adapterSetKey(adapters: readonly AdapterUse[] | undefined): string {
+  if (adapters === undefined || adapters.length === 0) return "";
+  return adapters
+    .filter((adapter) => adapter.scale !== 0)
+    .map((adapter) => `${adapter.key}\u0000${adapter.scale}`)
+    .sort()
+    .join("\u0001");
+}
+
 /** One choice of a generation runs in one slot; `n` choices share the prompt (KV copied). */
 export interface GenerateRequest {
   readonly type: "generate";
@@ -57,12 +79,18 @@ export interface GenerateRequest {
   readonly postSamplingProbs: boolean;
   /** Report the prompt's evaluation: once when it starts, then after each step that evaluated part of it. */
   readonly progress: boolean;
+  /** The LoRA adapters (loaded on this model) the generation runs with; empty: the bare base. */
+  readonly adapters: readonly AdapterUse[];
 }
 
 export type ToWorker =
   | GenerateRequest
   | { readonly type: "cancel"; readonly id: number }
   | { readonly type: "embed"; readonly id: number; readonly inputs: readonly Int32Array[] }
+  /** Load a LoRA adapter file on the model under `key` (answered by `adapter-loaded` or `failed`). */
+  | { readonly type: "adapter-load"; readonly id: number; readonly key: string; readonly path: string }
+  /** Free an adapter once no running generation uses it. */
+  | { readonly type: "adapter-free"; readonly key: string }
   | { readonly type: "close" };
 
 export type FromWorker =
@@ -97,6 +125,7 @@ export type FromWorker =
       readonly kv: Int32Array;
       readonly promptLogprobs?: TokenLogprob[];
     }
+  | { readonly type: "adapter-loaded"; readonly id: number }
   | { readonly type: "embedded"; readonly id: number; readonly vectors: Float32Array[]; readonly tokenVectors?: Float32Array[][] }
   | { readonly type: "log"; readonly level: "warn" | "error"; readonly message: string }
   /** A shared KV cache was full: this idle slot's cache was dropped to make room (it holds nothing now). */

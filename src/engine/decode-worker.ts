@@ -1,5 +1,6 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { loadAdapter, NativeContext, NativeModel } from "../native/native-model.js";
+import { fixMmapThreshold, NativeContext, NativeModel } from "../native/native-model.js";
+import { AdapterSets } from "./adapter-sets.js";
 import { DecodeLoop } from "./decode-loop.js";
 import type { DecodeWorkerData, FromWorker, ToWorker } from "./decode-protocol.js";
 
@@ -36,7 +37,6 @@ async function main(): Promise<void> {
   let context: NativeContext;
   let embeddings: NativeContext | undefined;
   try {
-    const adapters = data.adapters.map((adapter) => loadAdapter(model, adapter.path));
     context = NativeContext.create(model, {
       sequences: data.slots,
       contextSize: data.contextSize,
@@ -49,12 +49,16 @@ async function main(): Promise<void> {
       flashAttention: data.flashAttention,
       ...(data.threadpoolPoll === undefined ? {} : { threadpoolPoll: data.threadpoolPoll }),
     });
-    context.setAdapters(adapters, data.adapters.map((adapter) => adapter.scale));
   } catch (error) {
     model.free();
     throw error;
   }
-  const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk, unifiedKv: data.unifiedKv }, emit);
+  // LoRA adapters of the model's forks, loaded when a fork is first served and shared by its requests.
+  const adapters = new AdapterSets(model);
+  // Adapter sets taking turns reallocate llama.cpp's compute buffers: keep them off the heap.
+  fixMmapThreshold(model.lib);
+  const loop = new DecodeLoop(model, context, { batchSize: context.batchSize, prefillChunk: data.prefillChunk, unifiedKv: data.unifiedKv }, emit, adapters);
+  const inUse = (key: string): boolean => loop.usesAdapter(key);
   emit({ type: "ready", contextSize: context.contextSize, trainContextSize: model.trainContextSize, embeddingSize: model.embeddingSize });
   flush();
 
@@ -70,6 +74,17 @@ async function main(): Promise<void> {
           break;
         case "cancel":
           loop.cancel(request.id);
+          break;
+        case "adapter-load":
+          try {
+            adapters.load(request.key, request.path);
+            emit({ type: "adapter-loaded", id: request.id });
+          } catch (error) {
+            emit({ type: "failed", id: request.id, message: (error as Error).message });
+          }
+          break;
+        case "adapter-free":
+          adapters.drop(request.key, inUse);
           break;
         case "embed":
           try {
@@ -103,6 +118,7 @@ async function main(): Promise<void> {
     }
     if (closing) break;
     const worked = loop.step();
+    adapters.collect(inUse);
     flush(!worked);
     if (!worked) Atomics.wait(signal, 0, seen, 1000);
   }

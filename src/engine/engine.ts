@@ -28,11 +28,15 @@ export interface ModelSource {
   /** The digest served (for an adapter fork, the adapter's, not the base's). */
   readonly digest: Digest;
   /**
-   * LoRA adapters applied to every generation context of this load. The base is loaded anew
-   * for it, so the bare base and each adapter fork are separate loads that never share weights
-   * or adapters (llama.cpp frees adapters only with their model).
+   * An adapter fork's LoRA adapters, applied to its generations on top of `base`. Requires `base`.
    */
   readonly adapters?: readonly ModelAdapter[];
+  /**
+   * For an adapter fork: the base model's own source. The fork runs on the base's load — loaded
+   * once (under `base.id`) and shared by the bare base and every adapter fork of it — with its
+   * adapters loaded on that model once each; its memory is the adapters' size, not the base's.
+   */
+  readonly base?: ModelSource;
   /** Context tokens per slot for this load (`--model-settings`). @default the engine's `contextSize` */
   readonly contextSize?: number;
   /** Parallel slots for this load (`--model-settings`). @default the engine's `slots` */
@@ -55,6 +59,8 @@ export interface ModelInfo {
   readonly path: string;
   /** LoRA adapters applied on top of `path`, when this is an adapter fork. */
   readonly adapters?: readonly ModelAdapter[];
+  /** For an adapter fork: the id of the loaded base it runs on (slots, KV cache and weights are the base's). */
+  readonly base?: string;
   /** Context tokens each slot holds (at most, when the slots share one cache: see `unifiedKv`). */
   readonly contextSize: number;
   /**
@@ -167,6 +173,12 @@ export interface GenerateOptions {
   readonly postSamplingProbs?: boolean;
   /** Emit `progress` events while the prompt is evaluated (llama-server's `return_progress`). @default false */
   readonly progress?: boolean;
+  /**
+   * LoRA adapters attached to this model (by their key) to run this generation with, each at its
+   * scale; generations with equal sets are batched together, others take turns. An adapter
+   * fork's model sets its own. @default none: the bare model
+   */
+  readonly adapters?: readonly { readonly key: string; readonly scale: number }[];
   /** Cancels the generation; the slot is freed as soon as the running step ends. */
   readonly signal?: AbortSignal;
   /**

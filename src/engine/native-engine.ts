@@ -1,15 +1,18 @@
 import { statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
 import { ConfigError, EngineError, GroveError, InvalidModelFileError, ModelNotFoundError } from "../core/errors.js";
+import { checkAdapter } from "../store/adapter-check.js";
 import { validateGgufFile } from "../gguf/gguf-validator.js";
 import type { Logger } from "../logging/logger.js";
 import { loadLibllamaFfi } from "../native/libllama.js";
 import { chooseLibraries, type LibrarySet } from "../native/library-directory.js";
 import { CACHE_TYPES, NativeModel } from "../native/native-model.js";
 import type { DecodeWorkerData, FromWorker } from "./decode-protocol.js";
-import type { EmbeddingPooling, Engine, LoadedModel, ModelSource } from "./engine.js";
+import { AdapterForkModel } from "./adapter-fork-model.js";
+import type { EmbeddingPooling, Engine, LoadedModel, ModelAdapter, ModelSource } from "./engine.js";
 import { NativeLoadedModel } from "./native-loaded-model.js";
 
 /** KV cache types `--cache-type-k` / `--cache-type-v` take. */
@@ -113,6 +116,8 @@ async function installLog(logger: Logger | undefined, directory: string): Promis
  */
 export class NativeEngine implements Engine {
   readonly #loaded = new Map<string, NativeLoadedModel>();
+  /** Adapter forks, each on a model of `#loaded`. */
+  readonly #forks = new Map<string, AdapterForkModel>();
   readonly #loading = new Map<string, Promise<LoadedModel>>();
   readonly #options: NativeEngineOptions;
   readonly #libraries: LibrarySet;
@@ -122,8 +127,9 @@ export class NativeEngine implements Engine {
     this.#libraries = libraries;
   }
 
+  /** The loaded models, then the adapter forks served on them. */
   get models(): readonly LoadedModel[] {
-    return [...this.#loaded.values()];
+    return [...this.#loaded.values(), ...this.#forks.values()];
   }
 
   /** The libraries in use and the GPU they drive. */
@@ -151,21 +157,63 @@ export class NativeEngine implements Engine {
   }
 
   getModel(id: string): LoadedModel {
-    const entry = this.#loaded.get(id);
+    const entry = this.#loaded.get(id) ?? this.#forks.get(id);
     if (!entry) throw new ModelNotFoundError(id);
     return entry;
   }
 
-  /** Loads a model under `source.id`, once: concurrent calls for the same id share the load. */
+  /**
+   * Loads a model under `source.id`, once: concurrent calls for the same id share the load. An
+   * adapter fork (`source.base`) runs on its base's load (loaded first when it is not) with its
+   * adapters attached there, each file once.
+   */
   load(source: ModelSource): Promise<LoadedModel> {
-    const entry = this.#loaded.get(source.id);
+    const entry = this.#loaded.get(source.id) ?? this.#forks.get(source.id);
     if (entry) return Promise.resolve(entry);
     let pending = this.#loading.get(source.id);
     if (!pending) {
-      pending = this.#loadOne(source).finally(() => this.#loading.delete(source.id));
+      pending = (source.base === undefined ? this.#loadOne(source) : this.#loadFork(source, source.base)).finally(() => this.#loading.delete(source.id));
       this.#loading.set(source.id, pending);
     }
     return pending;
+  }
+
+  /** An adapter fork: its base (loaded, or loaded now) with the fork's adapters attached. */
+  async #loadFork(source: ModelSource, baseSource: ModelSource): Promise<LoadedModel> {
+    const adapters = source.adapters ?? [];
+    if (baseSource.base !== undefined || adapters.length === 0) {
+      throw new ConfigError(`${source.id} names a base to run on but ${adapters.length === 0 ? "no adapter" : "that base is itself an adapter fork"}`);
+    }
+    // Before llama.cpp sees them (a malformed adapter can abort the process) and before the base loads.
+    for (const adapter of adapters) await checkServedAdapter(adapter, baseSource);
+    const loaded = await this.load(baseSource);
+    const base = this.#loaded.get(baseSource.id);
+    if (base === undefined || base !== loaded) throw new EngineError(`The base of ${source.id} was unloaded while it loaded; retry`);
+    const attached: string[] = [];
+    try {
+      for (const adapter of adapters) {
+        await base.attachAdapter(adapter.path, adapter.path);
+        attached.push(adapter.path);
+      }
+    } catch (error) {
+      for (const key of attached) if (!this.#adapterInUse(base, key)) base.detachAdapter(key);
+      throw new EngineError(`Could not load the adapter of ${source.id} on its base: ${(error as Error).message}`, { cause: error });
+    }
+    if (this.#loaded.get(baseSource.id) !== base) throw new EngineError(`The base of ${source.id} was unloaded while its adapter loaded; retry`);
+    const fork = new AdapterForkModel(
+      { ...base.info, id: source.id, digest: source.digest, adapters, base: base.info.id, loadedAt: Math.floor(Date.now() / 1000) },
+      base,
+      adapters.map((adapter) => ({ key: adapter.path, scale: adapter.scale ?? 1 })),
+    );
+    this.#forks.set(source.id, fork);
+    this.#options.logger?.info({ model: source.id, base: base.info.id, adapters: adapters.length }, "serving an adapter fork on its base");
+    return fork;
+  }
+
+  /** True when another fork on `base` applies the adapter `key`. */
+  #adapterInUse(base: LoadedModel, key: string): boolean {
+    for (const fork of this.#forks.values()) if (fork.base === base && fork.adapters.some((adapter) => adapter.key === key)) return true;
+    return false;
   }
 
   async #loadOne(source: ModelSource): Promise<LoadedModel> {
@@ -173,11 +221,7 @@ export class NativeEngine implements Engine {
     if ((await validateGgufFile(source.path)).adapterType !== undefined) {
       throw new InvalidModelFileError(`${basename(source.path)} is an adapter, not a model: serve it as a fork of its base (grove import --base)`);
     }
-    const adapters = source.adapters ?? [];
-    for (const adapter of adapters) {
-      // Malformed adapters can abort the process inside llama.cpp too.
-      if ((await validateGgufFile(adapter.path)).adapterType === undefined) throw new InvalidModelFileError(`${basename(adapter.path)} is not an adapter`);
-    }
+    if ((source.adapters ?? []).length > 0) throw new ConfigError(`${source.id} has adapters but no base to run them on (ModelSource.base)`);
     const threads = options.threads > 0 ? options.threads : defaultThreadCount(statSync(source.path).size);
     const slots = source.slots ?? options.slots ?? 4;
     const contextSize = source.contextSize ?? options.contextSize ?? 2048;
@@ -196,7 +240,6 @@ export class NativeEngine implements Engine {
     const signal = new SharedArrayBuffer(4);
     const data: DecodeWorkerData = {
       path: source.path,
-      adapters: adapters.map((adapter) => ({ path: adapter.path, scale: adapter.scale ?? 1 })),
       slots,
       contextSize,
       unifiedKv: options.unifiedKv ?? false,
@@ -233,7 +276,7 @@ export class NativeEngine implements Engine {
       vocabulary.free();
       if (error instanceof GroveError) {
         throw new EngineError(
-          `Could not load ${basename(source.path)} with ${slots} slots × ${contextSize} tokens${adapters.length === 0 ? "" : " and its adapter"}: ${error.message}`,
+          `Could not load ${basename(source.path)} with ${slots} slots × ${contextSize} tokens: ${error.message}`,
           { cause: error },
         );
       }
@@ -248,7 +291,6 @@ export class NativeEngine implements Engine {
           id: source.id,
           digest: source.digest,
           path: source.path,
-          ...(adapters.length === 0 ? {} : { adapters }),
           contextSize: ready.contextSize,
           ...(options.unifiedKv ? { unifiedKv: true } : {}),
           trainContextSize: ready.trainContextSize,
@@ -280,6 +322,7 @@ export class NativeEngine implements Engine {
     worker.on("exit", (code) => {
       if (this.#loaded.get(source.id) === model) {
         this.#loaded.delete(source.id);
+        this.#dropForks(model);
         options.logger?.error({ model: source.id, code }, "the decode thread exited");
       }
       model.fail(`the decode thread exited (code ${code})`);
@@ -288,16 +331,51 @@ export class NativeEngine implements Engine {
     return model;
   }
 
-  /** Frees a loaded model. */
+  /**
+   * Frees a loaded model with every adapter fork on it; for an adapter fork, detaches its adapters
+   * (those no other fork applies) and leaves the base loaded.
+   */
   async unload(id: string): Promise<void> {
+    const fork = this.#forks.get(id);
+    if (fork !== undefined) {
+      this.#forks.delete(id);
+      for (const adapter of fork.adapters) {
+        if (!this.#adapterInUse(fork.base, adapter.key)) (fork.base as NativeLoadedModel).detachAdapter(adapter.key);
+      }
+      return;
+    }
     const entry = this.#loaded.get(id);
     if (!entry) return;
     this.#loaded.delete(id);
+    this.#dropForks(entry);
     await entry.dispose();
+  }
+
+  /** Forgets the forks of a base that is going (llama.cpp frees their adapters with the model). */
+  #dropForks(base: LoadedModel): void {
+    for (const [id, fork] of this.#forks) if (fork.base === base) this.#forks.delete(id);
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.#loading.values()]);
     for (const id of [...this.#loaded.keys()]) await this.unload(id);
   }
+}
+
+/**
+ * Checks an adapter before it is loaded on a base: the file is there, is a valid LoRA adapter GGUF
+ * and fits the base (architecture, every tensor pair's shape, and a recorded base digest equal to
+ * the base's — the import's check, made again because the files are what llama.cpp reads now).
+ * Messages name files, never their directories.
+ * @throws InvalidModelFileError for a missing or malformed file, InvalidRequestError (param `base`) when it does not fit
+ */
+async function checkServedAdapter(adapter: ModelAdapter, base: ModelSource): Promise<void> {
+  const file = basename(adapter.path);
+  try {
+    await stat(adapter.path);
+  } catch (error) {
+    throw new InvalidModelFileError(`The adapter file ${file} is missing`, { cause: error });
+  }
+  if ((await validateGgufFile(adapter.path)).adapterType === undefined) throw new InvalidModelFileError(`${file} is not an adapter`);
+  await checkAdapter(adapter.path, { path: base.path, digest: base.digest, label: base.id });
 }

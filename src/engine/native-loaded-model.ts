@@ -5,7 +5,7 @@ import type { NativeModel } from "../native/native-model.js";
 import type { SamplerSettings } from "../native/sampler-chain.js";
 import { ChatTemplate, type ChatTemplateRenderOptions } from "./chat-template.js";
 import { commonPrefixLength } from "./decode-loop.js";
-import type { FromWorker, ToWorker } from "./decode-protocol.js";
+import { adapterSetKey, type FromWorker, type ToWorker } from "./decode-protocol.js";
 import type {
   ChatMessage,
   EmbedResult,
@@ -61,9 +61,13 @@ export class NativeLoadedModel implements LoadedModel {
   readonly #vocabulary: NativeModel;
   readonly #worker: Worker;
   readonly #signal: Int32Array;
-  readonly #pool: SlotPool<number>;
+  readonly #pool: SlotPool<number, { readonly tokens: readonly number[]; readonly set: string }>;
   /** What each slot's KV holds, as the worker last reported. */
   readonly #kv: Int32Array[];
+  /** The adapter set each slot's KV was computed with ({@link adapterSetKey}); another set reuses none of it. */
+  readonly #kvSet: string[];
+  /** LoRA adapters loaded (or loading) on the worker's model, by key. */
+  readonly #adapters = new Map<string, Promise<void>>();
   readonly #pending = new Map<number, Pending>();
   readonly #grammars = new Map<string, JsonGrammar>();
   readonly #finished: Record<FinishReason, number> = { stop: 0, length: 0, aborted: 0 };
@@ -81,10 +85,11 @@ export class NativeLoadedModel implements LoadedModel {
     this.#signal = new Int32Array(options.signal);
     this.#seed = options.seed;
     this.#kv = Array.from({ length: options.info.slots }, () => new Int32Array(0));
+    this.#kvSet = Array.from({ length: options.info.slots }, () => "");
     this.#pool = new SlotPool({
       slots: Array.from({ length: options.info.slots }, (_, index) => index),
       queueLimit: options.queueLimit,
-      cachedPrefixLength: (slot, prompt) => commonPrefixLength(this.#kv[slot]!, prompt),
+      cachedPrefixLength: (slot, prompt) => (this.#kvSet[slot] === prompt.set ? commonPrefixLength(this.#kv[slot]!, prompt.tokens) : 0),
     });
     const vocabulary = this.#vocabulary;
     const override = options.chatTemplate;
@@ -178,8 +183,14 @@ export class NativeLoadedModel implements LoadedModel {
     if (stray !== undefined) throw new InvalidRequestError(`The prompt holds token ${stray}; the vocabulary has ${this.info.vocabularySize}`, { param: "prompt" });
     if (this.#broken !== undefined) throw new EngineError(`The model's decode thread stopped: ${this.#broken}`);
     if (options.json !== undefined && options.grammar !== undefined) throw new InvalidRequestError("Give a JSON schema or a grammar, not both", { param: "grammar" });
+    const adapters = options.adapters ?? [];
+    for (const adapter of adapters) {
+      if (!this.#adapters.has(adapter.key)) throw new EngineError("A LoRA adapter of this request is not loaded on its base model");
+    }
     const grammar = options.json !== undefined ? await this.#grammarFor(options.json) : options.grammar !== undefined ? this.#gbnfGrammar(options.grammar) : undefined;
-    const slots = await this.#pool.acquireMany(prompt, choices, options.signal);
+    const set = adapterSetKey(adapters);
+    const slots = await this.#pool.acquireMany({ tokens: prompt, set }, choices, options.signal);
+    for (const slot of slots) this.#kvSet[slot] = set;
     const id = ++this.#nextId;
     const pending: Pending = { slots, open: new Set(slots), events: [], wake: undefined, firstTokenAt: 0 };
     this.#pending.set(id, pending);
@@ -200,6 +211,7 @@ export class NativeLoadedModel implements LoadedModel {
       specialText: options.specialText ?? false,
       postSamplingProbs: options.postSamplingProbs ?? false,
       progress: options.progress ?? false,
+      adapters: adapters.map((adapter) => ({ key: adapter.key, scale: adapter.scale })),
     });
     let finished = 0;
     try {
@@ -275,6 +287,49 @@ export class NativeLoadedModel implements LoadedModel {
     } finally {
       this.#pending.delete(id);
     }
+  }
+
+  /**
+   * Loads a LoRA adapter file on this model's decode thread under `key`, once (concurrent calls
+   * share the load); generations then name it in `adapters`. Validate the file first: a
+   * malformed adapter can abort the process inside llama.cpp.
+   * @throws EngineError when llama.cpp refuses it
+   */
+  attachAdapter(key: string, path: string): Promise<void> {
+    let loading = this.#adapters.get(key);
+    if (loading === undefined) {
+      loading = this.#loadAdapter(key, path);
+      this.#adapters.set(key, loading);
+      loading.catch(() => {
+        if (this.#adapters.get(key) === loading) this.#adapters.delete(key);
+      });
+    }
+    return loading;
+  }
+
+  async #loadAdapter(key: string, path: string): Promise<void> {
+    if (this.#broken !== undefined) throw new EngineError(`The model's decode thread stopped: ${this.#broken}`);
+    const id = ++this.#nextId;
+    const pending: Pending = { slots: [], open: new Set(), events: [], wake: undefined, firstTokenAt: 0 };
+    this.#pending.set(id, pending);
+    this.#post({ type: "adapter-load", id, key, path });
+    try {
+      const event = await this.#nextEvent(pending);
+      if (event.type !== "adapter-loaded") throw new EngineError(`Loading the LoRA adapter failed: ${"message" in event ? event.message : event.type}`);
+    } finally {
+      this.#pending.delete(id);
+    }
+  }
+
+  /** Frees an adapter (at once, or when the generations using it end); a later generation naming it fails. */
+  detachAdapter(key: string): void {
+    if (!this.#adapters.delete(key)) return;
+    if (this.#broken === undefined) this.#post({ type: "adapter-free", key });
+  }
+
+  /** The keys of the adapters attached now. */
+  get adapterKeys(): string[] {
+    return [...this.#adapters.keys()];
   }
 
   /** Called by the engine when the worker exits or fails: every waiting request ends with an error. */

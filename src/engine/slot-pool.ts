@@ -1,7 +1,7 @@
 import { AbortedError, OverloadedError } from "../core/errors.js";
 
-interface Waiter<T> {
-  readonly prompt: readonly number[];
+interface Waiter<T, P> {
+  readonly prompt: P;
   readonly count: number;
   readonly resolve: (slots: T[]) => void;
   readonly reject: (error: unknown) => void;
@@ -9,12 +9,13 @@ interface Waiter<T> {
   readonly onAbort: () => void;
 }
 
-export interface SlotPoolOptions<T> {
+/** `P` is what a request brings to match against a slot's cache: its prompt tokens by default. */
+export interface SlotPoolOptions<T, P = readonly number[]> {
   readonly slots: readonly T[];
   /** Requests allowed to wait when every slot is busy; the next gets OverloadedError. */
   readonly queueLimit: number;
   /** Length of the prompt prefix a slot already holds in its cache. */
-  readonly cachedPrefixLength: (slot: T, prompt: readonly number[]) => number;
+  readonly cachedPrefixLength: (slot: T, prompt: P) => number;
 }
 
 /**
@@ -23,12 +24,12 @@ export interface SlotPoolOptions<T> {
  * prompts and multi-turn chats skip re-evaluation. When all are busy, callers wait in FIFO
  * order in a bounded queue.
  */
-export class SlotPool<T> {
+export class SlotPool<T, P = readonly number[]> {
   private readonly free: T[];
-  private readonly waiters: Waiter<T>[] = [];
+  private readonly waiters: Waiter<T, P>[] = [];
   private readonly total: number;
 
-  constructor(private readonly options: SlotPoolOptions<T>) {
+  constructor(private readonly options: SlotPoolOptions<T, P>) {
     this.free = [...options.slots];
     this.total = options.slots.length;
   }
@@ -46,7 +47,7 @@ export class SlotPool<T> {
   }
 
   /** Resolves with a slot; the caller must `release` it exactly once. */
-  async acquire(prompt: readonly number[], signal?: AbortSignal): Promise<T> {
+  async acquire(prompt: P, signal?: AbortSignal): Promise<T> {
     return (await this.acquireMany(prompt, 1, signal))[0]!;
   }
 
@@ -55,7 +56,7 @@ export class SlotPool<T> {
    * longest prefix with the prompt; the caller releases each exactly once. Taking them together
    * means two requests can never each hold part of what they need and wait for the rest.
    */
-  acquireMany(prompt: readonly number[], count: number, signal?: AbortSignal): Promise<T[]> {
+  acquireMany(prompt: P, count: number, signal?: AbortSignal): Promise<T[]> {
     if (signal?.aborted) return Promise.reject(new AbortedError());
     if (count < 1 || count > this.total) return Promise.reject(new RangeError(`Cannot take ${count} of ${this.total} slots`));
     if (this.waiters.length === 0 && this.free.length >= count) return Promise.resolve(this.takeBest(prompt, count));
@@ -67,7 +68,7 @@ export class SlotPool<T> {
       );
     }
     return new Promise<T[]>((resolve, reject) => {
-      const waiter: Waiter<T> = {
+      const waiter: Waiter<T, P> = {
         prompt,
         count,
         resolve,
@@ -95,7 +96,7 @@ export class SlotPool<T> {
     }
   }
 
-  private takeBest(prompt: readonly number[], count: number): T[] {
+  private takeBest(prompt: P, count: number): T[] {
     let bestIndex = 0;
     let bestLength = -1;
     for (let index = 0; index < this.free.length; index++) {

@@ -250,6 +250,7 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
     llama_memory_seq_cp: llama.func("void llama_memory_seq_cp(void *mem, int32_t src, int32_t dst, int32_t p0, int32_t p1)"),
     llama_memory_seq_pos_max: llama.func("int32_t llama_memory_seq_pos_max(void *mem, int32_t seq_id)"),
     llama_adapter_lora_init: llama.func("void *llama_adapter_lora_init(void *model, const char *path)"),
+    llama_adapter_lora_free: llama.func("void llama_adapter_lora_free(void *adapter)"),
     llama_set_adapters_lora: llama.func("int32_t llama_set_adapters_lora(void *ctx, void **adapters, size_t n_adapters, float *scales)"),
     llama_attach_threadpool: llama.func("void llama_attach_threadpool(void *ctx, void *pool, void *pool_batch)"),
     llama_detach_threadpool: llama.func("void llama_detach_threadpool(void *ctx)"),
@@ -289,6 +290,8 @@ async function loadLibraries(libraryDirectory: string | undefined): Promise<Libl
     ggml_opt_result_loss: base.func("void ggml_opt_result_loss(void *result, _Out_ double *loss, _Out_ double *unc)"),
     ggml_opt_get_default_optimizer_params: base.func("ggml_opt_optimizer_params ggml_opt_get_default_optimizer_params(void *userdata)"),
   };
+  // glibc's allocator tuning (serving: see fixMmapThreshold in native-model.ts).
+  fn.mallopt = libc.func("int mallopt(int param, int value)");
   const dlopen = libc.func("void *dlopen(const char *path, int flags)");
   const dlsym = libc.func("void *dlsym(void *handle, const char *name)");
   const handles = [paths.llama, paths.base].map((path) => dlopen(path, RTLD_NOW | RTLD_NOLOAD));

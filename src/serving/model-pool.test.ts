@@ -59,10 +59,12 @@ class FakeEngine implements Partial<Engine> {
   async unload(id: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
     this.loaded.delete(id);
+    // A base's adapter forks ("a+1" on "a") go with it, as NativeEngine's.
+    for (const other of [...this.loaded.keys()]) if (other.startsWith(`${id}+`)) this.loaded.delete(other);
   }
 }
 
-const SIZES = { a: 300 * MIB, b: 200 * MIB, c: 250 * MIB, huge: 2000 * MIB };
+const SIZES = { a: 300 * MIB, b: 200 * MIB, c: 250 * MIB, huge: 2000 * MIB, "a+1": 10 * MIB, "a+2": 10 * MIB, "a+3": 10 * MIB };
 
 function makePool(options: { budget: number; graceMs?: number; idleUnloadMs?: number; maxLoaded?: number }) {
   const engine = new FakeEngine(SIZES);
@@ -80,7 +82,9 @@ function makePool(options: { budget: number; graceMs?: number; idleUnloadMs?: nu
     ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
   });
   const source = (id: string): ModelSource => ({ id, path: id, digest: `sha256:${id.padEnd(64, "0")}` as Digest });
-  return { engine, pool, source };
+  /** An adapter fork "a+1" of base "a". */
+  const fork = (id: string): ModelSource => ({ ...source(id), adapters: [{ path: id }], base: source(id.split("+")[0]!) });
+  return { engine, pool, source, fork };
 }
 
 const isOverloaded = (pattern: RegExp) => (error: unknown) => error instanceof OverloadedError && pattern.test(error.message);
@@ -184,5 +188,42 @@ describe("ModelPool: several models under a memory budget", () => {
     (engine.loaded.get("a") as FakeModel).release();
     await next;
     assert.ok(engine.peakBytes <= budget);
+  });
+});
+
+describe("ModelPool: adapter forks on their base", () => {
+  test("a fork loads its base first, reserves only its adapter, and takes no place among maxLoaded", async () => {
+    const { engine, pool, fork } = makePool({ budget: 0, maxLoaded: 1 });
+    await pool.acquire(fork("a+1"));
+    await pool.acquire(fork("a+2"));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "a+1", "a+2"]);
+    assert.equal(engine.loads, 3);
+    assert.equal(pool.usedBytes(), BASELINE + SIZES.a + 2 * SIZES["a+1"]);
+    const report = pool.report();
+    assert.deepEqual(report.models.map((model) => `${model.id} on ${model.base ?? "-"}`).sort(), ["a on -", "a+1 on a", "a+2 on a"]);
+  });
+
+  test("when the budget is short an idle fork is unloaded alone; its base stays", async () => {
+    const { engine, pool, fork } = makePool({ budget: BASELINE + SIZES.a + SIZES["a+1"] + 5 * MIB });
+    await pool.acquire(fork("a+1"));
+    await pool.acquire(fork("a+2"));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "a+2"]);
+    assert.ok(engine.peakBytes <= BASELINE + SIZES.a + SIZES["a+1"] + 5 * MIB);
+  });
+
+  test("unloading a base unloads its forks; a busy fork keeps its base loaded", async () => {
+    const { engine, pool, source, fork } = makePool({ budget: BASELINE + SIZES.a + SIZES["a+1"] + 5 * MIB });
+    const busy = await pool.acquire(fork("a+1"));
+    const running = busy.generate({ promptTokens: [1], maxTokens: 1 });
+    const first = running.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(pool.acquire(source("b")), isOverloaded(/Not enough of the memory budget for 'b' now/));
+    assert.deepEqual([...engine.loaded.keys()].sort(), ["a", "a+1"]);
+    (engine.loaded.get("a+1") as FakeModel).release();
+    await first;
+    await running.return(undefined);
+    await pool.acquire(source("b"));
+    assert.deepEqual([...engine.loaded.keys()], ["b"], "the base and its fork went together");
+    assert.deepEqual(pool.report().models.map((model) => model.id), ["b"]);
   });
 });

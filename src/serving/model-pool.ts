@@ -37,6 +37,8 @@ type EntryState = "loading" | "loaded" | "evicting";
 /** The pool's bookkeeping for one model id, from its reservation until it is unloaded. */
 export interface PoolEntry {
   readonly id: string;
+  /** For an adapter fork: the id of the base entry it runs on (its memory is its adapters'; it takes no model place). */
+  readonly base: string | undefined;
   state: EntryState;
   /** The estimate without the process baseline: what this model adds. */
   readonly modelBytes: number;
@@ -56,6 +58,8 @@ export interface PoolEntry {
 export interface LoadedModelReport {
   id: string;
   digest: string;
+  /** For an adapter fork: the loaded base it runs on (its estimate is its adapter files' size). */
+  base?: string;
   state: EntryState;
   /** Estimated bytes of this model (weights + KV cache + compute), without the process baseline. */
   estimateBytes: number;
@@ -90,6 +94,11 @@ export interface PoolReport {
  * up past the budget. When it cannot fit — too big alone, or every model that would have to go
  * is busy — the request gets {@link OverloadedError} (503 with Retry-After), never a load past the
  * budget. Models idle longer than `idleUnloadMs` are unloaded by a timer.
+ *
+ * An adapter fork is an entry of its own on its base's entry (LoRAX's adapters on one base): the
+ * base loads first (an entry like any model), then the adapters, reserving only their files' size
+ * and taking no place among `maxLoaded`. An idle fork can be unloaded alone; a base is idle only
+ * when its forks are, and unloading it unloads them.
  */
 export class ModelPool {
   private readonly entries = new Map<string, PoolEntry>();
@@ -116,10 +125,12 @@ export class ModelPool {
   /** A loaded model for `source`, loading it (and evicting others) when needed. */
   async acquire(source: ModelSource): Promise<LoadedModel> {
     const now = Date.now();
-    const entry = this.entries.get(source.id);
-    if (entry !== undefined && entry.state !== "evicting") {
-      entry.lastUsed = now;
-      entry.touched = now;
+    for (const id of source.base === undefined ? [source.id] : [source.id, source.base.id]) {
+      const entry = this.entries.get(id);
+      if (entry !== undefined && entry.state !== "evicting") {
+        entry.lastUsed = now;
+        entry.touched = now;
+      }
     }
     return new PooledModel(await this.load(source), source, this);
   }
@@ -149,20 +160,29 @@ export class ModelPool {
     if (loaded !== undefined && this.entries.get(source.id)?.state === "loaded") return Promise.resolve(loaded);
     let pending = this.pending.get(source.id);
     if (pending === undefined) {
-      pending = this.admitAndLoad(source).finally(() => this.pending.delete(source.id));
+      pending = (source.base === undefined ? this.admitAndLoad(source) : this.loadFork(source, source.base)).finally(() => this.pending.delete(source.id));
       this.pending.set(source.id, pending);
     }
     return pending;
   }
 
-  private async admitAndLoad(source: ModelSource): Promise<LoadedModel> {
+  /** An adapter fork: its base first (within the budget, like any model), then its adapters' bytes. */
+  private async loadFork(source: ModelSource, base: ModelSource): Promise<LoadedModel> {
+    await this.load(base);
+    return this.admitAndLoad(source, base.id);
+  }
+
+  private async admitAndLoad(source: ModelSource, base?: string): Promise<LoadedModel> {
     const estimate = await this.options.estimate(source);
     // From here to the reservation nothing awaits: the decision and the reservation are one step.
     const modelBytes = Math.max(0, estimate.totalBytes - estimate.baselineBytes);
-    const victims = this.chooseVictims(source.id, modelBytes);
+    if (base !== undefined && this.entries.get(base)?.state !== "loaded") {
+      throw new OverloadedError(`The base of '${source.id}' was unloaded while its adapter was about to load; retry`);
+    }
+    const victims = this.chooseVictims(source.id, modelBytes, base);
     const now = Date.now();
     const entry: PoolEntry = {
-      id: source.id, state: "loading", modelBytes, estimate, contextSize: source.contextSize, slots: source.slots, lastUsed: now, touched: now, active: 0,
+      id: source.id, base, state: "loading", modelBytes, estimate, contextSize: source.base?.contextSize ?? source.contextSize, slots: source.base?.slots ?? source.slots, lastUsed: now, touched: now, active: 0,
     };
     this.entries.set(source.id, entry);
     try {
@@ -183,7 +203,7 @@ export class ModelPool {
    * The least recently used idle models to unload so that `modelBytes` more fit the budget (and,
    * softly, the model count). Throws OverloadedError when the budget cannot be met.
    */
-  private chooseVictims(id: string, modelBytes: number): PoolEntry[] {
+  private chooseVictims(id: string, modelBytes: number, base?: string): PoolEntry[] {
     const budget = this.budget;
     if (budget > 0 && this.baseline + modelBytes > budget) {
       throw new OverloadedError(
@@ -193,17 +213,24 @@ export class ModelPool {
       );
     }
     const resident = [...this.entries.values()].filter((entry) => entry.state !== "evicting");
-    const candidates = resident.filter((entry) => entry.id !== id && this.isIdle(entry)).sort((a, b) => a.lastUsed - b.lastUsed);
+    // An adapter's base stays: the adapter is loaded onto it.
+    const candidates = resident.filter((entry) => entry.id !== id && entry.id !== base && this.isIdle(entry)).sort((a, b) => a.lastUsed - b.lastUsed);
     const victims: PoolEntry[] = [];
     let used = this.baseline + resident.reduce((sum, entry) => sum + entry.modelBytes, 0);
-    let count = resident.length;
+    let count = resident.filter((entry) => entry.base === undefined).length;
     const maxLoaded = this.options.maxLoaded ?? 2;
     for (const candidate of candidates) {
+      if (victims.includes(candidate)) continue;
       const overBudget = budget > 0 && used + modelBytes > budget;
-      if (!overBudget && count < maxLoaded) break;
-      victims.push(candidate);
-      used -= candidate.modelBytes;
-      count--;
+      if (!overBudget && (base !== undefined || count < maxLoaded)) break;
+      // An adapter frees only budget; it is worth taking only when the budget is short.
+      if (!overBudget && candidate.base !== undefined) continue;
+      for (const going of [candidate, ...this.forksOf(candidate.id)]) {
+        if (victims.includes(going)) continue;
+        victims.push(going);
+        used -= going.modelBytes;
+      }
+      if (candidate.base === undefined) count--;
     }
     if (budget > 0 && used + modelBytes > budget) {
       const busy = resident.filter((entry) => !victims.includes(entry)).map((entry) => entry.id);
@@ -215,23 +242,37 @@ export class ModelPool {
     return victims;
   }
 
-  /** Idle: no request through the pool and none in the engine, and past the grace after the last call. */
+  /** The adapter fork entries on a base entry. */
+  private forksOf(id: string): PoolEntry[] {
+    return [...this.entries.values()].filter((entry) => entry.base === id && entry.state !== "evicting");
+  }
+
+  /**
+   * Idle: no request through the pool and none in the engine, and past the grace after the last
+   * call. A fork's requests run in its base's slots, so a fork counts only its own requests, and
+   * a base is idle only when every fork on it is.
+   */
   private isIdle(entry: PoolEntry, now = Date.now()): boolean {
     if (entry.state !== "loaded" || entry.active > 0 || now - entry.touched < (this.options.graceMs ?? 1000)) return false;
+    if (entry.base !== undefined) return true;
+    if (this.forksOf(entry.id).some((fork) => !this.isIdle(fork, now))) return false;
     const model = this.options.engine.models.find((candidate) => candidate.info.id === entry.id);
     if (model === undefined) return true;
     const stats = model.stats();
     return stats.slotsBusy === 0 && stats.queued === 0;
   }
 
+  /** Unloads an entry; a base takes its forks with it (the engine ends them with it). */
   private evict(entry: PoolEntry): void {
-    entry.state = "evicting";
-    this.options.logger?.info({ model: entry.id, idleSeconds: round((Date.now() - entry.lastUsed) / 1000) }, "unloading model");
+    if (entry.state === "evicting") return;
+    const forks = entry.base === undefined ? this.forksOf(entry.id) : [];
+    for (const going of [entry, ...forks]) going.state = "evicting";
+    this.options.logger?.info({ model: entry.id, ...(entry.base === undefined ? {} : { base: entry.base }), forks: forks.length, idleSeconds: round((Date.now() - entry.lastUsed) / 1000) }, entry.base === undefined ? "unloading model" : "unloading an adapter fork");
     const unload = this.options.engine
       .unload(entry.id)
       .catch((error: unknown) => this.options.logger?.error({ err: error, model: entry.id }, "unloading a model failed"))
       .finally(() => {
-        if (this.entries.get(entry.id) === entry) this.entries.delete(entry.id);
+        for (const going of [entry, ...forks]) if (this.entries.get(going.id) === going) this.entries.delete(going.id);
         this.unloading.delete(unload);
       });
     this.unloading.add(unload);
@@ -265,6 +306,7 @@ export class ModelPool {
       models.push({
         id: entry.id,
         digest: model?.info.digest ?? entry.id,
+        ...(entry.base === undefined ? {} : { base: entry.base }),
         state: entry.state,
         estimateBytes: entry.modelBytes,
         estimate: { weightsBytes: entry.estimate.weightsBytes, kvCacheBytes: entry.estimate.kvCacheBytes, computeBytes: entry.estimate.computeBytes },

@@ -44,6 +44,9 @@ export async function resolveModelSettings(options: ResolveModelSettingsOptions)
       if (!(error instanceof GroveError)) throw error;
       throw new ConfigError(`${SOURCE} names '${setting.name}', which is not a model in the store: ${error.message}`, { param: FLAG, cause: error });
     }
+    if (source.base !== undefined) {
+      throw new ConfigError(`${SOURCE} names '${setting.name}', an adapter fork: it runs on its base's load, so give the ctx and slots to its base`, { param: FLAG });
+    }
     const shape = { contextSize: setting.contextSize ?? options.defaults.contextSize, slots: setting.slots ?? options.defaults.slots };
     const metadata = await GgufMetadataReader.open(source.path);
     const architecture = metadata.string("general.architecture", true);

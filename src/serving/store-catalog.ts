@@ -107,25 +107,38 @@ export class StoreCatalog implements ModelCatalog {
   async get(name: string): Promise<LoadedModel> {
     const digest = await this.resolve(name);
     const source = await this.sourceOf(digest, name);
-    return this.pool.acquire({ ...source, ...(this.shapes.get(digest) ?? this.defaultShape()) });
+    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) });
+    // An adapter fork runs on its base's load, at the base's shape.
+    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } });
   }
 
-  /** The plan module's estimate at the model's own context × slots; an adapter adds its file's size to the weights. */
-  private async estimate(source: ModelSource): Promise<MemoryEstimate> {
-    const estimate = await estimateModelMemory(source.path, {
-      contextSize: source.contextSize ?? this.defaultShape().contextSize,
-      slots: source.slots ?? this.defaultShape().slots,
-    });
-    let adapterBytes = 0;
-    for (const adapter of source.adapters ?? []) adapterBytes += (await stat(adapter.path)).size;
-    return { ...estimate, weightsBytes: estimate.weightsBytes + adapterBytes, totalBytes: estimate.totalBytes + adapterBytes };
+  private shapeOf(digest: Digest): ServingShape {
+    return this.shapes.get(digest) ?? this.defaultShape();
   }
 
   /**
-   * What to load for a model: its blob, or for an adapter fork its base's blob with the adapter
-   * applied (at the card's `adapter_scale`, default 1). Loaded under the adapter's digest, so it
-   * never shares a load with its bare base. With a shared registry (`--database`) the files
-   * may be on another replica only: then a {@link ModelNotLocalError} (503) names the model.
+   * The plan module's estimate at the model's own context × slots. An adapter fork shares its
+   * base's weights, KV cache and compute buffers (its base has an estimate of its own): it adds
+   * its adapter files' size, as weights.
+   */
+  private async estimate(source: ModelSource): Promise<MemoryEstimate> {
+    const shape = source.base ?? source;
+    const estimate = await estimateModelMemory(shape.path, {
+      contextSize: shape.contextSize ?? this.defaultShape().contextSize,
+      slots: shape.slots ?? this.defaultShape().slots,
+    });
+    if (source.base === undefined) return estimate;
+    let adapterBytes = 0;
+    for (const adapter of source.adapters ?? []) adapterBytes += (await stat(adapter.path)).size;
+    return { ...estimate, weightsBytes: adapterBytes, kvCacheBytes: 0, computeBytes: 0, baselineBytes: 0, totalBytes: adapterBytes };
+  }
+
+  /**
+   * What to load for a model: its blob, or for an adapter fork its adapter on its base's load (at
+   * the card's `adapter_scale`, default 1): served under the adapter's digest, on the one load of
+   * the base that the bare base and all its adapter forks share. With a shared registry
+   * (`--database`) the files may be on another replica only: then a {@link ModelNotLocalError}
+   * (503) names the model.
    */
   private async sourceOf(digest: Digest, name: string): Promise<ModelSource> {
     const { store } = this.options;
@@ -133,11 +146,13 @@ export class StoreCatalog implements ModelCatalog {
     const edge = (await store.registry.parentsOf(digest)).find((parent) => parent.relation === "adapter");
     if (edge === undefined) return { id: digest, digest, path };
     const scale = (await store.registry.getModel(digest))?.card["adapter_scale"];
+    const basePath = await store.localPath(edge.parent, `${name}'s base`);
     return {
       id: digest,
       digest,
-      path: await store.localPath(edge.parent, `${name}'s base`),
+      path: basePath,
       adapters: [{ path, scale: typeof scale === "number" && Number.isFinite(scale) ? scale : 1 }],
+      base: { id: edge.parent, digest: edge.parent, path: basePath },
     };
   }
 
