@@ -23,6 +23,11 @@ export function logSumExp(row: Float32Array): number {
 
 /** The indices of the `count` largest values of a row, largest first. */
 export function topTokens(row: Float32Array, count: number): number[] {
+  // Most of the row (llama-server's `n_probs` up to the vocabulary): one sort beats insertion.
+  if (count * 8 >= row.length) {
+    const order = Array.from({ length: row.length }, (_, index) => index).sort((a, b) => row[b]! - row[a]! || a - b);
+    return order.slice(0, count);
+  }
   const best: number[] = [];
   for (let index = 0; index < row.length; index++) {
     const value = row[index]!;

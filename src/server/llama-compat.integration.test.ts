@@ -152,6 +152,19 @@ describe("llama-server's endpoints", () => {
     assert.ok(["yes", "no"].includes(constrained.json.content), constrained.text);
   });
 
+  test("/completion: n_probs up to the whole vocabulary (a distribution to compare), beyond the bound a 400", async () => {
+    const whole = await post("/completion", { prompt: "dog is a", n_predict: 1, temperature: 0, n_probs: 65_536 });
+    assert.equal(whole.status, 200, whole.text.slice(0, 300));
+    const top = whole.json.completion_probabilities[0].top_logprobs as { id: number; logprob: number }[];
+    assert.equal(new Set(top.map((entry) => entry.id)).size, top.length);
+    assert.ok(top.length > 1000, `${top.length} tokens`);
+    const mass = top.reduce((sum, entry) => sum + Math.exp(entry.logprob), 0);
+    assert.ok(Math.abs(mass - 1) < 1e-3, `probabilities sum to ${mass}`);
+    for (let index = 1; index < top.length; index++) assert.ok(top[index - 1]!.logprob >= top[index]!.logprob);
+    const tooMany = await post("/completion", { prompt: "dog", n_predict: 1, n_probs: 65_537 });
+    assert.equal(tooMany.status, 400, tooMany.text);
+  });
+
   test("/completion streams llama-server's events: tokens in each, stop: true with timings last, no [DONE]", async () => {
     const response = await fetch(`${base}/completion`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "dog", n_predict: 5, stream: true, temperature: 0, ignore_eos: true }) });
     const events = (await response.text()).split("\n\n").filter((line) => line.startsWith("data: ")).map((line) => line.slice(6));

@@ -43,7 +43,7 @@ const generation = {
   seed: nullable(z.number().int().min(-1).max(2 ** 32 - 1)),
   stop: nullable(z.array(z.string().min(1).max(LIMITS.stopChars)).max(LIMITS.stopStrings)),
   stream: nullable(z.boolean()),
-  n_probs: nullable(z.number().int().min(0).max(LIMITS.topLogprobs)),
+  n_probs: nullable(z.number().int().min(0).max(LIMITS.nProbs)),
   return_tokens: nullable(z.boolean()),
   response_fields: nullable(z.array(z.string().max(256)).max(64)),
   ignore_eos: nullable(z.boolean()),

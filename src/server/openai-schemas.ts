@@ -16,6 +16,8 @@ export const LIMITS = {
   stopChars: 256,
   logitBias: 1024,
   topLogprobs: 20,
+  /** llama-server's `n_probs` on `/completion`: up to a whole vocabulary of this size (a KL divergence needs every token). */
+  nProbs: 65_536,
   promptBatch: 64,
   embeddingInputs: 256,
   schemaDepth: 16,
