@@ -1,7 +1,9 @@
-import { access, readFile, rm, writeFile } from "node:fs/promises";
+import { access, copyFile, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import type { Digest } from "../../core/digest.js";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
+import { digestOfFile } from "../../store/file-digest.js";
 import { runNativeJob } from "../../native/job-host.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { quoteUntrusted } from "../../store/model-ref.js";
@@ -14,6 +16,7 @@ import type { FinetuneWorkerArguments } from "./finetune-worker.js";
 import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
 import { readTrainingData } from "./training-data.js";
+import { checkLoraBase, resolveLoraSettings, type LoraSettings } from "./lora.js";
 
 const JOB = new URL("./finetune-worker.js", import.meta.url);
 
@@ -54,6 +57,8 @@ export interface FinetuneParameters {
   trainer?: Trainer;
   /** Windows whose gradients are summed into one optimizer step (ggml trainer only). @default 1 */
   accumulate?: number;
+  /** Train a LoRA adapter on the frozen base (ggml trainer only); the result is an `adapter` fork. */
+  lora?: LoraSettings;
   threads: number;
   optimizer: "adamw";
 }
@@ -81,6 +86,12 @@ export interface FinetuneRequest {
   trainer?: Trainer;
   /** Gradient accumulation: windows per optimizer step (ggml trainer only). @default 1 */
   accumulate?: number;
+  /**
+   * Train a LoRA adapter instead of every weight (absent: a full fine-tune); missing fields take
+   * `LORA_DEFAULTS` (rank 8, alpha 16, dropout 0.05, every projection). `targets` may be the
+   * CLI's comma-separated list.
+   */
+  lora?: { rank?: number; alpha?: number; dropout?: number; targets?: readonly string[] | string };
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -107,6 +118,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     ...(request.packing === false ? { packing: false as const } : {}),
     trainer: request.trainer ?? "ggml",
     ...(request.accumulate === undefined ? {} : { accumulate: request.accumulate }),
+    ...(request.lora === undefined ? {} : { lora: resolveLoraSettings(request.lora) }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -131,6 +143,8 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     check(Number.isInteger(parameters.accumulate) && parameters.accumulate >= 1 && parameters.accumulate <= 4096, "accumulate", `accumulate must be a whole number of windows from 1 to 4096, got ${parameters.accumulate}`);
     check(parameters.trainer === "ggml", "accumulate", "accumulate needs the ggml trainer (llama.cpp's accumulates only within a window)");
   }
+  // llama_opt_init makes every model tensor a parameter: llama.cpp's trainer has no adapter to train.
+  check(parameters.lora === undefined || parameters.trainer === "ggml", "trainer", "LoRA needs the ggml trainer: llama.cpp's (llama_opt_epoch) trains the model's own tensors only, never an adapter");
   if (parameters.packing === false) {
     check(parameters.stride === undefined || parameters.stride === parameters.contextSize, "stride", `without packing each record has a window of its own: stride must be left out (or equal ctx, ${parameters.contextSize}), got ${parameters.stride}`);
     parameters.stride = parameters.contextSize;
@@ -162,6 +176,7 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
       { param: "trainer" },
     );
   }
+  if (parameters.lora !== undefined) await checkLoraBase(parent.path, request.model);
   const data = await readTrainingData(request.data);
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
@@ -260,9 +275,12 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   const midEpoch = resumeFrom !== undefined && job.checkpointStep !== undefined;
   const startEpoch = resumeFrom === undefined ? 0 : midEpoch ? resumeFrom : resumeFrom + 1;
   const startStep = midEpoch ? job.checkpointStep! : 0;
+  // A LoRA run trains on the parent as it is (in its own type) and checkpoints the adapter only.
+  const lora = parameters.lora;
   const workerArguments: FinetuneWorkerArguments = {
-    model: resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
-    ...(resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
+    model: lora !== undefined ? parent.path : resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
+    ...(lora === undefined && resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
+    ...(lora === undefined ? {} : { lora, baseDigest: parent.model.digest, ...(resumeFrom === undefined ? {} : { adapterCheckpoint: checkpoint }) }),
     output: trained,
     tokensFile: join(directory, "tokens.bin"),
     contextSize: parameters.contextSize,
@@ -344,10 +362,17 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     await runWorker(options.jobModule ?? JOB, argumentsFile, onEvent, options.signal);
     await saving;
     if (options.output !== undefined) {
-      const written = await repackageTrainedModel(parent.path, trained, options.output);
-      job.untrainedTensors = written.untrainedTensors;
+      let digest: Digest;
+      if (lora === undefined) {
+        const written = await repackageTrainedModel(parent.path, trained, options.output);
+        job.untrainedTensors = written.untrainedTensors;
+        digest = written.digest;
+      } else {
+        await copyFile(trained, options.output);
+        digest = await digestOfFile(options.output);
+      }
       job.status = "succeeded";
-      job.result = { digest: written.digest };
+      job.result = { digest };
       job.progress = { fraction: 1, message: "done" };
       await cleanWorkingFiles(directory, true);
       job.steps = thin(job.steps!);
@@ -356,7 +381,9 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     }
     const output = await store.blobs.createTempPath();
     try {
-      job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
+      // A LoRA run's output is already the adapter file: it is imported as it is.
+      if (lora === undefined) job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
+      else await rename(trained, output);
       const recipe: Recipe = {
         tool: (parameters.trainer ?? "llama.cpp") === "ggml" ? GGML_FINETUNE_TOOL : FINETUNE_TOOL,
         toolVersion: quantizerVersion(),
@@ -366,7 +393,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
       const result = await store.importFile(output, {
         ...(parameters.name === undefined ? {} : { name: parameters.name }),
         base: parent.model.digest,
-        relation: "finetune",
+        relation: lora === undefined ? "finetune" : "adapter",
         recipe,
         mode: "move",
         card: { training: trainingCard(job) },
@@ -393,11 +420,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lora", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, threads, optimizer } = parameters;
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lora, threads, optimizer } = parameters;
   return {
     epochs,
     learningRate,
@@ -409,6 +436,7 @@ function recipeParameters(parameters: FinetuneParameters): Record<string, unknow
     ...(warmupSteps === undefined ? {} : { warmupSteps }),
     ...(packing === false ? { packing } : {}),
     ...(accumulate === undefined ? {} : { accumulate }),
+    ...(lora === undefined ? {} : { lora: { ...lora, targets: [...lora.targets] } }),
     threads,
     optimizer,
   };
@@ -496,8 +524,21 @@ for (const [tool, trainer] of [[FINETUNE_TOOL, "llama.cpp"], [GGML_FINETUNE_TOOL
       if (parameters["packing"] !== false) throw new InvalidRequestError("Invalid recipe: field 'parameters.packing': expected false or absent", { param: "parameters.packing" });
       request.packing = false;
     }
+    if (parameters["lora"] !== undefined) request.lora = recipeLora(parameters["lora"]);
     if (context.threads !== undefined) request.threads = context.threads;
     const job = await createFinetuneJob(store, jobs, request);
     await runFinetuneJob(store, jobs, job.id, { output: context.output, ...(context.signal === undefined ? {} : { signal: context.signal }) });
   },
 });
+
+/** A recipe's `lora` parameters, checked field by field (their values are checked again by resolveLoraSettings). */
+function recipeLora(value: unknown): NonNullable<FinetuneRequest["lora"]> {
+  const fail = (field: string, expected: string): never => {
+    throw new InvalidRequestError(`Invalid recipe: field 'parameters.lora${field}': expected ${expected}`, { param: `parameters.lora${field}` });
+  };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return fail("", "an object");
+  const record = value as Record<string, unknown>;
+  for (const key of ["rank", "alpha", "dropout"]) if (typeof record[key] !== "number") fail(`.${key}`, "a number");
+  if (!Array.isArray(record["targets"]) || !record["targets"].every((target) => typeof target === "string")) fail(".targets", "a list of target names");
+  return { rank: record["rank"] as number, alpha: record["alpha"] as number, dropout: record["dropout"] as number, targets: record["targets"] as string[] };
+}

@@ -5,7 +5,10 @@ import { EngineError } from "../../core/errors.js";
 import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
+import { ggmlTypeByName } from "../../gguf/ggml-types.js";
 import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+import { frozenTypeProblem, writeLoraAdapter } from "./lora.js";
+import { createLoraTensors } from "./lora-tensors.js";
 
 // Grove's own training graph: the Llama architecture written with ggml's operators and trained
 // with ggml's optimizer (ggml-opt, AdamW), through the libggml that node-llama-cpp ships. It
@@ -29,7 +32,7 @@ const GRAPH_SIZE = 2048;
 
 type Pointer = unknown;
 /* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
-type Ggml = Record<string, (...args: any[]) => any>;
+export type Ggml = Record<string, (...args: any[]) => any>;
 
 let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
 
@@ -74,6 +77,7 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
     op1("ggml_transpose"),
     op1("ggml_silu"),
     ["ggml_rms_norm", base.func("void *ggml_rms_norm(void *ctx, void *a, float eps)")],
+    ["ggml_scale", base.func("void *ggml_scale(void *ctx, void *a, float s)")],
     ["ggml_reshape_2d", base.func("void *ggml_reshape_2d(void *ctx, void *a, int64_t ne0, int64_t ne1)")],
     ["ggml_reshape_3d", base.func("void *ggml_reshape_3d(void *ctx, void *a, int64_t ne0, int64_t ne1, int64_t ne2)")],
     ["ggml_permute", base.func("void *ggml_permute(void *ctx, void *a, int axis0, int axis1, int axis2, int axis3)")],
@@ -109,7 +113,7 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
 }
 
 /** The hyperparameters the graph needs, from a Llama GGUF's metadata and shapes. */
-interface Shape {
+export interface Shape {
   embedding: number;
   heads: number;
   headsKv: number;
@@ -122,7 +126,7 @@ interface Shape {
   contextLength: number;
 }
 
-function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string): Shape {
+function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string, lora: boolean): Shape {
   const architecture = metadata.get("general.architecture")?.value;
   if (architecture !== "llama") throw new EngineError(`Grove's trainer knows the llama architecture; ${file} is ${String(architecture)}`);
   const number = (key: string, fallback?: number): number => {
@@ -138,7 +142,13 @@ function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<strin
   const embeddings = tensors.get("token_embd.weight");
   if (embeddings === undefined) throw new EngineError(`${file} has no token_embd.weight`);
   for (const tensor of tensors.values()) {
-    if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
+    if (!lora) {
+      if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
+      continue;
+    }
+    // LoRA leaves the base in its own type: each must be one ggml can back-propagate through.
+    const problem = frozenTypeProblem(tensor.type, tensor.shape.length);
+    if (problem !== undefined) throw new EngineError(`LoRA cannot train on ${tensor.name} of ${file}: it is ${problem}`);
   }
   return {
     embedding,
@@ -167,7 +177,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
   const { koffi, g, fn, symbol } = await loadGgml();
   const header = await readGgufHeader(args.model);
   const layout = ggufTensorLayout(header);
-  const shape = readShape(header.metadata, layout.tensors, args.model);
+  const lora = args.lora;
+  const shape = readShape(header.metadata, layout.tensors, args.model, lora !== undefined);
   const n = args.contextSize;
   const tokenBytes = await readFile(args.tokensFile);
   const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, Math.floor(tokenBytes.length / 4));
@@ -188,12 +199,15 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     if (setThreads !== null) koffi.call(setThreads, "grove_ggml_set_n_threads", backend, args.threads);
 
     // Weights and fixed inputs live in one statically allocated context.
-    const weightsContext = g.ggml_init!({ mem_size: (layout.tensors.size + 8) * Number(g.ggml_tensor_overhead!()), mem_buffer: null, no_alloc: true });
+    const loraCount = lora === undefined ? 0 : 2 * lora.targets.length * shape.blocks + lora.targets.length;
+    const weightsContext = g.ggml_init!({ mem_size: (layout.tensors.size + loraCount + 8) * Number(g.ggml_tensor_overhead!()), mem_buffer: null, no_alloc: true });
     cleanup.push(() => g.ggml_free!(weightsContext));
     const weights = new Map<string, Pointer>();
     for (const tensor of layout.tensors.values()) {
       if (tensor.shape.length > 2) throw new EngineError(`${tensor.name} has ${tensor.shape.length} dimensions; the trainer expects at most 2`);
-      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_F32, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, tensor.shape[0], tensor.shape[1]);
+      // A full fine-tune trains F32 weights (checked above); a LoRA run keeps the file's type.
+      const type = ggmlTypeByName(tensor.type).id;
+      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, type, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, type, tensor.shape[0], tensor.shape[1]);
       g.ggml_set_name!(made, tensor.name);
       weights.set(tensor.name, made);
     }
@@ -201,6 +215,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const positions = g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_I32, n);
     const mask = g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, n, n);
     for (const input of [inputTokens, positions, mask]) g.ggml_set_input!(input);
+    const adapter = lora === undefined ? undefined : createLoraTensors(g, weightsContext, lora, shape, layout.tensors, n);
     const weightsBuffer = g.ggml_backend_alloc_ctx_tensors!(weightsContext, backend);
     if (weightsBuffer === null) throw new EngineError("ggml could not allocate the model's weights");
     cleanup.push(() => g.ggml_backend_buffer_free!(weightsBuffer));
@@ -219,7 +234,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const maskData = new Float32Array(n * n);
     for (let query = 0; query < n; query++) for (let key = query + 1; key < n; key++) maskData[query * n + key] = -Infinity;
     g.ggml_backend_tensor_set!(mask, maskData, 0, n * n * 4);
-    for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
+    if (adapter === undefined) for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
+    else await adapter.initialize(args.adapterCheckpoint);
 
     // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
     const computeContext = g.ggml_init!({
@@ -236,25 +252,35 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     };
     const headSize = shape.embedding / shape.heads;
     const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
+    /** W·x for the named projection, plus (alpha / rank)·B·A·dropout(x) where LoRA adapts it. */
+    const project = (name: string, input: Pointer): Pointer => {
+      const base = g.ggml_mul_mat!(c, weight(name), input);
+      const branch = adapter?.pairs.get(name);
+      if (branch === undefined) return base;
+      const dropped = branch.mask === undefined ? input : g.ggml_mul!(c, input, branch.mask);
+      // The scale goes on the rank-wide product, the smallest tensor of the branch.
+      const reduced = g.ggml_scale!(c, g.ggml_mul_mat!(c, branch.a, dropped), lora!.alpha / lora!.rank);
+      return g.ggml_add!(c, base, g.ggml_mul_mat!(c, branch.b, reduced));
+    };
     const rope = (input: Pointer): Pointer =>
       g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, GGML_ROPE_TYPE_NORMAL, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
     let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
     for (let block = 0; block < shape.blocks; block++) {
       const prefix = `blk.${block}.`;
       const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
-      const q = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_q.weight`), attentionInput), headSize, shape.heads, n));
-      const k = rope(g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_k.weight`), attentionInput), headSize, shape.headsKv, n));
-      const v = g.ggml_reshape_3d!(c, g.ggml_mul_mat!(c, weight(`${prefix}attn_v.weight`), attentionInput), headSize, shape.headsKv, n);
+      const q = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_q.weight`, attentionInput), headSize, shape.heads, n));
+      const k = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_k.weight`, attentionInput), headSize, shape.headsKv, n));
+      const v = g.ggml_reshape_3d!(c, project(`${prefix}attn_v.weight`, attentionInput), headSize, shape.headsKv, n);
       const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
       const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
       const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
       const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
-      const attended = g.ggml_mul_mat!(c, weight(`${prefix}attn_output.weight`), g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
+      const attended = project(`${prefix}attn_output.weight`, g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
       const feedForwardInput = g.ggml_add!(c, attended, hidden);
       const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
-      const gate = g.ggml_silu!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_gate.weight`), normed));
-      const up = g.ggml_mul_mat!(c, weight(`${prefix}ffn_up.weight`), normed);
-      hidden = g.ggml_add!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_down.weight`), g.ggml_mul!(c, gate, up)), feedForwardInput);
+      const gate = g.ggml_silu!(c, project(`${prefix}ffn_gate.weight`, normed));
+      const up = project(`${prefix}ffn_up.weight`, normed);
+      hidden = g.ggml_add!(c, project(`${prefix}ffn_down.weight`, g.ggml_mul!(c, gate, up)), feedForwardInput);
     }
     const logits = g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight"));
     g.ggml_set_output!(logits);
@@ -307,7 +333,10 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       fn.ggml_opt_result_loss!(result, loss, [0]);
       return loss[0]!;
     };
-    const save = (path: string): void => saveWeights(g, args.model, layout.tensors, weights, path);
+    const save = async (path: string): Promise<void> => {
+      if (adapter === undefined) saveWeights(g, args.model, layout.tensors, weights, path);
+      else await writeLoraAdapter({ basePath: args.model, ...(args.baseDigest === undefined ? {} : { baseDigest: args.baseDigest as never }), alpha: lora!.alpha, rank: lora!.rank, pairs: adapter.read(), outPath: path });
+    };
 
     emit({ event: "ready", windows, trainWindows, validationWindows: windows - trainWindows, tokens: tokens.length, stepsPerEpoch: trainWindows });
     const interval = args.checkpointIntervalMs ?? 0;
@@ -320,6 +349,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       let previous = 0;
       for (let step = offset + 1; step <= trainWindows; step++) {
         loadWindow(step - 1);
+        adapter?.drawMasks(epoch, step);
         g.ggml_opt_alloc!(optimizer, true);
         g.ggml_opt_eval!(optimizer, resultTrain);
         const mean = meanLoss(resultTrain);
@@ -329,7 +359,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
         if (args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step + 1));
         emit({ event: "step", epoch, step, steps: trainWindows, loss: stepLoss, meanLoss: mean, validation: false });
         if (interval > 0 && args.checkpoint !== undefined && step < trainWindows && performance.now() - lastCheckpoint >= interval) {
-          save(args.checkpoint);
+          await save(args.checkpoint);
           lastCheckpoint = performance.now();
           emit({ event: "checkpoint", epoch, step, path: args.checkpoint });
         }
@@ -337,6 +367,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       previous = 0;
       for (let index = trainWindows; index < windows; index++) {
         loadWindow(index);
+        adapter?.drawMasks(epoch, undefined);
         g.ggml_opt_alloc!(optimizer, false);
         g.ggml_opt_eval!(optimizer, resultEval);
         const mean = meanLoss(resultEval);
@@ -359,12 +390,12 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       fn.ggml_opt_result_reset!(resultTrain);
       fn.ggml_opt_result_reset!(resultEval);
       if (args.checkpoint !== undefined && epoch < args.epochs - 1) {
-        save(args.checkpoint);
+        await save(args.checkpoint);
         lastCheckpoint = performance.now();
         emit({ event: "checkpoint", epoch, path: args.checkpoint });
       }
     }
-    save(args.output);
+    await save(args.output);
     emit({ event: "saved", path: args.output });
   } finally {
     for (const release of cleanup.reverse()) release();
