@@ -29,6 +29,13 @@ const GGML_OPT_OPTIMIZER_TYPE_ADAMW = 0;
 const GGML_ROPE_TYPE_NORMAL = 0;
 /** ggml's GGML_DEFAULT_GRAPH_SIZE: ggml_opt_init builds the static forward graph at this size. */
 const GRAPH_SIZE = 2048;
+/**
+ * Nodes of a LoRA run's graph (forward, backward and optimizer): each adapted projection adds
+ * about 17, so a 16-block model adapted everywhere needs ~3,300 — past the static graph's 2,048.
+ * A LoRA run therefore builds its graph per step at this size (ggml-opt's non-static mode, as
+ * llama.cpp's own trainer does).
+ */
+const LORA_GRAPH_SIZE = 16384;
 
 type Pointer = unknown;
 /* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
@@ -104,6 +111,10 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
     ["ggml_opt_alloc", base.func("void ggml_opt_alloc(void *opt, bool backward)")],
     ["ggml_opt_eval", base.func("void ggml_opt_eval(void *opt, void *result)")],
     ["ggml_opt_labels", base.func("void *ggml_opt_labels(void *opt)")],
+    ["ggml_opt_reset", base.func("void ggml_opt_reset(void *opt, bool optimizer)")],
+    ["ggml_opt_prepare_alloc", base.func("void ggml_opt_prepare_alloc(void *opt, void *ctx, void *graph, void *inputs, void *outputs)")],
+    ["ggml_new_graph_custom", base.func("void *ggml_new_graph_custom(void *ctx, size_t size, bool grads)")],
+    ["ggml_build_forward_expand", base.func("void ggml_build_forward_expand(void *graph, void *tensor)")],
     ["ggml_backend_dev_by_type", registry.func("void *ggml_backend_dev_by_type(int type)")],
     ["ggml_backend_dev_init", base.func("void *ggml_backend_dev_init(void *device, const char *params)")],
   ]);
@@ -237,55 +248,58 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     if (adapter === undefined) for (const name of weights.keys()) g.ggml_set_param!(weights.get(name));
     else await adapter.initialize(args.adapterCheckpoint);
 
-    // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
-    const computeContext = g.ggml_init!({
-      mem_size: 16 * GRAPH_SIZE * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(GRAPH_SIZE, true)),
-      mem_buffer: null,
-      no_alloc: true,
-    });
-    cleanup.push(() => g.ggml_free!(computeContext));
-    const c = computeContext;
     const weight = (name: string): Pointer => {
       const found = weights.get(name);
       if (found === undefined) throw new EngineError(`${args.model} has no ${name}`);
       return found;
     };
     const headSize = shape.embedding / shape.heads;
-    const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
-    /** W·x for the named projection, plus (alpha / rank)·B·A·dropout(x) where LoRA adapts it. */
-    const project = (name: string, input: Pointer): Pointer => {
-      const base = g.ggml_mul_mat!(c, weight(name), input);
-      const branch = adapter?.pairs.get(name);
-      if (branch === undefined) return base;
-      const dropped = branch.mask === undefined ? input : g.ggml_mul!(c, input, branch.mask);
-      // The scale goes on the rank-wide product, the smallest tensor of the branch.
-      const reduced = g.ggml_scale!(c, g.ggml_mul_mat!(c, branch.a, dropped), lora!.alpha / lora!.rank);
-      return g.ggml_add!(c, base, g.ggml_mul_mat!(c, branch.b, reduced));
+    // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
+    const buildForward = (c: Pointer): Pointer => {
+      const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
+      /** W·x for the named projection, plus (alpha / rank)·B·A·dropout(x) where LoRA adapts it. */
+      const project = (name: string, input: Pointer): Pointer => {
+        const base = g.ggml_mul_mat!(c, weight(name), input);
+        const branch = adapter?.pairs.get(name);
+        if (branch === undefined) return base;
+        const dropped = branch.mask === undefined ? input : g.ggml_mul!(c, input, branch.mask);
+        // The scale goes on the rank-wide product, the smallest tensor of the branch.
+        const reduced = g.ggml_scale!(c, g.ggml_mul_mat!(c, branch.a, dropped), lora!.alpha / lora!.rank);
+        return g.ggml_add!(c, base, g.ggml_mul_mat!(c, branch.b, reduced));
+      };
+      const rope = (input: Pointer): Pointer =>
+        g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, GGML_ROPE_TYPE_NORMAL, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
+      let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
+      for (let block = 0; block < shape.blocks; block++) {
+        const prefix = `blk.${block}.`;
+        const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
+        const q = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_q.weight`, attentionInput), headSize, shape.heads, n));
+        const k = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_k.weight`, attentionInput), headSize, shape.headsKv, n));
+        const v = g.ggml_reshape_3d!(c, project(`${prefix}attn_v.weight`, attentionInput), headSize, shape.headsKv, n);
+        const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
+        const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
+        const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
+        const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
+        const attended = project(`${prefix}attn_output.weight`, g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
+        const feedForwardInput = g.ggml_add!(c, attended, hidden);
+        const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
+        const gate = g.ggml_silu!(c, project(`${prefix}ffn_gate.weight`, normed));
+        const up = project(`${prefix}ffn_up.weight`, normed);
+        hidden = g.ggml_add!(c, project(`${prefix}ffn_down.weight`, g.ggml_mul!(c, gate, up)), feedForwardInput);
+      }
+      const logits = g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight"));
+      g.ggml_set_output!(logits);
+      return logits;
     };
-    const rope = (input: Pointer): Pointer =>
-      g.ggml_rope_ext!(c, input, positions, null, shape.ropeDimensions, GGML_ROPE_TYPE_NORMAL, shape.contextLength, shape.ropeBase, 1, 0, 1, 32, 1);
-    let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
-    for (let block = 0; block < shape.blocks; block++) {
-      const prefix = `blk.${block}.`;
-      const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
-      const q = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_q.weight`, attentionInput), headSize, shape.heads, n));
-      const k = rope(g.ggml_reshape_3d!(c, project(`${prefix}attn_k.weight`, attentionInput), headSize, shape.headsKv, n));
-      const v = g.ggml_reshape_3d!(c, project(`${prefix}attn_v.weight`, attentionInput), headSize, shape.headsKv, n);
-      const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
-      const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
-      const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
-      const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
-      const attended = project(`${prefix}attn_output.weight`, g.ggml_reshape_2d!(c, mixed, shape.embedding, n));
-      const feedForwardInput = g.ggml_add!(c, attended, hidden);
-      const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
-      const gate = g.ggml_silu!(c, project(`${prefix}ffn_gate.weight`, normed));
-      const up = project(`${prefix}ffn_up.weight`, normed);
-      hidden = g.ggml_add!(c, project(`${prefix}ffn_down.weight`, g.ggml_mul!(c, gate, up)), feedForwardInput);
-    }
-    const logits = g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight"));
-    g.ggml_set_output!(logits);
+    const graphSize = adapter === undefined ? GRAPH_SIZE : LORA_GRAPH_SIZE;
+    const newComputeContext = (): Pointer =>
+      g.ggml_init!({ mem_size: 16 * graphSize * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(graphSize, true)), mem_buffer: null, no_alloc: true });
+    // A full fine-tune builds its graph once (static); a LoRA run once per step (see LORA_GRAPH_SIZE).
+    const computeContext = adapter === undefined ? newComputeContext() : null;
+    if (computeContext !== null) cleanup.push(() => g.ggml_free!(computeContext));
+    const logits = computeContext === null ? null : buildForward(computeContext);
 
-    const scheduler = g.ggml_backend_sched_new!([backend], null, 1, GRAPH_SIZE * 4, false, false);
+    const scheduler = g.ggml_backend_sched_new!([backend], null, 1, graphSize * 4, false, false);
     cleanup.push(() => g.ggml_backend_sched_free!(scheduler));
     const optimizerBlock = koffi.alloc("ggml_opt_optimizer_params", 1);
     const defaults = fn.ggml_opt_get_default_optimizer_params!(null) as Record<string, number>;
@@ -297,7 +311,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const optimizer = g.ggml_opt_init!({
       backend_sched: scheduler,
       ctx_compute: computeContext,
-      inputs: inputTokens,
+      inputs: computeContext === null ? null : inputTokens,
       outputs: logits,
       loss_type: GGML_OPT_LOSS_TYPE_CROSS_ENTROPY,
       build_type: GGML_OPT_BUILD_TYPE_OPT,
@@ -307,7 +321,24 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       optimizer: GGML_OPT_OPTIMIZER_TYPE_ADAMW,
     });
     cleanup.push(() => g.ggml_opt_free!(optimizer));
-    const labels = g.ggml_opt_labels!(optimizer);
+    let stepContext: Pointer = null;
+    cleanup.push(() => void (stepContext !== null && g.ggml_free!(stepContext)));
+    let backwardSteps = 0;
+    /** Allocates the graph of the next evaluation (building it first in a LoRA run). */
+    const prepare = (backward: boolean): void => {
+      if (computeContext === null) {
+        if (stepContext !== null) g.ggml_free!(stepContext);
+        stepContext = newComputeContext();
+        const output = buildForward(stepContext);
+        const graph = g.ggml_new_graph_custom!(stepContext, graphSize, true);
+        g.ggml_build_forward_expand!(graph, output);
+        g.ggml_opt_prepare_alloc!(optimizer, stepContext, graph, inputTokens, output);
+      }
+      g.ggml_opt_alloc!(optimizer, backward);
+      // Rebuilt graphs accumulate gradients even at opt_period 1, and ggml-opt resets the
+      // accumulators only for static graphs: clear them at the start of each optimizer step.
+      if (computeContext === null && backward && backwardSteps++ % (args.accumulate ?? 1) === 0) g.ggml_opt_reset!(optimizer, false);
+    };
     const labelData = new Float32Array(shape.vocabulary * n);
 
     /** Loads window `index` into the inputs and its next tokens, one-hot, into the labels. */
@@ -319,7 +350,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       if (previousStart >= 0) for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[previousStart + position + 1]!] = 0;
       previousStart = start;
       for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = 1;
-      g.ggml_backend_tensor_set!(labels, labelData, 0, labelData.byteLength);
+      // After prepare(): a LoRA run's labels tensor is new with each step's graph.
+      g.ggml_backend_tensor_set!(g.ggml_opt_labels!(optimizer), labelData, 0, labelData.byteLength);
     };
 
     const resultTrain = fn.ggml_opt_result_init!();
@@ -348,9 +380,9 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       const started = performance.now();
       let previous = 0;
       for (let step = offset + 1; step <= trainWindows; step++) {
+        prepare(true);
         loadWindow(step - 1);
         adapter?.drawMasks(epoch, step);
-        g.ggml_opt_alloc!(optimizer, true);
         g.ggml_opt_eval!(optimizer, resultTrain);
         const mean = meanLoss(resultTrain);
         const done = step - offset;
@@ -366,9 +398,9 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       }
       previous = 0;
       for (let index = trainWindows; index < windows; index++) {
+        prepare(false);
         loadWindow(index);
         adapter?.drawMasks(epoch, undefined);
-        g.ggml_opt_alloc!(optimizer, false);
         g.ggml_opt_eval!(optimizer, resultEval);
         const mean = meanLoss(resultEval);
         const done = index - trainWindows + 1;

@@ -12,6 +12,7 @@ import { ModelStore } from "../../store/model-store.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
 import { generateModel } from "../generate/generate-model.js";
 import { JobStore } from "../jobs/job-store.js";
+import { bakeAdapterFork } from "../merge/merge-fork.js";
 import { loadLibllama } from "../quantize/libllama-quantize.js";
 import { recipeOf } from "../recipe/recipe.js";
 import { rebuildFork } from "../recipe/rebuild.js";
@@ -140,8 +141,12 @@ describe("LoRA fine-tuning in Grove's ggml trainer", () => {
     assert.deepEqual(resolveFinetuneParameters({ lora: { targets: "down, q" } }).lora, { rank: 8, alpha: 16, dropout: 0.05, targets: ["q", "down"] });
   });
 
-  test("the trained adapter serves through Grove's engine and changes its output", async () => {
+  test("the trained adapter serves through Grove's engine and changes its output; merge --adapter bakes it into a full fork that answers the same", async () => {
     await train({ model: "tiny:base", epochs: 4, learningRate: 2e-2, name: "tiny:strong", lora: { rank: 8, alpha: 32, dropout: 0 } });
+    const baked = await bakeAdapterFork(store, { adapter: "tiny:strong", name: "tiny:baked" });
+    assert.deepEqual(baked.parents.map((edge) => edge.relation), ["merge", "merge"]);
+    const rebuilt = await rebuildFork(store, await recipeOf(store, "tiny:baked"));
+    assert.equal(rebuilt.import.model.digest, baked.model.digest, "the bake's recipe rebuilds it");
     await store.close();
     const grove = await startGrove(loadConfig({ env: {}, flags: { home: store.home, model: "tiny:base", port: 0, threads: 1, contextSize: 256, logLevel: "silent" } }));
     try {
@@ -150,7 +155,9 @@ describe("LoRA fine-tuning in Grove's ggml trainer", () => {
         assert.equal(response.status, 200);
         return ((await response.json()) as { choices: { text: string }[] }).choices[0]!.text;
       };
-      assert.notEqual(await greedy("tiny:strong"), await greedy("tiny:base"));
+      const adapted = await greedy("tiny:strong");
+      assert.notEqual(adapted, await greedy("tiny:base"));
+      assert.equal(await greedy("tiny:baked"), adapted, "W + (alpha/r)·B·A in the weights is the adapter applied at run time");
     } finally {
       await grove.close();
       store = await ModelStore.open(store.home);
