@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { LORA_TARGETS } from "../forge/finetune/finetune-job.js";
+import { LORA_TARGETS } from "../forge/finetune/lora.js";
 import { LOSS_ON_VALUES } from "../forge/finetune/loss-mask.js";
 import { LIMITS } from "./openai-schemas.js";
 

@@ -63,6 +63,12 @@ describe("grove finetune", () => {
       [["finetune", "tiny:base", "--data", data, "--no-packing", "--stride", "64", "--home", home], /stride must be left out/],
       [["finetune", "tiny:base", "--data", data, "--loss-on", "prompts", "--home", home], /loss-on must be answers or all, got prompts/],
       [["finetune", "tiny:base", "--data", data, "--loss-on", "answers", "--trainer", "llama.cpp", "--home", home], /loss-on answers needs the ggml trainer: llama\.cpp's llama_opt_epoch/],
+      [["finetune", "tiny:base", "--data", data, "--lora-rank", "4", "--home", home], /--lora-rank needs --lora/],
+      [["finetune", "tiny:base", "--data", data, "--lora", "--lora-rank", "0", "--home", home], /lora-rank must be a whole number from 1/],
+      [["finetune", "tiny:base", "--data", data, "--lora", "--lora-alpha", "x", "--home", home], /--lora-alpha must be a number/],
+      [["finetune", "tiny:base", "--data", data, "--lora", "--lora-dropout", "1.5", "--home", home], /lora-dropout must be in \[0, 1\)/],
+      [["finetune", "tiny:base", "--data", data, "--lora", "--lora-targets", "q,attn", "--home", home], /Unknown lora-targets entry 'attn'; valid: q, k, v, o, gate, up, down/],
+      [["finetune", "tiny:base", "--data", data, "--lora", "--trainer", "llama.cpp", "--home", home], /LoRA needs the ggml trainer: llama\.cpp's \(llama_opt_epoch\) trains the model's own tensors only/],
       [["finetune", "--resume", "job-nothere", "--home", home], /is not a job id/],
       [["finetune", "--resume", "job-000000000000", "--home", home], /No job 'job-000000000000'/],
     ];

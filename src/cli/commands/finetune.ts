@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { SingleBar } from "cli-progress";
 import { AbortedError, InvalidRequestError } from "../../core/errors.js";
-import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob, type Trainer } from "../../forge/finetune/finetune-job.js";
+import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob, type FinetuneRequest, type Trainer } from "../../forge/finetune/finetune-job.js";
+import { LORA_DEFAULTS } from "../../forge/finetune/lora.js";
 import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
 import type { LossOn } from "../../forge/finetune/loss-mask.js";
 import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
@@ -23,6 +24,11 @@ interface FinetuneFlags {
   trainer?: string;
   accumulate?: string;
   lossOn?: string;
+  lora?: boolean;
+  loraRank?: string;
+  loraAlpha?: string;
+  loraDropout?: string;
+  loraTargets?: string;
   threads?: string;
   name?: string;
   resume?: string;
@@ -50,7 +56,7 @@ function numberFlag(value: string | undefined, flag: string): number | undefined
 export function registerFinetuneCommand(program: Command): void {
   program
     .command("finetune")
-    .description("fine-tune a model of the store on a JSONL data set (text or chat records) and store the result as a finetune fork")
+    .description("fine-tune a model of the store on a JSONL data set (text or chat records) and store the result as a finetune fork (with --lora: an adapter fork)")
     .argument("[ref]", "name, digest or unique digest prefix of the model to fine-tune")
     .option("--data <file.jsonl>", 'training records: {"text": …} or {"messages": [{"role", "content"}, …]} per line')
     .option("--epochs <n>", `passes over the data (default ${FINETUNE_DEFAULTS.epochs})`)
@@ -65,6 +71,11 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--trainer <ggml|llama.cpp>", "ggml: Grove's own graph (llama, qwen2, qwen3), which trains every tensor; llama.cpp: llama_opt_epoch as llama-finetune, which leaves token_embd, attn_k and attn_v as they were (default ggml)")
     .option("--accumulate <windows>", "windows whose gradients make one optimizer step: a larger batch (ggml trainer; default 1)")
     .option("--loss-on <answers|all>", "chat records: answers trains on the assistant turns only (the prompt and the template's framing are not labels); all trains on every token, as before. Text records train on every token (default answers; llama.cpp's trainer can only do all)")
+    .option("--lora", "train a LoRA adapter on the frozen base, left in its own type (F32, F16 or quantized), and store it as an adapter fork (ggml trainer)")
+    .option("--lora-rank <r>", `LoRA rank (default ${LORA_DEFAULTS.rank})`)
+    .option("--lora-alpha <alpha>", `LoRA alpha: the adapter is scaled by alpha / rank (default ${LORA_DEFAULTS.alpha})`)
+    .option("--lora-dropout <p>", `dropout on the adapter's input while training (default ${LORA_DEFAULTS.dropout})`)
+    .option("--lora-targets <list>", `projections to adapt, comma-separated (default ${LORA_DEFAULTS.targets.join(",")})`)
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -96,6 +107,7 @@ export function registerFinetuneCommand(program: Command): void {
               trainer: flags.trainer as Trainer | undefined,
               accumulate: numberFlag(flags.accumulate, "accumulate"),
               lossOn: flags.lossOn as LossOn | undefined,
+              lora: loraFlags(flags),
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),
@@ -161,6 +173,24 @@ export function registerFinetuneCommand(program: Command): void {
     });
 }
 
+/** The LoRA settings `--lora` asks for; undefined without it. @throws InvalidRequestError for a --lora-* flag without --lora */
+function loraFlags(flags: FinetuneFlags): FinetuneRequest["lora"] {
+  if (flags.lora !== true) {
+    const stray = (["loraRank", "loraAlpha", "loraDropout", "loraTargets"] as const).find((key) => flags[key] !== undefined);
+    if (stray !== undefined) {
+      const flag = `lora-${stray.slice(4).toLowerCase()}`;
+      throw new InvalidRequestError(`--${flag} needs --lora`, { param: flag });
+    }
+    return undefined;
+  }
+  return defined({
+    rank: numberFlag(flags.loraRank, "lora-rank"),
+    alpha: numberFlag(flags.loraAlpha, "lora-alpha"),
+    dropout: numberFlag(flags.loraDropout, "lora-dropout"),
+    targets: flags.loraTargets,
+  });
+}
+
 function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
@@ -196,7 +226,9 @@ function trainingView(): { onEvent: (event: TrainEvent, job: JobRecord) => void;
 /** `fine-tuned  sha256:…  small:notes  5.1 MB` with the epoch table. */
 export function formatFinetuneResult(job: JobRecord, names: string[], size: number): string {
   const lines = [`fine-tuned  ${job.result!.digest}${names.length > 0 ? `  ${names.join(", ")}` : ""}  ${formatBytes(size)}`];
-  lines.push(`lineage     finetune from ${describeModel(job.source.digest as never, [job.source.ref])}`);
+  const lora = (job.parameters as { lora?: { rank: number; alpha: number; targets: string[] } }).lora;
+  if (lora === undefined) lines.push(`lineage     finetune from ${describeModel(job.source.digest as never, [job.source.ref])}`);
+  else lines.push(`lineage     adapter of ${describeModel(job.source.digest as never, [job.source.ref])} (LoRA rank ${lora.rank}, alpha ${lora.alpha}, ${lora.targets.join(",")})`);
   if (job.untrainedTensors !== undefined && job.untrainedTensors.length > 0) {
     // llama.cpp's trainer cannot update some tensors (token_embd; attn_k/attn_v through the KV cache).
     lines.push(`untrained   ${job.untrainedTensors.length} tensors kept the parent's values: ${summarizeTensorNames(job.untrainedTensors)}`);

@@ -1,7 +1,9 @@
-import { access, readFile, rm, writeFile } from "node:fs/promises";
+import { access, copyFile, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import type { Digest } from "../../core/digest.js";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
+import { digestOfFile } from "../../store/file-digest.js";
 import { runNativeJob } from "../../native/job-host.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { quoteUntrusted } from "../../store/model-ref.js";
@@ -16,6 +18,7 @@ import { answerTokensPerWindow, LOSS_ON_VALUES, type LossOn } from "./loss-mask.
 import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
 import { readTrainingData } from "./training-data.js";
+import { checkLoraBase, resolveLoraSettings, type LoraSettings } from "./lora.js";
 
 const JOB = new URL("./finetune-worker.js", import.meta.url);
 
@@ -61,39 +64,10 @@ export interface FinetuneParameters {
    * and recipes made before there was a choice: `all`.
    */
   lossOn?: LossOn;
+  /** Train a LoRA adapter on the frozen base (ggml trainer only); the result is an `adapter` fork. */
+  lora?: LoraSettings;
   threads: number;
   optimizer: "adamw";
-}
-
-/** The projections a LoRA adapter can target: attention's q, k, v, o and the MLP's gate, up, down. */
-export const LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
-
-/**
- * LoRA hyperparameters of a fine-tune: low-rank adapters on the target projections, the base
- * frozen. Passed through to the trainer (see docs/architecture.md, Fine-tune).
- */
-export interface LoraRequest {
-  /** Rank of each adapter's A and B matrices. @default 8 */
-  rank: number;
-  /** Scale numerator: the adapter's product is scaled by alpha / rank. @default 16 */
-  alpha: number;
-  /** Dropout on the adapter's input, in [0, 1). @default 0.05 */
-  dropout: number;
-  /** Projections that get an adapter. @default every one: q, k, v, o, gate, up, down */
-  targets: readonly (typeof LORA_TARGETS)[number][];
-}
-
-/** LoRA's defaults: rank 8, alpha 16 (a scale of 2), dropout 0.05, attention and MLP. */
-export const LORA_DEFAULTS: Readonly<LoraRequest> = Object.freeze({ rank: 8, alpha: 16, dropout: 0.05, targets: LORA_TARGETS });
-
-/** A LoRA request with the fields left out (or undefined) taken from {@link LORA_DEFAULTS}. */
-export function loraWithDefaults(given: { [K in keyof LoraRequest]?: LoraRequest[K] | undefined }): LoraRequest {
-  return {
-    rank: given.rank ?? LORA_DEFAULTS.rank,
-    alpha: given.alpha ?? LORA_DEFAULTS.alpha,
-    dropout: given.dropout ?? LORA_DEFAULTS.dropout,
-    targets: given.targets ?? LORA_DEFAULTS.targets,
-  };
 }
 
 /** Defaults of `grove finetune`. */
@@ -124,8 +98,12 @@ export interface FinetuneRequest {
    * @default "answers" with the ggml trainer, "all" with llama.cpp's (which cannot mask labels)
    */
   lossOn?: LossOn;
-  /** Train LoRA adapters instead of every weight. */
-  lora?: LoraRequest;
+  /**
+   * Train a LoRA adapter instead of every weight (absent: a full fine-tune); missing fields take
+   * `LORA_DEFAULTS` (rank 8, alpha 16, dropout 0.05, every projection). `targets` may be the
+   * CLI's comma-separated list.
+   */
+  lora?: { rank?: number; alpha?: number; dropout?: number; targets?: readonly string[] | string };
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -135,7 +113,7 @@ export interface FinetuneRequest {
  * Checks and completes fine-tune parameters.
  * @throws InvalidRequestError naming the parameter at fault
  */
-export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model" | "data" | "name" | "lora">): FinetuneParameters {
+export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model" | "data" | "name">): FinetuneParameters {
   const epochs = request.epochs ?? FINETUNE_DEFAULTS.epochs;
   const learningRate = request.learningRate ?? FINETUNE_DEFAULTS.learningRate;
   const parameters: FinetuneParameters = {
@@ -153,6 +131,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     trainer: request.trainer ?? "ggml",
     ...(request.accumulate === undefined ? {} : { accumulate: request.accumulate }),
     lossOn: request.lossOn ?? ((request.trainer ?? "ggml") === "ggml" ? "answers" : "all"),
+    ...(request.lora === undefined ? {} : { lora: resolveLoraSettings(request.lora) }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -183,6 +162,8 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     "loss-on",
     "loss-on answers needs the ggml trainer: llama.cpp's llama_opt_epoch writes a one-hot label for every token of a window and has no ignore label, so it can only train on all tokens (--loss-on all)",
   );
+  // llama_opt_init makes every model tensor a parameter: llama.cpp's trainer has no adapter to train.
+  check(parameters.lora === undefined || parameters.trainer === "ggml", "trainer", "LoRA needs the ggml trainer: llama.cpp's (llama_opt_epoch) trains the model's own tensors only, never an adapter");
   if (parameters.packing === false) {
     check(parameters.stride === undefined || parameters.stride === parameters.contextSize, "stride", `without packing each record has a window of its own: stride must be left out (or equal ctx, ${parameters.contextSize}), got ${parameters.stride}`);
     parameters.stride = parameters.contextSize;
@@ -214,6 +195,7 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
       { param: "trainer" },
     );
   }
+  if (parameters.lora !== undefined) await checkLoraBase(parent.path, request.model);
   const data = await readTrainingData(request.data);
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
@@ -332,9 +314,12 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
   const midEpoch = resumeFrom !== undefined && job.checkpointStep !== undefined;
   const startEpoch = resumeFrom === undefined ? 0 : midEpoch ? resumeFrom : resumeFrom + 1;
   const startStep = midEpoch ? job.checkpointStep! : 0;
+  // A LoRA run trains on the parent as it is (in its own type) and checkpoints the adapter only.
+  const lora = parameters.lora;
   const workerArguments: FinetuneWorkerArguments = {
-    model: resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
-    ...(resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
+    model: lora !== undefined ? parent.path : resumeFrom !== undefined ? checkpoint : parent.model.quantization === "F32" ? parent.path : converted,
+    ...(lora === undefined && resumeFrom === undefined && parent.model.quantization !== "F32" ? { convertFrom: parent.path } : {}),
+    ...(lora === undefined ? {} : { lora, baseDigest: parent.model.digest, ...(resumeFrom === undefined ? {} : { adapterCheckpoint: checkpoint }) }),
     output: trained,
     tokensFile: join(directory, "tokens.bin"),
     contextSize: parameters.contextSize,
@@ -418,10 +403,17 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     await runWorker(options.jobModule ?? JOB, argumentsFile, onEvent, options.signal);
     await saving;
     if (options.output !== undefined) {
-      const written = await repackageTrainedModel(parent.path, trained, options.output);
-      job.untrainedTensors = written.untrainedTensors;
+      let digest: Digest;
+      if (lora === undefined) {
+        const written = await repackageTrainedModel(parent.path, trained, options.output);
+        job.untrainedTensors = written.untrainedTensors;
+        digest = written.digest;
+      } else {
+        await copyFile(trained, options.output);
+        digest = await digestOfFile(options.output);
+      }
       job.status = "succeeded";
-      job.result = { digest: written.digest };
+      job.result = { digest };
       job.progress = { fraction: 1, message: "done" };
       await cleanWorkingFiles(directory, true);
       job.steps = thin(job.steps!);
@@ -430,7 +422,9 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
     }
     const output = await store.blobs.createTempPath();
     try {
-      job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
+      // A LoRA run's output is already the adapter file: it is imported as it is.
+      if (lora === undefined) job.untrainedTensors = (await repackageTrainedModel(parent.path, trained, output)).untrainedTensors;
+      else await rename(trained, output);
       const recipe: Recipe = {
         tool: (parameters.trainer ?? "llama.cpp") === "ggml" ? GGML_FINETUNE_TOOL : FINETUNE_TOOL,
         toolVersion: quantizerVersion(),
@@ -440,7 +434,7 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
       const result = await store.importFile(output, {
         ...(parameters.name === undefined ? {} : { name: parameters.name }),
         base: parent.model.digest,
-        relation: "finetune",
+        relation: lora === undefined ? "finetune" : "adapter",
         recipe,
         mode: "move",
         card: { training: trainingCard(job) },
@@ -467,11 +461,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lossOn", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lossOn", "lora", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lossOn, threads, optimizer } = parameters;
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lossOn, lora, threads, optimizer } = parameters;
   return {
     epochs,
     learningRate,
@@ -485,6 +479,7 @@ function recipeParameters(parameters: FinetuneParameters): Record<string, unknow
     ...(accumulate === undefined ? {} : { accumulate }),
     // Only `answers` is written: a recipe without it trained on every token, as before there was a choice.
     ...(lossOn === "answers" ? { lossOn } : {}),
+    ...(lora === undefined ? {} : { lora: { ...lora, targets: [...lora.targets] } }),
     threads,
     optimizer,
   };
@@ -575,8 +570,21 @@ for (const [tool, trainer] of [[FINETUNE_TOOL, "llama.cpp"], [GGML_FINETUNE_TOOL
       if (parameters["packing"] !== false) throw new InvalidRequestError("Invalid recipe: field 'parameters.packing': expected false or absent", { param: "parameters.packing" });
       request.packing = false;
     }
+    if (parameters["lora"] !== undefined) request.lora = recipeLora(parameters["lora"]);
     if (context.threads !== undefined) request.threads = context.threads;
     const job = await createFinetuneJob(store, jobs, request);
     await runFinetuneJob(store, jobs, job.id, { output: context.output, ...(context.signal === undefined ? {} : { signal: context.signal }) });
   },
 });
+
+/** A recipe's `lora` parameters, checked field by field (their values are checked again by resolveLoraSettings). */
+function recipeLora(value: unknown): NonNullable<FinetuneRequest["lora"]> {
+  const fail = (field: string, expected: string): never => {
+    throw new InvalidRequestError(`Invalid recipe: field 'parameters.lora${field}': expected ${expected}`, { param: `parameters.lora${field}` });
+  };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return fail("", "an object");
+  const record = value as Record<string, unknown>;
+  for (const key of ["rank", "alpha", "dropout"]) if (typeof record[key] !== "number") fail(`.${key}`, "a number");
+  if (!Array.isArray(record["targets"]) || !record["targets"].every((target) => typeof target === "string")) fail(".targets", "a list of target names");
+  return { rank: record["rank"] as number, alpha: record["alpha"] as number, dropout: record["dropout"] as number, targets: record["targets"] as string[] };
+}

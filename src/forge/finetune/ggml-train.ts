@@ -5,9 +5,12 @@ import { EngineError } from "../../core/errors.js";
 import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
-import { readLossMask } from "./loss-mask.js";
-import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+import { ggmlTypeByName } from "../../gguf/ggml-types.js";
 import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture, type GgmlTrainArchitecture } from "./ggml-train-architectures.js";
+import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
+import { frozenTypeProblem, writeLoraAdapter } from "./lora.js";
+import { createLoraTensors } from "./lora-tensors.js";
+import { readLossMask } from "./loss-mask.js";
 
 // Grove's own training graph: the Llama architecture written with ggml's operators and trained
 // with ggml's optimizer (ggml-opt, AdamW), through the libggml that node-llama-cpp ships. It
@@ -30,10 +33,17 @@ const GGML_OPT_OPTIMIZER_TYPE_ADAMW = 0;
 const ROPE_FACTORS = "rope_freqs.weight";
 /** ggml's GGML_DEFAULT_GRAPH_SIZE: ggml_opt_init builds the static forward graph at this size. */
 const GRAPH_SIZE = 2048;
+/**
+ * Nodes of a LoRA run's graph (forward, backward and optimizer): each adapted projection adds
+ * about 17, so a 16-block model adapted everywhere needs ~3,300 — past the static graph's 2,048.
+ * A LoRA run therefore builds its graph per step at this size (ggml-opt's non-static mode, as
+ * llama.cpp's own trainer does).
+ */
+const LORA_GRAPH_SIZE = 16384;
 
 type Pointer = unknown;
 /* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
-type Ggml = Record<string, (...args: any[]) => any>;
+export type Ggml = Record<string, (...args: any[]) => any>;
 
 let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
 
@@ -78,6 +88,7 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
     op1("ggml_transpose"),
     op1("ggml_silu"),
     ["ggml_rms_norm", base.func("void *ggml_rms_norm(void *ctx, void *a, float eps)")],
+    ["ggml_scale", base.func("void *ggml_scale(void *ctx, void *a, float s)")],
     ["ggml_reshape_2d", base.func("void *ggml_reshape_2d(void *ctx, void *a, int64_t ne0, int64_t ne1)")],
     ["ggml_reshape_3d", base.func("void *ggml_reshape_3d(void *ctx, void *a, int64_t ne0, int64_t ne1, int64_t ne2)")],
     ["ggml_permute", base.func("void *ggml_permute(void *ctx, void *a, int axis0, int axis1, int axis2, int axis3)")],
@@ -104,6 +115,10 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
     ["ggml_opt_alloc", base.func("void ggml_opt_alloc(void *opt, bool backward)")],
     ["ggml_opt_eval", base.func("void ggml_opt_eval(void *opt, void *result)")],
     ["ggml_opt_labels", base.func("void *ggml_opt_labels(void *opt)")],
+    ["ggml_opt_reset", base.func("void ggml_opt_reset(void *opt, bool optimizer)")],
+    ["ggml_opt_prepare_alloc", base.func("void ggml_opt_prepare_alloc(void *opt, void *ctx, void *graph, void *inputs, void *outputs)")],
+    ["ggml_new_graph_custom", base.func("void *ggml_new_graph_custom(void *ctx, size_t size, bool grads)")],
+    ["ggml_build_forward_expand", base.func("void ggml_build_forward_expand(void *graph, void *tensor)")],
     ["ggml_backend_dev_by_type", registry.func("void *ggml_backend_dev_by_type(int type)")],
     ["ggml_backend_dev_init", base.func("void *ggml_backend_dev_init(void *device, const char *params)")],
   ]);
@@ -113,7 +128,7 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
 }
 
 /** The hyperparameters the graph needs, from a GGUF's metadata and shapes. */
-interface Shape {
+export interface Shape {
   /** What the graph does for this file's architecture (RoPE mode, per-head norms). */
   architecture: GgmlTrainArchitecture;
   embedding: number;
@@ -132,7 +147,7 @@ interface Shape {
   contextLength: number;
 }
 
-function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string): Shape {
+function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string, lora: boolean): Shape {
   const named = metadata.get("general.architecture")?.value;
   const architecture = ggmlTrainArchitecture(named);
   if (architecture === undefined) throw new EngineError(`Grove's trainer knows the ${GGML_TRAIN_ARCHITECTURES.join(", ")} architectures; ${file} is ${String(named)}`);
@@ -153,7 +168,13 @@ function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<strin
   const embeddings = tensors.get("token_embd.weight");
   if (embeddings === undefined) throw new EngineError(`${file} has no token_embd.weight`);
   for (const tensor of tensors.values()) {
-    if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
+    if (!lora) {
+      if (tensor.type !== "F32") throw new EngineError(`Grove's trainer trains F32 tensors; ${tensor.name} of ${file} is ${tensor.type}`);
+      continue;
+    }
+    // LoRA leaves the base in its own type: each must be one ggml can back-propagate through.
+    const problem = frozenTypeProblem(tensor.type, tensor.shape.length);
+    if (problem !== undefined) throw new EngineError(`LoRA cannot train on ${tensor.name} of ${file}: it is ${problem}`);
   }
   return {
     architecture,
@@ -185,7 +206,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
   const { koffi, g, fn, symbol } = await loadGgml();
   const header = await readGgufHeader(args.model);
   const layout = ggufTensorLayout(header);
-  const shape = readShape(header.metadata, layout.tensors, args.model);
+  const lora = args.lora;
+  const shape = readShape(header.metadata, layout.tensors, args.model, lora !== undefined);
   const n = args.contextSize;
   const tokenBytes = await readFile(args.tokensFile);
   const tokens = new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, Math.floor(tokenBytes.length / 4));
@@ -207,12 +229,15 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     if (setThreads !== null) koffi.call(setThreads, "grove_ggml_set_n_threads", backend, args.threads);
 
     // Weights and fixed inputs live in one statically allocated context.
-    const weightsContext = g.ggml_init!({ mem_size: (layout.tensors.size + 8) * Number(g.ggml_tensor_overhead!()), mem_buffer: null, no_alloc: true });
+    const loraCount = lora === undefined ? 0 : 2 * lora.targets.length * shape.blocks + lora.targets.length;
+    const weightsContext = g.ggml_init!({ mem_size: (layout.tensors.size + loraCount + 8) * Number(g.ggml_tensor_overhead!()), mem_buffer: null, no_alloc: true });
     cleanup.push(() => g.ggml_free!(weightsContext));
     const weights = new Map<string, Pointer>();
     for (const tensor of layout.tensors.values()) {
       if (tensor.shape.length > 2) throw new EngineError(`${tensor.name} has ${tensor.shape.length} dimensions; the trainer expects at most 2`);
-      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, GGML_TYPE_F32, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, tensor.shape[0], tensor.shape[1]);
+      // A full fine-tune trains F32 weights (checked above); a LoRA run keeps the file's type.
+      const type = ggmlTypeByName(tensor.type).id;
+      const made = tensor.shape.length === 1 ? g.ggml_new_tensor_1d!(weightsContext, type, tensor.shape[0]) : g.ggml_new_tensor_2d!(weightsContext, type, tensor.shape[0], tensor.shape[1]);
       g.ggml_set_name!(made, tensor.name);
       weights.set(tensor.name, made);
     }
@@ -222,6 +247,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     // 1 for a position whose label counts, 0 for one the loss mask leaves out (see loadWindow).
     const labelRows = g.ggml_new_tensor_2d!(weightsContext, GGML_TYPE_F32, 1, n);
     for (const input of [inputTokens, positions, mask, labelRows]) g.ggml_set_input!(input);
+    const adapter = lora === undefined ? undefined : createLoraTensors(g, weightsContext, lora, shape, layout.tensors, n);
     const weightsBuffer = g.ggml_backend_alloc_ctx_tensors!(weightsContext, backend);
     if (weightsBuffer === null) throw new EngineError("ggml could not allocate the model's weights");
     cleanup.push(() => g.ggml_backend_buffer_free!(weightsBuffer));
@@ -241,54 +267,71 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     for (let query = 0; query < n; query++) for (let key = query + 1; key < n; key++) maskData[query * n + key] = -Infinity;
     g.ggml_backend_tensor_set!(mask, maskData, 0, n * n * 4);
     // Llama 3's RoPE factors are a fixed table (ggml has no gradient for them), not a weight.
-    for (const name of weights.keys()) if (name !== ROPE_FACTORS) g.ggml_set_param!(weights.get(name));
+    if (adapter === undefined) {
+      for (const name of weights.keys()) if (name !== ROPE_FACTORS) g.ggml_set_param!(weights.get(name));
+    } else {
+      await adapter.initialize(args.adapterCheckpoint);
+    }
 
-    // The forward graph: llm_build_llama's arithmetic, with attention reading K and V directly.
-    const computeContext = g.ggml_init!({
-      mem_size: 16 * GRAPH_SIZE * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(GRAPH_SIZE, true)),
-      mem_buffer: null,
-      no_alloc: true,
-    });
-    cleanup.push(() => g.ggml_free!(computeContext));
-    const c = computeContext;
     const weight = (name: string): Pointer => {
       const found = weights.get(name);
       if (found === undefined) throw new EngineError(`${args.model} has no ${name}`);
       return found;
     };
     const headSize = shape.headSize;
-    const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
-    const rope = (input: Pointer): Pointer =>
-      g.ggml_rope_ext!(c, input, positions, weights.get(ROPE_FACTORS) ?? null, shape.ropeDimensions, shape.architecture.ropeType, shape.contextLength, shape.ropeBase, shape.ropeScale, 0, 1, 32, 1);
-    // The architecture's additions, as llama.cpp builds them: a bias where the file has one
-    // (build_qkv, build_attn's wo_b, the output's bias), per-head query and key norms (Qwen3).
-    const bias = (input: Pointer, name: string): Pointer => (weights.has(name) ? g.ggml_add!(c, input, weights.get(name)) : input);
-    const headNorm = (heads: Pointer, name: string): Pointer => (shape.architecture.headNorms ? norm(heads, name) : heads);
-    let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
-    for (let block = 0; block < shape.blocks; block++) {
-      const prefix = `blk.${block}.`;
-      const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
-      const projected = (name: string, heads: number): Pointer =>
-        g.ggml_reshape_3d!(c, bias(g.ggml_mul_mat!(c, weight(`${prefix}${name}.weight`), attentionInput), `${prefix}${name}.bias`), headSize, heads, n);
-      const q = rope(headNorm(projected("attn_q", shape.heads), `${prefix}attn_q_norm.weight`));
-      const k = rope(headNorm(projected("attn_k", shape.headsKv), `${prefix}attn_k_norm.weight`));
-      const v = projected("attn_v", shape.headsKv);
-      const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
-      const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
-      const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
-      const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
-      const attended = bias(g.ggml_mul_mat!(c, weight(`${prefix}attn_output.weight`), g.ggml_reshape_2d!(c, mixed, headSize * shape.heads, n)), `${prefix}attn_output.bias`);
-      const feedForwardInput = g.ggml_add!(c, attended, hidden);
-      const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
-      const gate = g.ggml_silu!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_gate.weight`), normed));
-      const up = g.ggml_mul_mat!(c, weight(`${prefix}ffn_up.weight`), normed);
-      hidden = g.ggml_add!(c, g.ggml_mul_mat!(c, weight(`${prefix}ffn_down.weight`), g.ggml_mul!(c, gate, up)), feedForwardInput);
-    }
-    const unmaskedLogits = bias(g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight")), "output.bias");
-    const logits = lossMask === undefined ? unmaskedLogits : g.ggml_mul!(c, unmaskedLogits, labelRows);
-    g.ggml_set_output!(logits);
+    // The forward graph: llama.cpp's builder for the architecture, with attention reading K and V directly.
+    const buildForward = (c: Pointer): Pointer => {
+      const norm = (input: Pointer, name: string): Pointer => g.ggml_mul!(c, g.ggml_rms_norm!(c, input, shape.rmsEpsilon), weight(name));
+      /** W·x for the named projection, plus (alpha / rank)·B·A·dropout(x) where LoRA adapts it. */
+      const project = (name: string, input: Pointer): Pointer => {
+        const base = g.ggml_mul_mat!(c, weight(name), input);
+        const branch = adapter?.pairs.get(name);
+        if (branch === undefined) return base;
+        const dropped = branch.mask === undefined ? input : g.ggml_mul!(c, input, branch.mask);
+        // The scale goes on the rank-wide product, the smallest tensor of the branch.
+        const reduced = g.ggml_scale!(c, g.ggml_mul_mat!(c, branch.a, dropped), lora!.alpha / lora!.rank);
+        return g.ggml_add!(c, base, g.ggml_mul_mat!(c, branch.b, reduced));
+      };
+      const rope = (input: Pointer): Pointer =>
+        g.ggml_rope_ext!(c, input, positions, weights.get(ROPE_FACTORS) ?? null, shape.ropeDimensions, shape.architecture.ropeType, shape.contextLength, shape.ropeBase, shape.ropeScale, 0, 1, 32, 1);
+      // The architecture's additions, as llama.cpp builds them: a bias where the file has one
+      // (build_qkv, build_attn's wo_b, the output's bias), per-head query and key norms (Qwen3).
+      const bias = (input: Pointer, name: string): Pointer => (weights.has(name) ? g.ggml_add!(c, input, weights.get(name)) : input);
+      const headNorm = (heads: Pointer, name: string): Pointer => (shape.architecture.headNorms ? norm(heads, name) : heads);
+      let hidden = g.ggml_get_rows!(c, weight("token_embd.weight"), inputTokens);
+      for (let block = 0; block < shape.blocks; block++) {
+        const prefix = `blk.${block}.`;
+        const attentionInput = norm(hidden, `${prefix}attn_norm.weight`);
+        const projected = (name: string, heads: number): Pointer =>
+          g.ggml_reshape_3d!(c, bias(project(`${prefix}${name}.weight`, attentionInput), `${prefix}${name}.bias`), headSize, heads, n);
+        const q = rope(headNorm(projected("attn_q", shape.heads), `${prefix}attn_q_norm.weight`));
+        const k = rope(headNorm(projected("attn_k", shape.headsKv), `${prefix}attn_k_norm.weight`));
+        const v = projected("attn_v", shape.headsKv);
+        const scores = g.ggml_mul_mat!(c, g.ggml_permute!(c, k, 0, 2, 1, 3), g.ggml_permute!(c, q, 0, 2, 1, 3));
+        const attention = g.ggml_soft_max_ext!(c, scores, mask, 1 / Math.sqrt(headSize), 0);
+        const values = g.ggml_cont!(c, g.ggml_transpose!(c, g.ggml_permute!(c, v, 0, 2, 1, 3)));
+        const mixed = g.ggml_cont!(c, g.ggml_permute!(c, g.ggml_mul_mat!(c, values, attention), 0, 2, 1, 3));
+        const attended = bias(project(`${prefix}attn_output.weight`, g.ggml_reshape_2d!(c, mixed, headSize * shape.heads, n)), `${prefix}attn_output.bias`);
+        const feedForwardInput = g.ggml_add!(c, attended, hidden);
+        const normed = norm(feedForwardInput, `${prefix}ffn_norm.weight`);
+        const gate = g.ggml_silu!(c, project(`${prefix}ffn_gate.weight`, normed));
+        const up = project(`${prefix}ffn_up.weight`, normed);
+        hidden = g.ggml_add!(c, project(`${prefix}ffn_down.weight`, g.ggml_mul!(c, gate, up)), feedForwardInput);
+      }
+      const unmaskedLogits = bias(g.ggml_mul_mat!(c, weights.get("output.weight") ?? weight("token_embd.weight"), norm(hidden, "output_norm.weight")), "output.bias");
+      const logits = lossMask === undefined ? unmaskedLogits : g.ggml_mul!(c, unmaskedLogits, labelRows);
+      g.ggml_set_output!(logits);
+      return logits;
+    };
+    const graphSize = adapter === undefined ? GRAPH_SIZE : LORA_GRAPH_SIZE;
+    const newComputeContext = (): Pointer =>
+      g.ggml_init!({ mem_size: 16 * graphSize * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(graphSize, true)), mem_buffer: null, no_alloc: true });
+    // A full fine-tune builds its graph once (static); a LoRA run once per step (see LORA_GRAPH_SIZE).
+    const computeContext = adapter === undefined ? newComputeContext() : null;
+    if (computeContext !== null) cleanup.push(() => g.ggml_free!(computeContext));
+    const logits = computeContext === null ? null : buildForward(computeContext);
 
-    const scheduler = g.ggml_backend_sched_new!([backend], null, 1, GRAPH_SIZE * 4, false, false);
+    const scheduler = g.ggml_backend_sched_new!([backend], null, 1, graphSize * 4, false, false);
     cleanup.push(() => g.ggml_backend_sched_free!(scheduler));
     const optimizerBlock = koffi.alloc("ggml_opt_optimizer_params", 1);
     const defaults = fn.ggml_opt_get_default_optimizer_params!(null) as Record<string, number>;
@@ -300,7 +343,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const optimizer = g.ggml_opt_init!({
       backend_sched: scheduler,
       ctx_compute: computeContext,
-      inputs: inputTokens,
+      inputs: computeContext === null ? null : inputTokens,
       outputs: logits,
       loss_type: GGML_OPT_LOSS_TYPE_CROSS_ENTROPY,
       build_type: GGML_OPT_BUILD_TYPE_OPT,
@@ -310,12 +353,29 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       optimizer: GGML_OPT_OPTIMIZER_TYPE_ADAMW,
     });
     cleanup.push(() => g.ggml_opt_free!(optimizer));
-    const labels = g.ggml_opt_labels!(optimizer);
+    let stepContext: Pointer = null;
+    cleanup.push(() => void (stepContext !== null && g.ggml_free!(stepContext)));
+    let backwardSteps = 0;
+    /** Allocates the graph of the next evaluation (building it first in a LoRA run). */
+    const prepare = (backward: boolean): void => {
+      if (computeContext === null) {
+        if (stepContext !== null) g.ggml_free!(stepContext);
+        stepContext = newComputeContext();
+        const output = buildForward(stepContext);
+        const graph = g.ggml_new_graph_custom!(stepContext, graphSize, true);
+        g.ggml_build_forward_expand!(graph, output);
+        g.ggml_opt_prepare_alloc!(optimizer, stepContext, graph, inputTokens, output);
+      }
+      g.ggml_opt_alloc!(optimizer, backward);
+      // Rebuilt graphs accumulate gradients even at opt_period 1, and ggml-opt resets the
+      // accumulators only for static graphs: clear them at the start of each optimizer step.
+      if (computeContext === null && backward && backwardSteps++ % (args.accumulate ?? 1) === 0) g.ggml_opt_reset!(optimizer, false);
+    };
     const labelData = new Float32Array(shape.vocabulary * n);
 
     /**
-     * Loads window `index` into the inputs and its next tokens, one-hot, into the labels; returns
-     * how many labels count (n, or the answer tokens under a loss mask; 0: skip the window).
+     * Windows go in as their tokens and their next tokens, one-hot, as labels; only labels the
+     * loss counts (n, or the answer tokens under a loss mask; none: the window is skipped).
      *
      * A masked position needs more than a zero label row. ggml's cross-entropy sums
      * -labels·log_softmax(logits) over rows and divides by the row count (n), so a zero row adds
@@ -327,19 +387,24 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
      */
     let previousStart = -1;
     const rowData = new Float32Array(n);
-    const loadWindow = (index: number): number => {
+    /** Fills `rowData` with window `index`'s label weights; returns how many count (0: skip the window). */
+    const countLabels = (index: number): number => {
       const start = index * stride;
       let counted = 0;
       for (let position = 0; position < n; position++) counted += rowData[position] = lossMask === undefined ? 1 : lossMask[start + position + 1]!;
-      if (counted === 0) return 0;
+      return counted;
+    };
+    /** Loads window `index` (after countLabels of it, and after prepare()). */
+    const loadWindow = (index: number): void => {
+      const start = index * stride;
       g.ggml_backend_tensor_set!(inputTokens, tokens.subarray(start, start + n), 0, n * 4);
       // Only the n ones of the last window are cleared, not the whole n × vocabulary array.
       if (previousStart >= 0) for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[previousStart + position + 1]!] = 0;
       previousStart = start;
       for (let position = 0; position < n; position++) labelData[position * shape.vocabulary + tokens[start + position + 1]!] = rowData[position]!;
-      g.ggml_backend_tensor_set!(labels, labelData, 0, labelData.byteLength);
+      // After prepare(): a LoRA run's labels tensor is new with each step's graph.
+      g.ggml_backend_tensor_set!(g.ggml_opt_labels!(optimizer), labelData, 0, labelData.byteLength);
       if (lossMask !== undefined) g.ggml_backend_tensor_set!(labelRows, rowData, 0, rowData.byteLength);
-      return counted;
     };
 
     const resultTrain = fn.ggml_opt_result_init!();
@@ -353,7 +418,10 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       fn.ggml_opt_result_loss!(result, loss, [0]);
       return loss[0]!;
     };
-    const save = (path: string): void => saveWeights(g, args.model, layout.tensors, weights, path);
+    const save = async (path: string): Promise<void> => {
+      if (adapter === undefined) saveWeights(g, args.model, layout.tensors, weights, path);
+      else await writeLoraAdapter({ basePath: args.model, ...(args.baseDigest === undefined ? {} : { baseDigest: args.baseDigest as never }), alpha: lora!.alpha, rank: lora!.rank, pairs: adapter.read(), outPath: path });
+    };
 
     emit({ event: "ready", windows, trainWindows, validationWindows: windows - trainWindows, tokens: tokens.length, stepsPerEpoch: trainWindows });
     const interval = args.checkpointIntervalMs ?? 0;
@@ -365,24 +433,28 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       const started = performance.now();
       const trainLosses = new WindowLosses(() => meanLoss(resultTrain), n);
       for (let step = offset + 1; step <= trainWindows; step++) {
-        const counted = loadWindow(step - 1);
+        const counted = countLabels(step - 1);
         if (counted === 0) continue; // no answer token: nothing to learn
         if (args.warmupSteps !== undefined) writeOptimizer(stepRate(epoch, step));
-        g.ggml_opt_alloc!(optimizer, true);
+        prepare(true);
+        loadWindow(step - 1);
+        adapter?.drawMasks(epoch, step);
         g.ggml_opt_eval!(optimizer, resultTrain);
         const stepLoss = trainLosses.add(counted);
         emit({ event: "step", epoch, step, steps: trainWindows, loss: stepLoss, meanLoss: trainLosses.mean, validation: false });
         if (interval > 0 && args.checkpoint !== undefined && step < trainWindows && performance.now() - lastCheckpoint >= interval) {
-          save(args.checkpoint);
+          await save(args.checkpoint);
           lastCheckpoint = performance.now();
           emit({ event: "checkpoint", epoch, step, path: args.checkpoint });
         }
       }
       const validationLosses = new WindowLosses(() => meanLoss(resultEval), n);
       for (let index = trainWindows; index < windows; index++) {
-        const counted = loadWindow(index);
+        const counted = countLabels(index);
         if (counted === 0) continue;
-        g.ggml_opt_alloc!(optimizer, false);
+        prepare(false);
+        loadWindow(index);
+        adapter?.drawMasks(epoch, undefined);
         g.ggml_opt_eval!(optimizer, resultEval);
         const loss = validationLosses.add(counted);
         emit({ event: "step", epoch, step: index - trainWindows + 1, steps: windows - trainWindows, loss, meanLoss: validationLosses.mean, validation: true });
@@ -401,12 +473,12 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       fn.ggml_opt_result_reset!(resultTrain);
       fn.ggml_opt_result_reset!(resultEval);
       if (args.checkpoint !== undefined && epoch < args.epochs - 1) {
-        save(args.checkpoint);
+        await save(args.checkpoint);
         lastCheckpoint = performance.now();
         emit({ event: "checkpoint", epoch, path: args.checkpoint });
       }
     }
-    save(args.output);
+    await save(args.output);
     emit({ event: "saved", path: args.output });
   } finally {
     for (const release of cleanup.reverse()) release();

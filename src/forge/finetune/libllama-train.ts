@@ -2,6 +2,7 @@ import { renameSync, rmSync } from "node:fs";
 import { readFile, rename, rm } from "node:fs/promises";
 import { EngineError } from "../../core/errors.js";
 import { loadLibllamaFfi, type LibllamaFfi } from "../../native/libllama.js";
+import type { LoraSettings } from "./lora.js";
 
 // The only module that trains through libllama (llama.cpp's `llama_opt_*`, as
 // examples/training/finetune.cpp does), reached with koffi. Its calls block and a GGML_ASSERT
@@ -60,6 +61,15 @@ export interface TrainArguments {
   lossOn?: "answers" | "all";
   /** One byte per token of `tokensFile`, 1 where the loss counts the token; absent: every token counts. */
   lossMaskFile?: string;
+  /**
+   * Train a LoRA adapter instead of the weights (ggml trainer only): `model` stays frozen in its
+   * own type, and `output` and `checkpoint` are LoRA adapter GGUFs in llama.cpp's format.
+   */
+  lora?: LoraSettings;
+  /** A LoRA run resumed: the adapter checkpoint A and B start from. */
+  adapterCheckpoint?: string;
+  /** The base's digest, pinned in the adapter a LoRA run writes. */
+  baseDigest?: string;
   /** Where a checkpoint is written after each epoch (for resume), if anywhere. */
   checkpoint?: string;
   /**

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { AbortedError } from "../../core/errors.js";
+import { AbortedError, InvalidRequestError } from "../../core/errors.js";
 import type { ImportResult, ModelStore } from "../../store/model-store.js";
+import { bakeAdapter } from "./bake-adapter.js";
 import { mergeModels, type MergeMethod } from "./merge-models.js";
 
 /** Grove's version, recorded in merge recipes. */
@@ -69,6 +70,52 @@ export async function mergeFork(store: ModelStore, options: MergeForkOptions): P
         parameters: { method: options.method, weights: merged.weights, ...(base === undefined ? {} : { base: base.model.digest }) },
         inputs: parents,
       },
+      mode: "move",
+    });
+  } finally {
+    await rm(outPath, { force: true });
+  }
+}
+
+/** What {@link bakeAdapterFork} needs. */
+export interface BakeAdapterForkOptions {
+  /** The adapter fork (or any LoRA adapter model of the store). */
+  adapter: string;
+  /** The model to bake it into. @default the adapter fork's parent */
+  base?: string;
+  /** Multiplies the adapter. @default 1 */
+  scale?: number;
+  /** Name to point at the baked fork (also its `general.name`). */
+  name?: string;
+}
+
+/**
+ * Bakes a LoRA adapter into its base (see bakeAdapter) and imports the result as a `merge` fork
+ * of the base and the adapter, with a recipe (`method: "adapter"`) that rebuilds it. The base
+ * defaults to the adapter fork's parent; another file of the same model (its F16 original, when
+ * the adapter was trained on a quantized base) may be named instead.
+ *
+ * @throws ModelNotFoundError for an unknown model; InvalidRequestError when the model is not an
+ *   adapter, has no parent and no base is named, or does not fit the base
+ */
+export async function bakeAdapterFork(store: ModelStore, options: BakeAdapterForkOptions): Promise<ImportResult> {
+  const adapter = await store.show(options.adapter);
+  const parent = adapter.parents.find((edge) => edge.relation === "adapter")?.parent;
+  if (options.base === undefined && parent === undefined) {
+    throw new InvalidRequestError(`${options.adapter} is not an adapter fork of a model in the store; name the model to bake it into`, { param: "base" });
+  }
+  const base = await store.show(options.base ?? parent!);
+  const scale = options.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new InvalidRequestError(`scale must be a finite number, got ${scale}`, { param: "scale" });
+  const outPath = await store.blobs.createTempPath();
+  try {
+    await bakeAdapter({ basePath: base.path, adapterPath: adapter.path, outPath, scale, ...(options.name === undefined ? {} : { name: options.name }) });
+    const parents = [base.model.digest, adapter.model.digest];
+    return await store.importFile(outPath, {
+      ...(options.name === undefined ? {} : { name: options.name }),
+      bases: parents,
+      relation: "merge",
+      recipe: { tool: MERGE_TOOL, toolVersion: GROVE_VERSION, parameters: { method: "adapter", ...(scale === 1 ? {} : { scale }) }, inputs: parents },
       mode: "move",
     });
   } finally {

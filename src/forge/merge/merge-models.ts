@@ -233,9 +233,13 @@ export interface TensorSource {
 /** Elements read and decoded at a time by the slerp pre-pass. */
 const SCAN_ELEMENTS = 1 << 20;
 
-/** Reads `count` elements of an F32, F16 or BF16 tensor from element `start` on, decoded to float32. */
+/**
+ * Reads `count` elements of an F32, F16, BF16, Q8_0 or Q4_0 tensor from element `start` on,
+ * decoded to float32 (for the block types, `start` and `count` are whole blocks of 32).
+ */
 export function readRange(source: TensorSource, start: number, count: number): Float32Array {
   const { descriptor, tensor } = source;
+  if (tensor.type === "Q8_0" || tensor.type === "Q4_0") return readBlocks(source, start, count);
   const width = tensor.type === "F32" ? 4 : 2;
   const bytes = Buffer.alloc(count * width);
   let done = 0;
@@ -259,6 +263,36 @@ export function readRange(source: TensorSource, start: number, count: number): F
     }
     default:
       throw new InvalidRequestError(`Tensor '${tensor.name}' is ${tensor.type}; dequantization of Q types is not supported yet`);
+  }
+  return values;
+}
+
+/** Decodes whole blocks of a Q8_0 (f16 scale, 32 int8) or Q4_0 (f16 scale, 16 bytes of nibbles, value − 8) tensor, as ggml's dequantize_row_*. */
+function readBlocks(source: TensorSource, start: number, count: number): Float32Array {
+  const { descriptor, tensor } = source;
+  if (start % 32 !== 0 || count % 32 !== 0) throw new InvalidRequestError(`Tensor '${tensor.name}' (${tensor.type}) is read in whole blocks of 32`);
+  const blockBytes = tensor.type === "Q8_0" ? 34 : 18;
+  const bytes = Buffer.alloc((count / 32) * blockBytes);
+  let done = 0;
+  while (done < bytes.length) {
+    const read = readSync(descriptor, bytes, done, bytes.length - done, tensor.fileOffset + (start / 32) * blockBytes + done);
+    if (read === 0) throw new InvalidRequestError(`Tensor '${tensor.name}' ends past the end of its file`);
+    done += read;
+  }
+  const values = new Float32Array(count);
+  for (let block = 0; block < count / 32; block++) {
+    const offset = block * blockBytes;
+    const scale = float16BitsToFloat32(bytes.readUInt16LE(offset));
+    const out = block * 32;
+    if (tensor.type === "Q8_0") {
+      for (let index = 0; index < 32; index++) values[out + index] = scale * bytes.readInt8(offset + 2 + index);
+    } else {
+      for (let index = 0; index < 16; index++) {
+        const byte = bytes[offset + 2 + index]!;
+        values[out + index] = scale * ((byte & 0x0f) - 8);
+        values[out + index + 16] = scale * ((byte >> 4) - 8);
+      }
+    }
   }
   return values;
 }

@@ -5,6 +5,7 @@ import { DigestMismatchError, InvalidRequestError, ModelNotFoundError } from "..
 import { digestOfFile } from "../../store/file-digest.js";
 import type { ImportResult, ModelStore } from "../../store/model-store.js";
 import { MERGE_TOOL } from "../merge/merge-fork.js";
+import { bakeAdapter } from "../merge/bake-adapter.js";
 import { mergeModels, MERGE_METHODS, type MergeMethod } from "../merge/merge-models.js";
 import { QUANTIZE_TOOL } from "../quantize/quantize-fork.js";
 import { quantizeModel, quantizerVersion } from "../quantize/quantize-model.js";
@@ -213,9 +214,19 @@ registerRebuilder(QUANTIZE_TOOL, {
 registerRebuilder(MERGE_TOOL, {
   version: () => GROVE_VERSION,
   async rebuild(_store, recipe, context) {
-    checkParameters(recipe, ["method", "weights", "base", "name"]);
+    checkParameters(recipe, ["method", "weights", "base", "name", "scale"]);
     onlyModelInputs(recipe, undefined);
     const { method, weights, base } = recipe.parameters;
+    if (method === "adapter") {
+      // bakeAdapterFork's recipe: inputs [base, adapter].
+      const [basePath, adapterPath] = [...context.models.values()];
+      const scale = recipe.parameters["scale"];
+      if (context.models.size !== 2 || basePath === undefined || adapterPath === undefined) throw new InvalidRequestError("An adapter bake has two model inputs: the base, then the adapter", { param: "inputs" });
+      if (scale !== undefined && typeof scale !== "number") throw new InvalidRequestError("Invalid recipe: field 'parameters.scale': expected a number", { param: "parameters.scale" });
+      const name = recipe.output.generalName;
+      await bakeAdapter({ basePath, adapterPath, outPath: context.output, ...(scale === undefined ? {} : { scale }), ...(typeof name === "string" ? { name } : {}) });
+      return;
+    }
     if (typeof method !== "string" || !(MERGE_METHODS as readonly string[]).includes(method)) {
       throw new InvalidRequestError(`Invalid recipe: field 'parameters.method': expected one of ${MERGE_METHODS.join(", ")}`, { param: "parameters.method" });
     }

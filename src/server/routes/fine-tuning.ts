@@ -1,7 +1,7 @@
 import { basename } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { InvalidRequestError, NotFoundError } from "../../core/errors.js";
-import { FINETUNE_DEFAULTS, loraWithDefaults, type FinetuneRequest } from "../../forge/finetune/finetune-job.js";
+import { FINETUNE_DEFAULTS, type FinetuneRequest } from "../../forge/finetune/finetune-job.js";
 import type { JobEvent } from "../../forge/jobs/job-event-log.js";
 import { isFinished, type JobRunner } from "../../forge/jobs/job-runner.js";
 import type { JobRecord } from "../../forge/jobs/job-store.js";
@@ -127,7 +127,7 @@ export function supervisedFields(body: { hyperparameters?: SupervisedHyperparame
   }
   const epochs = hyper?.n_epochs === "auto" ? undefined : hyper?.n_epochs;
   const batch = hyper?.batch_size === "auto" ? undefined : hyper?.batch_size;
-  const lora = hyper?.lora === undefined ? undefined : loraWithDefaults(hyper.lora);
+  const lora = hyper?.lora;
   return {
     ...(epochs === undefined ? {} : { epochs }),
     ...(learningRate === undefined ? {} : { learningRate }),

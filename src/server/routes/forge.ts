@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ConflictError } from "../../core/errors.js";
-import { loraWithDefaults } from "../../forge/finetune/finetune-job.js";
 import { isFinished, withoutSteps, type JobRunner, type JobUpdate } from "../../forge/jobs/job-runner.js";
 import type { TrainingFiles } from "../../forge/jobs/training-files.js";
 import { finetuneJobSchema, mergeJobSchema, quantizeJobSchema } from "../forge-schemas.js";
@@ -61,7 +60,7 @@ export function registerForgeRoutes(app: FastifyInstance, forge: ForgeServices |
           contextSize: body.ctx,
           validationSplit: body.val_split,
           lossOn: body.loss_on,
-          lora: body.lora === undefined ? undefined : loraWithDefaults(body.lora),
+          lora: body.lora,
           name: body.name,
         }),
       });
