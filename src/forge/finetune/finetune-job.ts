@@ -238,7 +238,6 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
       tokens: tokens.length,
       windows,
       chatFormat,
-      ...(request.lora === undefined ? {} : { lora: request.lora }),
       ...(request.name === undefined ? {} : { name: request.name }),
     },
   );
