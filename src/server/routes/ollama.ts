@@ -133,7 +133,7 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
     });
   }
   // Ollama generates until the context is full for -1 and -2, and stops there for larger values too.
-  const predict = options?.num_predict;
+  const predict = options?.num_predict ?? model.info.defaults?.maxTokens;
   const maxTokens = predict === undefined || predict < 0 ? room : Math.min(predict, room);
   const session = await GenerationSession.start({
     model,
