@@ -24,6 +24,7 @@ import {
   type OllamaGenerateRequest,
 } from "../ollama-schemas.js";
 import { parseBody } from "../openai-schemas.js";
+import { registerOllamaCreateRoute } from "./ollama-create.js";
 import { registerOllamaModelRoutes, servedName } from "./ollama-models.js";
 
 /** What the Ollama-compatible routes need. */
@@ -68,6 +69,7 @@ export function registerOllamaRoutes(app: FastifyInstance, services: OllamaServi
     });
     registerGenerationRoutes(scope, services.catalog);
     registerOllamaModelRoutes(scope, services);
+    registerOllamaCreateRoute(scope, services);
   });
 }
 
