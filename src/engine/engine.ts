@@ -1,4 +1,5 @@
 import type { Digest } from "../core/digest.js";
+import type { GenerationDefaults } from "../core/model-config.js";
 import type { ChatTemplateCapabilities } from "./chat-template-capabilities.js";
 import type { ChatTemplateRenderOptions } from "./chat-template.js";
 
@@ -83,6 +84,11 @@ export interface ModelInfo {
   readonly pooling?: EmbeddingPooling;
   /** Seconds since the epoch at load time. */
   readonly loadedAt: number;
+  /**
+   * For a config fork (`grove create -f Modelfile`): the sampling defaults it gives requests that
+   * set none of their own; each route puts them before its API's own defaults.
+   */
+  readonly defaults?: GenerationDefaults;
 }
 
 /** llama.cpp's pooling types an embeddings context can use (`rank`, a reranker's score, aside). */

@@ -208,7 +208,9 @@ export class ChatTurn {
     const contextSize = Math.min(request.contextLimit ?? model.info.contextSize, model.info.contextSize);
     const room = contextSize - promptTokens.length;
     // A limit past the room is cut to it where the API says so (Ollama), else refused.
-    const maxTokens = request.contextLimit !== undefined ? Math.min(request.maxTokens ?? room, room) : (request.maxTokens ?? room);
+    // A config fork's num_predict is a default, so it is cut to the room left rather than refused.
+    const fallback = request.maxTokens === undefined ? model.info.defaults?.maxTokens : undefined;
+    const maxTokens = request.contextLimit !== undefined || fallback !== undefined ? Math.min(request.maxTokens ?? fallback ?? room, room) : (request.maxTokens ?? room);
     if (room < 1 || maxTokens > room) {
       throw new ContextLengthError(
         `This model's context holds ${contextSize} tokens; the messages take ${promptTokens.length}` +

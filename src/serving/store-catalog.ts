@@ -9,6 +9,8 @@ import { estimateModelMemory, type MemoryEstimate } from "../plan/memory-estimat
 import type { ModelStore } from "../store/model-store.js";
 import { formatModelName, parseModelName } from "../store/model-ref.js";
 import type { AliasTarget } from "../store/registry.js";
+import { generationDefaultsOf, modelConfigOf, type ModelConfig } from "../core/model-config.js";
+import { ConfiguredModel } from "../engine/configured-model.js";
 import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
 import { resolveModelSettings, type ServingShape } from "./model-settings.js";
@@ -106,6 +108,32 @@ export class StoreCatalog implements ModelCatalog {
 
   async get(name: string): Promise<LoadedModel> {
     const digest = await this.resolve(name);
+    const config = modelConfigOf((await this.options.store.registry.getModel(digest))?.card ?? {});
+    if (config !== undefined) return this.getConfigFork(digest, name, config);
+    return this.getWeights(digest, name);
+  }
+
+  /**
+   * A config fork (`grove create -f Modelfile`) runs on the load of the model holding its weights,
+   * wrapped with its defaults ({@link ConfiguredModel}). Its `num_ctx` (or its own
+   * `--model-settings` entry) is the context: when that differs from the weights' load, the fork
+   * gets a load of its own at that shape, as Ollama reloads a model for another `num_ctx`. A fork
+   * on an adapter fork runs on the base's load at the base's shape.
+   */
+  private async getConfigFork(digest: Digest, name: string, config: ModelConfig): Promise<LoadedModel> {
+    const weights = await this.options.store.weightsOf(digest);
+    const source = await this.sourceOf(weights, name);
+    const shape = this.shapeOf(weights);
+    const contextSize = this.shapes.get(digest)?.contextSize ?? generationDefaultsOf(config).contextSize;
+    const ownShape = this.shapes.get(digest) ?? (contextSize === undefined ? undefined : { ...shape, contextSize });
+    const loaded =
+      source.base === undefined && ownShape !== undefined && (ownShape.contextSize !== shape.contextSize || ownShape.slots !== shape.slots)
+        ? await this.pool.acquire({ id: digest, digest, path: source.path, ...ownShape })
+        : await this.getWeights(weights, name);
+    return new ConfiguredModel(loaded, { id: digest, digest }, config);
+  }
+
+  private async getWeights(digest: Digest, name: string): Promise<LoadedModel> {
     const source = await this.sourceOf(digest, name);
     if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) });
     // An adapter fork runs on its base's load, at the base's shape.

@@ -44,6 +44,9 @@ export function checkImportOptions(baseRefs: readonly string[], options: ImportO
   if (relation !== undefined && !RELATIONS.includes(relation)) {
     throw new InvalidRequestError(`Unknown relation ${quoteUntrusted(String(relation))}; valid: ${RELATIONS.join(", ")}`, { param: "relation" });
   }
+  if (relation === "config") {
+    throw new InvalidRequestError("A 'config' fork has no file of its own: make it from a Modelfile with grove create NAME -f Modelfile", { param: "relation" });
+  }
   if (relation !== undefined && baseRefs.length === 0) throw new InvalidRequestError(`A '${relation}' relation needs a base model`, { param: "base" });
   if (relation === undefined && baseRefs.length > 0) throw new InvalidRequestError(`A base model needs a relation (${RELATIONS.join(", ")})`, { param: "relation" });
   if (baseRefs.length > 1 && relation !== "merge") throw new InvalidRequestError(`Only a merge has several bases; '${relation}' takes one`, { param: "base" });

@@ -216,7 +216,27 @@ export class ModelStore {
   async list(): Promise<ModelListing[]> {
     const names = await this.#namesByDigest();
     const local = new Set<string>(await this.blobs.list());
-    return (await this.registry.listModels()).map((model) => ({ ...model, names: names.get(model.digest) ?? [], local: local.has(model.digest) }));
+    const models = await this.registry.listModels();
+    // A config fork has no file: it is local where the weights it runs on are.
+    const configParent = new Map((await this.registry.listEdges()).filter((edge) => edge.relation === "config").map((edge) => [edge.child, edge.parent]));
+    const weightsOf = (digest: Digest): Digest => {
+      for (let depth = 0; depth < 64 && configParent.has(digest); depth++) digest = configParent.get(digest)!;
+      return digest;
+    };
+    return models.map((model) => ({ ...model, names: names.get(model.digest) ?? [], local: local.has(weightsOf(model.digest)) }));
+  }
+
+  /**
+   * The model whose file holds a model's weights: itself, or for a `config` fork (new defaults on
+   * its parent's weights, no file of its own) the first ancestor through config edges that has one.
+   */
+  async weightsOf(digest: Digest): Promise<Digest> {
+    for (let depth = 0; depth < 64; depth++) {
+      const edge = (await this.registry.parentsOf(digest)).find((parent) => parent.relation === "config");
+      if (edge === undefined) return digest;
+      digest = edge.parent;
+    }
+    return digest;
   }
 
   /**
@@ -226,8 +246,9 @@ export class ModelStore {
    *   this machine lacks its file
    */
   async localPath(digest: Digest, label: string = digest): Promise<string> {
-    if (!(await this.blobs.has(digest))) throw new ModelNotLocalError(label, digest);
-    return this.blobs.pathOf(digest);
+    const weights = await this.weightsOf(digest);
+    if (!(await this.blobs.has(weights))) throw new ModelNotLocalError(label, weights);
+    return this.blobs.pathOf(weights);
   }
 
   /** A model with its names, blob path, parents (relation and recipe) and forks. */
@@ -236,7 +257,7 @@ export class ModelStore {
     return {
       model,
       names: await this.registry.namesOf(model.digest),
-      path: this.blobs.pathOf(model.digest),
+      path: this.blobs.pathOf(await this.weightsOf(model.digest)),
       parents: await this.registry.parentsOf(model.digest),
       children: await this.registry.childrenOf(model.digest),
     };
@@ -355,7 +376,9 @@ export class ModelStore {
   /** Re-hashes every blob and checks every registry model has one. Reads every byte of the store. */
   async verify(): Promise<VerifyResult> {
     const result: VerifyResult = { checked: 0, mismatched: [], missing: [], unreferenced: [] };
-    const referenced = new Set((await this.registry.listModels()).map((model) => model.digest));
+    const configForks = new Set((await this.registry.listEdges()).filter((edge) => edge.relation === "config").map((edge) => edge.child));
+    // Config forks have no file of their own (their weights are their parent's).
+    const referenced = new Set((await this.registry.listModels()).map((model) => model.digest).filter((digest) => !configForks.has(digest)));
     const present = new Set<Digest>();
     for (const digest of await this.blobs.list()) {
       const actual = await this.blobs.digestOf(digest);

@@ -81,6 +81,14 @@ export const POSTGRES_REGISTRY_MIGRATIONS: readonly PostgresMigration[] = Object
       CREATE INDEX alias_history_by_alias ON alias_history (alias, id);
     `,
   },
+  {
+    version: 2,
+    description: "relation 'config': a fork that keeps its parent's weights with new defaults (grove create -f Modelfile)",
+    sql: `
+      ALTER TABLE edges DROP CONSTRAINT edges_relation_check;
+      ALTER TABLE edges ADD CONSTRAINT edges_relation_check CHECK (relation IN ('finetune', 'adapter', 'quantized', 'merge', 'config'));
+    `,
+  },
 ]);
 
 /** The one lock every registry writer takes, on every replica (SQLite's single writer, shared). */

@@ -1,10 +1,14 @@
 import type { Digest } from "../core/digest.js";
 
-/** How a fork derives from its parent (the Hugging Face model-tree vocabulary). */
-export type Relation = "finetune" | "adapter" | "quantized" | "merge";
+/**
+ * How a fork derives from its parent: the Hugging Face model-tree vocabulary, and `config` — the
+ * parent's weights with new defaults (system prompt, parameters, conversation prefix: an Ollama
+ * Modelfile), a fork without a file of its own.
+ */
+export type Relation = "finetune" | "adapter" | "quantized" | "merge" | "config";
 
 /** Every relation, for validation and help text. */
-export const RELATIONS: readonly Relation[] = ["finetune", "adapter", "quantized", "merge"];
+export const RELATIONS: readonly Relation[] = ["finetune", "adapter", "quantized", "merge", "config"];
 
 /** How a fork was made: enough to make it again. */
 export interface Recipe {

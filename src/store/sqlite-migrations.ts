@@ -82,4 +82,24 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = Object.freeze([
       CREATE INDEX alias_history_by_alias ON alias_history (alias, id);
     `,
   },
+  {
+    version: 3,
+    description: "relation 'config': a fork that keeps its parent's weights with new defaults (grove create -f Modelfile)",
+    // SQLite cannot change a CHECK in place: the edges table is rebuilt (nothing references it).
+    sql: `
+      CREATE TABLE edges_new (
+        child TEXT NOT NULL REFERENCES models (digest),
+        parent TEXT NOT NULL REFERENCES models (digest),
+        relation TEXT NOT NULL CHECK (relation IN ('finetune', 'adapter', 'quantized', 'merge', 'config')),
+        recipe TEXT CHECK (recipe IS NULL OR json_valid(recipe)),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (child, parent),
+        CHECK (child <> parent)
+      ) STRICT;
+      INSERT INTO edges_new (child, parent, relation, recipe, created_at) SELECT child, parent, relation, recipe, created_at FROM edges;
+      DROP TABLE edges;
+      ALTER TABLE edges_new RENAME TO edges;
+      CREATE INDEX edges_by_parent ON edges (parent);
+    `,
+  },
 ]);

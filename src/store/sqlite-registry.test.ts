@@ -38,10 +38,14 @@ describe("SqliteRegistry", () => {
     await v1.addModel(model("ba"));
     await v1.close();
     const upgraded = SqliteRegistry.open(old);
-    assert.deepEqual(await upgraded.appliedMigrations(), [1, 2]);
+    assert.deepEqual(await upgraded.appliedMigrations(), [1, 2, 3]);
     assert.equal((await upgraded.listModels()).length, 1);
     const event = await upgraded.recordAliasEvent({ alias: "chat:latest", at: "2026-11-29T00:00:00.000Z", action: "set", from: [], to: [{ digest: model("ba").digest, weight: 1 }], tasks: [], scores: [], decision: "applied", reason: "test" });
     assert.deepEqual(await upgraded.aliasHistory("chat:latest"), [event]);
+    // Schema 3 rebuilt the edges table to admit the `config` relation.
+    await upgraded.addModel(model("bb"));
+    await upgraded.addEdge({ child: digest("bb"), parent: digest("ba"), relation: "config", recipe: null });
+    assert.equal((await upgraded.parentsOf(digest("bb")))[0]?.relation, "config");
     await upgraded.close();
     assert.throws(() => SqliteRegistry.open(path, { migrations: [] }), ConfigError);
   });

@@ -59,7 +59,7 @@ describe("grove create", () => {
       [["--preset", "small", "--seed", "1", "--out", join(directory, "missing", "x.gguf")], /The output directory .*missing does not exist/],
       [["--preset", "small", "--seed", "1", "--out", directory], /is a directory/],
       [["--preset", "small", "--seed", "1", "--out", out, "--vocab-from", join(directory, "nope.gguf")], /--vocab-from .*nope\.gguf is not a file/],
-      [["--seed", "1", "--out", out], /required option '--preset <name>' not specified/],
+      [["--seed", "1", "--out", out], /grove create needs NAME \(with -f Modelfile\), or --preset, --seed and --out to generate a model; --preset is missing/],
     ];
     for (const [args, pattern] of cases) {
       const run = await runCreate(...args);

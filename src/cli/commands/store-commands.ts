@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import type { Digest } from "../../core/digest.js";
 import { ConflictError } from "../../core/errors.js";
+import { modelfileOf } from "../../forge/modelfile/config-fork.js";
 import { ModelStore, type ModelDetails, type TreeNode } from "../../store/model-store.js";
 import type { LineageEdge } from "../../store/registry.js";
 import { formatBytes, renderTable } from "./inspect.js";
@@ -90,7 +91,9 @@ export function registerStoreCommands(program: Command): void {
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
     .option("--json", "print the model as JSON")
-    .action(async (ref: string, flags: ListingFlags) => {
+    .option("--modelfile", "print a Modelfile that builds the model again (its FROM and, for a config fork, its defaults)")
+    .action(async (ref: string, flags: ListingFlags & { modelfile?: boolean }) => {
+      if (flags.modelfile) return void process.stdout.write(await withStore(flags, async (store) => modelfileOf(store, (await store.resolve(ref)).digest)));
       const result = await withStore(flags, async (store) => {
         const details = await store.show(ref);
         const names = await namesByDigest(store);

@@ -10,6 +10,9 @@ import { mergeModels, MERGE_METHODS, type MergeMethod } from "../merge/merge-mod
 import { QUANTIZE_TOOL } from "../quantize/quantize-fork.js";
 import { quantizeModel, quantizerVersion } from "../quantize/quantize-model.js";
 import { parseQuantizeType } from "../quantize/quantize-types.js";
+import { modelConfigOf } from "../../core/model-config.js";
+import { configForkDigest, createConfigFork, MODELFILE_TOOL, modelConfigFromFields } from "../modelfile/config-fork.js";
+import { mergeModelConfig } from "../modelfile/modelfile.js";
 import { storedRecipe, type RecipeDocument } from "./recipe.js";
 
 /** What a {@link Rebuilder} gets besides the store and the recipe: every input, already checked. */
@@ -92,6 +95,7 @@ export interface RebuildForkResult {
  * @throws DigestMismatchError when a data file's digest is not the input's
  */
 export async function rebuildFork(store: ModelStore, recipe: RecipeDocument, options: RebuildForkOptions = {}): Promise<RebuildForkResult> {
+  if (recipe.relation === "config") return rebuildConfigFork(store, recipe, options);
   const rebuilder = rebuilders.get(recipe.tool);
   if (rebuilder === undefined) {
     throw new InvalidRequestError(`Unknown recipe tool '${recipe.tool}'; Grove can rebuild: ${rebuildableTools().join(", ")}`, { param: "tool" });
@@ -127,6 +131,20 @@ export async function rebuildFork(store: ModelStore, recipe: RecipeDocument, opt
   } finally {
     await rm(output, { force: true }); // left only when the rebuild or import failed
   }
+}
+
+/** A config fork has no file to write: its recipe (the fork's own Modelfile instructions) is applied to its parent again. */
+async function rebuildConfigFork(store: ModelStore, recipe: RecipeDocument, options: RebuildForkOptions): Promise<RebuildForkResult> {
+  if (recipe.tool !== MODELFILE_TOOL) throw new InvalidRequestError(`A config fork is made by '${MODELFILE_TOOL}', not '${recipe.tool}'`, { param: "tool" });
+  checkParameters(recipe, ["system", "template", "license", "parameters", "messages"]);
+  onlyModelInputs(recipe, 1);
+  const [parent] = (await modelInputs(store, recipe)).keys();
+  const config = modelConfigFromFields(recipe.parameters);
+  const digest = configForkDigest(parent!, mergeModelConfig(modelConfigOf((await store.registry.getModel(parent!))!.card), config));
+  const matches = digest === recipe.output.digest;
+  const name = options.name ?? (matches ? await freeName(store, recipe.output.name, digest) : undefined);
+  const result = await createConfigFork(store, { parent: parent!, config, ...(name === undefined ? {} : { name }) });
+  return { import: result, expected: recipe.output.digest, matches, warnings: [] };
 }
 
 async function modelInputs(store: ModelStore, recipe: RecipeDocument): Promise<Map<Digest, string>> {

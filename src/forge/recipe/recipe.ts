@@ -143,7 +143,8 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
     inputs.push({ digest, role, ...(names[0] === undefined ? {} : { name: names[0] }) });
   }
   // From the file itself: the card may hold a hub's name instead of `general.name`.
-  const generalName = await readGeneralName(details.path);
+  // A config fork has no file: its path is its parent's weights.
+  const generalName = edges[0]!.relation === "config" ? undefined : await readGeneralName(details.path);
   return {
     grove_recipe: RECIPE_FORMAT_VERSION,
     output: {

@@ -53,7 +53,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     const prompts = promptTokenLists(model, body.prompt, parseSpecial);
     const tokenLists = prompts.map((prompt) => prompt.tokens);
     // OpenAI's default for the legacy endpoint.
-    const maxTokens = body.max_tokens ?? 16;
+    const maxTokens = body.max_tokens ?? model.info.defaults?.maxTokens ?? 16;
     const n = body.n ?? 1;
     const { contextSize, vocabularySize } = model.info;
     tokenLists.forEach((tokens, index) => {

@@ -63,7 +63,9 @@ function generationOf(model: LoadedModel, body: NativeCompletionRequest | Infill
   const room = model.info.contextSize - promptTokens.length;
   if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", { param: "prompt" });
   if (room < 1) throw new ContextLengthError(`This model's context holds ${model.info.contextSize} tokens; the prompt has ${promptTokens.length}`, { param: "prompt", sizes: { promptTokens: promptTokens.length, contextSize: model.info.contextSize } });
-  const asked = body.n_predict ?? body.max_tokens ?? -1;
+  // A config fork's defaults come before llama-server's.
+  const defaults = model.info.defaults ?? {};
+  const asked = body.n_predict ?? body.max_tokens ?? defaults.maxTokens ?? -1;
   const maxTokens = asked < 0 ? room : Math.min(asked, room);
   const logitBias = logitBiasOf(model, body.logit_bias);
   const problem = checkLogitBias(model, logitBias);
@@ -73,15 +75,15 @@ function generationOf(model: LoadedModel, body: NativeCompletionRequest | Infill
     promptTokens,
     maxTokens,
     // llama-server's defaults.
-    temperature: body.temperature ?? 0.8,
-    topK: body.top_k ?? 40,
-    topP: body.top_p ?? 0.95,
-    minP: body.min_p ?? 0.05,
-    ...(body.seed === undefined || body.seed < 0 ? {} : { seed: body.seed }),
-    stop: body.stop ?? [],
-    repeatPenalty: body.repeat_penalty ?? 1,
-    presencePenalty: body.presence_penalty ?? 0,
-    frequencyPenalty: body.frequency_penalty ?? 0,
+    temperature: body.temperature ?? defaults.temperature ?? 0.8,
+    topK: body.top_k ?? defaults.topK ?? 40,
+    topP: body.top_p ?? defaults.topP ?? 0.95,
+    minP: body.min_p ?? defaults.minP ?? 0.05,
+    ...(body.seed !== undefined && body.seed >= 0 ? { seed: body.seed } : defaults.seed === undefined ? {} : { seed: defaults.seed }),
+    stop: body.stop ?? defaults.stop ?? [],
+    repeatPenalty: body.repeat_penalty ?? defaults.repeatPenalty ?? 1,
+    presencePenalty: body.presence_penalty ?? defaults.presencePenalty ?? 0,
+    frequencyPenalty: body.frequency_penalty ?? defaults.frequencyPenalty ?? 0,
     ...(logitBias === undefined ? {} : { logitBias }),
     ignoreEos: body.ignore_eos ?? false,
     ...(body.grammar === undefined ? {} : { grammar: body.grammar }),

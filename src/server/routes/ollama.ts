@@ -24,6 +24,7 @@ import {
   type OllamaGenerateRequest,
 } from "../ollama-schemas.js";
 import { parseBody } from "../openai-schemas.js";
+import { registerOllamaCreateRoute } from "./ollama-create.js";
 import { registerOllamaModelRoutes, servedName } from "./ollama-models.js";
 
 /** What the Ollama-compatible routes need. */
@@ -68,6 +69,7 @@ export function registerOllamaRoutes(app: FastifyInstance, services: OllamaServi
     });
     registerGenerationRoutes(scope, services.catalog);
     registerOllamaModelRoutes(scope, services);
+    registerOllamaCreateRoute(scope, services);
   });
 }
 
@@ -133,7 +135,7 @@ async function runGeneration(job: GenerationJob): Promise<unknown> {
     });
   }
   // Ollama generates until the context is full for -1 and -2, and stops there for larger values too.
-  const predict = options?.num_predict;
+  const predict = options?.num_predict ?? model.info.defaults?.maxTokens;
   const maxTokens = predict === undefined || predict < 0 ? room : Math.min(predict, room);
   const session = await GenerationSession.start({
     model,
