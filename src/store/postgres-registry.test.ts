@@ -33,7 +33,7 @@ describe("PostgresRegistry", () => {
     await Promise.all(registries.map((registry) => registry.close()));
     const database = await openPostgresDatabase(url);
     try {
-      assert.deepEqual((await database.query("SELECT component, version FROM grove_schema")).rows, [{ component: "registry", version: 1 }]);
+      assert.deepEqual((await database.query("SELECT component, version FROM grove_schema")).rows, [{ component: "registry", version: 2 }]);
       await database.query("UPDATE grove_schema SET version = 99 WHERE component = 'registry'");
     } finally {
       await database.close();
