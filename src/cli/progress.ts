@@ -95,6 +95,8 @@ export function byteProgress(label: string, minBytes = 0): ByteProgress {
 
 /** A spinner for work with no measurable progress (loading a model). */
 export interface Spinner {
+  /** Says what is happening now (a bench's phase). */
+  update(label: string): void;
   /** Clears the spinner's line. Safe to call twice. */
   stop(): void;
 }
@@ -108,11 +110,14 @@ const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "
  */
 export function spinner(label: string, options: { stream?: NodeJS.WriteStream; delayMs?: number } = {}): Spinner {
   const stream = options.stream ?? process.stderr;
-  if (!stream.isTTY) return { stop() {} };
+  if (!stream.isTTY) return { update() {}, stop() {} };
   let frame = 0;
   let drawn = false;
+  let shown = label;
+  const began = Date.now();
   const draw = () => {
-    stream.write(`\r${FRAMES[frame++ % FRAMES.length]} ${label}\x1b[K`);
+    const seconds = Math.floor((Date.now() - began) / 1000);
+    stream.write(`\r${FRAMES[frame++ % FRAMES.length]} ${shown}${seconds >= 2 ? ` (${seconds}s)` : ""}\x1b[K`);
     drawn = true;
   };
   let timer: NodeJS.Timeout | undefined;
@@ -121,6 +126,9 @@ export function spinner(label: string, options: { stream?: NodeJS.WriteStream; d
     timer = setInterval(draw, 100);
   }, options.delayMs ?? 0);
   return {
+    update(next) {
+      shown = next;
+    },
     stop() {
       clearTimeout(start);
       if (timer !== undefined) clearInterval(timer);
