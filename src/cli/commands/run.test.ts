@@ -132,7 +132,7 @@ describe("grove run", () => {
       assert.match(await say(terminal, "/set verbose"), /Set 'verbose' mode\./);
       const from = terminal.screen().length;
       terminal.send("hello\r");
-      await terminal.waitFor(/hello\n\S/, { from });
+      await terminal.waitFor(/hello\n[^\n]*\S/, { from });
       terminal.send(KEYS.ctrlC);
       const stopped = (await terminal.waitFor(/\n>>> $/, { from })).slice(from);
       assert.doesNotMatch(stopped, /eval count:/, stopped);
@@ -151,7 +151,8 @@ describe("grove run", () => {
     assert.match(piped.stdout, /^\S.*\n$/s);
     assert.doesNotMatch(piped.stdout + piped.stderr, ESCAPE);
 
-    const echoed = await runPiped(["chat:f16", "--local", "--home", home], `${QUESTION}\n`);
+    // A GGUF file is served here, under its file name.
+    const echoed = await runPiped([CHAT_MODEL, "--home", home], `${QUESTION}\n`);
     assert.equal(echoed.code, 0, echoed.stderr);
     assert.match(echoed.stdout, /^\S.*\n$/s);
     assert.doesNotMatch(echoed.stdout + echoed.stderr, ESCAPE);

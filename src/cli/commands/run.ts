@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
@@ -81,7 +82,9 @@ async function connect(model: string, flags: RunFlags): Promise<Served> {
   if (target === undefined) {
     throw new ConfigError(`${flags.host === undefined ? "GROVE_HOST (or GROVE_PORT)" : `--host ${flags.host}`} is not a host, host:port or http(s) URL`, { param: "--host" });
   }
-  if (flags.local !== true) {
+  // A GGUF file is this machine's: it is served here, as `grove serve --model FILE` would.
+  const file = /\.gguf$/i.test(model) && existsSync(model);
+  if (flags.local !== true && !file) {
     const client = new ChatClient({ url: target.url, apiKey: loadConfig({ flags: { home: flags.home } }).apiKey });
     const failure = await client.probe();
     if (failure === undefined) {
