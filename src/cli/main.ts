@@ -15,6 +15,7 @@ import { registerMergeCommand } from "./commands/merge.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerQuantizeCommand } from "./commands/quantize.js";
 import { registerRecipeCommands } from "./commands/recipe.js";
+import { registerRunCommand } from "./commands/run.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStoreCommands } from "./commands/store-commands.js";
 import { registerUsageCommands } from "./commands/usage.js";
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerServeCommand(program);
+  registerRunCommand(program);
   registerCreateCommand(program);
   registerInspectCommand(program);
   registerDiffCommand(program);

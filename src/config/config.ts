@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import { parseModelSettings, type ModelSetting } from "./model-settings.js";
+import { parseHostSetting } from "./server-url.js";
 import { parseByteSize, parseDuration } from "./units.js";
 
 /**
@@ -14,7 +15,11 @@ import { parseByteSize, parseDuration } from "./units.js";
 export interface GroveConfig {
   /** Data directory. Env `GROVE_HOME`. @default "~/.grove" */
   readonly home: string;
-  /** Interface to bind. Env `GROVE_HOST`, flag `--host`. @default "127.0.0.1" */
+  /**
+   * Interface to bind. Env `GROVE_HOST`, flag `--host`; as Ollama's `OLLAMA_HOST` it may carry a
+   * port and scheme (`0.0.0.0:11434`, `http://127.0.0.1:11434`), the port then used unless `--port`
+   * names one. @default "127.0.0.1"
+   */
   readonly host: string;
   /** TCP port; 0 picks a free one. Env `GROVE_PORT`, flag `--port`. @default 11435 */
   readonly port: number;
@@ -423,6 +428,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GroveConfig {
       origin[key] = `flag ${CONFIG_SOURCES[key].flag}`;
     }
   }
+  splitHostPort(merged, origin);
   const result = schema.safeParse(merged);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -439,4 +445,20 @@ export function loadConfig(options: LoadConfigOptions = {}): GroveConfig {
   }
   const config = { ...result.data, home: resolve(result.data.home), dataDir: result.data.dataDir === "" ? "" : resolve(result.data.dataDir) } as GroveConfig;
   return Object.freeze(config);
+}
+
+/**
+ * `GROVE_HOST` as Ollama's `OLLAMA_HOST`: `0.0.0.0:11434` or `http://127.0.0.1:11434` binds that
+ * host, on that port unless `--port` names another (so `grove serve` and `grove run` read one
+ * variable the same way).
+ */
+function splitHostPort(merged: Record<string, unknown>, origin: Record<string, string>): void {
+  if (typeof merged.host !== "string") return;
+  const setting = parseHostSetting(merged.host);
+  if (setting === undefined || (setting.port === undefined && setting.scheme === undefined)) return;
+  merged.host = setting.host;
+  if (setting.port !== undefined && origin.port !== `flag ${CONFIG_SOURCES.port.flag}`) {
+    merged.port = setting.port;
+    origin.port = origin.host ?? "default";
+  }
 }

@@ -27,6 +27,18 @@ async function fixture(content = "hello blobs") {
 }
 
 describe("BlobStore", () => {
+  it("reports the bytes copied and hashed, copying or moving, up to the file's size", async () => {
+    const content = "x".repeat(3 << 20);
+    for (const mode of ["copy", "move"] as const) {
+      const { store, source } = await fixture(content);
+      const seen: [number, number][] = [];
+      await store.putFile(source, { mode, onProgress: (done, total) => seen.push([done, total]) });
+      assert.ok(seen.length >= 3, `${mode}: ${seen.length} reports`);
+      assert.deepEqual(seen.at(-1), [content.length, content.length]);
+      assert.ok(seen.every(([done, total], index) => total === content.length && (index === 0 || done > seen[index - 1]![0])));
+    }
+  });
+
   it("copies a file to blobs/sha256-<hex>, verified, leaving the source and no temp file", async () => {
     const { store, source, digest } = await fixture();
     const result = await store.putFile(source, { expectedDigest: digest });

@@ -27,6 +27,8 @@ export interface PutFileOptions {
    * what is checked is exactly what is stored; a throw stores nothing and is rethrown.
    */
   inspect?: (tempPath: string, digest: Digest) => Promise<void>;
+  /** Bytes copied and hashed so far, of the file's size (a CLI draws a bar with it). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /** What {@link BlobStore.putFile} stored. */
@@ -126,10 +128,10 @@ export class BlobStore {
     try {
       let written: { digest: Digest; size: number };
       if (mode === "move" && (await renameUnlessCrossDevice(sourcePath, tempPath))) {
-        written = await syncAndHash(tempPath);
+        written = await syncAndHash(tempPath, options.onProgress);
       } else {
         consumeSource = mode === "move";
-        written = await copyAndHash(sourcePath, tempPath);
+        written = await copyAndHash(sourcePath, tempPath, options.onProgress);
       }
       if (options.expectedDigest !== undefined && written.digest !== options.expectedDigest) {
         throw new DigestMismatchError(
@@ -253,8 +255,9 @@ async function renameUnlessCrossDevice(from: string, to: string): Promise<boolea
 }
 
 /** Copies into a new file, hashing the bytes on the way, and syncs it to disk. */
-async function copyAndHash(sourcePath: string, targetPath: string): Promise<{ digest: Digest; size: number }> {
+async function copyAndHash(sourcePath: string, targetPath: string, onProgress?: (done: number, total: number) => void): Promise<{ digest: Digest; size: number }> {
   const hash = createHash("sha256");
+  const total = onProgress === undefined ? 0 : (await stat(sourcePath)).size;
   const target = await open(targetPath, "wx");
   let size = 0;
   try {
@@ -263,6 +266,7 @@ async function copyAndHash(sourcePath: string, targetPath: string): Promise<{ di
       hash.update(bytes);
       await target.write(bytes);
       size += bytes.length;
+      onProgress?.(size, Math.max(total, size));
     }
     await target.sync();
   } finally {
@@ -272,7 +276,7 @@ async function copyAndHash(sourcePath: string, targetPath: string): Promise<{ di
 }
 
 /** Syncs a file someone else wrote, then hashes what is on disk. */
-async function syncAndHash(path: string): Promise<{ digest: Digest; size: number }> {
+async function syncAndHash(path: string, onProgress?: (done: number, total: number) => void): Promise<{ digest: Digest; size: number }> {
   const handle = await open(path, "r");
   let size: number;
   try {
@@ -281,7 +285,7 @@ async function syncAndHash(path: string): Promise<{ digest: Digest; size: number
   } finally {
     await handle.close();
   }
-  return { digest: await digestOfFile(path), size };
+  return { digest: await digestOfFile(path, onProgress === undefined ? undefined : (done) => onProgress(done, size)), size };
 }
 
 /** Makes a rename durable: the directory entry itself is synced. */

@@ -24,6 +24,8 @@ export interface ImportOptions {
   mode?: PutFileMode;
   /** The digest the file must have (a hub's declared sha256); a mismatch stores nothing. */
   expectedDigest?: Digest;
+  /** Bytes copied and hashed so far, of the file's size. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
 /**

@@ -161,6 +161,7 @@ export class ModelStore {
     const put = await this.blobs.putFile(path, {
       mode: options.mode ?? "copy",
       ...(options.expectedDigest === undefined ? {} : { expectedDigest: options.expectedDigest }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       // What is stored is validated again: the source may have changed since.
       inspect: async (tempPath) => {
         summary = await validateGgufFile(tempPath);

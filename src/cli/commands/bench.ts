@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
 import { ResultStore, type ResultRecord } from "../../bench/results/result-store.js";
@@ -57,14 +58,17 @@ export function registerBenchCommand(program: Command): void {
         outputTokens: integerFlag(flags.outputTokens, "output-tokens"),
         concurrency: (flags.concurrency ?? "1,2,4,8").split(",").map((item) => integerFlag(item, "concurrency")!),
         force: flags.force === true,
-        onProgress: (message: string) => void process.stderr.write(`bench: ${message}\n`),
       };
+      // On a terminal the phase spins in place; elsewhere each phase is a line of the log.
+      const phase = spinner("bench");
+      const onProgress = process.stderr.isTTY ? (message: string) => phase.update(`bench: ${message}`) : (message: string) => void process.stderr.write(`bench: ${message}\n`);
       const outcome = await withStore(flags.home, async (store) => {
         const results = ResultStore.open(store.home);
         try {
-          return await benchModel(store, results, ref, options);
+          return await benchModel(store, results, ref, { ...options, onProgress });
         } finally {
           results.close();
+          phase.stop();
         }
       });
       if (outcome.reused) process.stderr.write(`stored result from ${outcome.result.createdAt.slice(0, 19)}Z; --force to measure again\n`);

@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { byteProgress } from "../byte-progress.js";
+import { byteProgress } from "../progress.js";
 import type { Command } from "commander";
 import { InvalidRequestError } from "../../core/errors.js";
 import {

@@ -1,4 +1,4 @@
-import { byteProgress } from "../byte-progress.js";
+import { byteProgress } from "../progress.js";
 import type { Command } from "commander";
 import { diffGgufFiles, type GgufDiff, type TensorDifference } from "../../gguf/gguf-diff.js";
 import { existsSync } from "node:fs";

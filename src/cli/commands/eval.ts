@@ -1,9 +1,11 @@
+import { basename } from "node:path";
 import type { Command } from "commander";
 import { InvalidRequestError } from "../../core/errors.js";
 import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
 import { ResultStore, type ResultRecord } from "../../bench/results/result-store.js";
+import { withProgress } from "../progress.js";
 import { renderTable } from "./inspect.js";
 import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
 
@@ -81,12 +83,8 @@ export function registerEvalCommand(program: Command): void {
         try {
           const done: EvaluateOutcome[] = [];
           for (const task of flags.task) {
-            const progress = process.stderr.isTTY
-              ? (finished: number, total: number, perplexity?: number): void =>
-                  void process.stderr.write(`\r${task}: ${finished}/${total}${perplexity === undefined ? "" : `  ppl ${perplexity.toFixed(3)}`}   `)
-              : undefined;
-            done.push(
-              await evaluateModel(store, results, ref, {
+            const outcome = await withProgress(basename(task), { unit: "count" }, (bar) =>
+              evaluateModel(store, results, ref, {
                 task,
                 ...optional({
                   text: flags.text,
@@ -95,12 +93,14 @@ export function registerEvalCommand(program: Command): void {
                   batchSize: integerFlag(flags.batch, "batch"),
                   threads: integerFlag(flags.threads, "threads"),
                   taskName: flags.name,
-                  onProgress: progress,
+                  onProgress: bar.drawn
+                    ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
+                    : undefined,
                 }),
                 force: flags.force === true,
               }),
             );
-            if (progress !== undefined) process.stderr.write("\n");
+            done.push(outcome);
           }
           return done;
         } finally {

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { SingleBar } from "cli-progress";
 import { AbortedError, InvalidRequestError } from "../../core/errors.js";
 import { createFinetuneJob, FINETUNE_DEFAULTS, runFinetuneJob, type FinetuneRequest, type Trainer } from "../../forge/finetune/finetune-job.js";
 import { LORA_DEFAULTS } from "../../forge/finetune/lora.js";
@@ -7,6 +6,7 @@ import type { TrainEvent } from "../../forge/finetune/libllama-train.js";
 import type { LossOn } from "../../forge/finetune/loss-mask.js";
 import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
 import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
+import { progressBar } from "../progress.js";
 import { formatBytes, renderTable } from "./inspect.js";
 import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
 
@@ -197,29 +197,17 @@ function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
 
 /** Step progress on a terminal, one line per epoch otherwise. */
 function trainingView(): { onEvent: (event: TrainEvent, job: JobRecord) => void; stop: () => void } {
-  const bar = process.stderr.isTTY
-    ? new SingleBar({ format: "training {bar} {percentage}% | {message}", stream: process.stderr, hideCursor: true })
-    : undefined;
-  let started = false;
+  const bar = progressBar("training", { unit: "percent" });
+  let epochLine = "";
   return {
     onEvent(event, job) {
-      if (bar !== undefined) {
-        if (!started) {
-          bar.start(1000, 0, { message: job.progress.message });
-          started = true;
-        }
-        bar.update(Math.round(job.progress.fraction * 1000), { message: job.progress.message });
-      }
       if (event.event === "epoch") {
-        const line = `epoch ${event.epoch + 1}: train loss ${event.trainLoss.toFixed(4)}${event.validationLoss === null ? "" : `, validation loss ${event.validationLoss.toFixed(4)}`}, ${Math.round(event.tokensPerSecond)} tokens/s`;
-        if (bar !== undefined) bar.update({ message: line });
-        else process.stderr.write(`${line}\n`);
+        epochLine = `epoch ${event.epoch + 1}: train loss ${event.trainLoss.toFixed(4)}${event.validationLoss === null ? "" : `, validation loss ${event.validationLoss.toFixed(4)}`}, ${Math.round(event.tokensPerSecond)} tokens/s`;
+        if (!bar.drawn) process.stderr.write(`${epochLine}\n`);
       }
+      bar.update(job.progress.fraction, 1, epochLine === "" ? job.progress.message : `${job.progress.message} | ${epochLine}`);
     },
-    stop() {
-      if (started) bar?.stop();
-      started = false;
-    },
+    stop: () => bar.stop(),
   };
 }
 

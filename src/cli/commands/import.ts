@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { ImportResult, ModelStore } from "../../store/model-store.js";
 import { RELATIONS, type Relation } from "../../store/registry.js";
+import { byteProgress } from "../progress.js";
 import { checkInputFile, formatBytes } from "./inspect.js";
 import { DATABASE_FLAG, describeModel, HOME_FLAG, HOME_FLAG_HELP, namesByDigest, REGISTRY_DATABASE_FLAG_HELP, withStore, type EdgeView } from "./store-commands.js";
 
@@ -13,6 +14,9 @@ interface ImportFlags {
   database?: string;
   json?: boolean;
 }
+
+/** Files smaller than this are copied and hashed in about a second: no bar. */
+const IMPORT_BAR_MIN_BYTES = 256 * 1024 * 1024;
 
 /** What `grove import --json` and `grove pull --json` print about the model that entered the store. */
 export interface ImportReport {
@@ -54,12 +58,18 @@ export function registerImportCommand(program: Command): void {
       const path = resolve(file);
       const report = await withStore(flags, async (store) => {
         await checkInputFile(path, "file");
-        const result = await store.importFile(path, {
-          ...(flags.name === undefined ? {} : { name: flags.name }),
-          ...(flags.base.length === 0 ? {} : { bases: flags.base }),
-          ...(flags.relation === undefined ? {} : { relation: flags.relation as Relation }),
-        });
-        return importReport(store, result);
+        const progress = byteProgress("importing", IMPORT_BAR_MIN_BYTES);
+        try {
+          const result = await store.importFile(path, {
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+            ...(flags.base.length === 0 ? {} : { bases: flags.base }),
+            ...(flags.relation === undefined ? {} : { relation: flags.relation as Relation }),
+            onProgress: progress.onProgress,
+          });
+          return importReport(store, result);
+        } finally {
+          progress.stop();
+        }
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatImportReport(report));
     });

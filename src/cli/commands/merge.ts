@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { byteProgress } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { bakeAdapterFork, mergeFork } from "../../forge/merge/merge-fork.js";
 import { MERGE_METHODS, type MergeMethod } from "../../forge/merge/merge-models.js";
@@ -60,14 +61,20 @@ export function registerMergeCommand(program: Command): void {
       const method = parseMethod(flags.method);
       const weights = flags.weights === undefined ? undefined : parseWeights(flags.weights);
       const report: ImportReport = await withStore(flags.home, async (store) => {
-        const result = await mergeFork(store, {
-          models: refs,
-          method,
-          ...(weights === undefined ? {} : { weights }),
-          ...(flags.base === undefined ? {} : { base: flags.base }),
-          ...(flags.name === undefined ? {} : { name: flags.name }),
-        });
-        return importReport(store, result);
+        const progress = byteProgress("merging");
+        try {
+          const result = await mergeFork(store, {
+            models: refs,
+            method,
+            ...(weights === undefined ? {} : { weights }),
+            ...(flags.base === undefined ? {} : { base: flags.base }),
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+            onProgress: progress.onProgress,
+          });
+          return importReport(store, result);
+        } finally {
+          progress.stop();
+        }
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatImportReport(report));
     });

@@ -1,4 +1,4 @@
-import { byteProgress } from "../byte-progress.js";
+import { byteProgress } from "../progress.js";
 import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import { HubClient } from "../../store/hub/hub-client.js";

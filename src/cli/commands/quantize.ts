@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { QUANTIZE_TOOL, quantizeFork } from "../../forge/quantize/quantize-fork.js";
 import { IMATRIX_QUANTIZE_TYPE_NAMES, QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
+import { withProgress } from "../progress.js";
 import { importReport, type ImportReport } from "./import.js";
 import { formatBytes } from "./inspect.js";
 import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
@@ -46,17 +47,15 @@ export function registerQuantizeCommand(program: Command): void {
     .action(async (ref: string, flags: QuantizeFlags) => {
       const type = parseQuantizeType(flags.type);
       const report = await withStore(flags.home, async (store) => {
-        const progress = process.stderr.isTTY
-          ? (done: number, total: number): void => void process.stderr.write(`\rquantizing to ${type}: tensor ${done}/${total}`)
-          : undefined;
-        const result = await quantizeFork(store, {
-          model: ref,
-          type,
-          ...(flags.imatrix === undefined ? {} : { imatrix: flags.imatrix }),
-          ...(flags.name === undefined ? {} : { name: flags.name }),
-          ...(progress === undefined ? {} : { onProgress: progress }),
-        });
-        if (progress !== undefined) process.stderr.write("\n");
+        const result = await withProgress(`quantizing to ${type}`, { unit: "count" }, (bar) =>
+          quantizeFork(store, {
+            model: ref,
+            type,
+            ...(flags.imatrix === undefined ? {} : { imatrix: flags.imatrix }),
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+            ...(bar.drawn ? { onProgress: (done: number, total: number) => bar.update(done, total, "tensors") } : {}),
+          }),
+        );
         const base = await importReport(store, result.import);
         return { ...base, type: result.type, bitsPerWeight: result.bitsPerWeight } satisfies QuantizeReport;
       });
