@@ -9,7 +9,7 @@ import { estimateModelMemory, type MemoryEstimate } from "../plan/memory-estimat
 import type { ModelStore } from "../store/model-store.js";
 import { formatModelName, parseModelName } from "../store/model-ref.js";
 import type { AliasTarget } from "../store/registry.js";
-import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
+import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
 import { resolveModelSettings, type ServingShape } from "./model-settings.js";
 
@@ -20,8 +20,8 @@ export interface StoreCatalogOptions {
   readonly maxLoaded?: number;
   /** Memory budget of the serving process in bytes (`--memory-budget`); 0 for none. @default 0 */
   readonly memoryBudget?: number;
-  /** Unload models idle this many milliseconds (`--idle-unload`); 0 never. @default 0 */
-  readonly idleUnloadMs?: number;
+  /** How long a model stays loaded after a request that does not say (`--keep-alive`), in milliseconds; Infinity until evicted. @default Infinity */
+  readonly keepAliveMs?: number;
   /** Context tokens per slot the engine creates, for the memory estimate. @default 2048 */
   readonly contextSize?: number;
   /** Slots per model the engine creates, for the memory estimate. @default 4 */
@@ -55,7 +55,7 @@ export class StoreCatalog implements ModelCatalog {
       estimate: (source) => this.estimate(source),
       ...(options.memoryBudget === undefined ? {} : { memoryBudget: options.memoryBudget }),
       ...(options.maxLoaded === undefined ? {} : { maxLoaded: options.maxLoaded }),
-      ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
+      ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
@@ -104,12 +104,22 @@ export class StoreCatalog implements ModelCatalog {
     return entries;
   }
 
-  async get(name: string): Promise<LoadedModel> {
+  async get(name: string, options: GetModelOptions = {}): Promise<LoadedModel> {
     const digest = await this.resolve(name);
     const source = await this.sourceOf(digest, name);
-    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) });
+    const acquire = { name, ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }) };
+    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) }, acquire);
     // An adapter fork runs on its base's load, at the base's shape.
-    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } });
+    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } }, acquire);
+  }
+
+  /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */
+  async unload(name: string): Promise<UnloadResult> {
+    const alias = await this.aliasTargets(name);
+    const digests = alias ?? [await this.resolve(name)];
+    let unloaded = false;
+    for (const digest of digests) unloaded = (await this.pool.expire(digest)) || unloaded;
+    return { digest: digests[0] ?? "", unloaded };
   }
 
   private shapeOf(digest: Digest): ServingShape {
@@ -154,6 +164,17 @@ export class StoreCatalog implements ModelCatalog {
       adapters: [{ path, scale: typeof scale === "number" && Number.isFinite(scale) ? scale : 1 }],
       base: { id: edge.parent, digest: edge.parent, path: basePath },
     };
+  }
+
+  /** An alias's targets, or undefined when `name` is no alias. */
+  private async aliasTargets(name: string): Promise<Digest[] | undefined> {
+    try {
+      const alias = await this.options.store.registry.getAlias(formatModelName(parseModelName(name)));
+      return alias === undefined || alias.targets.length === 0 ? undefined : alias.targets.map((target) => target.digest);
+    } catch (error) {
+      if (!(error instanceof GroveError)) throw error;
+      return undefined;
+    }
   }
 
   /** A name, digest, unique prefix or alias → digest. Malformed names are simply unknown models. */
