@@ -120,7 +120,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
     engine,
     maxLoaded: config.maxModels,
     memoryBudget: config.memoryBudget,
-    idleUnloadMs: config.idleUnload,
+    keepAliveMs: config.keepAlive,
     contextSize: config.contextSize,
     slots: config.parallel,
     ...(logger === undefined ? {} : { logger }),

@@ -12,6 +12,7 @@ import { registerInspectCommand } from "./commands/inspect.js";
 import { registerKeysCommand } from "./commands/keys.js";
 import { registerLeaderboardCommands } from "./commands/leaderboard.js";
 import { registerMergeCommand } from "./commands/merge.js";
+import { registerPsCommands } from "./commands/ps.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerQuantizeCommand } from "./commands/quantize.js";
 import { registerRecipeCommands } from "./commands/recipe.js";
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerPlanCommand(program);
   registerLeaderboardCommands(program);
   registerStoreCommands(program);
+  registerPsCommands(program);
   registerAliasCommands(program);
   registerKeysCommand(program);
   registerUsageCommands(program);

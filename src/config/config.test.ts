@@ -85,3 +85,15 @@ test("--pooling: llama-server's types but rank, which says why it is refused", (
   assert.throws(() => loadConfig({ env: {}, flags: { pooling: "rank" } }), /--pooling.*GROVE_POOLING.*rerank/);
   assert.throws(() => loadConfig({ env: {}, flags: { pooling: "max" } }), /--pooling.*expected one of auto, none, mean, cls, last/);
 });
+
+test("keepAlive: Ollama's syntax, forever by default, --idle-unload as its older spelling", () => {
+  const env = { GROVE_HOME: tmpdir() };
+  assert.equal(loadConfig({ env }).keepAlive, Number.POSITIVE_INFINITY);
+  assert.equal(loadConfig({ env: { ...env, GROVE_KEEP_ALIVE: "1h30m" } }).keepAlive, 5_400_000);
+  assert.equal(loadConfig({ env, flags: { keepAlive: "0" } }).keepAlive, 0);
+  assert.equal(loadConfig({ env, flags: { keepAlive: "-1" } }).keepAlive, Number.POSITIVE_INFINITY);
+  assert.equal(loadConfig({ env, flags: { idleUnload: "10m" } }).keepAlive, 600_000);
+  assert.equal(loadConfig({ env, flags: { idleUnload: "0" } }).keepAlive, Number.POSITIVE_INFINITY, "idle-unload 0 meant never");
+  assert.throws(() => loadConfig({ env, flags: { keepAlive: "soon" } }), (error: unknown) => error instanceof ConfigError && /--keep-alive or GROVE_KEEP_ALIVE/.test(error.message));
+  assert.throws(() => loadConfig({ env: { ...env, GROVE_IDLE_UNLOAD: "5m" }, flags: { keepAlive: "5m" } }), (error: unknown) => error instanceof ConfigError && /older spelling/.test(error.message));
+});

@@ -6,6 +6,7 @@ import { ConfigError } from "../core/errors.js";
 import { parseModelSettings, type ModelSetting } from "./model-settings.js";
 import { parseHostSetting } from "./server-url.js";
 import { parseByteSize, parseDuration } from "./units.js";
+import { KEEP_FOREVER, parseKeepAlive } from "../core/keep-alive.js";
 
 /**
  * Every setting Grove reads, with its default. Values come from, in rising precedence:
@@ -47,8 +48,21 @@ export interface GroveConfig {
    * models; else 503. 0 means no budget. Env `GROVE_MEMORY_BUDGET`, flag `--memory-budget`. @default 0
    */
   readonly memoryBudget: number;
-  /** Unload a model idle this long, in milliseconds (`10m`, `30s`; a bare number is seconds); 0 never. Env `GROVE_IDLE_UNLOAD`, flag `--idle-unload`. @default 0 */
+  /**
+   * The older spelling of `keepAlive`: unload a model idle this long, in milliseconds (`10m`, `30s`;
+   * a bare number is seconds); 0 never. A value past 0 becomes `keepAlive` when that is not set;
+   * setting both is refused. Env `GROVE_IDLE_UNLOAD`, flag `--idle-unload`. @default 0
+   */
   readonly idleUnload: number;
+  /**
+   * How long a store model stays loaded after its last request when the request sets no
+   * `keep_alive`, in milliseconds, read with Ollama's syntax (`5m`, `1h30m`, a number of seconds):
+   * `0` unloads a model as soon as its requests end, a negative value (`-1`) keeps it until it is
+   * evicted for room (`Infinity` here). Ollama's default is 5m; Grove's keeps models, since its pool
+   * already evicts by memory budget and model count. Env `GROVE_KEEP_ALIVE`, flag `--keep-alive`.
+   * @default Infinity (-1)
+   */
+  readonly keepAlive: number;
   /** Requests that may wait for a slot before new ones get 503. Env `GROVE_QUEUE_LIMIT`, flag `--queue-limit`. @default 64 */
   readonly queueLimit: number;
   /** Largest accepted request body, bytes. Env `GROVE_BODY_LIMIT`. @default 1048576 */
@@ -242,6 +256,16 @@ const schema = z.object({
   maxModels: integer(1, 64),
   memoryBudget: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseByteSize(value) ?? value) : value), z.number({ message: "expected a size such as 2GiB, 512MiB or a number of bytes" }).int().min(0)),
   idleUnload: z.preprocess((value) => (typeof value === "string" || typeof value === "number" ? (parseDuration(value) ?? value) : value), z.number({ message: "expected a duration such as 10m, 30s or 0" }).int().min(0)),
+  // "" (the default) is "not set": --idle-unload may then give it.
+  keepAlive: z.union([z.string(), z.number()]).transform((value, context) => {
+    if (value === "") return undefined;
+    const milliseconds = parseKeepAlive(value);
+    if (milliseconds === undefined) {
+      context.addIssue({ code: "custom", message: "expected a duration such as 5m, 1h30m, 30 (seconds), 0 (unload after each request) or -1 (keep loaded)" });
+      return z.NEVER;
+    }
+    return milliseconds;
+  }),
   bodyLimit: integer(1024, 1 << 30),
   shutdownGrace: duration,
   upstreamHealthInterval: duration,
@@ -299,6 +323,7 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   maxModels: { env: "GROVE_MAX_MODELS", flag: "--max-models" },
   memoryBudget: { env: "GROVE_MEMORY_BUDGET", flag: "--memory-budget" },
   idleUnload: { env: "GROVE_IDLE_UNLOAD", flag: "--idle-unload" },
+  keepAlive: { env: "GROVE_KEEP_ALIVE", flag: "--keep-alive" },
   bodyLimit: { env: "GROVE_BODY_LIMIT", flag: "--body-limit" },
   shutdownGrace: { env: "GROVE_SHUTDOWN_GRACE", flag: "--shutdown-grace" },
   upstreamHealthInterval: { env: "GROVE_UPSTREAM_HEALTH_INTERVAL", flag: "--upstream-health-interval" },
@@ -349,6 +374,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     maxModels: 2,
     memoryBudget: 0,
     idleUnload: 0,
+    keepAlive: "",
     bodyLimit: 1 << 20,
     shutdownGrace: "10s",
     upstreamHealthInterval: "10s",
@@ -443,7 +469,15 @@ export function loadConfig(options: LoadConfigOptions = {}): GroveConfig {
       { param: flag },
     );
   }
-  const config = { ...result.data, home: resolve(result.data.home), dataDir: result.data.dataDir === "" ? "" : resolve(result.data.dataDir) } as GroveConfig;
+  if (origin.keepAlive !== undefined && origin.idleUnload !== undefined) {
+    throw new ConfigError(
+      `Both keepAlive (from ${origin.keepAlive}) and idleUnload (from ${origin.idleUnload}) are set: --idle-unload (GROVE_IDLE_UNLOAD) is the older spelling of --keep-alive (GROVE_KEEP_ALIVE); keep one`,
+      { param: "--keep-alive" },
+    );
+  }
+  const { idleUnload } = result.data;
+  const keepAlive = result.data.keepAlive ?? (idleUnload > 0 ? idleUnload : KEEP_FOREVER);
+  const config = { ...result.data, keepAlive, home: resolve(result.data.home), dataDir: result.data.dataDir === "" ? "" : resolve(result.data.dataDir) } as GroveConfig;
   return Object.freeze(config);
 }
 

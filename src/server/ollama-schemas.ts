@@ -1,12 +1,13 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../core/errors.js";
+import { parseKeepAlive } from "../core/keep-alive.js";
 import type { GenerateOptions } from "../engine/engine.js";
 import { checkJsonSchema, LIMITS, toolSchema } from "./openai-schemas.js";
 
 /**
  * Request bodies of the Ollama-compatible routes (ollama/ollama `docs/api.md`), bounded like the
- * OpenAI ones. Fields Ollama accepts that change nothing here (hardware and runtime options,
- * `keep_alive`) are accepted and type-checked; features Grove cannot honour (images, tools,
+ * OpenAI ones. Fields Ollama accepts that change nothing here (hardware and runtime options) are
+ * accepted and type-checked; features Grove cannot honour (images, tools,
  * thinking, custom templates, mirostat) are a 400 that says so, never silently dropped.
  */
 
@@ -64,13 +65,19 @@ export const ollamaOptionsSchema = z.object({
 
 export type OllamaOptions = z.output<typeof ollamaOptionsSchema>;
 
-/** `"5m"`, `"1h30m"`, `"-1"`, `300` (seconds), `0`: Ollama's keep_alive, validated and otherwise unused. */
-const keepAlive = nullable(
-  z.union([
-    z.number().finite(),
-    z.string().max(32).regex(/^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h)?)+$/, "must be a duration such as \"5m\", \"1h\", \"-1\" or seconds"),
-  ]),
-);
+/**
+ * Ollama's keep_alive, as milliseconds: `"5m"`, `"1h30m"`, `300` or `"300"` (seconds), `0` (unload
+ * when the request ends), negative (keep loaded: Infinity). See `core/keep-alive.ts`.
+ */
+const keepAlive = nullable(z.union([z.number(), z.string().max(64)])).transform((value, context) => {
+  if (value === undefined) return undefined;
+  const milliseconds = parseKeepAlive(value);
+  if (milliseconds === undefined) {
+    context.addIssue({ code: "custom", message: 'keep_alive must be a duration such as "5m" or "1h30m", a number of seconds, 0 (unload now) or negative (keep loaded)' });
+    return z.NEVER;
+  }
+  return milliseconds;
+});
 
 /** `"json"`, a JSON schema object, or empty for free text. */
 const format = nullable(z.union([z.literal("json"), z.literal(""), z.record(z.string(), z.unknown())]));
@@ -156,6 +163,18 @@ export const ollamaPullSchema = z.object({
   name: nullable(z.string().min(1).max(1024)),
   insecure: nullable(z.boolean()),
   stream: nullable(z.boolean()),
+});
+
+/** `/api/copy`: a new name for the model `source` names. */
+export const ollamaCopySchema = z.object({
+  source: z.string().min(1, "source and destination are required").max(LIMITS.modelName),
+  destination: z.string().min(1, "source and destination are required").max(LIMITS.modelName),
+});
+
+/** `/api/delete`: one name (`name` is the field's older spelling). */
+export const ollamaDeleteSchema = z.object({
+  model: nullable(z.string().min(1).max(LIMITS.modelName)),
+  name: nullable(z.string().min(1).max(LIMITS.modelName)),
 });
 
 export type OllamaChatRequest = z.output<typeof ollamaChatSchema>;

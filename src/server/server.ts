@@ -216,7 +216,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerMessagesRoutes(app, catalog);
   registerLlamaNativeRoutes(app, { catalog, defaultModel, slots: options.slotsEndpoint ?? false, ...(options.seed === undefined ? {} : { seed: options.seed }) });
   if (options.store) registerAdminRoutes(app, options.store);
-  registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub });
+  registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub, ...(options.pool === undefined ? {} : { pool: options.pool }) });
   if (options.gateway) {
     registerKeyRoutes(app, options.gateway);
     registerUsageRoutes(app, options.gateway);

@@ -14,6 +14,25 @@ export interface CatalogEntry {
   readonly details?: Readonly<Record<string, unknown>>;
 }
 
+/** Options of {@link ModelCatalog.get}. */
+export interface GetModelOptions {
+  /**
+   * How long the model stays loaded after this request, in milliseconds (Ollama's `keep_alive`):
+   * Infinity until evicted for room, 0 unloaded when the request ends. A catalog without a pool
+   * (one `--model FILE`) keeps its model loaded whatever this says.
+   * @default the server's `--keep-alive`
+   */
+  readonly keepAliveMs?: number;
+}
+
+/** What {@link ModelCatalog.unload} did. */
+export interface UnloadResult {
+  /** The digest the name resolved to. */
+  readonly digest: string;
+  /** False when the model was not loaded (nothing to do). */
+  readonly unloaded: boolean;
+}
+
 /**
  * What the HTTP layer needs to find models: the names it may serve, and a loaded model for a
  * name (loading it on first use). The server never reaches the store or the engine's loader
@@ -22,7 +41,13 @@ export interface CatalogEntry {
 export interface ModelCatalog {
   list(): Promise<CatalogEntry[]>;
   /** Resolves a requested name to a loaded model; throws ModelNotFoundError. */
-  get(name: string): Promise<LoadedModel>;
+  get(name: string, options?: GetModelOptions): Promise<LoadedModel>;
+  /**
+   * Unloads the model a name resolves to now (Ollama's `keep_alive: 0` without a prompt). Absent
+   * where models cannot be unloaded (one `--model FILE`, which would not load again).
+   * @throws ModelNotFoundError for an unknown name
+   */
+  unload?(name: string): Promise<UnloadResult>;
 }
 
 /**

@@ -66,7 +66,7 @@ class FakeEngine implements Partial<Engine> {
 
 const SIZES = { a: 300 * MIB, b: 200 * MIB, c: 250 * MIB, huge: 2000 * MIB, "a+1": 10 * MIB, "a+2": 10 * MIB, "a+3": 10 * MIB };
 
-function makePool(options: { budget: number; graceMs?: number; idleUnloadMs?: number; maxLoaded?: number }) {
+function makePool(options: { budget: number; graceMs?: number; keepAliveMs?: number; maxLoaded?: number }) {
   const engine = new FakeEngine(SIZES);
   const estimate = async (source: ModelSource): Promise<MemoryEstimate> => {
     const bytes = SIZES[source.id as keyof typeof SIZES];
@@ -79,7 +79,7 @@ function makePool(options: { budget: number; graceMs?: number; idleUnloadMs?: nu
     baselineBytes: BASELINE,
     maxLoaded: options.maxLoaded ?? 8,
     graceMs: options.graceMs ?? 0,
-    ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
+    ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
   });
   const source = (id: string): ModelSource => ({ id, path: id, digest: `sha256:${id.padEnd(64, "0")}` as Digest });
   /** An adapter fork "a+1" of base "a". */
@@ -156,8 +156,8 @@ describe("ModelPool: several models under a memory budget", () => {
     await assert.rejects(pool.acquire(source("c")), isOverloaded(/used in the last 60 s/));
   });
 
-  test("idle unload frees models idle past the limit", async () => {
-    const { engine, pool, source } = makePool({ budget: 0, idleUnloadMs: 50 });
+  test("a keep-alive frees models idle past it", async () => {
+    const { engine, pool, source } = makePool({ budget: 0, keepAliveMs: 50 });
     try {
       await pool.acquire(source("a"));
       assert.equal(engine.loaded.size, 1);
@@ -225,5 +225,70 @@ describe("ModelPool: adapter forks on their base", () => {
     await pool.acquire(source("b"));
     assert.deepEqual([...engine.loaded.keys()], ["b"], "the base and its fork went together");
     assert.deepEqual(pool.report().models.map((model) => model.id), ["b"]);
+  });
+});
+
+describe("ModelPool: keep_alive (Ollama's meaning)", () => {
+  test("the pool's default keeps a model until evicted; the report says so", async () => {
+    const { engine, pool, source } = makePool({ budget: 0 });
+    await pool.acquire(source("a"));
+    await pool.unloadIdle();
+    assert.equal(engine.loaded.size, 1);
+    const [report] = pool.report().models;
+    assert.equal(report?.expiresAt, null);
+    assert.equal(report?.keepAliveSeconds, -1);
+    assert.equal(pool.report().keepAliveSeconds, -1);
+  });
+
+  test("a request's keep-alive replaces the previous one, and the report shows when the model goes", async () => {
+    const { pool, source } = makePool({ budget: 0 });
+    try {
+      const before = Date.now();
+      await pool.acquire(source("a"), { keepAliveMs: 60_000, name: "tiny:a" });
+      let [report] = pool.report().models;
+      assert.equal(report?.name, "tiny:a");
+      assert.equal(report?.keepAliveSeconds, 60);
+      const expires = Date.parse(report!.expiresAt!);
+      assert.ok(expires >= before + 60_000 && expires <= Date.now() + 60_000, report!.expiresAt!);
+      await pool.acquire(source("a"), { keepAliveMs: Number.POSITIVE_INFINITY });
+      [report] = pool.report().models;
+      assert.equal(report?.expiresAt, null);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test("keep-alive 0 unloads the model once its request ends, not while it runs", async () => {
+    const { engine, pool, source } = makePool({ budget: 0 });
+    await pool.acquire(source("a"), { keepAliveMs: 0 });
+    pool.track(source("a").id, 1);
+    await pool.unloadIdle();
+    assert.equal(engine.loaded.size, 1, "a running request keeps it");
+    pool.track(source("a").id, -1);
+    await pool.unloadIdle();
+    assert.equal(engine.loaded.size, 0);
+  });
+
+  test("the expiry timer unloads by itself", async () => {
+    const { engine, pool, source } = makePool({ budget: 0 });
+    await pool.acquire(source("a"), { keepAliveMs: 20 });
+    const deadline = Date.now() + 5000;
+    while (engine.loaded.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(engine.loaded.size, 0, "unloaded by its timer within 5 s");
+  });
+
+  test("expire unloads an idle model now, and a busy one when its requests end", async () => {
+    const { engine, pool, source } = makePool({ budget: 0 });
+    assert.equal(await pool.expire(source("a").id), false, "not loaded");
+    await pool.acquire(source("a"));
+    assert.equal(await pool.expire(source("a").id), true);
+    assert.equal(engine.loaded.size, 0);
+    await pool.acquire(source("b"));
+    pool.track(source("b").id, 1);
+    assert.equal(await pool.expire(source("b").id), true);
+    assert.equal(engine.loaded.size, 1, "busy: still loaded");
+    pool.track(source("b").id, -1);
+    await pool.unloadIdle();
+    assert.equal(engine.loaded.size, 0);
   });
 });

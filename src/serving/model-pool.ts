@@ -1,4 +1,5 @@
 import { OverloadedError } from "../core/errors.js";
+import { KEEP_FOREVER } from "../core/keep-alive.js";
 import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
 import { SERVING_BASELINE_BYTES, type MemoryEstimate } from "../plan/memory-estimate.js";
@@ -19,8 +20,13 @@ export interface ModelPoolOptions {
   readonly memoryBudget?: number;
   /** Models kept loaded at once; past it the least recently used idle one is unloaded (soft: busy models stay). @default 2 */
   readonly maxLoaded?: number;
-  /** Unload a model after this many idle milliseconds; 0 never. @default 0 */
-  readonly idleUnloadMs?: number;
+  /**
+   * How long a model stays loaded after its last request, in milliseconds, when the request does not
+   * say (Ollama's `OLLAMA_KEEP_ALIVE`): `Infinity` keeps it until evicted for room, 0 unloads it as
+   * soon as its requests end. A request's own `keep_alive` replaces it for that model ({@link acquire}).
+   * @default Infinity
+   */
+  readonly keepAliveMs?: number;
   /** The serving process without a model, counted against the budget. @default SERVING_BASELINE_BYTES */
   readonly baselineBytes?: number;
   /**
@@ -33,6 +39,14 @@ export interface ModelPoolOptions {
 }
 
 type EntryState = "loading" | "loaded" | "evicting";
+
+/** Options of {@link ModelPool.acquire}. */
+export interface AcquireOptions {
+  /** The request's keep-alive in milliseconds (Infinity: until evicted; 0: unload when done). @default the pool's `keepAliveMs` */
+  readonly keepAliveMs?: number;
+  /** The name the request used, shown by `ps`. */
+  readonly name?: string;
+}
 
 /** The pool's bookkeeping for one model id, from its reservation until it is unloaded. */
 export interface PoolEntry {
@@ -52,6 +66,10 @@ export interface PoolEntry {
   touched: number;
   /** Generations and embeddings running through the pool's handles. */
   active: number;
+  /** How long it stays loaded once idle: the last request's keep-alive, else the pool's (ms; Infinity: until evicted). */
+  keepAliveMs: number;
+  /** The name the last request used (what `ps` shows). */
+  name: string | undefined;
 }
 
 /** One loaded model, as `GET /api/loaded` lists it. */
@@ -73,6 +91,12 @@ export interface LoadedModelReport {
   slotsBusy: number;
   slotsTotal: number;
   queued: number;
+  /** The name the last request used for it. */
+  name?: string;
+  /** When it will be unloaded if no request comes (ISO 8601); null: kept until evicted for room. */
+  expiresAt: string | null;
+  /** Its keep-alive in seconds; -1: kept until evicted for room. */
+  keepAliveSeconds: number;
 }
 
 /** What the pool holds and how much of the budget it uses. */
@@ -83,7 +107,8 @@ export interface PoolReport {
   /** Baseline + every loading or loaded model's estimate. */
   usedBytes: number;
   maxLoaded: number;
-  idleUnloadSeconds: number;
+  /** The keep-alive of models whose requests did not set one, in seconds; -1: until evicted. */
+  keepAliveSeconds: number;
   models: LoadedModelReport[];
 }
 
@@ -93,7 +118,9 @@ export interface PoolReport {
  * and their unloads finish before the load starts, so the estimates of what is in memory never add
  * up past the budget. When it cannot fit — too big alone, or every model that would have to go
  * is busy — the request gets {@link OverloadedError} (503 with Retry-After), never a load past the
- * budget. Models idle longer than `idleUnloadMs` are unloaded by a timer.
+ * budget. A model idle past its keep-alive (Ollama's `keep_alive`: the last request's, else the
+ * pool's `keepAliveMs`) is unloaded by a timer of its own, and {@link expire} unloads one now (Ollama's
+ * `expireRunner`).
  *
  * An adapter fork is an entry of its own on its base's entry (LoRAX's adapters on one base): the
  * base loads first (an entry like any model), then the adapters, reserving only their files' size
@@ -104,14 +131,14 @@ export class ModelPool {
   private readonly entries = new Map<string, PoolEntry>();
   private readonly pending = new Map<string, Promise<LoadedModel>>();
   private readonly unloading = new Set<Promise<void>>();
-  private readonly timer: NodeJS.Timeout | undefined;
+  /** Each entry's expiry timer and the time it fires (ms since the epoch). */
+  private readonly timers = new Map<PoolEntry, { timer: NodeJS.Timeout; at: number }>();
+  private closed = false;
 
-  constructor(private readonly options: ModelPoolOptions) {
-    const idle = options.idleUnloadMs ?? 0;
-    if (idle > 0) {
-      this.timer = setInterval(() => void this.unloadIdle(), Math.max(100, Math.min(idle / 2, 30_000)));
-      this.timer.unref();
-    }
+  constructor(private readonly options: ModelPoolOptions) {}
+
+  private get defaultKeepAlive(): number {
+    return this.options.keepAliveMs ?? KEEP_FOREVER;
   }
 
   private get budget(): number {
@@ -122,17 +149,30 @@ export class ModelPool {
     return this.options.baselineBytes ?? SERVING_BASELINE_BYTES;
   }
 
-  /** A loaded model for `source`, loading it (and evicting others) when needed. */
-  async acquire(source: ModelSource): Promise<LoadedModel> {
-    const now = Date.now();
-    for (const id of source.base === undefined ? [source.id] : [source.id, source.base.id]) {
-      const entry = this.entries.get(id);
-      if (entry !== undefined && entry.state !== "evicting") {
-        entry.lastUsed = now;
+  /**
+   * A loaded model for `source`, loading it (and evicting others) when needed. `keepAliveMs` (the
+   * request's `keep_alive`; absent: the pool's) is how long the model, and an adapter fork's base,
+   * stay loaded once this request and any others are done.
+   */
+  async acquire(source: ModelSource, options: AcquireOptions = {}): Promise<LoadedModel> {
+    const ids = source.base === undefined ? [source.id] : [source.id, source.base.id];
+    const mark = (loaded: boolean) => {
+      const now = Date.now();
+      for (const id of ids) {
+        const entry = this.entries.get(id);
+        if (entry === undefined || entry.state === "evicting") continue;
+        // LRU order is when requests asked; the grace runs from when this one got the model.
+        if (!loaded) entry.lastUsed = now;
         entry.touched = now;
+        entry.keepAliveMs = options.keepAliveMs ?? this.defaultKeepAlive;
+        if (options.name !== undefined && id === source.id) entry.name = options.name;
+        this.schedule(entry);
       }
-    }
-    return new PooledModel(await this.load(source), source, this);
+    };
+    mark(false);
+    const model = await this.load(source);
+    mark(true); // a model that loaded for this request takes its keep-alive too
+    return new PooledModel(model, source, this);
   }
 
   /** A handle was used: restarts the grace before its model may be unloaded. */
@@ -147,6 +187,78 @@ export class ModelPool {
     if (entry === undefined) return;
     entry.active = Math.max(0, entry.active + change);
     entry.touched = Date.now();
+    if (entry.active === 0) {
+      this.schedule(entry);
+      if (entry.base !== undefined) {
+        const base = this.entries.get(entry.base);
+        if (base !== undefined) this.schedule(base);
+      }
+    }
+  }
+
+  /**
+   * Unloads a model now (Ollama's `keep_alive: 0` without a prompt, `ollama stop`). A model whose
+   * last call is within the grace is unloaded when the grace ends (awaited: it is at most
+   * `graceMs`); one with requests running is unloaded as soon as they end (not awaited). Resolves to
+   * false when it is not loaded.
+   */
+  async expire(id: string): Promise<boolean> {
+    const entry = this.entries.get(id);
+    if (entry === undefined || entry.state === "evicting") return false;
+    entry.keepAliveMs = 0;
+    for (let tries = 0; tries < 3 && this.entries.get(id) === entry && entry.state === "loaded"; tries++) {
+      if (this.isIdle(entry)) {
+        this.evict(entry);
+        await Promise.allSettled([...this.unloading]);
+        return true;
+      }
+      if (!this.isIdle(entry, Number.POSITIVE_INFINITY)) break; // busy: its end arms the timer
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, entry.touched + (this.options.graceMs ?? 1000) - Date.now())));
+    }
+    this.schedule(entry);
+    return true;
+  }
+
+  /** When an idle entry unloads: its last activity plus its keep-alive (Infinity: never). */
+  private expiryOf(entry: PoolEntry): number {
+    return entry.keepAliveMs === KEEP_FOREVER ? KEEP_FOREVER : Math.max(entry.lastUsed, entry.touched) + entry.keepAliveMs;
+  }
+
+  /**
+   * Arms the entry's expiry timer for its expiry, or for the end of the grace after its last call
+   * when that is later (a model handed to a request is never unloaded under it). A timer already
+   * due sooner stays: it re-arms itself when it fires early.
+   */
+  private schedule(entry: PoolEntry): void {
+    const expiry = this.expiryOf(entry);
+    if (expiry === KEEP_FOREVER) return;
+    this.arm(entry, Math.max(expiry, entry.touched + (this.options.graceMs ?? 1000)));
+  }
+
+  private arm(entry: PoolEntry, at: number): void {
+    if (this.closed) return;
+    const armed = this.timers.get(entry);
+    if (armed !== undefined && armed.at <= at) return;
+    if (armed !== undefined) clearTimeout(armed.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(entry);
+      this.expireIfDue(entry);
+    }, Math.max(0, at - Date.now()));
+    timer.unref();
+    this.timers.set(entry, { timer, at });
+  }
+
+  /** The timer fired: unload the entry if it is idle and past its keep-alive, else look again later. */
+  private expireIfDue(entry: PoolEntry): void {
+    if (this.entries.get(entry.id) !== entry || entry.state !== "loaded") return;
+    const now = Date.now();
+    const expiry = this.expiryOf(entry);
+    if (expiry === KEEP_FOREVER) return;
+    if (now >= expiry && this.isIdle(entry, now)) return this.evict(entry);
+    const next = Math.max(expiry, entry.touched + (this.options.graceMs ?? 1000));
+    // Busy: the end of its requests re-arms the timer; a slot the engine still reports busy ends
+    // without telling the pool, so look again shortly too.
+    this.arm(entry, next > now ? next : now + Math.max(100, this.options.graceMs ?? 1000));
   }
 
   /** True while `model` is still the engine's loaded instance. */
@@ -183,6 +295,7 @@ export class ModelPool {
     const now = Date.now();
     const entry: PoolEntry = {
       id: source.id, base, state: "loading", modelBytes, estimate, contextSize: source.base?.contextSize ?? source.contextSize, slots: source.base?.slots ?? source.slots, lastUsed: now, touched: now, active: 0,
+      keepAliveMs: this.defaultKeepAlive, name: undefined,
     };
     this.entries.set(source.id, entry);
     try {
@@ -266,7 +379,12 @@ export class ModelPool {
   private evict(entry: PoolEntry): void {
     if (entry.state === "evicting") return;
     const forks = entry.base === undefined ? this.forksOf(entry.id) : [];
-    for (const going of [entry, ...forks]) going.state = "evicting";
+    for (const going of [entry, ...forks]) {
+      going.state = "evicting";
+      const armed = this.timers.get(going);
+      if (armed !== undefined) clearTimeout(armed.timer);
+      this.timers.delete(going);
+    }
     this.options.logger?.info({ model: entry.id, ...(entry.base === undefined ? {} : { base: entry.base }), forks: forks.length, idleSeconds: round((Date.now() - entry.lastUsed) / 1000) }, entry.base === undefined ? "unloading model" : "unloading an adapter fork");
     const unload = this.options.engine
       .unload(entry.id)
@@ -278,13 +396,11 @@ export class ModelPool {
     this.unloading.add(unload);
   }
 
-  /** Unloads every model idle longer than `idleUnloadMs` (the timer's job; public for tests). */
+  /** Unloads every model idle past its keep-alive now, and waits for the unloads (the timers' job; public for tests). */
   async unloadIdle(): Promise<void> {
-    const limit = this.options.idleUnloadMs ?? 0;
-    if (limit <= 0) return;
     const now = Date.now();
     for (const entry of [...this.entries.values()]) {
-      if (now - entry.lastUsed >= limit && this.isIdle(entry, now)) this.evict(entry);
+      if (entry.state === "loaded" && now >= this.expiryOf(entry) && this.isIdle(entry, now)) this.evict(entry);
     }
     await Promise.allSettled([...this.unloading]);
   }
@@ -317,6 +433,9 @@ export class ModelPool {
         slotsBusy: stats?.slotsBusy ?? 0,
         slotsTotal: stats?.slotsTotal ?? 0,
         queued: stats?.queued ?? 0,
+        ...(entry.name === undefined ? {} : { name: entry.name }),
+        expiresAt: this.expiresAt(entry, now),
+        keepAliveSeconds: entry.keepAliveMs === KEEP_FOREVER ? -1 : entry.keepAliveMs / 1000,
       });
     }
     return {
@@ -324,9 +443,19 @@ export class ModelPool {
       baselineBytes: this.baseline,
       usedBytes: this.usedBytes(),
       maxLoaded: this.options.maxLoaded ?? 2,
-      idleUnloadSeconds: (this.options.idleUnloadMs ?? 0) / 1000,
+      keepAliveSeconds: this.defaultKeepAlive === KEEP_FOREVER ? -1 : this.defaultKeepAlive / 1000,
       models,
     };
+  }
+
+  /**
+   * When an entry will unload if no request comes, as Ollama's `expires_at`: a busy model's is its
+   * keep-alive from now (Ollama's too); null when it is kept until evicted for room.
+   */
+  private expiresAt(entry: PoolEntry, now: number): string | null {
+    if (entry.keepAliveMs === KEEP_FOREVER) return null;
+    const busy = entry.state !== "loaded" || !this.isIdle(entry, Number.POSITIVE_INFINITY);
+    return new Date(busy ? now + entry.keepAliveMs : this.expiryOf(entry)).toISOString();
   }
 
   /** A handle's underlying model was unloaded: load it again (within the budget) for its next generation. */
@@ -334,9 +463,11 @@ export class ModelPool {
     return this.load(source);
   }
 
-  /** Stops the idle timer (the engine unloads the models when it closes). */
+  /** Stops the expiry timers (the engine unloads the models when it closes). */
   close(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.closed = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
   }
 }
 

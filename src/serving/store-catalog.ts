@@ -11,7 +11,7 @@ import { formatModelName, parseModelName } from "../store/model-ref.js";
 import type { AliasTarget } from "../store/registry.js";
 import { generationDefaultsOf, modelConfigOf, type ModelConfig } from "../core/model-config.js";
 import { ConfiguredModel } from "../engine/configured-model.js";
-import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
+import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
 import { resolveModelSettings, type ServingShape } from "./model-settings.js";
 
@@ -22,8 +22,8 @@ export interface StoreCatalogOptions {
   readonly maxLoaded?: number;
   /** Memory budget of the serving process in bytes (`--memory-budget`); 0 for none. @default 0 */
   readonly memoryBudget?: number;
-  /** Unload models idle this many milliseconds (`--idle-unload`); 0 never. @default 0 */
-  readonly idleUnloadMs?: number;
+  /** How long a model stays loaded after a request that does not say (`--keep-alive`), in milliseconds; Infinity until evicted. @default Infinity */
+  readonly keepAliveMs?: number;
   /** Context tokens per slot the engine creates, for the memory estimate. @default 2048 */
   readonly contextSize?: number;
   /** Slots per model the engine creates, for the memory estimate. @default 4 */
@@ -57,7 +57,7 @@ export class StoreCatalog implements ModelCatalog {
       estimate: (source) => this.estimate(source),
       ...(options.memoryBudget === undefined ? {} : { memoryBudget: options.memoryBudget }),
       ...(options.maxLoaded === undefined ? {} : { maxLoaded: options.maxLoaded }),
-      ...(options.idleUnloadMs === undefined ? {} : { idleUnloadMs: options.idleUnloadMs }),
+      ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
@@ -106,11 +106,11 @@ export class StoreCatalog implements ModelCatalog {
     return entries;
   }
 
-  async get(name: string): Promise<LoadedModel> {
+  async get(name: string, options: GetModelOptions = {}): Promise<LoadedModel> {
     const digest = await this.resolve(name);
     const config = modelConfigOf((await this.options.store.registry.getModel(digest))?.card ?? {});
-    if (config !== undefined) return this.getConfigFork(digest, name, config);
-    return this.getWeights(digest, name);
+    if (config !== undefined) return this.getConfigFork(digest, name, config, options);
+    return this.getWeights(digest, name, options);
   }
 
   /**
@@ -120,7 +120,7 @@ export class StoreCatalog implements ModelCatalog {
    * gets a load of its own at that shape, as Ollama reloads a model for another `num_ctx`. A fork
    * on an adapter fork runs on the base's load at the base's shape.
    */
-  private async getConfigFork(digest: Digest, name: string, config: ModelConfig): Promise<LoadedModel> {
+  private async getConfigFork(digest: Digest, name: string, config: ModelConfig, options: GetModelOptions): Promise<LoadedModel> {
     const weights = await this.options.store.weightsOf(digest);
     const source = await this.sourceOf(weights, name);
     const shape = this.shapeOf(weights);
@@ -128,16 +128,26 @@ export class StoreCatalog implements ModelCatalog {
     const ownShape = this.shapes.get(digest) ?? (contextSize === undefined ? undefined : { ...shape, contextSize });
     const loaded =
       source.base === undefined && ownShape !== undefined && (ownShape.contextSize !== shape.contextSize || ownShape.slots !== shape.slots)
-        ? await this.pool.acquire({ id: digest, digest, path: source.path, ...ownShape })
-        : await this.getWeights(weights, name);
+        ? await this.pool.acquire({ id: digest, digest, path: source.path, ...ownShape }, acquireOptions(name, options))
+        : await this.getWeights(weights, name, options);
     return new ConfiguredModel(loaded, { id: digest, digest }, config);
   }
 
-  private async getWeights(digest: Digest, name: string): Promise<LoadedModel> {
+  private async getWeights(digest: Digest, name: string, options: GetModelOptions): Promise<LoadedModel> {
     const source = await this.sourceOf(digest, name);
-    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) });
+    const acquire = acquireOptions(name, options);
+    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) }, acquire);
     // An adapter fork runs on its base's load, at the base's shape.
-    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } });
+    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } }, acquire);
+  }
+
+  /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */
+  async unload(name: string): Promise<UnloadResult> {
+    const alias = await this.aliasTargets(name);
+    const digests = alias ?? [await this.resolve(name)];
+    let unloaded = false;
+    for (const digest of digests) unloaded = (await this.pool.expire(digest)) || unloaded;
+    return { digest: digests[0] ?? "", unloaded };
   }
 
   private shapeOf(digest: Digest): ServingShape {
@@ -184,6 +194,17 @@ export class StoreCatalog implements ModelCatalog {
     };
   }
 
+  /** An alias's targets, or undefined when `name` is no alias. */
+  private async aliasTargets(name: string): Promise<Digest[] | undefined> {
+    try {
+      const alias = await this.options.store.registry.getAlias(formatModelName(parseModelName(name)));
+      return alias === undefined || alias.targets.length === 0 ? undefined : alias.targets.map((target) => target.digest);
+    } catch (error) {
+      if (!(error instanceof GroveError)) throw error;
+      return undefined;
+    }
+  }
+
   /** A name, digest, unique prefix or alias → digest. Malformed names are simply unknown models. */
   private async resolve(name: string): Promise<Digest> {
     try {
@@ -220,4 +241,9 @@ export function pickWeighted(targets: readonly AliasTarget[], point: number): Di
     if (remaining < 0) return target.digest;
   }
   return targets[targets.length - 1]!.digest;
+}
+
+/** The pool's options of one acquisition: the name asked for and the request's keep-alive. */
+function acquireOptions(name: string, options: GetModelOptions): { name: string; keepAliveMs?: number } {
+  return { name, ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }) };
 }

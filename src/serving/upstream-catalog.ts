@@ -1,6 +1,6 @@
 import { InvalidRequestError } from "../core/errors.js";
 import type { LoadedModel } from "../engine/engine.js";
-import type { CatalogEntry, ModelCatalog } from "./model-catalog.js";
+import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import type { UpstreamRouter } from "./upstream-router.js";
 
 /** The digest usage rows and prices carry for a model served by an upstream: `upstream:<name>`. */
@@ -33,10 +33,23 @@ export class UpstreamCatalog implements ModelCatalog {
     return [...local, ...remote];
   }
 
-  async get(name: string): Promise<LoadedModel> {
+  async get(name: string, options?: GetModelOptions): Promise<LoadedModel> {
+    this.refuseUpstream(name);
+    return this.inner.get(name, options);
+  }
+
+  get unload(): ((name: string) => Promise<UnloadResult>) | undefined {
+    const inner = this.inner;
+    if (inner.unload === undefined) return undefined;
+    return async (name) => {
+      this.refuseUpstream(name);
+      return inner.unload!(name);
+    };
+  }
+
+  private refuseUpstream(name: string): void {
     if (this.router.has(name)) {
       throw new InvalidRequestError(`'${name}' is served by an upstream: use /v1/chat/completions, /v1/completions or /v1/embeddings`, { param: "model" });
     }
-    return this.inner.get(name);
   }
 }

@@ -6,8 +6,10 @@ import { RELATIONS, type Recipe, type Relation } from "./registry.js";
 
 /** Options of `ModelStore.importFile`. */
 export interface ImportOptions {
-  /** Name to point at the model, `family[:tag]`. */
+  /** Name to point at the model, `family[:tag]`. @default one the store chooses (`nameForImport`), unless the model has one */
   name?: string;
+  /** Without `name`: the name to try first for a model that has none (a pull's `owner/repo:latest`). */
+  defaultName?: string;
   /** The model this one derives from (a name, digest or unique prefix); needs `relation`. */
   base?: string;
   /** Several parents (a merge); combined with `base` when both are given. */

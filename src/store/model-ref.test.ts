@@ -8,7 +8,7 @@ const DIGEST = `sha256:${"ab".repeat(32)}`;
 /** Inputs every parser must refuse: traversal, absolute paths, backslashes, NUL, odd Unicode, bad shapes. */
 const HOSTILE_NAMES = [
   "../x", "a/../b", "..", "/abs", "/etc/passwd", "a\\b", "a\u0000b", "ｆｕｌｌwidth", "", "a:b:c", " a", "a b", "a\tb",
-  "tiny\u202e", "caf\u00e9", "A", "Tiny:F16", "a:", ":b", "a/", "/a", "a//b", "a/b/c", "-a", ".a", "a:-b", "x".repeat(65),
+  "tiny\u202e", "caf\u00e9", "a:", ":b", "a/", "/a", "a//b", "a/b/c", "-a", ".a", "a:-b", "x".repeat(65),
 ];
 
 describe("parseModelName", () => {
@@ -18,6 +18,12 @@ describe("parseModelName", () => {
     assert.deepEqual(parseModelName("acme/llama3.2:1b-instruct"), { family: "acme/llama3.2", tag: "1b-instruct" });
     assert.deepEqual(parseModelName("x".repeat(64)), { family: "x".repeat(64), tag: "latest" });
     assert.equal(formatModelName(parseModelName("acme/tiny")), "acme/tiny:latest");
+  });
+
+  it("folds names to lower case, as Ollama's are case-insensitive", () => {
+    assert.deepEqual(parseModelName("team:small-Q8_0"), { family: "team", tag: "small-q8_0" });
+    assert.deepEqual(parseModelName("Acme/Tiny"), { family: "acme/tiny", tag: "latest" });
+    assert.deepEqual(parseModelRef("Tiny:F16"), { kind: "name", family: "tiny", tag: "f16" });
   });
 
   it("refuses hostile and malformed names with an InvalidRequestError naming the problem", () => {
@@ -55,7 +61,7 @@ describe("parseModelRef", () => {
 
   it("reads prefixes of 4 to 63 hex digits, carrying the name a bare one could also be", () => {
     assert.deepEqual(parseModelRef("sha256:abab"), { kind: "prefix", prefix: "abab" });
-    assert.deepEqual(parseModelRef("ABAB12"), { kind: "prefix", prefix: "abab12" });
+    assert.deepEqual(parseModelRef("ABAB12"), { kind: "prefix", prefix: "abab12", name: { family: "abab12", tag: "latest" } });
     assert.deepEqual(parseModelRef("cafe"), { kind: "prefix", prefix: "cafe", name: { family: "cafe", tag: "latest" } });
     assert.deepEqual(parseModelRef("a".repeat(63)).kind, "prefix");
   });

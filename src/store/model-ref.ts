@@ -34,12 +34,15 @@ const DIGEST_PREFIX = "sha256:";
 
 /**
  * Parses and validates a model name `[namespace/]family[:tag]`. Each part is 1–64 characters of
- * lower-case ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit. Pure: no
- * file system call, so hostile input is refused before any path could be built from it.
+ * ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit. Letters fold to lower
+ * case (names are case-insensitive, as Ollama's are), so one model is stored and found under one
+ * spelling. Pure: no file system call, so hostile input is refused before any path could be built
+ * from it.
  *
  * @example
  * parseModelName("acme/tiny:q8_0"); // { family: "acme/tiny", tag: "q8_0" }
  * parseModelName("tiny");           // { family: "tiny", tag: "latest" }
+ * parseModelName("Team:Small-Q8_0"); // { family: "team", tag: "small-q8_0" }
  * @throws InvalidRequestError (param `name`) naming the problem.
  */
 export function parseModelName(text: string): ModelName {
@@ -89,11 +92,13 @@ function tryParseName(text: string): ModelName | undefined {
   }
 }
 
-function parseName(text: string, param: string): ModelName {
-  assertSafeText(text, param, "model name", MAX_NAME_LENGTH);
+function parseName(original: string, param: string): ModelName {
+  assertSafeText(original, param, "model name", MAX_NAME_LENGTH);
+  // Names are case-insensitive, as Ollama's are: `Team:Small-Q8_0` is `team:small-q8_0`.
+  const text = original.toLowerCase();
   const fail = (problem: string): never => {
     throw new InvalidRequestError(
-      `Invalid model name ${quoteUntrusted(text)}: ${problem}; expected [namespace/]family[:tag] in lower-case letters, digits, '.', '_' and '-'`,
+      `Invalid model name ${quoteUntrusted(original)}: ${problem}; expected [namespace/]family[:tag] in letters, digits, '.', '_' and '-' (upper case reads as lower case)`,
       { param },
     );
   };

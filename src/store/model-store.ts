@@ -7,6 +7,7 @@ import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
 import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
+import { nameForImport } from "./model-names.js";
 import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
 import { PostgresRegistry } from "./postgres-registry.js";
 import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";
@@ -17,7 +18,7 @@ export type { ImportOptions } from "./import-options.js";
 /** What {@link ModelStore.importFile} did. */
 export interface ImportResult {
   model: ModelRecord;
-  /** The canonical name pointed at it, when one was given. */
+  /** The canonical name pointed at it: the one given, else one the store chose (`nameForImport`). */
   name?: string;
   /** Edges to its parents recorded by this import. */
   parents: LineageEdge[];
@@ -176,12 +177,16 @@ export class ModelStore {
       // Under the write lock: a concurrent gc cannot take the blob between this check and the commit.
       if (!(await this.blobs.has(put.digest))) throw new ConflictError(`The blob of ${put.digest} was collected while it was imported; import it again`);
       const inserted = await registry.addModel(record);
-      if (name !== undefined) await registry.setName(name, put.digest);
+      // Every model has a name: without one given, the store chooses one (the parent's plus a suffix…).
+      const chosen = name ?? (await nameForImport(registry, {
+        digest: put.digest, parents, relation: options.relation, quantization: summary?.fileType, preferred: options.defaultName, fileName: path,
+      }));
+      await registry.setName(chosen, put.digest);
       await registry.addEdges(edges);
-      return inserted;
+      return { inserted, chosen };
     });
     const model = (await this.registry.getModel(put.digest)) ?? record;
-    return { model, ...(name === undefined ? {} : { name }), parents: edges, created, blobCreated: put.created };
+    return { model, name: created.chosen, parents: edges, created: created.inserted, blobCreated: put.created };
   }
 
   /**

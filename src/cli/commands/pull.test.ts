@@ -100,7 +100,8 @@ describe("grove pull", () => {
       assert.deepEqual(tree, [
         [["orphan:f16"], []],
         [["base-1b:f16"], [["quantized", ["base-1b:again", "base-1b:q8"]]]],
-        [["local-base:latest"], [["finetune", []]]],
+        // Pulled without --name: named from the hub path, as Ollama's hf.co/owner/repo.
+        [["local-base:latest"], [["finetune", ["acme/tuned-gguf:latest"]]]],
       ]);
       const verify = await store.verify();
       assert.deepEqual([verify.checked, verify.mismatched, verify.missing, verify.unreferenced], [5, [], [], []]);

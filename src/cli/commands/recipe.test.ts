@@ -80,7 +80,7 @@ describe("grove recipe and grove build", () => {
     assert.deepEqual(document.inputs.map((input) => input.name), ["small:s1", "small:s2"]);
     const built = await runCli("build", join(directory, "mix.json"), "--home", other, "--name", "mine:mix");
     assert.equal(built.code, 0, built.stderr);
-    assert.match(built.stdout, new RegExp(`^rebuilt   ${digest}  mine:mix  11\\.\\d MB\\nlineage   merge from sha256:.*\\nlineage   merge from sha256:.*\\ndigest    matches the recipe\\n$`));
+    assert.match(built.stdout, new RegExp(`^rebuilt   ${digest}  mine:mix  11\\.\\d MB\\nlineage   merge from small-1:latest \\(sha256:.*\\nlineage   merge from small-2:latest \\(sha256:.*\\ndigest    matches the recipe\\n$`));
   });
 
   it("refuses malformed documents, missing fields, unknown tools and inputs not in the store, writing nothing", async () => {
@@ -115,6 +115,6 @@ describe("grove recipe and grove build", () => {
     assert.equal(run.code, 1);
     assert.match(run.stderr, /^warning: the recipe was made with llama\.cpp llama_model_quantize llama\.cpp b1, this Grove has .*; the digest may differ\n/);
     assert.match(run.stderr, new RegExp(`error \\(digest_mismatch\\): The rebuilt fork is sha256:\\w+, not the recipe's ${document.output.digest}: the recipe did not reproduce it`));
-    assert.match(run.stdout, /^rebuilt   sha256:\w+  \d+\.\d MB\n.*\ndigest    differs from the recipe's sha256:/);
+    assert.match(run.stdout, /^rebuilt   sha256:\w+  small-1:latest-q8_0  \d+\.\d MB\n.*\ndigest    differs from the recipe's sha256:/);
   });
 });

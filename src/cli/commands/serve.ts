@@ -35,7 +35,8 @@ export function registerServeCommand(program: Command): void {
     .option("--queue-limit <n>", "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)")
     .option("--max-models <n>", "models kept loaded at once (env GROVE_MAX_MODELS; default 2)")
     .option("--memory-budget <size>", "memory for the process and its models, e.g. 2GiB: LRU idle models are evicted to fit, else 503 (env GROVE_MEMORY_BUDGET; default none)")
-    .option("--idle-unload <duration>", "unload a model idle this long, e.g. 10m (env GROVE_IDLE_UNLOAD; default never)")
+    .option("--keep-alive <duration>", "how long a model stays loaded after a request that sets no keep_alive, as Ollama's: 5m, 1h30m, seconds; 0 unloads after each request, -1 keeps it (env GROVE_KEEP_ALIVE; default -1)")
+    .option("--idle-unload <duration>", "older spelling of --keep-alive (0 = never) (env GROVE_IDLE_UNLOAD)")
     .option("--api-key <key>", "require this bearer key on /v1 (env GROVE_API_KEY); needed off loopback")
     .option("--home <dir>", "data directory (env GROVE_HOME; default ~/.grove)")
     .option("--database <url>", "PostgreSQL URL for keys, budgets and usage shared by replicas (env GROVE_DATABASE_URL; default <home>/service.db)")
@@ -81,6 +82,7 @@ export function registerServeCommand(program: Command): void {
           maxModels: flags.maxModels,
           memoryBudget: flags.memoryBudget,
           idleUnload: flags.idleUnload,
+          keepAlive: flags.keepAlive,
           shutdownGrace: flags.shutdownGrace,
           upstreamHealthInterval: flags.upstreamHealthInterval,
           reservationTtl: flags.reservationTtl,

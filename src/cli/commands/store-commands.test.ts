@@ -122,13 +122,17 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
     assert.equal(tag.code, 0, tag.stderr);
     assert.equal(tag.stdout, `tiny:stable → ${short(files.base.digest)}\n`);
 
-    const refused = await runCliInProcess("rm", "tiny:stable", "--home", home);
+    // rm drops one name; the model goes with its last one, and not while forks record it as parent.
+    const dropped = await runCli("rm", "tiny:stable", "--home", home);
+    assert.equal(dropped.code, 0, dropped.stderr);
+    assert.equal(dropped.stdout, "deleted 'tiny:stable' (the model keeps tiny:f16)\n");
+    const refused = await runCliInProcess("rm", "tiny:f16", "--home", home);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /^error \(conflict\): tiny:f16, tiny:stable \(sha256:[0-9a-f]{12}…\) has 2 forks \(tiny:q8 .*, tuned:f16 .*\); removing it would orphan them\. Remove them first, or pass --force/);
+    assert.match(refused.stderr, /^error \(conflict\): tiny:f16 \(sha256:[0-9a-f]{12}…\) has 2 forks \(tiny:q8 .*, tuned:f16 .*\) whose lineage records it as their parent; removing its last name would remove it and orphan them\. .*force \(--force/);
 
-    const removed = await runCli("rm", "tiny:stable", "--force", "--home", home);
+    const removed = await runCli("rm", "Tiny:F16", "--force", "--home", home);
     assert.equal(removed.code, 0, removed.stderr);
-    assert.match(removed.stdout, /^removed tiny:f16, tiny:stable \(sha256:[0-9a-f]{12}…\); its blob \(342\.2 KB\) is freed by `grove gc`\nnow roots: tiny:q8 .*, tuned:f16 /);
+    assert.match(removed.stdout, /^deleted 'tiny:f16': removed tiny:f16 \(sha256:[0-9a-f]{12}…\); its blob is freed by `grove gc`\nnow roots: sha256:[0-9a-f]{12}…, sha256:[0-9a-f]{12}…\n$/);
     assert.equal((await stat(join(home, "blobs", `sha256-${files.base.digest.slice(7)}`))).size, files.base.fileSize);
 
     const gc = await runCli("gc", "--json", "--home", home);
@@ -156,7 +160,7 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
     const before = await snapshot(home);
 
     const cases: [string[], RegExp][] = [
-      [["import", files.tuned.path, "--name", "Tiny:F16"], /^error \(invalid_parameter\): Invalid model name "Tiny:F16": the family "Tiny" holds a character outside/],
+      [["import", files.tuned.path, "--name", "Tiny:F!6"], /^error \(invalid_parameter\): Invalid model name "Tiny:F!6": the tag "f!6" holds a character outside/],
       [["import", files.tuned.path, "--name", "../etc:x"], /^error \(invalid_parameter\): Invalid model name "\.\.\/etc:x": '\.\.' is not allowed/],
       [["import", files.tuned.path, "--base", "nope:f16", "--relation", "finetune"], /^error \(model_not_found\): The model 'nope:f16' does not exist/],
       [["import", files.tuned.path, "--relation", "finetune"], /^error \(invalid_parameter\): A 'finetune' relation needs a base model/],
@@ -171,13 +175,54 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
       [["tag", "tiny:f16", "bad name"], /^error \(invalid_parameter\): Invalid model name "bad name": it holds whitespace/],
       [["rm", "nope"], /^error \(model_not_found\)/],
       [["pull", "hf:../etc/x.gguf"], /^error \(invalid_parameter\): Invalid hub reference: /],
-      [["pull", "hf:acme/tiny", "--name", "BAD"], /^error \(invalid_parameter\): Invalid model name "BAD"/],
+      [["pull", "hf:acme/tiny", "--name", "BAD?"], /^error \(invalid_parameter\): Invalid model name "BAD\?"/],
+      [["cp", "nope", "tiny:x"], /^error \(model_not_found\)/],
+      [["cp", "tiny:f16", "bad name"], /^error \(invalid_parameter\): Invalid model name "bad name"/],
+      [["cp", "tiny:f16", "tiny:f16"], /^$/],
     ];
     for (const [args, pattern] of cases) {
       const run = await runCliInProcess(...args, "--home", home);
+      if (args[0] === "cp" && args[2] === "tiny:f16") {
+        assert.equal(run.code, 0, "copying a name onto itself changes nothing");
+        continue;
+      }
       assert.equal(run.code, 1, `exit code of grove ${args.join(" ")}`);
       assert.match(run.stderr, pattern, `message of grove ${args.join(" ")}`);
     }
     assert.deepEqual(await snapshot(home), before);
+  });
+});
+
+describe("grove cp, rm NAME and names as Ollama's", () => {
+  it("copies a name, folds case, names forks imported without one, and removes one name at a time", async () => {
+    const home = join(directory, "names");
+    assert.equal((await runCli("import", files.base.path, "--name", "Tiny:F16", "--home", home)).code, 0);
+    // A fork imported without --name takes its parent's name plus a suffix: never nameless.
+    const quant = await runCli("import", files.baseQ8.path, "--base", "TINY:f16", "--relation", "quantized", "--json", "--home", home);
+    assert.equal(quant.code, 0, quant.stderr);
+    assert.equal((JSON.parse(quant.stdout) as { name: string }).name, "tiny:f16-q8_0");
+    const root = await runCli("import", files.tuned.path, "--json", "--home", home);
+    assert.equal((JSON.parse(root.stdout) as { name: string }).name, "tuned:latest", "a root without --name is named from its file");
+
+    const copied = await runCli("cp", "tiny:f16", "team:small-F16", "--home", home);
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal(copied.stdout, "copied 'tiny:f16' to 'team:small-f16'\n");
+    const collision = await runCliInProcess("cp", "tiny:f16-q8_0", "Team:Small-F16", "--home", home);
+    assert.equal(collision.code, 1);
+    assert.match(collision.stderr, /^error \(conflict\): 'team:small-f16' already names another model/);
+
+    const ls = JSON.parse((await runCli("ls", "--json", "--home", home)).stdout) as ModelListing[];
+    assert.deepEqual(ls.map((model) => model.names), [["team:small-f16", "tiny:f16"], ["tiny:f16-q8_0"], ["tuned:latest"]]);
+
+    const dropped = await runCli("rm", "TINY:F16", "--home", home);
+    assert.equal(dropped.stdout, "deleted 'tiny:f16' (the model keeps team:small-f16)\n");
+    const refused = await runCliInProcess("rm", "team:small-f16", "--home", home);
+    assert.equal(refused.code, 1, "its quantized fork records it as parent");
+    assert.match(refused.stderr, /^error \(conflict\): team:small-f16 .* has 1 fork \(tiny:f16-q8_0 /);
+    const gone = await runCli("rm", "tiny:f16-q8_0", "tuned", "--home", home);
+    assert.equal(gone.code, 0, gone.stderr);
+    assert.match(gone.stdout, /^deleted 'tiny:f16-q8_0': removed .*\ndeleted 'tuned:latest': removed /);
+    const left = JSON.parse((await runCli("ls", "--json", "--home", home)).stdout) as ModelListing[];
+    assert.deepEqual(left.map((model) => model.names), [["team:small-f16"]]);
   });
 });

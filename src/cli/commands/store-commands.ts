@@ -3,6 +3,7 @@ import { loadConfig } from "../../config/config.js";
 import type { Digest } from "../../core/digest.js";
 import { ConflictError } from "../../core/errors.js";
 import { modelfileOf } from "../../forge/modelfile/config-fork.js";
+import { copyModelName, deleteModelName, type DeleteNameResult } from "../../store/model-names.js";
 import { ModelStore, type ModelDetails, type TreeNode } from "../../store/model-store.js";
 import type { LineageEdge } from "../../store/registry.js";
 import { formatBytes, renderTable } from "./inspect.js";
@@ -47,7 +48,7 @@ export const REGISTRY_DATABASE_FLAG_HELP = "PostgreSQL URL of the registry share
 
 /**
  * Registers the store's listing and housekeeping commands: `grove ls`, `show`, `tree`, `tag`,
- * `rm` and `gc`. (`grove import` and `grove pull` live in their own files.) A REF is a name
+ * `cp`, `rm` and `gc`. (`grove import` and `grove pull` live in their own files.) A REF is a name
  * (`family[:tag]`), a digest or a unique digest prefix.
  *
  * @example
@@ -55,6 +56,7 @@ export const REGISTRY_DATABASE_FLAG_HELP = "PostgreSQL URL of the registry share
  * grove show small:q8
  * grove tree small:f32
  * grove tag sha256:3f2a small:stable
+ * grove cp small:q8 team:small-Q8_0
  * grove rm small:f32 --force && grove gc
  */
 export function registerStoreCommands(program: Command): void {
@@ -133,31 +135,31 @@ export function registerStoreCommands(program: Command): void {
     });
 
   program
-    .command("rm")
-    .description("remove a model's names, record and lineage; its blob is freed by `grove gc`")
-    .argument("<ref>", "name, digest or unique digest prefix")
+    .command("cp")
+    .description("give a model another name (as ollama cp); a name that names another model is refused (grove tag moves one)")
+    .argument("<source>", "name, digest or unique digest prefix of the model")
+    .argument("<destination>", "the new name, family[:tag] (case-insensitive: stored in lower case)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
-    .option("--force", "remove it even if it has forks (they become roots)")
-    .action(async (ref: string, flags: RemoveFlags) => {
-      const { removed, size, orphaned } = await withStore(flags, async (store) => {
-        const details = await store.show(ref);
-        const names = await namesByDigest(store);
-        const forks = details.children.map((edge) => describeModel(edge.child, names.get(edge.child) ?? []));
-        if (forks.length > 0 && flags.force !== true) {
-          // Checked here for a message that names the flag; the store checks again under its lock.
-          throw new ConflictError(
-            `${describeModel(details.model.digest, details.names)} has ${forks.length} fork${forks.length > 1 ? "s" : ""} (${forks.join(", ")}); ` +
-              "removing it would orphan them. Remove them first, or pass --force to make them roots",
-          );
+    .action(async (source: string, destination: string, flags: HomeFlags) => {
+      const result = await withStore(flags, (store) => copyModelName(store, source, destination));
+      process.stdout.write(`copied '${source}' to '${result.name}'${result.created ? "" : " (it already named that model)"}\n`);
+    });
+
+  program
+    .command("rm")
+    .description("remove a name (as ollama rm); the model goes with its last name, unless forks depend on it; a digest removes the model and all its names. Its blob is freed by `grove gc`")
+    .argument("<refs...>", "names (or digests, unique digest prefixes)")
+    .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP)
+    .option("--force", "remove the model even if forks record it as their parent (they become roots)")
+    .action(async (refs: string[], flags: RemoveFlags) => {
+      await withStore(flags, async (store) => {
+        for (const ref of refs) {
+          const result = await deleteModelName(store, ref, { force: flags.force === true });
+          process.stdout.write(`${formatRemoval(ref, result)}\n`);
         }
-        const result = await store.remove(ref, { force: flags.force === true });
-        const orphaned = result.edges.filter((edge) => edge.parent === result.digest).map((edge) => describeModel(edge.child, names.get(edge.child) ?? []));
-        return { removed: result, size: details.model.size, orphaned };
       });
-      const lines = [`removed ${describeModel(removed.digest, removed.names)}; its blob (${formatBytes(size)}) is freed by \`grove gc\``];
-      if (orphaned.length > 0) lines.push(`now roots: ${orphaned.join(", ")}`);
-      process.stdout.write(`${lines.join("\n")}\n`);
     });
 
   program
@@ -257,6 +259,15 @@ export function formatTree(trees: readonly TreeNode[]): string {
     root.children.forEach((child, index) => walk(child, "", index === root.children.length - 1));
   }
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
+}
+
+/** What `grove rm` did, for people: `deleted 'tiny:b'`, and whether the model went with it. */
+export function formatRemoval(ref: string, result: DeleteNameResult): string {
+  if (result.removed === undefined) return `deleted '${result.name ?? ref}' (the model keeps ${result.remaining.join(", ")})`;
+  const orphaned = result.removed.edges.filter((edge) => edge.parent === result.digest).map((edge) => shortDigest(edge.child));
+  const lines = [`deleted '${result.name ?? ref}': removed ${describeModel(result.digest, result.removed.names)}; its blob is freed by \`grove gc\``];
+  if (orphaned.length > 0) lines.push(`now roots: ${orphaned.join(", ")}`);
+  return lines.join("\n");
 }
 
 /** `2025-01-31 14:05` (UTC) from an ISO 8601 time. */

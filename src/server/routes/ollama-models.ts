@@ -17,7 +17,8 @@ import type { ModelStore } from "../../store/model-store.js";
 import { clientGoneSignal } from "../generation.js";
 import type { CatalogEntry } from "../../serving/model-catalog.js";
 import { NdjsonStream } from "../ndjson.js";
-import { ollamaPullSchema, ollamaShowSchema } from "../ollama-schemas.js";
+import { ollamaCopySchema, ollamaDeleteSchema, ollamaPullSchema, ollamaShowSchema } from "../ollama-schemas.js";
+import { copyModelName, deleteModelName } from "../../store/model-names.js";
 import { parseBody } from "../openai-schemas.js";
 import type { OllamaServices } from "./ollama.js";
 
@@ -27,8 +28,8 @@ import type { OllamaServices } from "./ollama.js";
  */
 export const OLLAMA_API_VERSION = "0.12.0";
 
-/** Ollama's `expires_at` for a model kept until evicted: Grove unloads by LRU, not by timer. */
-const NEVER = "9999-12-31T23:59:59Z";
+/** Ollama's `expires_at` for a model kept until evicted for room (`keep_alive` negative, Grove's default). */
+export const NEVER = "9999-12-31T23:59:59Z";
 
 /** Ollama's hub syntax `hf.co/OWNER/REPO[:TAG]` (or `huggingface.co/…`). */
 const HUB_NAME = /^(?:hf\.co|huggingface\.co)\/([^/:]+)\/([^/:]+)(?::([^/:]+))?$/i;
@@ -157,7 +158,7 @@ class OllamaModels {
 /** A digest as Ollama prints it: hex without the `sha256:` scheme. */
 const hex = (digest: string) => (digest.startsWith("sha256:") ? digest.slice(7) : digest);
 
-/** `GET /api/tags`, `POST /api/show`, `GET /api/ps`, `GET /api/version`, `POST /api/pull`. */
+/** `GET /api/tags`, `POST /api/show`, `GET /api/ps`, `GET /api/version`, `POST /api/pull`, `POST /api/copy`, `DELETE /api/delete`. */
 export function registerOllamaModelRoutes(app: FastifyInstance, services: OllamaServices): void {
   const models = new OllamaModels(services);
   const { catalog, engine } = services;
@@ -169,26 +170,49 @@ export function registerOllamaModelRoutes(app: FastifyInstance, services: Ollama
     return { models: await Promise.all(entries.filter((entry) => entry.digest !== "").map((entry) => models.describe(entry))) };
   });
 
+  // Ollama's `size` is the memory a loaded model takes: the pool's estimate (weights, KV cache,
+  // compute buffers), else the file's size; `expires_at` comes from its keep-alive.
   app.get("/api/ps", async () => {
     const entries = await catalog.list();
-    return {
-      models: await Promise.all(
-        engine.models.map(async (model) => {
-          const name = entries.find((entry) => entry.digest === model.info.digest && entry.details?.["alias"] === undefined)?.id ?? model.info.id;
-          const { facts, details } = await models.details(model.info.digest, model);
-          return {
-            name,
-            model: name,
-            size: facts.size,
-            digest: hex(model.info.digest),
-            details,
-            expires_at: NEVER,
-            size_vram: 0,
-            context_length: model.info.contextSize,
-          };
-        }),
-      ),
-    };
+    const pooled = new Map((services.pool?.report().models ?? []).map((report) => [report.id, report]));
+    const loaded = await Promise.all(
+      engine.models.map(async (model) => {
+        const report = pooled.get(model.info.id);
+        const name = report?.name ?? entries.find((entry) => entry.digest === model.info.digest && entry.details?.["alias"] === undefined)?.id ?? model.info.id;
+        const { facts, details } = await models.details(model.info.digest, model);
+        return {
+          name,
+          model: name,
+          size: report === undefined ? facts.size : report.estimateBytes,
+          digest: hex(model.info.digest),
+          details,
+          expires_at: report?.expiresAt ?? NEVER,
+          size_vram: 0,
+          context_length: model.info.contextSize,
+        };
+      }),
+    );
+    // As Ollama: the longest time left first.
+    return { models: loaded.sort((a, b) => b.expires_at.localeCompare(a.expires_at)) };
+  });
+
+  // Ollama's `/api/copy`: 200 and no body; an unknown source 404; a bad name 400; Grove refuses a
+  // destination naming another model (409) where Ollama would overwrite it.
+  app.post("/api/copy", async (request, reply) => {
+    const body = parseBody(ollamaCopySchema, request.body);
+    await copyModelName(requireStore(services), servedName(body.source), servedName(body.destination));
+    return reply.code(200).send();
+  });
+
+  // Ollama's `/api/delete`: one name; the model goes with its last name, unless forks depend on it
+  // (409). A model that goes is unloaded too.
+  app.delete("/api/delete", async (request, reply) => {
+    const body = parseBody(ollamaDeleteSchema, request.body ?? {});
+    const name = body.model ?? body.name;
+    if (name === undefined) throw new InvalidRequestError("model is required", { param: "model" });
+    const result = await deleteModelName(requireStore(services), servedName(name));
+    if (result.removed !== undefined) await services.pool?.expire(result.digest);
+    return reply.code(200).send();
   });
 
   app.post("/api/show", async (request) => {
@@ -252,6 +276,12 @@ export function registerOllamaModelRoutes(app: FastifyInstance, services: Ollama
     }
     return reply;
   });
+}
+
+/** The store, for the routes that change it; a server of one `--model FILE` has none (409). */
+function requireStore(services: OllamaServices): ModelStore {
+  if (!services.store) throw new ConflictError("This server serves one --model file and has no model store: start grove serve without --model FILE");
+  return services.store;
 }
 
 /** What to pull: a hub file and the store name it gets. */

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ContextLengthError, GroveError, InvalidRequestError, PayloadTooLargeError } from "../../core/errors.js";
+import { ContextLengthError, GroveError, InvalidRequestError, NotSupportedError, PayloadTooLargeError } from "../../core/errors.js";
 import { normalizeEmbedding } from "../../engine/embedding-norm.js";
 import type { ChatMessage, Engine, GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import type { HubClient } from "../../store/hub/hub-client.js";
@@ -11,6 +11,7 @@ import { clientGoneSignal, utf8Bytes } from "../generation.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
+import type { ModelPool } from "../../serving/model-pool.js";
 import { drainRejectedBody, jsonBodyParser, unsupportedMediaType } from "../json-body.js";
 import { NdjsonStream } from "../ndjson.js";
 import {
@@ -35,6 +36,8 @@ export interface OllamaServices {
   readonly store?: ModelStore;
   /** The hub `/api/pull` downloads from; without it `/api/pull` answers 409. */
   readonly hub?: HubClient;
+  /** The loaded store models' memory and keep-alive, for `/api/ps` (absent with one `--model FILE`). */
+  readonly pool?: ModelPool;
 }
 
 /**
@@ -86,12 +89,29 @@ function fromFastifyError(error: FastifyError): unknown {
 /** Nanoseconds since `start`, as Ollama's duration fields count them. */
 const nanosecondsSince = (start: bigint) => Number(process.hrtime.bigint() - start);
 
-/** Loads (or finds) the model a request names, timing the load for `load_duration`. */
-async function loadModel(request: FastifyRequest, catalog: ModelCatalog, name: string): Promise<{ model: LoadedModel; loadNs: number }> {
+/**
+ * Loads (or finds) the model a request names, timing the load for `load_duration`; the request's
+ * `keep_alive` (milliseconds) says how long it stays loaded after this request.
+ */
+async function loadModel(request: FastifyRequest, catalog: ModelCatalog, name: string, keepAliveMs: number | undefined): Promise<{ model: LoadedModel; loadNs: number }> {
   meterOf(request).checkModel(servedName(name));
   const start = process.hrtime.bigint();
-  const model = await catalog.get(servedName(name));
+  const model = await catalog.get(servedName(name), keepAliveMs === undefined ? {} : { keepAliveMs });
   return { model, loadNs: nanosecondsSince(start) };
+}
+
+/**
+ * Ollama's answer to `keep_alive: 0` without a prompt or messages (`ollama stop`): the model is
+ * unloaded now — or, with requests running on it, as soon as they end — and the answer says
+ * `done_reason: "unload"`, loaded or not (as Ollama's `expireRunner`). An unknown name is a 404.
+ */
+async function unloadAnswer(request: FastifyRequest, catalog: ModelCatalog, name: string, piece: object) {
+  meterOf(request).checkModel(servedName(name));
+  if (catalog.unload === undefined) {
+    throw new NotSupportedError("This server serves one --model file, which stays loaded: keep_alive 0 cannot unload it");
+  }
+  await catalog.unload(servedName(name));
+  return { model: name, created_at: new Date().toISOString(), ...piece, done: true, done_reason: "unload" };
 }
 
 /** Ollama's logprobs entries. */
@@ -314,8 +334,9 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
   app.post("/api/chat", async (request, reply) => {
     const started = process.hrtime.bigint();
     const body = parseBody(ollamaChatSchema, request.body);
-    const { model, loadNs } = await loadModel(request, catalog, body.model);
     const piece = (content: string) => ({ message: { role: "assistant", content } });
+    if (body.messages.length === 0 && body.keep_alive === 0) return unloadAnswer(request, catalog, body.model, piece(""));
+    const { model, loadNs } = await loadModel(request, catalog, body.model, body.keep_alive);
     if (body.messages.length === 0) return loadedAnswer(body.model, piece(""), loadNs, started);
     return runChat({ request, reply, body, model, started, loadNs });
   });
@@ -323,8 +344,9 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
   app.post("/api/generate", async (request, reply) => {
     const started = process.hrtime.bigint();
     const body = parseBody(ollamaGenerateSchema, request.body);
-    const { model, loadNs } = await loadModel(request, catalog, body.model);
     const piece = (response: string) => ({ response });
+    if (body.prompt === "" && body.keep_alive === 0) return unloadAnswer(request, catalog, body.model, piece(""));
+    const { model, loadNs } = await loadModel(request, catalog, body.model, body.keep_alive);
     if (body.prompt === "" && body.system === undefined) return loadedAnswer(body.model, piece(""), loadNs, started);
     let tokens: number[];
     if (body.raw) {
@@ -352,7 +374,7 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
   app.post("/api/embed", async (request, reply) => {
     const started = process.hrtime.bigint();
     const body = parseBody(ollamaEmbedSchema, request.body);
-    const { model, loadNs } = await loadModel(request, catalog, body.model);
+    const { model, loadNs } = await loadModel(request, catalog, body.model, body.keep_alive);
     const texts = typeof body.input === "string" ? [body.input] : body.input;
     const limit = Math.min(body.options?.num_ctx ?? model.info.contextSize, model.info.contextSize, model.info.trainContextSize);
     // Ollama truncates inputs to the context unless told not to.
@@ -376,7 +398,7 @@ function registerGenerationRoutes(app: FastifyInstance, catalog: ModelCatalog): 
 
   app.post("/api/embeddings", async (request, reply) => {
     const body = parseBody(ollamaEmbeddingsSchema, request.body);
-    const { model } = await loadModel(request, catalog, body.model);
+    const { model } = await loadModel(request, catalog, body.model, body.keep_alive);
     // Ollama's legacy route answers an empty prompt with an empty vector.
     if (body.prompt === "") return { embedding: [] };
     const { vectors } = await meteredEmbed(request, model, body.model, [model.tokenize(body.prompt)], clientGoneSignal(reply));

@@ -66,7 +66,8 @@ export async function importPulledModel(store: ModelStore, pulled: PullModelResu
       expectedDigest: digest,
       card,
       ...(pulled.card.license === undefined ? {} : { license: pulled.card.license }),
-      ...(name === undefined ? {} : { name }),
+      // Without a name, the hub path names it (Ollama's `hf.co/owner/repo`), as `/api/pull` does.
+      ...(name === undefined ? { defaultName: `${parseHubRef(source.ref).owner}/${parseHubRef(source.ref).name}:latest` } : { name }),
       ...(lineage.bases.length === 0 ? {} : { bases: lineage.bases, relation: lineage.relation }),
     });
   } catch (error) {
