@@ -1,5 +1,6 @@
 import { loadConfig } from "../config/config.js";
-import { UpstreamError } from "../core/errors.js";
+import { serverTarget } from "../config/server-url.js";
+import { ConfigError, UpstreamError } from "../core/errors.js";
 
 /**
  * How CLI commands reach a running `grove serve` (`grove ps`, `grove stop`), as Ollama's CLI reaches
@@ -10,8 +11,6 @@ import { UpstreamError } from "../core/errors.js";
 export interface ServerClientOptions {
   /** A host, `host:port` or `http(s)://host:port`. @default GROVE_HOST, else 127.0.0.1 */
   readonly host?: string;
-  /** @default GROVE_PORT, else 11435 */
-  readonly port?: string | number;
   /** @default GROVE_API_KEY */
   readonly apiKey?: string;
 }
@@ -23,9 +22,10 @@ export class ServerClient {
   readonly #apiKey: string;
 
   constructor(options: ServerClientOptions = {}) {
-    const config = loadConfig({ flags: { host: options.host, port: options.port, apiKey: options.apiKey } });
-    this.baseUrl = serverUrl(config.host, config.port);
-    this.#apiKey = config.apiKey;
+    const target = serverTarget(options.host === undefined ? {} : { hostFlag: options.host });
+    if (target === undefined) throw new ConfigError(`GROVE_HOST (or --host) must be a host, host:port or http(s) URL, and GROVE_PORT a port`, { param: "--host" });
+    this.baseUrl = target.url;
+    this.#apiKey = loadConfig({ flags: { apiKey: options.apiKey } }).apiKey;
   }
 
   /** GET a JSON document. */
@@ -62,22 +62,6 @@ export class ServerClient {
     if (!response.ok) throw new UpstreamError(errorMessage(text, response.status), { status: response.status });
     return (text === "" ? undefined : JSON.parse(text)) as T;
   }
-}
-
-/** The URL of a server from `host` (a host, `host:port` or URL) and the port to use when it names none. */
-export function serverUrl(host: string, port: number): string {
-  if (/^https?:\/\//i.test(host)) {
-    const url = new URL(host);
-    if (url.port === "") url.port = String(port);
-    return url.origin;
-  }
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
-  const hostPort = /^([^:]+):(\d+)$/.exec(host);
-  let name = bracketed?.[1] ?? hostPort?.[1] ?? host;
-  const explicitPort = bracketed?.[2] ?? hostPort?.[2];
-  if (name === "0.0.0.0" || name === "") name = "127.0.0.1";
-  if (name === "::") name = "::1";
-  return `http://${name.includes(":") ? `[${name}]` : name}:${explicitPort ?? port}`;
 }
 
 function errorMessage(text: string, status: number): string {

@@ -164,7 +164,7 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
       [["import", files.tuned.path, "--name", "../etc:x"], /^error \(invalid_parameter\): Invalid model name "\.\.\/etc:x": '\.\.' is not allowed/],
       [["import", files.tuned.path, "--base", "nope:f16", "--relation", "finetune"], /^error \(model_not_found\): The model 'nope:f16' does not exist/],
       [["import", files.tuned.path, "--relation", "finetune"], /^error \(invalid_parameter\): A 'finetune' relation needs a base model/],
-      [["import", files.tuned.path, "--base", "tiny:f16"], /^error \(invalid_parameter\): A base model needs a relation \(finetune, adapter, quantized, merge\)/],
+      [["import", files.tuned.path, "--base", "tiny:f16"], /^error \(invalid_parameter\): A base model needs a relation \(finetune, adapter, quantized, merge, config\)/],
       [["import", files.tuned.path, "--base", "tiny:f16", "--relation", "sibling"], /^error \(invalid_parameter\): Unknown relation "sibling"; valid: finetune, adapter, quantized, merge/],
       [["import", join(directory, "missing.gguf")], /^error \(invalid_parameter\): No such file: .*missing\.gguf/],
       [["import", notGguf, "--name", "notes:x"], /^error \(invalid_model_file\): notes\.txt: is not a GGUF file/],
