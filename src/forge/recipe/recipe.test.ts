@@ -124,12 +124,13 @@ describe("recipeOf and rebuildFork", () => {
     }
   });
 
-  it("stores a rebuild that differs unnamed, recorded with the tool version that made it", async () => {
+  it("stores a rebuild that differs under a name of its own (never the recipe's), recorded with the tool version that made it", async () => {
     const document = await recipeOf(store, "tiny:q8");
     const rebuilt = await rebuildFork(store, { ...document, parameters: { type: "Q4_0" } }, { threads: 1 });
     assert.equal(rebuilt.matches, false);
     assert.equal(rebuilt.expected, document.output.digest);
-    assert.equal(rebuilt.import.name, undefined);
+    // Every model in the store has a name: the parent's plus the quantization, not the recipe's output name.
+    assert.equal(rebuilt.import.name, "tiny:a-q4_0");
     assert.equal((await store.resolve("tiny:q8")).digest, document.output.digest);
     assert.equal(rebuilt.import.parents[0]?.recipe?.toolVersion, quantizerVersion());
   });
