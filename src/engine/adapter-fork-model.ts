@@ -1,16 +1,6 @@
 import { InvalidRequestError } from "../core/errors.js";
-import type { ChatTemplateRenderOptions } from "./chat-template.js";
-import type {
-  ChatMessage,
-  EmbedResult,
-  GenerateEvent,
-  GenerateOptions,
-  LoadedModel,
-  ModelInfo,
-  ModelStats,
-  TokenizeOptions,
-  VocabularyFacts,
-} from "./engine.js";
+import { DelegatingModel } from "./delegating-model.js";
+import type { EmbedResult, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo } from "./engine.js";
 
 /** An adapter attached to the base (its key there) and the scale the fork applies it with. */
 export interface AttachedAdapter {
@@ -24,51 +14,24 @@ export interface AttachedAdapter {
  * applied to each of its generations. It holds no weights or decode thread of its own; unloading
  * it detaches its adapters, unloading the base ends it.
  */
-export class AdapterForkModel implements LoadedModel {
-  readonly info: ModelInfo;
-  readonly base: LoadedModel;
+export class AdapterForkModel extends DelegatingModel {
   readonly adapters: readonly AttachedAdapter[];
 
   constructor(info: ModelInfo, base: LoadedModel, adapters: readonly AttachedAdapter[]) {
-    this.info = info;
-    this.base = base;
+    super(info, base);
     this.adapters = adapters;
   }
 
-  tokenize(text: string, options?: TokenizeOptions): number[] {
-    return this.base.tokenize(text, options);
+  /** The load the fork runs on. */
+  get base(): LoadedModel {
+    return this.inner;
   }
 
-  detokenize(tokens: readonly number[], options?: { special?: boolean }): string {
-    return this.base.detokenize(tokens, options);
+  override generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void> {
+    return this.inner.generate({ ...options, adapters: this.adapters });
   }
 
-  vocabulary(): VocabularyFacts {
-    return this.base.vocabulary();
-  }
-
-  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
-    return this.base.renderChat(messages, options);
-  }
-
-  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
-    return this.base.applyChatTemplate(messages, options);
-  }
-
-  prepareJsonGrammar(json: object | "json"): Promise<void> {
-    return this.base.prepareJsonGrammar(json);
-  }
-
-  generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void> {
-    return this.base.generate({ ...options, adapters: this.adapters });
-  }
-
-  async embed(): Promise<EmbedResult> {
+  override async embed(): Promise<EmbedResult> {
     throw new InvalidRequestError(`${this.info.id} is an adapter fork; embeddings are computed without adapters, so ask its base`, { param: "model" });
-  }
-
-  /** The base's slots and queue: the fork shares them. */
-  stats(): ModelStats {
-    return this.base.stats();
   }
 }

@@ -1,17 +1,8 @@
 import { NotSupportedError } from "../core/errors.js";
 import { generationDefaultsOf, type ModelConfig } from "../core/model-config.js";
 import type { ChatTemplateRenderOptions } from "./chat-template.js";
-import type {
-  ChatMessage,
-  EmbedResult,
-  GenerateEvent,
-  GenerateOptions,
-  LoadedModel,
-  ModelInfo,
-  ModelStats,
-  TokenizeOptions,
-  VocabularyFacts,
-} from "./engine.js";
+import { DelegatingModel } from "./delegating-model.js";
+import type { ChatMessage, GenerateEvent, GenerateOptions, LoadedModel, ModelInfo } from "./engine.js";
 
 /**
  * A config fork (`grove create NAME -f Modelfile`) served on the load of the model that holds its
@@ -20,16 +11,14 @@ import type {
  * the request's), and every generation the fork's parameters where the request set none. Wrapping
  * the model here, under every API, is what makes the defaults apply the same on all of them.
  */
-export class ConfiguredModel implements LoadedModel {
-  readonly info: ModelInfo;
-
+export class ConfiguredModel extends DelegatingModel {
   constructor(
-    readonly inner: LoadedModel,
+    inner: LoadedModel,
     /** The served identity: the fork's name and digest. */
     identity: { readonly id: string; readonly digest: ModelInfo["digest"] },
     readonly config: ModelConfig,
   ) {
-    this.info = { ...inner.info, ...identity, defaults: generationDefaultsOf(config) };
+    super({ ...inner.info, ...identity, defaults: generationDefaultsOf(config) }, inner);
   }
 
   /** The conversation the model reads: the fork's system prompt and MESSAGE lines, then the request's. */
@@ -46,40 +35,16 @@ export class ConfiguredModel implements LoadedModel {
     return [...system, ...(this.config.messages ?? []), ...(hasSystem ? messages.slice(1) : messages)];
   }
 
-  tokenize(text: string, options?: TokenizeOptions): number[] {
-    return this.inner.tokenize(text, options);
-  }
-
-  detokenize(tokens: readonly number[], options?: { special?: boolean }): string {
-    return this.inner.detokenize(tokens, options);
-  }
-
-  vocabulary(): VocabularyFacts {
-    return this.inner.vocabulary();
-  }
-
-  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
+  override renderChat(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): string {
     return this.inner.renderChat(this.messagesOf(messages), options);
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
+  override applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateRenderOptions): number[] {
     return this.inner.applyChatTemplate(this.messagesOf(messages), options);
   }
 
-  prepareJsonGrammar(json: object | "json"): Promise<void> {
-    return this.inner.prepareJsonGrammar(json);
-  }
-
-  generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void> {
+  override generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void> {
     return this.inner.generate(withDefaults(options, this.info.defaults ?? {}));
-  }
-
-  embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<EmbedResult> {
-    return this.inner.embed(inputs, signal);
-  }
-
-  stats(): ModelStats {
-    return this.inner.stats();
   }
 }
 
