@@ -78,6 +78,12 @@ describe("grove merge", () => {
       [["tiny:s1", "tiny:s2", "--method", "linear", "--weights", "0.5,x"], /--weights must be comma-separated finite numbers, got '0\.5,x'/],
       [["tiny:s1", "tiny:s2", "--method", "linear", "--weights", "1,1,1"], /Got 3 weights for 2 input models/],
       [["tiny:s1", "tiny:s2", "--method", "task-arithmetic"], /task-arithmetic needs a base model/],
+      [["tiny:s1", "--scale", "2", "--method", "linear"], /--scale goes with --adapter/],
+      [["--adapter", "tiny:s2", "--method", "linear"], /--adapter takes no --method, --weights or --base/],
+      [["--adapter", "tiny:s2", "tiny:s1", "tiny:s1"], /--adapter bakes into one model, got 2/],
+      [["--adapter", "tiny:s2", "--scale", "x"], /--scale must be a number, got 'x'/],
+      [["--adapter", "tiny:s2"], /tiny:s2 is not an adapter fork of a model in the store; name the model to bake it into/],
+      [["--adapter", "nope:x"], /The model .nope:x. does not exist/],
     ];
     for (const [args, pattern] of cases) {
       const run = await runCliInProcess("merge", ...args, "--home", home);
