@@ -25,7 +25,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchModel } from "../bench/cost/bench-model.js";
 import { evaluateModel } from "../bench/quality/evaluate.js";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { evaluateModel } from "../bench/quality/evaluate.js";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { parseRecipe } from "../forge/recipe/recipe.js";
 import { rebuildFork } from "../forge/recipe/rebuild.js";

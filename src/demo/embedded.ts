@@ -4,7 +4,7 @@ import { stat, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { DigestMismatchError, InvalidModelFileError, InvalidRequestError, NotFoundError } from "../core/errors.js";
 import type { Logger } from "../logging/logger.js";

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ResultStore, type ResultRecord } from "../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { formatRecipe, recipeOf } from "../forge/recipe/recipe.js";
 import { ModelStore } from "../store/model-store.js";

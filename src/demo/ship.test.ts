@@ -3,7 +3,7 @@ import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ResultStore, type ResultRecord } from "../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { DigestMismatchError, InvalidRequestError, NotFoundError } from "../core/errors.js";
 import { generateModel, type GenerateModelResult } from "../forge/generate/generate-model.js";

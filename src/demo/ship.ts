@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { ResultStore, type ResultRecord } from "../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { InvalidRequestError } from "../core/errors.js";
 import { digestOfFile } from "../store/file-digest.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { benchModel } from "../bench/cost/bench-model.js";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import { InvalidRequestError } from "../core/errors.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { readGgufHeader } from "../gguf/gguf-header-reader.js";

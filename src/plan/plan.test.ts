@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Digest } from "../core/digest.js";
 import { InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
-import { ResultStore, type ResultRecord } from "../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { ModelStore } from "../store/model-store.js";
 import { runCli, runCliInProcess } from "../test-support/run-cli.js";

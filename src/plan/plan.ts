@@ -1,7 +1,7 @@
 import type { Digest } from "../core/digest.js";
 import { GroveError, InvalidRequestError } from "../core/errors.js";
-import { isBetter, primaryMetric } from "../bench/results/metrics.js";
-import type { ResultRecord, ResultStore } from "../bench/results/result-store.js";
+import { isBetter, primaryMetric } from "../results/metrics.js";
+import type { ResultRecord, ResultStore } from "../results/result-store.js";
 import type { ModelStore, TreeNode } from "../store/model-store.js";
 import { estimateModelMemory, type MemoryEstimate } from "./memory-estimate.js";
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ResultStore, type ResultRecord } from "../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { loadConfig } from "../config/config.js";
 import type { Digest } from "../core/digest.js";
 import { generateModel } from "../forge/generate/generate-model.js";

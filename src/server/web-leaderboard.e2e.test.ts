@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { benchModel } from "../bench/cost/bench-model.js";
 import { evaluateModel } from "../bench/quality/evaluate.js";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
 import type { RunningGrove } from "../services.js";
 import { ModelStore } from "../store/model-store.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ResultStore } from "../bench/results/result-store.js";
+import { ResultStore } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
 import type { RunningGrove } from "../services.js";

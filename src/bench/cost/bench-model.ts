@@ -4,7 +4,7 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { defaultThreadCount } from "../../engine/native-engine.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import type { ModelStore } from "../../store/model-store.js";
-import { canonicalJson, type ResultRecord, type ResultStore } from "../results/result-store.js";
+import { canonicalJson, type ResultRecord, type ResultStore } from "../../results/result-store.js";
 import { startBenchServer } from "../start-bench-server.js";
 import { measureCost, type CostWorkload } from "./cost-workload.js";
 import { findProcessByArgument, peakRssBytes } from "./peak-rss.js";

@@ -12,7 +12,7 @@ import { startGrove } from "../../services.js";
 import { loadConfig } from "../../config/config.js";
 import { ModelStore } from "../../store/model-store.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
-import { ResultStore } from "../results/result-store.js";
+import { ResultStore } from "../../results/result-store.js";
 import { httpBackend, MissingLogprobsError } from "./backends.js";
 import { evaluateModel } from "./evaluate.js";
 import { runEvalWorker } from "./run-eval-worker.js";

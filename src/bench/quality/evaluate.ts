@@ -7,7 +7,7 @@ import { CORPUS } from "../../forge/generate/corpus.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
 import type { ModelStore } from "../../store/model-store.js";
-import type { ResultRecord, ResultStore } from "../results/result-store.js";
+import type { ResultRecord, ResultStore } from "../../results/result-store.js";
 import { localBackend } from "./backends.js";
 import type { KlDivergenceResult, PerplexityResult } from "./measure.js";
 import { runEvalWorker } from "./run-eval-worker.js";

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../bench/migration/migrate-alias.js";
-import { ResultStore } from "../../bench/results/result-store.js";
+import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
+import { ResultStore } from "../../results/result-store.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
 import type { AliasEvent } from "../../store/registry.js";
 import { renderTable } from "./inspect.js";

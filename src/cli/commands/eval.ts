@@ -4,7 +4,7 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
-import { ResultStore, type ResultRecord } from "../../bench/results/result-store.js";
+import { ResultStore, type ResultRecord } from "../../results/result-store.js";
 import { withProgress } from "../progress.js";
 import { renderTable } from "./inspect.js";
 import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";

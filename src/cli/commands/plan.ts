@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { ResultStore } from "../../bench/results/result-store.js";
+import { ResultStore } from "../../results/result-store.js";
 import { formatSize, planDeployment, planOptionsFromText, type PlanCandidate, type PlanResult } from "../../plan/plan.js";
 import { renderTable } from "./inspect.js";
 import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { ResultStore } from "../../bench/results/result-store.js";
+import { ResultStore } from "../../results/result-store.js";
 import type { ModelStore } from "../../store/model-store.js";
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { migrateAlias } from "../../bench/migration/migrate-alias.js";
+import { migrateAlias } from "../../results/migration/migrate-alias.js";
 import { BUILT_IN_TASKS } from "../../bench/quality/evaluate.js";
-import { ResultStore } from "../../bench/results/result-store.js";
+import { ResultStore } from "../../results/result-store.js";
 import { AliasBook } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { parseBody } from "../openai-schemas.js";

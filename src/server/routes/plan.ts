@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { ResultStore, type ResultKind } from "../../bench/results/result-store.js";
+import { ResultStore, type ResultKind } from "../../results/result-store.js";
 import { planDeployment, planOptionsFromText } from "../../plan/plan.js";
 import type { ModelStore } from "../../store/model-store.js";
 

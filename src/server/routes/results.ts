@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { ResultStore } from "../../bench/results/result-store.js";
-import { buildFront, renderFrontSvg, type FrontOptions } from "../../bench/views/front.js";
-import { buildLeaderboard, listTasks } from "../../bench/views/leaderboard.js";
+import { ResultStore } from "../../results/result-store.js";
+import { buildFront, renderFrontSvg, type FrontOptions } from "../../results/views/front.js";
+import { buildLeaderboard, listTasks } from "../../results/views/leaderboard.js";
 import type { ModelStore } from "../../store/model-store.js";
 
 type Query = Record<string, string | string[] | undefined>;

@@ -3,7 +3,7 @@ import { getJson } from "../../api.js";
 /**
  * The Leaderboard page's calls: `GET /api/leaderboard` (tasks, then one ranking per task),
  * `GET /api/front` and `GET /api/plan`, with the shapes of their answers as the page reads them
- * (src/bench/views/leaderboard.ts, src/bench/views/front.ts and src/plan/plan.ts define them).
+ * (src/results/views/leaderboard.ts, src/results/views/front.ts and src/plan/plan.ts define them).
  */
 
 /** A task with stored results. */

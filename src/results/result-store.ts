@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import type { Digest } from "../../core/digest.js";
-import { openSqliteDatabase, type SqliteDatabase } from "../../store/sqlite-database.js";
+import type { Digest } from "../core/digest.js";
+import { openSqliteDatabase, type SqliteDatabase } from "../store/sqlite-database.js";
 
 /** What a result measures. */
 export type ResultKind = "quality" | "cost";

@@ -1,4 +1,4 @@
-import { COST_METRICS, QUALITY_METRICS } from "../results/metrics.js";
+import { COST_METRICS, QUALITY_METRICS } from "../metrics.js";
 
 /**
  * Metrics a result may hold beside the primary ones, and which way is better: the secondary

@@ -1,8 +1,8 @@
 import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore, TreeNode } from "../../store/model-store.js";
-import { primaryMetric } from "../results/metrics.js";
-import type { ResultRecord, ResultStore } from "../results/result-store.js";
+import { primaryMetric } from "../metrics.js";
+import type { ResultRecord, ResultStore } from "../result-store.js";
 import { metricDirection, rankEntries } from "./ranking.js";
 
 /** Input of {@link buildLeaderboard}. */

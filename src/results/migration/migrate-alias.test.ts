@@ -10,8 +10,8 @@ import { quantizeFork } from "../../forge/quantize/quantize-fork.js";
 import { AliasBook } from "../../store/alias-book.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli } from "../../test-support/run-cli.js";
-import { runEvalWorker } from "../quality/run-eval-worker.js";
-import { ResultStore } from "../results/result-store.js";
+import { runEvalWorker } from "../../bench/quality/run-eval-worker.js";
+import { ResultStore } from "../result-store.js";
 import { migrateAlias, regressionOf } from "./migrate-alias.js";
 
 // Evaluation-gated migration on real models: a test-tiny base (F16), its Q8_0 (close to it) and

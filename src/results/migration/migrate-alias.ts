@@ -3,9 +3,9 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { AliasBook, primaryTarget } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { AliasEvent, AliasScore, AliasTarget } from "../../store/registry.js";
-import { evaluateModel, type EvaluateOptions } from "../quality/evaluate.js";
-import { primaryMetric } from "../results/metrics.js";
-import type { ResultRecord, ResultStore } from "../results/result-store.js";
+import { evaluateModel, type EvaluateOptions } from "../../bench/quality/evaluate.js";
+import { primaryMetric } from "../metrics.js";
+import type { ResultRecord, ResultStore } from "../result-store.js";
 
 /** The largest relative regression a migration accepts by default: 2 %. */
 export const DEFAULT_MAX_REGRESSION = 0.02;

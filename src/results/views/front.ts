@@ -1,7 +1,7 @@
 import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
-import type { ResultStore } from "../results/result-store.js";
+import type { ResultStore } from "../result-store.js";
 import { renderFrontChart } from "./front-chart.js";
 import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
 import { paretoFront } from "./pareto-front.js";
