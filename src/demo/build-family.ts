@@ -123,13 +123,13 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const store = await ModelStore.open(options.home);
   const jobs = new JobStore(store.home);
-  const results = ResultStore.open(store.home);
+  const results = await ResultStore.open(store.home);
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
   try {
     // (Not while demo-s trains here: its own chat fine-tune and forks are to be built.)
     if (!(await exists("demo-s:base")) && !(await exists("demo-s:init")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
-      const { imported } = await importShippedFamily(store, SHIPPED_FAMILY_DIR);
+      const { imported } = await importShippedFamily(store, results, SHIPPED_FAMILY_DIR);
       if (imported.length > 0) log(`seeded ${store.home} with the shipped family (${imported.join(", ")}): demo-s:base was not trained here`);
     }
     if (!(await exists("demo-s:base")) && !(await exists("demo-s-chat:f16"))) throw new Error("demo-s:base is missing: run npm run demo:train first");
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    results.close();
+    await results.close();
     await store.close();
   }
 }

@@ -45,11 +45,11 @@ before(async () => {
     digests[name] = (await store.importFile(path, dtype === "f16" ? { name } : { name, base: "tiny:f16", relation: "quantized" })).model.digest;
   }
   await store.close();
-  const results = ResultStore.open(home);
-  results.put(record("tiny:f16", "quality", { perplexity: 40 }));
-  results.put(record("tiny:q8", "quality", { perplexity: 41 }));
-  results.put(record("tiny:q8", "cost", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
-  results.close();
+  const results = await ResultStore.open(home);
+  await results.put(record("tiny:f16", "quality", { perplexity: 40 }));
+  await results.put(record("tiny:q8", "quality", { perplexity: 41 }));
+  await results.put(record("tiny:q8", "cost", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
+  await results.close();
   const config = loadConfig({ env: {}, flags: { home, model: "tiny:f16", port: 0, threads: 1, contextSize: 256, logLevel: "silent" } });
   grove = await startGrove(config);
 });

@@ -2,11 +2,12 @@ import type { Command } from "commander";
 import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
-import { ResultStore, type ResultRecord } from "../../results/result-store.js";
+import type { ResultRecord } from "../../results/result-store.js";
 import { formatBytes, renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
 
 interface BenchFlags {
+  database?: string;
   ctx?: string;
   slots?: string;
   threads?: string;
@@ -48,6 +49,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--concurrency <list>", "concurrent streams for aggregate decode, capped at --slots", "1,2,4,8")
     .option("--force", "measure again even when a result is stored")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, "the shared PostgreSQL database holding the registry and results (or GROVE_DATABASE_URL)")
     .option("--json", "print the result as JSON")
     .action(async (ref: string, flags: BenchFlags) => {
       const options = {
@@ -62,12 +64,10 @@ export function registerBenchCommand(program: Command): void {
       // On a terminal the phase spins in place; elsewhere each phase is a line of the log.
       const phase = spinner("bench");
       const onProgress = process.stderr.isTTY ? (message: string) => phase.update(`bench: ${message}`) : (message: string) => void process.stderr.write(`bench: ${message}\n`);
-      const outcome = await withStore(flags.home, async (store) => {
-        const results = ResultStore.open(store.home);
+      const outcome = await withResults(flags, async (store, results) => {
         try {
           return await benchModel(store, results, ref, { ...options, onProgress });
         } finally {
-          results.close();
           phase.stop();
         }
       });

@@ -4,12 +4,13 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
-import { ResultStore, type ResultRecord } from "../../results/result-store.js";
+import type { ResultRecord } from "../../results/result-store.js";
 import { withProgress } from "../progress.js";
 import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
 
 interface EvalFlags {
+  database?: string;
   task: string[];
   text?: string;
   reference?: string;
@@ -61,6 +62,7 @@ export function registerEvalCommand(program: Command): void {
     .option("--model <name>", "the model name to send to --endpoint")
     .option("--api-key <key>", "bearer key for --endpoint")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, "the shared PostgreSQL database holding the registry and results (or GROVE_DATABASE_URL)")
     .option("--json", "print the results as JSON")
     .action(async (ref: string | undefined, flags: EvalFlags) => {
       if (flags.task.length === 0) throw new InvalidRequestError(`Name what to measure with --task (${BUILT_IN_TASKS.join(", ")} or a task file)`, { param: "task" });
@@ -78,34 +80,29 @@ export function registerEvalCommand(program: Command): void {
         return;
       }
       if (ref === undefined) throw new InvalidRequestError("Name the model to evaluate (or use --endpoint)", { param: "ref" });
-      const outcomes = await withStore(flags.home, async (store) => {
-        const results = ResultStore.open(store.home);
-        try {
-          const done: EvaluateOutcome[] = [];
-          for (const task of flags.task) {
-            const outcome = await withProgress(basename(task), { unit: "count" }, (bar) =>
-              evaluateModel(store, results, ref, {
-                task,
-                ...optional({
-                  text: flags.text,
-                  reference: flags.reference,
-                  contextSize: integerFlag(flags.ctx, "ctx"),
-                  batchSize: integerFlag(flags.batch, "batch"),
-                  threads: integerFlag(flags.threads, "threads"),
-                  taskName: flags.name,
-                  onProgress: bar.drawn
-                    ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
-                    : undefined,
-                }),
-                force: flags.force === true,
+      const outcomes = await withResults(flags, async (store, results) => {
+        const done: EvaluateOutcome[] = [];
+        for (const task of flags.task) {
+          const outcome = await withProgress(basename(task), { unit: "count" }, (bar) =>
+            evaluateModel(store, results, ref, {
+              task,
+              ...optional({
+                text: flags.text,
+                reference: flags.reference,
+                contextSize: integerFlag(flags.ctx, "ctx"),
+                batchSize: integerFlag(flags.batch, "batch"),
+                threads: integerFlag(flags.threads, "threads"),
+                taskName: flags.name,
+                onProgress: bar.drawn
+                  ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
+                  : undefined,
               }),
-            );
-            done.push(outcome);
-          }
-          return done;
-        } finally {
-          results.close();
+              force: flags.force === true,
+            }),
+          );
+          done.push(outcome);
         }
+        return done;
       });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(outcomes)}\n`);
       process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, flags: result.flags, note: describe(result, reused) }))));

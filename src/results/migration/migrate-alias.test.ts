@@ -30,7 +30,7 @@ before(async () => {
   directory = await mkdtemp(join(tmpdir(), "grove-migrate-"));
   home = join(directory, "home");
   store = await ModelStore.open(home);
-  results = ResultStore.open(store.home);
+  results = await ResultStore.open(store.home);
   book = new AliasBook(store);
   const path = join(directory, "base.gguf");
   await generateModel({ preset: "test-tiny", seed: 7, dtype: "f16", outPath: path });
@@ -66,7 +66,7 @@ describe("aliases: set, migrate, rollback", () => {
 
   test("bad input gives clear errors and changes nothing", async () => {
     await book.set("chat", [{ ref: "tiny:f16" }]);
-    const before = { aliases: await book.list(), history: (await book.history("chat")).length, results: results.list().length };
+    const before = { aliases: await book.list(), history: (await book.history("chat")).length, results: (await results.list()).length };
     const cases: [() => Promise<unknown>, (error: unknown) => boolean][] = [
       [() => book.set("chat", [{ ref: "tiny:nope" }]), (error) => error instanceof ModelNotFoundError && /tiny:nope/.test(error.message)],
       [() => book.set("chat", [{ ref: "tiny:f16", weight: 0 }]), (error) => error instanceof InvalidRequestError && /must be a positive number, got 0/.test(error.message)],
@@ -88,7 +88,7 @@ describe("aliases: set, migrate, rollback", () => {
     for (const [run, check] of cases) await assert.rejects(run(), (error: unknown) => error instanceof GroveError && check(error));
     assert.deepEqual(await book.list(), before.aliases);
     assert.equal((await book.history("chat")).length, before.history);
-    assert.equal(results.list().length, before.results, "nothing measured for refused input");
+    assert.equal((await results.list()).length, before.results, "nothing measured for refused input");
   });
 
   test("a candidate that regresses beyond the threshold is refused and the alias unchanged; one within it switches; rollback restores", async () => {
@@ -114,9 +114,9 @@ describe("aliases: set, migrate, rollback", () => {
     assert.equal(rolledBack.action, "rollback");
     assert.deepEqual(await targetsOf("chat:latest"), [{ digest: digests.base, weight: 1 }]);
     // Stored results were reused: migrating again measures nothing new.
-    const before = results.list().length;
+    const before = (await results.list()).length;
     await migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
-    assert.equal(results.list().length, before);
+    assert.equal((await results.list()).length, before);
     await book.rollback("chat");
   });
 

@@ -1,6 +1,7 @@
 import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
+import { describeMachine, sameMachine, type Machine } from "../machine.js";
 import type { ResultStore } from "../result-store.js";
 import { renderFrontChart } from "./front-chart.js";
 import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
@@ -24,6 +25,8 @@ export interface FrontOptions {
   cost?: string;
   /** Only the models of this model's fork tree. */
   tree?: string;
+  /** The machine whose speed and memory results are used where it has any (this one). */
+  machine?: Machine;
 }
 
 /** A model placed on the chart. */
@@ -32,10 +35,18 @@ export interface FrontModel {
   names: string[];
   quantization: string;
   quality: number;
+  /** Standard error of the quality; null when unknown. */
+  qualityError: number | null;
   cost: number;
   onFront: boolean;
-  /** The models that dominate it (as good or better on both axes, strictly on one); empty on the front. */
-  dominatedBy: { digest: Digest; names: string[] }[];
+  /**
+   * The models that dominate it (as good or better on both axes, strictly on one); empty on the
+   * front. `qualityWithinNoise`: the quality difference is within noise (true), significant
+   * (false) or cannot be judged (null).
+   */
+  dominatedBy: { digest: Digest; names: string[]; qualityWithinNoise: boolean | null }[];
+  /** Dominated only by models whose quality is within noise of its own: not clearly worse. */
+  dominatedWithinNoise: boolean;
 }
 
 /** What `grove front` prints and `GET /api/front` returns. */
@@ -47,8 +58,12 @@ export interface FrontResult {
   front: FrontModel[];
   /** Dominated, best quality first. */
   dominated: FrontModel[];
-  /** Models with a result on the task that cannot be placed, and why. */
+  /** Models with a result on the task that cannot be placed, and why (flagged, not measured, another text or machine). */
   unplaced: { digest: Digest; names: string[]; reason: string }[];
+  /** The machine the costs were measured on (speed and memory costs); null for size. */
+  machine: Machine | null;
+  /** The rule quality differences are judged by. */
+  significance: string;
   notes: string[];
 }
 
@@ -82,15 +97,24 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     task = chosen.task;
     notes.push(`no task given: ${task}, the quality task measured on the most models`);
   }
-  const board = await buildLeaderboard(store, results, { task, ...(options.tree === undefined ? {} : { tree: options.tree }) });
+  const board = await buildLeaderboard(store, results, {
+    task,
+    ...(options.tree === undefined ? {} : { tree: options.tree }),
+    ...(options.machine === undefined ? {} : { machine: options.machine }),
+  });
   if (board.kind === "cost") {
     throw new InvalidRequestError(`'${task}' is a cost measurement; choose a quality task (grove leaderboard lists them)`, { param: "task" });
   }
   const placed: { row: LeaderboardRow; quality: number; cost: number }[] = [];
   const unplaced: FrontResult["unplaced"] = [];
+  const machine = costName === "size" ? null : costMachine(board.rows, options.machine);
   for (const row of board.rows) {
     const costValue = costOf(row, costName);
-    if (row.value === null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality not a score: ${row.flags.join(", ")}` });
+    if (row.apart !== null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality ${row.apart}` });
+    else if (row.value === null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality not a score: ${row.flags.join(", ")}` });
+    else if (costValue !== null && machine !== null && !sameMachine(row.cost?.machine, machine)) {
+      unplaced.push({ digest: row.digest, names: row.names, reason: `${costName} measured on ${describeMachine(row.cost?.machine)}, the front's on ${describeMachine(machine)}: speeds of different machines are not compared` });
+    }
     else if (costValue === null) unplaced.push({ digest: row.digest, names: row.names, reason: `${costName} not measured: run grove bench ${row.names[0] ?? row.digest}` });
     else placed.push({ row, quality: row.value, cost: costValue });
   }
@@ -98,17 +122,28 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     qualityHigherIsBetter: board.metric.higherIsBetter,
     costHigherIsBetter: cost.higherIsBetter,
   });
-  const models = membership.map(
-    (entry): FrontModel => ({
+  const models = membership.map((entry): FrontModel => {
+    const dominatedBy = entry.dominatedBy.map((index) => {
+      const other = membership[index]!.item;
+      const judged = entry.item.withinNoiseOf.includes(other.digest) ? true : entry.item.standardError === null || other.standardError === null ? null : false;
+      return { digest: other.digest, names: other.names, qualityWithinNoise: judged };
+    });
+    return {
       digest: entry.item.digest,
       names: entry.item.names,
       quantization: entry.item.quantization,
       quality: entry.quality,
+      qualityError: entry.item.standardError,
       cost: entry.cost,
       onFront: entry.onFront,
-      dominatedBy: entry.dominatedBy.map((index) => ({ digest: membership[index]!.item.digest, names: membership[index]!.item.names })),
-    }),
-  );
+      dominatedBy,
+      dominatedWithinNoise: dominatedBy.length > 0 && dominatedBy.every((other) => other.qualityWithinNoise === true),
+    };
+  });
+  const withinNoise = models.filter((model) => model.dominatedWithinNoise).length;
+  if (withinNoise > 0) notes.push(`${withinNoise} dominated model${withinNoise === 1 ? " is" : "s are"} worse in quality only within noise (marked ≈): not clearly worse`);
+  const otherMachine = unplaced.filter((entry) => entry.reason.includes("different machines")).length;
+  if (otherMachine > 0) notes.push(`${otherMachine} model${otherMachine === 1 ? "'s" : "s'"} ${costName} measured on another machine: shown apart, not on this front`);
   const better = (a: number, b: number, higherIsBetter: boolean): number => (higherIsBetter ? b - a : a - b);
   return {
     task,
@@ -117,6 +152,8 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     front: models.filter((model) => model.onFront).sort((a, b) => better(a.cost, b.cost, cost.higherIsBetter) || better(a.quality, b.quality, board.metric.higherIsBetter)),
     dominated: models.filter((model) => !model.onFront).sort((a, b) => better(a.quality, b.quality, board.metric.higherIsBetter) || better(a.cost, b.cost, cost.higherIsBetter)),
     unplaced,
+    machine,
+    significance: board.significance,
     notes: [...notes, ...board.notes],
   };
 }
@@ -131,6 +168,15 @@ export function renderFrontSvg(front: FrontResult): string {
     quality: { title: `${front.quality.metric} (${direction(front.quality.higherIsBetter)})` },
     points: [...front.front, ...front.dominated].map((model) => ({ label: model.names[0] ?? model.digest.slice(0, 19), cost: model.cost, quality: model.quality, onFront: model.onFront })),
   });
+}
+
+/** The machine whose costs the front compares: the preferred one where a row has it, else the one most rows were measured on. */
+function costMachine(rows: readonly LeaderboardRow[], preferred: Machine | undefined): Machine | null {
+  const machines = rows.map((row) => row.cost?.machine).filter((machine): machine is Machine => machine != null);
+  if (preferred !== undefined && machines.some((machine) => sameMachine(machine, preferred))) return preferred;
+  const counts = new Map<string, { machine: Machine; count: number }>();
+  for (const machine of machines) counts.set(machine.fingerprint, { machine, count: (counts.get(machine.fingerprint)?.count ?? 0) + 1 });
+  return [...counts.values()].sort((a, b) => b.count - a.count)[0]?.machine ?? null;
 }
 
 function costOf(row: LeaderboardRow, cost: FrontCost): number | null {
