@@ -24,8 +24,18 @@ export interface LeaderboardRow {
   size: number;
   /** The ranked metric; null when flagged or not measured. */
   value: number | null;
+  /** Its standard error; null when unknown. */
+  standardError: number | null;
+  /** Digests of the ranked models it is within noise of (not distinguishable at 95 %). */
+  withinNoiseOf: string[];
+  /** Why it is not ranked with the others (another text, settings or machine); null when ranked or flagged. */
+  apart: string | null;
   metrics: Record<string, number | null>;
+  /** Standard errors of `metrics`, null where unknown. */
+  standardErrors: Record<string, number | null>;
   flags: string[];
+  /** The newest speed result, with its standard error. */
+  cost: { decodeTokensPerSecond: number | null; decodeStandardError: number | null } | null;
 }
 
 /** A task's ranking. */
@@ -34,6 +44,8 @@ export interface Leaderboard {
   kind: "quality" | "cost";
   metric: { name: string; higherIsBetter: boolean };
   rows: LeaderboardRow[];
+  /** The rule differences are judged by. */
+  significance: string;
   notes: string[];
 }
 
@@ -46,9 +58,13 @@ export interface FrontModel {
   names: string[];
   quantization: string;
   quality: number;
+  /** Standard error of the quality; null when unknown. */
+  qualityError: number | null;
   cost: number;
   onFront: boolean;
-  dominatedBy: { digest: string; names: string[] }[];
+  /** `qualityWithinNoise`: the dominator's quality is not distinguishable from this one's. */
+  dominatedBy: { digest: string; names: string[]; qualityWithinNoise: boolean | null }[];
+  dominatedWithinNoise: boolean;
 }
 
 /** The quality-versus-cost Pareto front of one quality task. */
@@ -72,7 +88,7 @@ export interface PlanCandidate {
   memoryBytes: number;
   decodeTokensPerSecond: number | null;
   p50TokenMs: number | null;
-  quality: { task: string; metric: string; value: number; higherIsBetter: boolean } | null;
+  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
   notes: string[];
 }
 
