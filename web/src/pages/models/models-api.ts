@@ -69,6 +69,10 @@ export interface ResultRecord {
   settings: Record<string, unknown>;
   engineVersion: string;
   metrics: Record<string, number | null>;
+  /** Standard error of each metric; null where unknown (results stored before errors were kept). */
+  standardErrors?: Record<string, number | null>;
+  /** The machine a speed or memory result was measured on; null for quality or unknown. */
+  machine?: { cpu: string; cores: number; memoryGib: number; gpu: string | null; fingerprint: string } | null;
   flags: string[];
   createdAt: string;
 }
