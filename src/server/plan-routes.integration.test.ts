@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { currentMachine } from "../results/machine.js";
 import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { loadConfig } from "../config/config.js";
 import type { Digest } from "../core/digest.js";
@@ -32,6 +33,7 @@ function record(name: string, kind: "quality" | "cost", metrics: Record<string, 
     flags: [],
     details: {},
     createdAt: new Date().toISOString(),
+    machine: kind === "cost" ? currentMachine() : null,
   };
 }
 

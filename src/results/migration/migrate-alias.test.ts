@@ -129,7 +129,7 @@ describe("aliases: set, migrate, rollback", () => {
 
     const refused = await runCli("migrate", "chat", "--to", "tiny:q2_k", "--task", task, "--max-regression", "0.15", "--ctx", "256", "--threads", "1", "--home", home);
     assert.equal(refused.code, 1);
-    assert.match(refused.stdout, /TASK +METRIC +CURRENT +CANDIDATE +REGRESSION +VERDICT\ncontinue +exactMatch \(higher is better\) +1\.000 .* REGRESSED/);
+    assert.match(refused.stdout, /TASK +METRIC +CURRENT +CANDIDATE +REGRESSION +NOISE \(SE\) +VERDICT\ncontinue +exactMatch \(higher is better\) +1\.000 .* ±\S+ paired +REGRESSED/);
     assert.match(refused.stderr, /migration of chat:latest refused: continue: exactMatch/);
     const noTask = await runCli("migrate", "chat", "--to", "tiny:q8_0", "--home", home);
     assert.equal(noTask.code, 1);
