@@ -5,6 +5,7 @@ import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
 import type { ResultRecord } from "../../results/result-store.js";
+import { standardErrorsFromSamples } from "../../results/uncertainty.js";
 import { withProgress } from "../progress.js";
 import { renderTable } from "./inspect.js";
 import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
@@ -76,7 +77,14 @@ export function registerEvalCommand(program: Command): void {
           const task = await readTask(path, flags.name);
           scores.push({ task: task.name, ...(await scoreTask(task, backend)) });
         }
-        process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(scores.map((score) => ({ task: score.task, metrics: score.metrics, flags: score.flags, note: flags.endpoint! }))));
+        const rows = scores.map((score) => ({
+          task: score.task,
+          metrics: score.metrics,
+          standardErrors: score.items === undefined ? undefined : standardErrorsFromSamples(score.metrics, { unit: "item", values: score.items }),
+          flags: score.flags,
+          note: flags.endpoint!,
+        }));
+        process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(rows));
         return;
       }
       if (ref === undefined) throw new InvalidRequestError("Name the model to evaluate (or use --endpoint)", { param: "ref" });
@@ -105,7 +113,7 @@ export function registerEvalCommand(program: Command): void {
         return done;
       });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(outcomes)}\n`);
-      process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, flags: result.flags, note: describe(result, reused) }))));
+      process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, standardErrors: result.standardErrors, flags: result.flags, note: describe(result, reused) }))));
     });
 }
 
@@ -121,12 +129,14 @@ function describe(result: ResultRecord, reused: boolean): string {
 }
 
 /** One line per task: its metrics, its flags, where it came from. */
-export function formatScores(rows: { task: string; metrics: Record<string, number | null>; flags: string[]; note: string }[]): string {
+export function formatScores(rows: { task: string; metrics: Record<string, number | null>; standardErrors?: Record<string, number | null> | undefined; flags: string[]; note: string }[]): string {
   const format = (value: number | null): string => (value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4));
   const table = rows.map((row) => [
     row.task,
     Object.entries(row.metrics)
-      .map(([name, value]) => `${name} ${format(value)}`)
+      // llama-perplexity's per-token error is kept in the result; the per-chunk one is shown as ±.
+      .filter(([name]) => !(name === "perplexityError" && typeof row.standardErrors?.perplexity === "number"))
+      .map(([name, value]) => `${name} ${format(value)}${typeof row.standardErrors?.[name] === "number" ? ` ±${format(row.standardErrors[name])}` : ""}`)
       .join("  "),
     row.flags.length > 0 ? `FLAGGED: ${row.flags.join(", ")} (not a score)` : "",
     row.note,
