@@ -83,15 +83,13 @@ export class ModelResolver {
    * alias, one that is not a valid name, or an alias left without targets.
    */
   async alias(name: string): Promise<AliasRecord | undefined> {
-    let canonical: string;
     try {
-      canonical = formatModelName(parseModelName(name));
+      const alias = await this.registry.getAlias(formatModelName(parseModelName(name)));
+      return alias === undefined || alias.targets.length === 0 ? undefined : alias;
     } catch (error) {
       if (!(error instanceof GroveError)) throw error;
       return undefined;
     }
-    const alias = await this.registry.getAlias(canonical);
-    return alias === undefined || alias.targets.length === 0 ? undefined : alias;
   }
 
   /**
