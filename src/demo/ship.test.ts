@@ -251,10 +251,10 @@ describe("importShippedFamily", () => {
       const store = await openStore();
       try {
         await assert.rejects(withResultsOf(store, (results) => importShippedFamily(store, results, dir)), expected);
-        assert.deepEqual(await store.registry.listNames(), []);
+        assert.deepEqual(await store.names(), []);
         assert.deepEqual(await store.list(), []);
-        assert.deepEqual(await store.registry.listEdges(), []);
-        assert.deepEqual((await resultsOf(store.home)), []);
+        assert.deepEqual(await store.edges(), []);
+        assert.deepEqual(await resultsOf(store.home), []);
         await repair(dir);
         assert.deepEqual((await withResultsOf(store, (results) => importShippedFamily(store, results, dir))).imported, ["demo-t:base", "demo-t:q8_0"]);
         assert.deepEqual(render(await store.tree()), ["demo-t:base root F16", "  demo-t:q8_0 quantized Q8_0"]);

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
 import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
@@ -102,12 +103,12 @@ export function registerAliasCommands(program: Command): void {
         ...(flags.threads === undefined ? {} : { threads: positiveInteger(flags.threads, "threads") }),
       };
       const result = await withResults(flags, async (store, results) => {
-        return await migrateAlias(store, results, {
+        return await migrateAlias(store, {
           alias: name,
           to: flags.to,
           tasks: flags.task,
           ...(maxRegression === undefined ? {} : { maxRegression }),
-          evaluate,
+          evaluate: taskEvaluator(store, results, evaluate),
           onEvaluate: (model, task) => void process.stderr.write(`evaluating the ${model} model on ${task}\n`),
         });
       });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { migrateAlias } from "../../results/migration/migrate-alias.js";
-import { BUILT_IN_TASKS } from "../../bench/quality/evaluate.js";
+import { BUILT_IN_TASKS, taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ConflictError } from "../../core/errors.js";
 import type { ResultStore } from "../../results/result-store.js";
 import { AliasBook } from "../../store/alias-book.js";
@@ -58,15 +58,15 @@ export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, res
       body.tasks.map(async (task) => ((BUILT_IN_TASKS as readonly string[]).includes(task) ? task : (await resolveRequestFile(sources, task, "tasks", "evals")).path)),
     );
     if (results === undefined) throw new ConflictError("Migrations measure models and keep the results: this server keeps none");
-    return await migrateAlias(store, results, {
+    return await migrateAlias(store, {
       alias: request.params.name,
       to: body.to,
       tasks,
       ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
-      evaluate: {
+      evaluate: taskEvaluator(store, results, {
         ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),
         ...((body.threads ?? threads) === undefined ? {} : { threads: body.threads ?? threads! }),
-      },
+      }),
     });
   });
 }
