@@ -25,7 +25,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchModel } from "../bench/cost/bench-model.js";
 import { evaluateModel } from "../bench/quality/evaluate.js";
-import { ResultStore } from "../results/result-store.js";
+import { openResults } from "../results/open-results.js";
 import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const store = await ModelStore.open(options.home);
   const jobs = new JobStore(store.home);
-  const results = await ResultStore.open(store.home);
+  const results = await openResults({ home: store.home, database: "" });
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.nameTarget(name)) !== undefined;
   try {

@@ -6,7 +6,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ResultStore, type ResultRecord } from "../results/result-store.js";
+import { openResults } from "../results/open-results.js";
+import type { ResultRecord } from "../results/result-store.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { formatRecipe, recipeOf } from "../forge/recipe/recipe.js";
 import { ModelStore } from "../store/model-store.js";
@@ -40,7 +41,7 @@ const round = (value: number, digits = 4): number => Number(value.toPrecision(di
 async function main(): Promise<void> {
   const { home } = options(process.argv.slice(2));
   const store = await ModelStore.open(home);
-  const results = await ResultStore.open(home);
+  const results = await openResults({ home, database: "" });
   const jobs = new JobStore(home);
   try {
     const all = await results.list();
