@@ -39,6 +39,8 @@ export function currentMachine(): Machine {
 /** `Intel Xeon … × 16 cores, 62.8 GiB, NVIDIA H100` — or `an unknown machine`. */
 export function describeMachine(machine: Machine | null | undefined): string {
   if (machine == null) return "an unknown machine";
+  // A stand-in (shipped results of an unrecorded machine) has nothing but its description.
+  if (machine.cores === 0) return machine.cpu;
   return `${machine.cpu} × ${machine.cores} cores, ${machine.memoryGib} GiB${machine.gpu === null ? "" : `, ${machine.gpu}`}`;
 }
 

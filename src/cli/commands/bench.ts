@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { describeMachine } from "../../results/machine.js";
 import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
@@ -82,14 +83,18 @@ export function formatCost(result: ResultRecord): string {
   const rows: string[][] = [];
   const metric = (name: string) => result.metrics[name];
   const number = (value: number | null | undefined, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : "-");
-  rows.push(["prompt tokens/s", number(metric("promptTokensPerSecond"))]);
-  rows.push(["decode tokens/s (1 stream)", number(metric("decodeTokensPerSecond"))]);
-  rows.push(["time to first token (ms)", number(metric("ttftMs"))]);
+  const withError = (name: string) => {
+    const error = result.standardErrors?.[name];
+    return `${number(metric(name))}${typeof error === "number" ? ` ±${error.toFixed(1)}` : ""}`;
+  };
+  rows.push(["prompt tokens/s", withError("promptTokensPerSecond")]);
+  rows.push(["decode tokens/s (1 stream)", withError("decodeTokensPerSecond")]);
+  rows.push(["time to first token (ms)", withError("ttftMs")]);
   for (const name of Object.keys(result.metrics).filter((item) => item.startsWith("aggregateDecodeTokensPerSecond."))) {
     rows.push([`aggregate decode tokens/s, ${name.split(".")[1]} streams`, number(metric(name))]);
   }
   const peak = metric("peakRssBytes");
   rows.push(["peak RSS (incl. Node runtime)", typeof peak === "number" ? formatBytes(peak) : "-"]);
   const settings = result.settings as { ctx?: number; slots?: number; threads?: number };
-  return `${renderTable(["METRIC", "VALUE"], rows, [false, true])}\nctx ${settings.ctx}, ${settings.slots} slots, ${settings.threads} thread(s); ${result.engineVersion}\n`;
+  return `${renderTable(["METRIC", "VALUE"], rows, [false, true])}\nctx ${settings.ctx}, ${settings.slots} slots, ${settings.threads} thread(s); ${result.engineVersion}; on ${describeMachine(result.machine)}\n`;
 }
