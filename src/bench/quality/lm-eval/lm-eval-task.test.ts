@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { SHIPPED_FAMILY_DIR } from "../../../demo/embedded.js";
 import { ResultStore } from "../../../results/result-store.js";
@@ -11,6 +12,8 @@ import { evaluateModel } from "../evaluate.js";
 import { scoreTask, type EvalBackend, type TaskDoc } from "../tasks.js";
 import { PythonRandom } from "./python-random.js";
 import { readLmEvalTask } from "./read-lm-eval-task.js";
+
+const PARQUET = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "src", "bench", "quality", "lm-eval", "testdata", "arith-test.parquet");
 
 const jsonl = (rows: object[]): string => rows.map((row) => JSON.stringify(row)).join("\n") + "\n";
 
@@ -141,6 +144,10 @@ describe("lm-evaluation-harness task configs", () => {
     });
     assert.equal(outcome.result.metrics.acc, acc / 4);
     assert.equal(outcome.result.metrics.accNorm, accNorm / 4);
+    // The shipped demo-s-chat-f16 (pinned by its digest) gives per document about
+    // (noun, verb, adjective) = (−9.2, −10.3, −12.9): "noun" always wins by acc → 2 of 4 (table,
+    // river); per character (−2.3, −2.6, −1.4) "adjective" always wins → 1 of 4 (happy).
+    assert.deepEqual([acc, accNorm], [2, 1], "the two definitions disagree here, so the test tells them apart");
     assert.equal(outcome.result.task, "pos_mc");
     assert.deepEqual(outcome.result.settings, { ctx: 256, applyChatTemplate: false, fewshotAsMultiturn: false });
   });
@@ -173,6 +180,9 @@ describe("lm-evaluation-harness task configs", () => {
     assert.equal(outcome.result.metrics.exactMatch, strict, `generations ${JSON.stringify(texts)}`);
     assert.equal(outcome.result.metrics["exactMatch,extract"], extract);
     assert.equal(outcome.result.settings.applyChatTemplate, true);
+    // The shipped model answers "verb." / "verb." / "noun." / "verb.": strict matches none
+    // ("verb." ≠ "verb"), the regex extracts verb, verb, noun, verb → only "swim" → 1/4.
+    assert.deepEqual([strict, extract], [0, 0.25], `generations ${JSON.stringify(texts)}`);
   });
 
   test("the scoring definitions on fixed answers: acc_norm by characters, exact_match's options, the regex filter's fallback and group_select", async () => {
@@ -202,6 +212,24 @@ describe("lm-evaluation-harness task configs", () => {
     const mcScore = await scoreTask(mc, fixed);
     // acc: argmax(−6, −8) = 0 ≠ 1 → 0; acc_norm: argmax(−3, −2) = 1 → 1; acc_bytes: argmax(−3, −1) = 1 → 1.
     assert.deepEqual({ acc: mcScore.metrics.acc, accNorm: mcScore.metrics.accNorm, accBytes: mcScore.metrics.accBytes }, { acc: 0, accNorm: 1, accBytes: 1 });
+  });
+
+  test("Parquet data, found in a directory laid out as on the hub (data/<split>-*.parquet) or named by data_files", async () => {
+    const hub = join(directory, "hub");
+    await mkdir(join(hub, "data"), { recursive: true });
+    await copyFile(PARQUET, join(hub, "data", "test-00000-of-00001.parquet"));
+    const config = "output_type: generate_until\ndoc_to_text: \"Q: {{question}}\\nA:\"\ndoc_to_target: answer\nmetric_list:\n  - metric: exact_match\n    regexes_to_ignore: ['\\.$']\n";
+    await writeFile(join(directory, "pq-dir.yaml"), `task: pq\ndataset_path: hub\ntest_split: test\n${config}`);
+    await writeFile(join(directory, "pq-files.yaml"), `task: pq\ndataset_path: parquet\ndataset_kwargs:\n  data_files:\n    test: hub/data/test-00000-of-00001.parquet\ntest_split: test\n${config}`);
+    for (const name of ["pq-dir.yaml", "pq-files.yaml"]) {
+      const task = await readLmEvalTask(join(directory, name));
+      const docs = task.docs as Extract<TaskDoc, { type: "generate_until" }>[];
+      assert.deepEqual(docs.map((doc) => [doc.context, doc.answer]), [["Q: 2+2\nA:", "4"], ["Q: 3+4\nA:", "7"], ["Q: 1+1\nA:", "2"]], name);
+      // regexes_to_ignore removes a final period from both sides: "4." = "4" ✓, " 7" ≠ "7" (no
+      // trimming), "2" = "2" ✓ → exact_match 2/3.
+      const score = await scoreTask(task, { loglikelihood: () => Promise.reject(new Error("not used")), generate: () => Promise.resolve(["4.", " 7", "2"]) });
+      assert.equal(score.metrics.exactMatch, 2 / 3, name);
+    }
   });
 
   test("bad configs are refused with the file and the key", async () => {
