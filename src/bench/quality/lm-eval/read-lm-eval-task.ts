@@ -10,7 +10,7 @@ import { readBoundedFile } from "../../../store/bounded-file.js";
 import type { Task, TaskDoc } from "../tasks.js";
 import { SUPPORTED_FILTERS, type FilterEnsemble, type FilterStep } from "./lm-eval-filters.js";
 import { DEFAULT_METRICS, LM_EVAL_METRICS, type LmEvalScoring } from "./lm-eval-scoring.js";
-import { DocFormatter, FewshotSampler, messagesToText, qaTurn, toSingleTurn, type Doc, type PromptMessage } from "./lm-eval-prompt.js";
+import { applyTemplate, DocFormatter, FewshotSampler, messagesToText, qaTurn, toSingleTurn, type Doc, type PromptMessage } from "./lm-eval-prompt.js";
 
 /** The largest YAML config and the largest data file read. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -165,7 +165,8 @@ export async function readLmEvalTask(path: string, options: LmEvalTaskOptions = 
   const built: TaskDoc[] = docs.map((doc, index) => {
     const where = `${path}: document ${index}`;
     const messages: PromptMessage[] = [];
-    const description = config.description === "" ? "" : Object.hasOwn(doc, config.description) ? String(doc[config.description]) : format.text(doc, config.description);
+    // lm-eval's resolve_field: a field of the document, else a template.
+    const description = config.description === "" ? "" : Object.hasOwn(doc, config.description) ? String(doc[config.description]) : applyTemplate(config.description, doc);
     if (description !== "") messages.push({ role: "system", content: String(description), delimiter: "" });
     for (const example of sampler?.sample(numFewshot, excludeSelf ? doc : undefined) ?? []) {
       const question = format.text(example, fewshot?.doc_to_text ?? config.doc_to_text);
@@ -249,7 +250,9 @@ async function readRows(file: string, hash: ReturnType<typeof createHash>): Prom
   if (extname(file).toLowerCase() === ".parquet") {
     try {
       const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-      return (await parquetReadObjects({ file: buffer })) as Doc[];
+      const rows = (await parquetReadObjects({ file: buffer })) as Doc[];
+      // INT64 columns arrive as BigInt: as numbers (like JSON's) where they are exact.
+      return rows.map((row) => Object.fromEntries(Object.entries(row).map(([key, value]) => [key, typeof value === "bigint" && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value])));
     } catch (error) {
       throw new InvalidRequestError(`${basename(file)} is not a readable Parquet file: ${(error as Error).message}`, { param: "task", cause: error });
     }
