@@ -185,6 +185,23 @@ describe("lm-evaluation-harness task configs", () => {
     assert.deepEqual([strict, extract], [0, 0.25], `generations ${JSON.stringify(texts)}`);
   });
 
+  test("loglikelihood_rolling: word and byte perplexity and bits per byte by hand from Grove's log-likelihoods (each text after the BOS id)", async () => {
+    const texts = ["The cat sat on the mat.", "A river runs  through it"];
+    await writeFile(join(directory, "texts.jsonl"), jsonl(texts.map((text) => ({ text }))));
+    const yaml = join(directory, "rolling.yaml");
+    await writeFile(yaml, "task: rolling\ndataset_path: texts.jsonl\ntest_split: train\noutput_type: loglikelihood_rolling\ndoc_to_target: text\n");
+    const outcome = await evaluateModel(store, results, "demo:chat", { task: yaml, contextSize: 256, threads: 1 });
+    const lls = await localBackend({ model: modelPath, contextSize: 256, threads: 1 }).loglikelihood(texts.map((text) => ({ context: "", continuation: text })));
+    const total = lls[0]!.logLikelihood + lls[1]!.logLikelihood;
+    // Words: len(re.split(r"\s+", text)) = 6 and 5 (the double space is one separator) = 11.
+    // Bytes: 23 + 24 = 47 (ASCII). word_perplexity = exp(−Σll / 11), byte_perplexity =
+    // exp(−Σll / 47), bits_per_byte = −Σll / 47 / ln 2.
+    assert.equal(outcome.result.metrics.wordPerplexity, Math.exp(-total / 11));
+    assert.equal(outcome.result.metrics.bytePerplexity, Math.exp(-total / 47));
+    assert.equal(outcome.result.metrics.bitsPerByte, -total / 47 / Math.LN2);
+    assert.ok(lls[0]!.tokens >= 6, "every token of the text is scored, the first one included");
+  });
+
   test("the scoring definitions on fixed answers: acc_norm by characters, exact_match's options, the regex filter's fallback and group_select", async () => {
     const yaml = join(directory, "worked.yaml");
     await writeFile(join(directory, "worked.jsonl"), jsonl([{ q: "2+2", a: "4" }, { q: "3+4", a: "7" }, { q: "1+1", a: "2" }]));

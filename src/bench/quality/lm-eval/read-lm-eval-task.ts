@@ -164,6 +164,8 @@ export async function readLmEvalTask(path: string, options: LmEvalTaskOptions = 
 
   const built: TaskDoc[] = docs.map((doc, index) => {
     const where = `${path}: document ${index}`;
+    // A rolling log-likelihood scores the target alone: lm-eval builds no prompt for it.
+    if (config.output_type === "loglikelihood_rolling") return documentOf(config, format, doc, "", false, where);
     const messages: PromptMessage[] = [];
     // lm-eval's resolve_field: a field of the document, else a template.
     const description = config.description === "" ? "" : Object.hasOwn(doc, config.description) ? String(doc[config.description]) : applyTemplate(config.description, doc);
