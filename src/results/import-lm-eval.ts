@@ -107,6 +107,10 @@ export function parseLmEvalResults(bytes: Buffer, file: string, modelDigest: Dig
       settings: { source: "lm-evaluation-harness", ...(typeof nShot === "number" ? { numFewshot: nShot } : {}) },
       engineVersion: `lm-evaluation-harness ${version ?? "unknown"}`,
       metrics,
+      // lm-eval's own standard errors (its `…_stderr`, bootstrapped or analytic) are the result's.
+      standardErrors: Object.fromEntries(Object.keys(metrics).map((name) => [name, typeof stderr[name] === "number" ? stderr[name] : null])),
+      samples: null,
+      machine: null,
       flags: [IMPORTED_FLAG],
       details: { source, stderr, version: object("versions")[task] ?? null, samples: samples ?? null },
       createdAt,
