@@ -3,8 +3,8 @@ import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
 import { ResultStore, type ResultRecord } from "../../results/result-store.js";
-import { formatBytes, renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { formatBytes, renderTable } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface BenchFlags {
   ctx?: string;

@@ -10,7 +10,7 @@ import { parseHubRef } from "../../store/hub/hub-ref.js";
 import { importPulledModel } from "../../store/hub/import-pulled.js";
 import { pullModel } from "../../store/hub/pull-model.js";
 import { formatModelName, parseModelName } from "../../store/model-ref.js";
-import { withStore } from "./store-commands.js";
+import { withStore } from "../store-access.js";
 
 /** The flags of `grove create NAME -f FILE`. */
 export interface CreateModelfileFlags {

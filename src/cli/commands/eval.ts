@@ -6,8 +6,8 @@ import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
 import { ResultStore, type ResultRecord } from "../../results/result-store.js";
 import { withProgress } from "../progress.js";
-import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface EvalFlags {
   task: string[];

@@ -6,8 +6,8 @@ import { ResultStore } from "../../results/result-store.js";
 import { buildFront, FRONT_COSTS, parseFrontCost, renderFrontSvg, type FrontModel, type FrontResult } from "../../results/views/front.js";
 import { buildLeaderboard, listTasks, type LeaderboardResult, type TaskSummary } from "../../results/views/leaderboard.js";
 import type { ModelStore } from "../../store/model-store.js";
-import { formatBytes, renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, shortDigest, withStore } from "./store-commands.js";
+import { formatBytes, renderTable, shortDigest } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface LeaderboardFlags {
   task?: string;

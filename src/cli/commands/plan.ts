@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { ResultStore } from "../../results/result-store.js";
 import { formatSize, planDeployment, planOptionsFromText, type PlanCandidate, type PlanResult } from "../../plan/plan.js";
-import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface PlanFlags {
   memory?: string;
