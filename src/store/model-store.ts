@@ -7,7 +7,7 @@ import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
 import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
-import { nameForImport } from "./model-names.js";
+import { nameForImport } from "./import-name.js";
 import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
 import { PostgresRegistry } from "./postgres-registry.js";
 import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";

@@ -26,19 +26,8 @@ import {
 } from "../ollama-schemas.js";
 import { parseBody } from "../openai-schemas.js";
 import { registerOllamaCreateRoute } from "./ollama-create.js";
+import type { OllamaServices } from "./ollama-services.js";
 import { registerOllamaModelRoutes, servedName } from "./ollama-models.js";
-
-/** What the Ollama-compatible routes need. */
-export interface OllamaServices {
-  readonly engine: Engine;
-  readonly catalog: ModelCatalog;
-  /** The store behind `/api/pull` and the facts of `/api/tags` and `/api/show`; without it `/api/pull` answers 409. */
-  readonly store?: ModelStore;
-  /** The hub `/api/pull` downloads from; without it `/api/pull` answers 409. */
-  readonly hub?: HubClient;
-  /** The loaded store models' memory and keep-alive, for `/api/ps` (absent with one `--model FILE`). */
-  readonly pool?: ModelPool;
-}
 
 /**
  * The Ollama-compatible API (ollama/ollama `docs/api.md`): `/api/chat`, `/api/generate`,
