@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { Digest } from "../../core/digest.js";
 import { modelfileOf } from "../../forge/modelfile/config-fork.js";
 import { copyModelName, deleteModelName, type DeleteNameResult } from "../../store/model-names.js";
-import { type ModelDetails, type TreeNode } from "../../store/model-store.js";
+import type { ModelDetails, TreeNode } from "../../store/model-store.js";
 import type { LineageEdge } from "../../store/registry.js";
 import { formatBytes, renderTable, shortDigest, describeModel } from "../format.js";
 import { type EdgeView, type HomeFlags, HOME_FLAG, HOME_FLAG_HELP, DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP, withStore, namesByDigest } from "../store-access.js";

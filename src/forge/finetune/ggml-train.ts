@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: koffi's declared functions are untyped
 import { closeSync, copyFileSync, existsSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -43,7 +44,6 @@ const GRAPH_SIZE = 2048;
 const LORA_GRAPH_SIZE = 16384;
 
 type Pointer = unknown;
-/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
 
 let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
 
