@@ -1,40 +1,10 @@
 import { join } from "node:path";
 import type { Digest } from "../core/digest.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../store/sqlite-database.js";
+import type { ResultKind, ResultRecord } from "../core/wire.js";
 
-/** What a result measures. */
-export type ResultKind = "quality" | "cost";
-
-/** One measurement of one model, as stored. */
-export interface ResultRecord {
-  /** The model measured. */
-  modelDigest: Digest;
-  kind: ResultKind;
-  /**
-   * What was measured: `perplexity`, `kl-divergence`, a task's name (`arith-mc`), `bench`.
-   * With `taskDigest` it names the measurement.
-   */
-  task: string;
-  /** Digest of what was measured on: the text file, the task file, or for cost the bench settings. */
-  taskDigest: string;
-  /** Settings that change the number (context, threads, slots, reference model, …), as JSON. */
-  settings: Record<string, unknown>;
-  /** `node-llama-cpp 3.21.1 / llama.cpp v0.4.0`: results of another engine are not reused. */
-  engineVersion: string;
-  /**
-   * The numbers, by name: `perplexity`, `bitsPerByte`, `klDivergence`, `top1Agreement`, `acc`,
-   * `accNorm`, `exactMatch`, `promptTokensPerSecond`, `decodeTokensPerSecond`, `ttftMs`,
-   * `aggregateDecodeTokensPerSecond.4`, `peakRssBytes`, … `null` for a number that could not be
-   * measured.
-   */
-  metrics: Record<string, number | null>;
-  /** Why a number must not be read as a score: `below_chance`, `missing_logprobs`, … */
-  flags: string[];
-  /** Free-form details (sample counts, chance level, the reference model). */
-  details: Record<string, unknown>;
-  /** When it was measured, ISO 8601. */
-  createdAt: string;
-}
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { ResultKind, ResultRecord } from "../core/wire.js";
 
 /** The key a result is unique under: rerunning the same measurement replaces it. */
 export type ResultKey = Pick<ResultRecord, "modelDigest" | "task" | "taskDigest" | "settings" | "engineVersion">;

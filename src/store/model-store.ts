@@ -12,6 +12,10 @@ import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "
 import { PostgresRegistry } from "./postgres-registry.js";
 import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";
 import { SqliteRegistry } from "./sqlite-registry.js";
+import type { ModelListing, ModelDetails, TreeNode } from "../core/wire.js";
+
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { ModelListing, ModelDetails, TreeNode } from "../core/wire.js";
 
 export type { ImportOptions } from "./import-options.js";
 
@@ -28,12 +32,6 @@ export interface ImportResult {
   blobCreated: boolean;
 }
 
-/**
- * A model with its names, as `grove ls` shows it. `local` is false when the registry is shared
- * (`--database`) and the model's file is on another replica only: it is listed but not served here.
- */
-export type ModelListing = ModelRecord & { names: string[]; local: boolean };
-
 /** Options of {@link ModelStore.open}. */
 export interface ModelStoreOptions {
   /**
@@ -44,29 +42,6 @@ export interface ModelStoreOptions {
   database?: string;
   /** Called when an idle PostgreSQL connection fails (the pool replaces it). */
   onDatabaseError?: (error: Error) => void;
-}
-
-/** Everything about one model, as `grove show` shows it. */
-export interface ModelDetails {
-  model: ModelRecord;
-  names: string[];
-  /** The blob's path. */
-  path: string;
-  /** Edges to its parents, with relation and recipe. */
-  parents: LineageEdge[];
-  /** Edges to its direct forks. */
-  children: LineageEdge[];
-}
-
-/** One node of a fork tree. A merge appears under each of its parents. */
-export interface TreeNode {
-  digest: Digest;
-  names: string[];
-  /** How it derives from the node above; `null` at a root. */
-  relation: Relation | null;
-  size: number;
-  quantization: string;
-  children: TreeNode[];
 }
 
 /** What {@link ModelStore.remove} dropped. */

@@ -1,13 +1,14 @@
-import type { Digest } from "../../core/digest.js";
+
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { ResultStore } from "../result-store.js";
 import { renderFrontChart } from "./front-chart.js";
 import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
 import { paretoFront } from "./pareto-front.js";
+import type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
 
-/** What a front weighs quality against. `size` (the file's bytes) needs no `grove bench`. */
-export type FrontCost = "size" | "peakRssBytes" | "decodeTokensPerSecond";
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
 
 /** The costs a front can use, and which way each is better. */
 export const FRONT_COSTS: readonly { name: FrontCost; higherIsBetter: boolean; title: string }[] = [
@@ -24,32 +25,6 @@ export interface FrontOptions {
   cost?: string;
   /** Only the models of this model's fork tree. */
   tree?: string;
-}
-
-/** A model placed on the chart. */
-export interface FrontModel {
-  digest: Digest;
-  names: string[];
-  quantization: string;
-  quality: number;
-  cost: number;
-  onFront: boolean;
-  /** The models that dominate it (as good or better on both axes, strictly on one); empty on the front. */
-  dominatedBy: { digest: Digest; names: string[] }[];
-}
-
-/** What `grove front` prints and `GET /api/front` returns. */
-export interface FrontResult {
-  task: string;
-  quality: { metric: string; higherIsBetter: boolean };
-  cost: { metric: FrontCost; higherIsBetter: boolean };
-  /** On the front, best cost first. */
-  front: FrontModel[];
-  /** Dominated, best quality first. */
-  dominated: FrontModel[];
-  /** Models with a result on the task that cannot be placed, and why. */
-  unplaced: { digest: Digest; names: string[]; reason: string }[];
-  notes: string[];
 }
 
 /**

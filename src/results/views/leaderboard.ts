@@ -4,6 +4,10 @@ import type { ModelStore, TreeNode } from "../../store/model-store.js";
 import { primaryMetric } from "../metrics.js";
 import type { ResultRecord, ResultStore } from "../result-store.js";
 import { metricDirection, rankEntries } from "./ranking.js";
+import type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
+
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
 
 /** Input of {@link buildLeaderboard}. */
 export interface LeaderboardOptions {
@@ -13,58 +17,6 @@ export interface LeaderboardOptions {
   tree?: string;
   /** Rank by this metric of the task's results instead of its primary metric (`bitsPerByte`, `accNorm`, …). */
   metric?: string;
-}
-
-/** A task that has results, for the leaderboard without `--task`. */
-export interface TaskSummary {
-  task: string;
-  kind: ResultRecord["kind"];
-  /** Models of the store (or tree) with a result on it. */
-  models: number;
-  results: number;
-  /** Metric names its results hold. */
-  metrics: string[];
-}
-
-/** One model's row. */
-export interface LeaderboardRow {
-  /** 1 for the best; equal values share a rank; null for a flagged or unmeasured result. */
-  rank: number | null;
-  digest: Digest;
-  names: string[];
-  quantization: string;
-  /** File size in bytes. */
-  size: number;
-  /** The value of the ranked metric; null when flagged or not measured. */
-  value: number | null;
-  /** Every number of the result (primary and secondary). */
-  metrics: Record<string, number | null>;
-  /** Why it is not ranked: the result's flags (`below_chance`, …) or `metric_not_measured`. */
-  flags: string[];
-  /** The settings of the result shown: the newest of this model on this task. */
-  settings: Record<string, unknown>;
-  taskDigest: string;
-  engineVersion: string;
-  createdAt: string;
-  /** Results of this model on this task with other settings (older; not shown). */
-  olderResults: number;
-  /** KL divergence to a parent, where measured (the newest against a parent). */
-  klDivergence: { value: number | null; top1Agreement: number | null; reference: string | null; createdAt: string } | null;
-  /** The newest `grove bench` result of the model, where one exists. */
-  cost: { decodeTokensPerSecond: number | null; peakRssBytes: number | null; settings: Record<string, unknown>; createdAt: string } | null;
-}
-
-/** What `grove leaderboard --task` prints and `GET /api/leaderboard?task=` returns. */
-export interface LeaderboardResult {
-  task: string;
-  /** `quality`, or `cost` for `bench`. */
-  kind: ResultRecord["kind"];
-  /** The metric ranked by, and which way is better. */
-  metric: { name: string; higherIsBetter: boolean };
-  tree: string | null;
-  /** Ranked rows best first, then flagged or unmeasured ones. */
-  rows: LeaderboardRow[];
-  notes: string[];
 }
 
 /** A model a view may show. */

@@ -3,66 +3,16 @@ import { getJson } from "../../api.js";
 /**
  * The Leaderboard page's calls: `GET /api/leaderboard` (tasks, then one ranking per task),
  * `GET /api/front` and `GET /api/plan`, with the shapes of their answers as the page reads them
- * (src/results/views/leaderboard.ts, src/results/views/front.ts and src/plan/plan.ts define them).
+ * (src/core/wire.ts declares the results' shapes; src/plan/plan.ts the plan's).
  */
 
-/** A task with stored results. */
-export interface TaskSummary {
-  task: string;
-  kind: "quality" | "cost";
-  models: number;
-  results: number;
-  metrics: string[];
-}
+import type { FrontCost, FrontModel, FrontResult, LeaderboardResult, LeaderboardRow, TaskSummary } from "../../../../src/core/wire.js";
 
-/** One model's row of a task's ranking. */
-export interface LeaderboardRow {
-  rank: number | null;
-  digest: string;
-  names: string[];
-  quantization: string;
-  size: number;
-  /** The ranked metric; null when flagged or not measured. */
-  value: number | null;
-  metrics: Record<string, number | null>;
-  flags: string[];
-}
-
-/** A task's ranking. */
-export interface Leaderboard {
-  task: string;
-  kind: "quality" | "cost";
-  metric: { name: string; higherIsBetter: boolean };
-  rows: LeaderboardRow[];
-  notes: string[];
-}
-
-/** The costs a front can weigh quality against. */
-export type FrontCost = "size" | "peakRssBytes" | "decodeTokensPerSecond";
-
-/** A model placed on the front chart. */
-export interface FrontModel {
-  digest: string;
-  names: string[];
-  quantization: string;
-  quality: number;
-  cost: number;
-  onFront: boolean;
-  dominatedBy: { digest: string; names: string[] }[];
-}
-
-/** The quality-versus-cost Pareto front of one quality task. */
-export interface Front {
-  task: string;
-  quality: { metric: string; higherIsBetter: boolean };
-  cost: { metric: FrontCost; higherIsBetter: boolean };
-  /** On the front, best cost first. */
-  front: FrontModel[];
-  /** Dominated, best quality first. */
-  dominated: FrontModel[];
-  unplaced: { digest: string; names: string[]; reason: string }[];
-  notes: string[];
-}
+export type { FrontCost, FrontModel, LeaderboardRow, TaskSummary };
+/** A task's ranking (`GET /api/leaderboard?task=`). */
+export type Leaderboard = LeaderboardResult;
+/** The quality-versus-cost Pareto front of one quality task (`GET /api/front`). */
+export type Front = FrontResult;
 
 /** A fork that meets a plan's limits. */
 export interface PlanCandidate {

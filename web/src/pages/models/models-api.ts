@@ -1,93 +1,9 @@
 import { apiHeaders, ensureOk, getJson, readEventStream, sendJson } from "../../api.js";
 
-/**
- * The store, lineage, results and forge APIs the Models page reads, typed as the server answers
- * them (src/store/registry.ts, src/store/model-store.ts, src/forge/jobs/job-store.ts).
- */
+/** The store, lineage, results and forge APIs the Models page reads; their shapes are the server's own (src/core/wire.ts). */
+import type { JobRecord, JobStatus, LineageEdge, ModelDetails, ModelListing, Recipe, Relation, ResultRecord, TreeNode } from "../../../../src/core/wire.js";
 
-/** How a fork derives from its parent. */
-export type Relation = "finetune" | "adapter" | "quantized" | "merge";
-
-/** One model of the store, as `GET /api/models` lists it. */
-export interface ModelListing {
-  digest: string;
-  size: number;
-  architecture: string;
-  parameterCount: number;
-  quantization: string;
-  contextLength: number;
-  vocabularySize: number;
-  chatTemplate?: string;
-  license?: string;
-  card: Record<string, unknown>;
-  createdAt: string;
-  names: string[];
-  local: boolean;
-}
-
-/** How a fork was made. */
-export interface Recipe {
-  tool: string;
-  toolVersion: string;
-  parameters: Record<string, unknown>;
-  /** Digests of every input: parent models, training data. */
-  inputs: string[];
-}
-
-/** One lineage edge: `child` derives from `parent`. */
-export interface LineageEdge {
-  child: string;
-  parent: string;
-  relation: Relation;
-  recipe: Recipe | null;
-}
-
-/** `GET /api/models/:ref`. */
-export interface ModelDetails {
-  model: Omit<ModelListing, "names" | "local">;
-  names: string[];
-  parents: LineageEdge[];
-  children: LineageEdge[];
-}
-
-/** One node of a fork tree; a merge appears under each of its parents. */
-export interface TreeNode {
-  digest: string;
-  names: string[];
-  relation: Relation | null;
-  size: number;
-  quantization: string;
-  children: TreeNode[];
-}
-
-/** One evaluation or cost measurement of a model. */
-export interface ResultRecord {
-  modelDigest: string;
-  kind: "quality" | "cost";
-  task: string;
-  taskDigest: string;
-  settings: Record<string, unknown>;
-  engineVersion: string;
-  metrics: Record<string, number | null>;
-  flags: string[];
-  createdAt: string;
-}
-
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-
-/** A forge job, without its step curve. */
-export interface JobRecord {
-  id: string;
-  kind: "finetune" | "quantize" | "merge";
-  status: JobStatus;
-  createdAt: string;
-  updatedAt: string;
-  source: { digest: string; ref: string };
-  parameters: Record<string, unknown>;
-  progress: { fraction: number; message: string };
-  result?: { digest: string; name?: string };
-  error?: string;
-}
+export type { JobRecord, JobStatus, LineageEdge, ModelDetails, ModelListing, Recipe, Relation, ResultRecord, TreeNode };
 
 /** One message of a job's event stream. */
 export interface JobUpdate {
