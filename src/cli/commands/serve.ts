@@ -74,19 +74,30 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
   { key: "logLevel", option: "--log-level <level>", help: "fatal|error|warn|info|debug|trace|silent (env GROVE_LOG_LEVEL)" },
 ];
 
+/**
+ * Adds every flag of {@link SERVE_FLAGS} to `command` and returns how its parsed options become
+ * the config's flags: each under its configuration key, a switch as "on".
+ */
+export function declareServeFlags(command: Command): (flags: Record<string, string | boolean | undefined>) => Partial<Record<keyof GroveConfig, unknown>> {
+  const declared = SERVE_FLAGS.map((flag) => ({ flag, option: new Option(flag.option, flag.help) }));
+  for (const { option } of declared) command.addOption(option);
+  return (flags) =>
+    Object.fromEntries(
+      declared.map(({ flag, option }) => {
+        const value = flags[option.attributeName()];
+        return [flag.key, value === true ? "on" : value];
+      }),
+    );
+}
+
 /** `grove serve`: the OpenAI-compatible API over one model (the embedded default if none is named). */
 export function registerServeCommand(program: Command): void {
   const command = program
     .command("serve")
     .description("serve the store's models (or one GGUF file) over an OpenAI-compatible HTTP API");
-  const options = SERVE_FLAGS.map((flag) => ({ flag, option: new Option(flag.option, flag.help) }));
-  for (const { option } of options) command.addOption(option);
+  const configFlags = declareServeFlags(command);
   command.action(async (flags: Record<string, string | boolean | undefined>) => {
-    const values = options.map(({ flag, option }) => {
-      const value = flags[option.attributeName()];
-      return [flag.key, value === true ? "on" : value];
-    });
-    const config = loadConfig({ flags: Object.fromEntries(values) });
+    const config = loadConfig({ flags: configFlags(flags) });
     const logger = createLogger(config.logLevel);
     const grove = await startGrove(config, logger);
     const model = grove.engine.models[0]!.info;
