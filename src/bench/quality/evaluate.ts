@@ -7,6 +7,7 @@ import { CORPUS } from "../../forge/generate/corpus.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
 import type { ModelStore } from "../../store/model-store.js";
+import type { TaskEvaluator } from "../../results/migration/migrate-alias.js";
 import type { ResultRecord, ResultStore } from "../../results/result-store.js";
 import { localBackend } from "./backends.js";
 import type { KlDivergenceResult, PerplexityResult } from "./measure.js";
@@ -36,6 +37,14 @@ export interface EvaluateOptions {
   force?: boolean;
   onProgress?: (done: number, total: number, perplexity?: number) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * {@link evaluateModel} as alias migration takes it (`TaskEvaluator`): one model, one task, these
+ * settings, the stored result.
+ */
+export function taskEvaluator(store: ModelStore, results: ResultStore, settings: Omit<EvaluateOptions, "task"> = {}): TaskEvaluator {
+  return async (model, task) => (await evaluateModel(store, results, model, { ...settings, task })).result;
 }
 
 /** A stored result and whether it was measured now. */
