@@ -1,7 +1,10 @@
 import { createHash } from "node:crypto";
 
 /** A model digest: `sha256:` and 64 lower-case hex digits. */
-export type Digest = `sha256:${string}`;
+import type { Digest } from "./wire.js";
+
+/** Declared with the wire contract, which the web app reads without Node types. */
+export type { Digest };
 
 const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 

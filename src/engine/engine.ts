@@ -1,7 +1,43 @@
 import type { Digest } from "../core/digest.js";
 import type { GenerationDefaults } from "../core/model-config.js";
 import type { ChatTemplateCapabilities } from "./chat-template-capabilities.js";
-import type { ChatTemplateRenderOptions } from "./chat-template.js";
+
+/** How one conversation is rendered. */
+export interface ChatTemplateRenderOptions {
+  /** The functions offered to the model; the template's `tools` is left undefined without any. */
+  readonly tools?: readonly ChatTool[];
+  /**
+   * End with the opening of the assistant's turn.
+   * @default true
+   */
+  readonly addGenerationPrompt?: boolean;
+  /**
+   * `enable_thinking`, read by reasoning models' templates (Qwen 3, DeepSeek, …).
+   * @default true (llama.cpp's default)
+   */
+  readonly enableThinking?: boolean;
+  /**
+   * The time the template sees: `strftime_now()`, `date_string` ("26 Jul 2024", Llama 3.x) and
+   * `datetime` ("Jul 26 2024", FireFunction), at local time as in llama.cpp.
+   * @default the current time
+   */
+  readonly now?: Date;
+  /**
+   * Extra template variables (llama-server's `chat_template_kwargs`), set last so they win.
+   * `preserve_reasoning` (boolean) and `reasoning_effort` (string) are also set under every name
+   * templates use for them, as llama.cpp does.
+   * @example { reasoning_effort: "high" }
+   */
+  readonly templateArguments?: Readonly<Record<string, unknown>>;
+  /**
+   * A final assistant message continued (llama-server's prefill, `continue_final_message`): the
+   * conversation before it is rendered with the generation prompt and `text` follows. With
+   * `reopen`, a generation prompt that opens (or opens and closes) a block from `reopen` on is
+   * cut there first, so `text` can start that block again with the message's own reasoning
+   * (`common_chat_templates_apply_jinja`'s continuation).
+   */
+  readonly continuation?: { readonly text: string; readonly reopen?: string };
+}
 
 /**
  * The boundary between Grove and whatever runs a model. The server, bench and forge talk

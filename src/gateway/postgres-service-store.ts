@@ -3,7 +3,6 @@ import { NotFoundError } from "../core/errors.js";
 import { migratePostgres, openPostgresDatabase, type OpenPostgresOptions, type PostgresDatabase, type PostgresMigration } from "../store/postgres-database.js";
 import {
   periodBounds,
-  type BudgetPeriod,
   type BudgetState,
   type KeyLimits,
   type KeyRecord,
@@ -18,11 +17,8 @@ import {
   type UsageRecord,
   type UsageSummary,
 } from "./service-store.js";
+import { KEY_COLUMNS, type KeyRow, NANO, type PriceRow, toKey, toNano, toNanoCeil, toPrice, toUsage, type UsageRow, type WindowRow, whereOf } from "./service-rows.js";
 
-// Money is kept in integer nano-dollars (bigint), as in SqliteServiceStore, so budget sums are exact.
-const NANO = 1e9;
-const toNano = (usd: number) => Math.round(usd * NANO);
-const toNanoCeil = (usd: number) => Math.ceil(usd * NANO - 1e-6);
 
 const MIGRATIONS: readonly PostgresMigration[] = [
   {
@@ -91,114 +87,6 @@ const MIGRATIONS: readonly PostgresMigration[] = [
   },
 ];
 
-interface KeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  admin: boolean;
-  models: string[] | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  created_at: string;
-  rpm: number | null;
-  tpm: number | null;
-  concurrency: number | null;
-  budget_tokens: number | null;
-  budget_nusd: number | null;
-  budget_period: BudgetPeriod | null;
-}
-
-interface WindowRow {
-  spent_tokens: number;
-  reserved_tokens: number;
-  spent_nusd: number;
-  reserved_nusd: number;
-}
-
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  model_digest: string;
-  model: string;
-  endpoint: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_nusd: number;
-  ttft_ms: number | null;
-  duration_ms: number;
-  status: number;
-  cancelled: boolean;
-  created_at: string;
-}
-
-interface PriceRow {
-  model_digest: string;
-  input_per_1m: number;
-  output_per_1m: number;
-  updated_at: string;
-}
-
-const KEY_COLUMNS = "id, name, prefix, admin, models, expires_at, revoked_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period";
-
-function toKey(row: KeyRow): KeyRecord {
-  const limits: Record<string, unknown> = {};
-  if (row.rpm !== null) limits.rpm = row.rpm;
-  if (row.tpm !== null) limits.tpm = row.tpm;
-  if (row.concurrency !== null) limits.concurrency = row.concurrency;
-  if (row.budget_tokens !== null) limits.budgetTokens = row.budget_tokens;
-  if (row.budget_nusd !== null) limits.budgetUsd = row.budget_nusd / NANO;
-  if (row.budget_period !== null) limits.period = row.budget_period;
-  return {
-    id: row.id,
-    name: row.name,
-    prefix: row.prefix,
-    admin: row.admin,
-    ...(row.models === null ? {} : { models: row.models }),
-    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
-    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
-    createdAt: row.created_at,
-    limits: limits as KeyLimits,
-  };
-}
-
-function toUsage(row: UsageRow): UsageRecord {
-  return {
-    requestId: row.request_id,
-    ...(row.key_id === null ? {} : { keyId: row.key_id }),
-    modelDigest: row.model_digest,
-    model: row.model,
-    endpoint: row.endpoint,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    costUsd: row.cost_nusd / NANO,
-    ...(row.ttft_ms === null ? {} : { ttftMs: row.ttft_ms }),
-    durationMs: row.duration_ms,
-    status: row.status,
-    cancelled: row.cancelled,
-    createdAt: row.created_at,
-  };
-}
-
-const toPrice = (row: PriceRow): PriceRecord => ({
-  modelDigest: row.model_digest,
-  inputPer1m: row.input_per_1m,
-  outputPer1m: row.output_per_1m,
-  updatedAt: row.updated_at,
-});
-
-function whereOf(query: UsageQuery): { sql: string; parameters: unknown[] } {
-  const clauses: string[] = [];
-  const parameters: unknown[] = [];
-  if (query.keyId !== undefined) {
-    parameters.push(query.keyId);
-    clauses.push(`key_id = $${parameters.length}`);
-  }
-  if (query.since !== undefined) {
-    parameters.push(query.since);
-    clauses.push(`created_at >= $${parameters.length}`);
-  }
-  return { sql: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, parameters };
-}
 
 const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
   model: "model_digest",
@@ -394,7 +282,7 @@ export class PostgresServiceStore implements ServiceStore {
   }
 
   async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
-    const { sql, parameters } = whereOf(query);
+    const { sql, parameters } = whereOf(query, (index) => `$${index}`);
     const { rows } = await this.#db.query<UsageRow>(
       `SELECT * FROM usage ${sql} ORDER BY created_at DESC, id DESC LIMIT $${parameters.length + 1}`,
       [...parameters, query.limit ?? 1000],
@@ -403,7 +291,7 @@ export class PostgresServiceStore implements ServiceStore {
   }
 
   async summarizeUsage(query: UsageQuery, by: UsageGrouping, split?: UsageSplit): Promise<UsageSummary[]> {
-    const { sql, parameters } = whereOf(query);
+    const { sql, parameters } = whereOf(query, (index) => `$${index}`);
     const splitColumn = split === undefined ? "" : `, ${GROUP_EXPRESSIONS[split]} AS part`;
     const order = split === undefined ? "grp" : "grp, part";
     const { rows } = await this.#db.query<{

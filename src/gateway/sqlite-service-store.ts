@@ -4,7 +4,6 @@ import { ConfigError, NotFoundError } from "../core/errors.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../store/sqlite-database.js";
 import {
   periodBounds,
-  type BudgetPeriod,
   type BudgetState,
   type KeyLimits,
   type KeyRecord,
@@ -19,14 +18,19 @@ import {
   type UsageRecord,
   type UsageSummary,
 } from "./service-store.js";
+import { KEY_COLUMNS, type KeyRow, NANO, type PriceRow, toKey, toNano, toNanoCeil, toPrice, toUsage, type UsageRow, type WindowRow, whereOf } from "./service-rows.js";
+
+/** A key as SQLite stores it: `admin` 0/1, `models` as JSON text. */
+type SqliteKeyRow = Omit<KeyRow, "admin" | "models"> & { admin: number; models: string | null };
+/** A usage row as SQLite stores it: `cancelled` 0/1. */
+type SqliteUsageRow = Omit<UsageRow, "cancelled"> & { cancelled: number };
+
+const keyOf = (row: SqliteKeyRow) => toKey({ ...row, admin: row.admin === 1, models: row.models === null ? null : (JSON.parse(row.models) as string[]) });
+const usageOf = (row: SqliteUsageRow) => toUsage({ ...row, cancelled: row.cancelled === 1 });
 
 /** The schema version this code writes (`PRAGMA user_version`). */
 const SCHEMA_VERSION = 1;
 
-// Money is kept in integer nano-dollars, so that budget sums are exact.
-const NANO = 1e9;
-const toNano = (usd: number) => Math.round(usd * NANO);
-const toNanoCeil = (usd: number) => Math.ceil(usd * NANO - 1e-6);
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS keys (
@@ -89,100 +93,6 @@ const SCHEMA = `
   ) STRICT;
 `;
 
-interface KeyRow {
-  id: string;
-  name: string;
-  prefix: string;
-  admin: number;
-  models: string | null;
-  expires_at: string | null;
-  revoked_at: string | null;
-  created_at: string;
-  rpm: number | null;
-  tpm: number | null;
-  concurrency: number | null;
-  budget_tokens: number | null;
-  budget_nusd: number | null;
-  budget_period: BudgetPeriod | null;
-}
-
-interface WindowRow {
-  spent_tokens: number;
-  reserved_tokens: number;
-  spent_nusd: number;
-  reserved_nusd: number;
-}
-
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  model_digest: string;
-  model: string;
-  endpoint: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_nusd: number;
-  ttft_ms: number | null;
-  duration_ms: number;
-  status: number;
-  cancelled: number;
-  created_at: string;
-}
-
-const KEY_COLUMNS = "id, name, prefix, admin, models, expires_at, revoked_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period";
-
-function toKey(row: KeyRow): KeyRecord {
-  const limits: Record<string, unknown> = {};
-  if (row.rpm !== null) limits.rpm = row.rpm;
-  if (row.tpm !== null) limits.tpm = row.tpm;
-  if (row.concurrency !== null) limits.concurrency = row.concurrency;
-  if (row.budget_tokens !== null) limits.budgetTokens = row.budget_tokens;
-  if (row.budget_nusd !== null) limits.budgetUsd = row.budget_nusd / NANO;
-  if (row.budget_period !== null) limits.period = row.budget_period;
-  return {
-    id: row.id,
-    name: row.name,
-    prefix: row.prefix,
-    admin: row.admin === 1,
-    ...(row.models === null ? {} : { models: JSON.parse(row.models) as string[] }),
-    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
-    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
-    createdAt: row.created_at,
-    limits: limits as KeyLimits,
-  };
-}
-
-function toUsage(row: UsageRow): UsageRecord {
-  return {
-    requestId: row.request_id,
-    ...(row.key_id === null ? {} : { keyId: row.key_id }),
-    modelDigest: row.model_digest,
-    model: row.model,
-    endpoint: row.endpoint,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    costUsd: row.cost_nusd / NANO,
-    ...(row.ttft_ms === null ? {} : { ttftMs: row.ttft_ms }),
-    durationMs: row.duration_ms,
-    status: row.status,
-    cancelled: row.cancelled === 1,
-    createdAt: row.created_at,
-  };
-}
-
-function whereOf(query: UsageQuery): { sql: string; parameters: unknown[] } {
-  const clauses: string[] = [];
-  const parameters: unknown[] = [];
-  if (query.keyId !== undefined) {
-    clauses.push("key_id = ?");
-    parameters.push(query.keyId);
-  }
-  if (query.since !== undefined) {
-    clauses.push("created_at >= ?");
-    parameters.push(query.since);
-  }
-  return { sql: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, parameters };
-}
 
 const GROUP_EXPRESSIONS: Record<UsageGrouping, string> = {
   model: "model_digest",
@@ -267,17 +177,17 @@ export class SqliteServiceStore implements ServiceStore {
   }
 
   async findKeyByHash(secretHash: string): Promise<KeyRecord | undefined> {
-    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE secret_hash = ?`).get(secretHash) as KeyRow | undefined;
-    return row && toKey(row);
+    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE secret_hash = ?`).get(secretHash) as SqliteKeyRow | undefined;
+    return row && keyOf(row);
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
-    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE id = ?`).get(id) as KeyRow | undefined;
-    return row && toKey(row);
+    const row = this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys WHERE id = ?`).get(id) as SqliteKeyRow | undefined;
+    return row && keyOf(row);
   }
 
   async listKeys(): Promise<KeyRecord[]> {
-    return (this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, id`).all() as KeyRow[]).map(toKey);
+    return (this.#db.prepare(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, id`).all() as SqliteKeyRow[]).map(keyOf);
   }
 
   async revokeKey(id: string, now: Date): Promise<KeyRecord> {
@@ -392,15 +302,15 @@ export class SqliteServiceStore implements ServiceStore {
   }
 
   async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
-    const { sql, parameters } = whereOf(query);
+    const { sql, parameters } = whereOf(query, () => "?");
     const rows = this.#db
       .prepare(`SELECT * FROM usage ${sql} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .all(...parameters, query.limit ?? 1000) as UsageRow[];
-    return rows.map(toUsage);
+      .all(...parameters, query.limit ?? 1000) as SqliteUsageRow[];
+    return rows.map(usageOf);
   }
 
   async summarizeUsage(query: UsageQuery, by: UsageGrouping, split?: UsageSplit): Promise<UsageSummary[]> {
-    const { sql, parameters } = whereOf(query);
+    const { sql, parameters } = whereOf(query, () => "?");
     const group = GROUP_EXPRESSIONS[by];
     const splitColumn = split === undefined ? "" : `, ${GROUP_EXPRESSIONS[split]} AS part`;
     const rows = this.#db
@@ -430,20 +340,12 @@ export class SqliteServiceStore implements ServiceStore {
   }
 
   async getPrice(modelDigest: string): Promise<PriceRecord | undefined> {
-    const row = this.#db.prepare("SELECT * FROM prices WHERE model_digest = ?").get(modelDigest) as
-      | { model_digest: string; input_per_1m: number; output_per_1m: number; updated_at: string }
-      | undefined;
-    return row && { modelDigest: row.model_digest, inputPer1m: row.input_per_1m, outputPer1m: row.output_per_1m, updatedAt: row.updated_at };
+    const row = this.#db.prepare("SELECT * FROM prices WHERE model_digest = ?").get(modelDigest) as PriceRow | undefined;
+    return row && toPrice(row);
   }
 
   async listPrices(): Promise<PriceRecord[]> {
-    const rows = this.#db.prepare("SELECT * FROM prices ORDER BY model_digest").all() as {
-      model_digest: string;
-      input_per_1m: number;
-      output_per_1m: number;
-      updated_at: string;
-    }[];
-    return rows.map((row) => ({ modelDigest: row.model_digest, inputPer1m: row.input_per_1m, outputPer1m: row.output_per_1m, updatedAt: row.updated_at }));
+    return (this.#db.prepare("SELECT * FROM prices ORDER BY model_digest").all() as PriceRow[]).map(toPrice);
   }
 
   async close(): Promise<void> {

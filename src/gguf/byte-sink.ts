@@ -1,4 +1,4 @@
-import type { GgufScalar, GgufScalarType } from "./gguf-writer.js";
+import type { GgufScalar, GgufScalarType } from "./gguf-value-types.js";
 
 /** A growable little-endian byte buffer for GGUF headers, with GGUF's string and scalar encodings. */
 export class ByteSink {

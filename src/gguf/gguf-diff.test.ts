@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { InvalidModelFileError } from "../core/errors.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { diffGgufFiles, type GgufDiff } from "./gguf-diff.js";
-import { TINY_TOKENS, writeTinyLlama } from "./gguf-test-fixtures.js";
+import { TINY_TOKENS, writeTinyLlama } from "../test-support/gguf-test-fixtures.js";
 
 let directory: string;
 const files = { seed1: "", seed2: "", seed1Q8: "", seed1Copy: "" };

@@ -26,7 +26,7 @@ import { InvalidModelFileError } from "../core/errors.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { SeededRandom } from "../forge/generate/seeded-random.js";
 import { ggmlTypeInfo } from "./ggml-types.js";
-import { walkGguf, type WalkedGguf } from "./gguf-test-fixtures.js";
+import { walkGguf, type WalkedGguf } from "../test-support/gguf-test-fixtures.js";
 import { validateGgufFile } from "./gguf-validator.js";
 
 const CASES = fuzzSetting("GROVE_FUZZ_CASES", 10_000);

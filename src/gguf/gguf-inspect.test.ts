@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { InvalidModelFileError } from "../core/errors.js";
 import { readGgufHeader } from "./gguf-header-reader.js";
 import { inspectGgufFile } from "./gguf-inspect.js";
-import { TINY_TOKENS, writeTinyLlama } from "./gguf-test-fixtures.js";
+import { TINY_TOKENS, writeTinyLlama } from "../test-support/gguf-test-fixtures.js";
 
 let directory: string;
 before(async () => {

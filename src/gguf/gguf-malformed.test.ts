@@ -15,7 +15,7 @@ import {
   rawUint64,
   walkGguf,
   writeTinyLlama,
-} from "./gguf-test-fixtures.js";
+} from "../test-support/gguf-test-fixtures.js";
 import { validateGgufFile } from "./gguf-validator.js";
 
 // Hostile files are padded with zeros to this size, so that a refusal is never just "too small".

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { InvalidModelFileError } from "../core/errors.js";
 import { readGgufHeader } from "./gguf-header-reader.js";
 import { GgufWriter } from "./gguf-writer.js";
-import { TINY_EMBEDDING, TINY_FEED_FORWARD, TINY_TOKENS, writeTinyLlama as writeTinyLlamaIn, type TinyLlamaOptions } from "./gguf-test-fixtures.js";
+import { TINY_EMBEDDING, TINY_FEED_FORWARD, TINY_TOKENS, writeTinyLlama as writeTinyLlamaIn, type TinyLlamaOptions } from "../test-support/gguf-test-fixtures.js";
 import { validateGgufFile } from "./gguf-validator.js";
 
 let directory: string;

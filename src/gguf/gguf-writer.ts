@@ -5,45 +5,11 @@ import type { Digest } from "../core/digest.js";
 import { float32ToFloat16 } from "./float16.js";
 import { ggmlTensorBytes, ggmlTypeByName } from "./ggml-types.js";
 import { ByteSink } from "./byte-sink.js";
+import type { GgufScalar, GgufScalarType } from "./gguf-value-types.js";
 import { Q8_0_BLOCK_BYTES, Q8_0_BLOCK_SIZE, quantizeQ8_0 } from "./quantize-q8-0.js";
 
-/** Metadata value types of GGUF (`enum gguf_type` in gguf.h), less ARRAY. */
-export type GgufScalarType =
-  | "uint8"
-  | "int8"
-  | "uint16"
-  | "int16"
-  | "uint32"
-  | "int32"
-  | "float32"
-  | "bool"
-  | "string"
-  | "uint64"
-  | "int64"
-  | "float64";
-
-/**
- * GGUF value type ids (`enum gguf_type`, the index) to the writer's names; 9 is ARRAY. For
- * copying metadata read by `readGgufHeader` back out through a GgufWriter.
- */
-export const GGUF_VALUE_TYPE_NAMES: readonly (GgufScalarType | "array")[] = [
-  "uint8",
-  "int8",
-  "uint16",
-  "int16",
-  "uint32",
-  "int32",
-  "float32",
-  "bool",
-  "string",
-  "array",
-  "uint64",
-  "int64",
-  "float64",
-];
-
-/** A metadata scalar: numbers for the numeric types (bigint also for 64-bit integers). */
-export type GgufScalar = number | bigint | boolean | string;
+/** The value types live in their own module (the byte sink needs them too); re-exported for the writer's callers. */
+export { GGUF_VALUE_TYPE_NAMES, type GgufScalar, type GgufScalarType } from "./gguf-value-types.js";
 
 /** Tensor types the writer can encode from float32 values. */
 export type GgufWriterTensorType = "F32" | "F16" | "Q8_0";

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: koffi's declared functions are untyped
 import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -31,7 +32,6 @@ export function libllamaDirectory(): string {
 const RTLD_NOW = 2;
 const RTLD_NOLOAD = 4;
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
 /** The loaded libraries: koffi, the declared functions, native symbol lookup. */
 export interface LibllamaFfi {
   koffi: any;

@@ -1,8 +1,8 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: koffi's values are untyped
 import { basename } from "node:path";
 import { EngineError } from "../core/errors.js";
 import { loadLibllamaFfi, type LibllamaFfi } from "./libllama.js";
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's values are untyped */
 
 const LLAMA_LOAD_MODE_NONE = 0;
 const LLAMA_LOAD_MODE_MMAP = 1;

@@ -1,24 +1,10 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
+import type { Machine } from "../core/wire.js";
 
-/**
- * The machine a speed or memory result was measured on. Results on different machines are never
- * ranked together; a result without one (stored before machines were recorded) is on an unknown
- * machine, which matches no other, not even another unknown one.
- */
-export interface Machine {
-  /** `os.cpus()[0].model`. */
-  cpu: string;
-  /** Cores the process may use. */
-  cores: number;
-  /** Total memory, GiB (one decimal). */
-  memoryGib: number;
-  /** The GPU's model, where the NVIDIA driver names one; null for none seen. */
-  gpu: string | null;
-  /** sha256 of cpu, cores, memory and GPU (first 16 hex digits): the key results are compared on. */
-  fingerprint: string;
-}
+export type { Machine } from "../core/wire.js";
+
 
 /** The fingerprint of a machine's description. */
 export function machineFingerprint(machine: Omit<Machine, "fingerprint">): string {

@@ -17,23 +17,16 @@
  * correlated, so the per-token error llama-perplexity prints is too small.
  */
 
+import type { Comparison, ResultSamples } from "../core/wire.js";
+
+export type { Comparison, ResultSamples } from "../core/wire.js";
+
 /** z of the two-sided 95 % level. */
 export const SIGNIFICANCE_Z = 1.96;
 
 /** The rule in words, for notes and documentation. */
 export const SIGNIFICANCE_RULE = "differences within 1.96 standard errors (95 %, paired per chunk or item where both were measured on the same ones) are within noise";
 
-/** What a result was measured over, unit by unit: the values whose mean gives its metrics. */
-export interface ResultSamples {
-  /** `chunk` for perplexity and KL divergence (one value per chunk of the text), `item` for task documents. */
-  unit: "chunk" | "item";
-  /**
-   * Per-unit values by name: `nll` (mean negative log-likelihood of each chunk's scored tokens,
-   * nats), `klDivergence`, `top1Agreement`, and for tasks `acc`, `accNorm`, `exactMatch`,
-   * `accGreedy` (1 or 0 per item).
-   */
-  values: Record<string, number[]>;
-}
 
 /** How a metric is read from per-unit values: the mean of `sample`, passed through `transform`. */
 interface SampleMapping {
@@ -97,25 +90,6 @@ export function standardErrorsFromSamples(metrics: Record<string, number | null>
   return errors;
 }
 
-/** The comparison of one metric between two results. */
-export interface Comparison {
-  metric: string;
-  /** b − a on the metric's scale. */
-  difference: number;
-  /**
-   * Standard error of the difference on the scale it was tested on (the mean NLL for
-   * perplexity, else the metric's own); null when unknown.
-   */
-  standardError: number | null;
-  /** |difference| / standard error on the tested scale; null when unknown. */
-  z: number | null;
-  /** Per-chunk or per-item differences were used; else the two errors were combined. */
-  paired: boolean;
-  /** Units the paired test ran over; null when unpaired. */
-  units: number | null;
-  /** |z| > 1.96; null when the error is unknown. */
-  significant: boolean | null;
-}
 
 /** What {@link compareScores} needs of a result. */
 export interface ComparableScore {

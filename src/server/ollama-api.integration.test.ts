@@ -7,7 +7,7 @@ import { Ollama, type ChatResponse, type GenerateResponse, type ProgressResponse
 import { loadConfig } from "../config/config.js";
 import { generateModel, type GenerateModelResult } from "../forge/generate/generate-model.js";
 import { startGrove, type RunningGrove } from "../services.js";
-import { FakeHub } from "../store/hub/fake-hub.js";
+import { FakeHub } from "../test-support/fake-hub.js";
 import { ModelStore } from "../store/model-store.js";
 
 // The official `ollama` client against the real server (store mode) on a loopback port, with

@@ -27,7 +27,7 @@ let hubRequests = 0;
 before(async () => {
   model = await createTestModel();
   await seedTestStore(model, "tiny:base");
-  hub = createServer((request, response) => {
+  hub = createServer((_request, response) => {
     hubRequests++;
     response.writeHead(404).end();
   });

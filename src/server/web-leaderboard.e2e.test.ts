@@ -9,7 +9,7 @@ import { quantizeFork } from "../forge/quantize/quantize-fork.js";
 import type { RunningGrove } from "../services.js";
 import { ModelStore } from "../store/model-store.js";
 import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
-import { launchBrowser, openPage, screenshotBothSizes, VIEWPORTS } from "../test-support/web-fixture.js";
+import { launchBrowser, openPage, screenshotBothSizes, type VIEWPORTS } from "../test-support/web-fixture.js";
 
 // The Leaderboard page of the bundled web app in Debian's headless Chromium, against the real
 // server serving a store of a generated model (tiny:base, F16) and two quantized forks (tiny:q8,

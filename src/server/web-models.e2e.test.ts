@@ -60,7 +60,7 @@ describe("web models", () => {
   test("the tree shows the fork's edge with its relation and each model's quantization; a node opens the card from the keyboard", async () => {
     const page = await openPage(browser, `${grove.url}/models`);
     const graph = forkGraph(page);
-    const fork = graph.getByRole("link", { name: /^tiny:q8, Q8_0, [\d.]+ [KM]B, [\d.]+[KM]? parameters, quantized from tiny:base$/ });
+    const fork = graph.getByRole("link", { name: /^tiny:q8, Q8_0, [\d.]+ [KM]iB, [\d.]+[KM]? parameters, quantized from tiny:base$/ });
     await fork.waitFor();
     const edge = graph.locator(".fork-edge", { has: page.locator("text", { hasText: /^quantized$/ }) });
     assert.equal(await edge.count(), 1, "one edge, labelled with its relation");

@@ -7,12 +7,16 @@ import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
 import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
-import { nameForImport } from "./model-names.js";
+import { nameForImport } from "./import-name.js";
 import { formatModelName, parseModelName, quoteUntrusted } from "./model-ref.js";
 import { ModelResolver } from "./model-resolver.js";
 import { PostgresRegistry } from "./postgres-registry.js";
 import type { AliasRecord, LineageEdge, ModelRecord, NameRecord, Registry, Relation } from "./registry.js";
 import { SqliteRegistry } from "./sqlite-registry.js";
+import type { ModelListing, ModelDetails, TreeNode } from "../core/wire.js";
+
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { ModelListing, ModelDetails, TreeNode } from "../core/wire.js";
 
 export type { ImportOptions } from "./import-options.js";
 
@@ -29,12 +33,6 @@ export interface ImportResult {
   blobCreated: boolean;
 }
 
-/**
- * A model with its names, as `grove ls` shows it. `local` is false when the registry is shared
- * (`--database`) and the model's file is on another replica only: it is listed but not served here.
- */
-export type ModelListing = ModelRecord & { names: string[]; local: boolean };
-
 /** Options of {@link ModelStore.open}. */
 export interface ModelStoreOptions {
   /**
@@ -45,29 +43,6 @@ export interface ModelStoreOptions {
   database?: string;
   /** Called when an idle PostgreSQL connection fails (the pool replaces it). */
   onDatabaseError?: (error: Error) => void;
-}
-
-/** Everything about one model, as `grove show` shows it. */
-export interface ModelDetails {
-  model: ModelRecord;
-  names: string[];
-  /** The blob's path. */
-  path: string;
-  /** Edges to its parents, with relation and recipe. */
-  parents: LineageEdge[];
-  /** Edges to its direct forks. */
-  children: LineageEdge[];
-}
-
-/** One node of a fork tree. A merge appears under each of its parents. */
-export interface TreeNode {
-  digest: Digest;
-  names: string[];
-  /** How it derives from the node above; `null` at a root. */
-  relation: Relation | null;
-  size: number;
-  quantization: string;
-  children: TreeNode[];
 }
 
 /** What {@link ModelStore.remove} dropped. */

@@ -9,6 +9,7 @@ import {
   type PostgresQueryable,
 } from "./postgres-database.js";
 import type { AliasEvent, AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
+import { type ModelRow, toModelRecord } from "./registry-rows.js";
 
 /**
  * The registry's PostgreSQL schema, kept under the component `registry` in `grove_schema` (the
@@ -96,20 +97,6 @@ const WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('grove-registry'))";
 
 /** How many candidates an ambiguous prefix lists. */
 const MAX_CANDIDATES = 10;
-
-interface ModelRow {
-  digest: Digest;
-  size: number;
-  architecture: string;
-  parameter_count: number;
-  quantization: string;
-  context_length: number;
-  vocabulary_size: number;
-  chat_template: string | null;
-  license: string | null;
-  card: Record<string, unknown>;
-  created_at: string;
-}
 
 interface EdgeRow {
   child: Digest;
@@ -417,23 +404,6 @@ export class PostgresRegistry implements Registry {
   #assertUsable(): void {
     if (this.#ended) throw new InvalidRequestError(this.#connection !== undefined ? "The transaction has ended; use the outer registry" : "The registry is closed");
   }
-}
-
-function toModelRecord(row: ModelRow): ModelRecord {
-  const record: ModelRecord = {
-    digest: row.digest,
-    size: Number(row.size),
-    architecture: row.architecture,
-    parameterCount: Number(row.parameter_count),
-    quantization: row.quantization,
-    contextLength: row.context_length,
-    vocabularySize: row.vocabulary_size,
-    card: row.card,
-    createdAt: row.created_at,
-  };
-  if (row.chat_template !== null) record.chatTemplate = row.chat_template;
-  if (row.license !== null) record.license = row.license;
-  return record;
 }
 
 function toEdge(row: EdgeRow): LineageEdge {

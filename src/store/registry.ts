@@ -1,51 +1,11 @@
 import type { Digest } from "../core/digest.js";
+import type { Relation, ModelRecord, LineageEdge } from "../core/wire.js";
 
-/**
- * How a fork derives from its parent: the Hugging Face model-tree vocabulary, and `config` — the
- * parent's weights with new defaults (system prompt, parameters, conversation prefix: an Ollama
- * Modelfile), a fork without a file of its own.
- */
-export type Relation = "finetune" | "adapter" | "quantized" | "merge" | "config";
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { Relation, Recipe, ModelRecord, LineageEdge } from "../core/wire.js";
 
 /** Every relation, for validation and help text. */
 export const RELATIONS: readonly Relation[] = ["finetune", "adapter", "quantized", "merge", "config"];
-
-/** How a fork was made: enough to make it again. */
-export interface Recipe {
-  /** The tool, e.g. `grove-forge` or `llama-quantize`. */
-  tool: string;
-  /** The tool's version. */
-  toolVersion: string;
-  /** The tool's parameters, as JSON. */
-  parameters: Record<string, unknown>;
-  /** Digests of every input: parent models, adapters, training data. */
-  inputs: Digest[];
-}
-
-/** One model: a GGUF file in the store, with what Grove's validator read from it. */
-export interface ModelRecord {
-  digest: Digest;
-  /** File size in bytes. */
-  size: number;
-  /** `general.architecture`, e.g. `llama`. */
-  architecture: string;
-  /** Total elements over all tensors. */
-  parameterCount: number;
-  /** The tensor type holding the most parameters, e.g. `F16` or `Q8_0`. */
-  quantization: string;
-  /** The training context, in tokens. */
-  contextLength: number;
-  /** Tokens in the vocabulary. */
-  vocabularySize: number;
-  /** `tokenizer.chat_template`, when the file has one. */
-  chatTemplate?: string;
-  /** The license identifier (`general.license` or the model card's). */
-  license?: string;
-  /** Model card fields (`general.*` strings, hub card metadata), as JSON. */
-  card: Record<string, unknown>;
-  /** When the model entered the registry, ISO 8601. */
-  createdAt: string;
-}
 
 /** A name `family:tag` and the model it points at. */
 export interface NameRecord {
@@ -54,15 +14,6 @@ export interface NameRecord {
   digest: Digest;
   /** When the name was last pointed, ISO 8601. */
   updatedAt: string;
-}
-
-/** One lineage edge: `child` derives from `parent`. A merge has one edge per parent. */
-export interface LineageEdge {
-  child: Digest;
-  parent: Digest;
-  relation: Relation;
-  /** How the child was made, when known. */
-  recipe: Recipe | null;
 }
 
 /** One model an alias routes to, with its share of the traffic. */

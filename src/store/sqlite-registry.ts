@@ -3,6 +3,11 @@ import { AmbiguousModelError, ConfigError, ConflictError, InvalidRequestError, M
 import type { AliasEvent, AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./sqlite-database.js";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./sqlite-migrations.js";
+import { type ModelRow, toModelRecord } from "./registry-rows.js";
+
+/** A model as SQLite stores it: the card as JSON text. */
+type SqliteModelRow = Omit<ModelRow, "card"> & { card: string };
+const modelOf = (row: SqliteModelRow): ModelRecord => toModelRecord({ ...row, card: JSON.parse(row.card) as Record<string, unknown> });
 
 type Database = SqliteDatabase;
 
@@ -14,19 +19,6 @@ export interface SqliteRegistryOptions {
   migrations?: readonly SqliteMigration[];
 }
 
-interface ModelRow {
-  digest: Digest;
-  size: number;
-  architecture: string;
-  parameter_count: number;
-  quantization: string;
-  context_length: number;
-  vocabulary_size: number;
-  chat_template: string | null;
-  license: string | null;
-  card: string;
-  created_at: string;
-}
 interface EdgeRow {
   child: Digest;
   parent: Digest;
@@ -110,8 +102,8 @@ export class SqliteRegistry implements Registry {
 
   async getModel(digest: Digest): Promise<ModelRecord | undefined> {
     return this.#run(() => {
-      const row = this.#statements.getModel.get(digest) as ModelRow | undefined;
-      return row === undefined ? undefined : toModelRecord(row);
+      const row = this.#statements.getModel.get(digest) as SqliteModelRow | undefined;
+      return row === undefined ? undefined : modelOf(row);
     });
   }
 
@@ -120,7 +112,7 @@ export class SqliteRegistry implements Registry {
     return this.#run(() => {
       const low = `sha256:${hexPrefix}`;
       // '~' sorts after every hex digit, so [low, low~) is exactly the digests starting with low.
-      const rows = this.#statements.findByPrefix.all(low, `${low}~`, MAX_CANDIDATES + 1) as ModelRow[];
+      const rows = this.#statements.findByPrefix.all(low, `${low}~`, MAX_CANDIDATES + 1) as SqliteModelRow[];
       if (rows.length === 0) throw new ModelNotFoundError(low);
       if (rows.length > 1) {
         const candidates = rows.slice(0, MAX_CANDIDATES).map((row) => row.digest);
@@ -130,12 +122,12 @@ export class SqliteRegistry implements Registry {
           candidates,
         );
       }
-      return toModelRecord(rows[0]);
+      return modelOf(rows[0]);
     });
   }
 
   async listModels(): Promise<ModelRecord[]> {
-    return this.#run(() => (this.#statements.listModels.all() as ModelRow[]).map(toModelRecord));
+    return this.#run(() => (this.#statements.listModels.all() as SqliteModelRow[]).map(modelOf));
   }
 
   async removeModel(digest: Digest): Promise<boolean> {
@@ -412,23 +404,6 @@ function prepareStatements(database: Database) {
     deleteAlias: prepare("DELETE FROM aliases WHERE name = ?"),
     aliasesTargeting: prepare("SELECT alias FROM alias_targets WHERE digest = ? ORDER BY alias"),
   };
-}
-
-function toModelRecord(row: ModelRow): ModelRecord {
-  const record: ModelRecord = {
-    digest: row.digest,
-    size: row.size,
-    architecture: row.architecture,
-    parameterCount: row.parameter_count,
-    quantization: row.quantization,
-    contextLength: row.context_length,
-    vocabularySize: row.vocabulary_size,
-    card: JSON.parse(row.card) as Record<string, unknown>,
-    createdAt: row.created_at,
-  };
-  if (row.chat_template !== null) record.chatTemplate = row.chat_template;
-  if (row.license !== null) record.license = row.license;
-  return record;
 }
 
 function toEdge(row: EdgeRow): LineageEdge {

@@ -1,7 +1,7 @@
 /** What {@link postJson} reads back: the status, the body as text, and as JSON when it parses. */
 export interface PostJsonResult {
   readonly status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read answers of many shapes
+  // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
   readonly json: any;
   readonly text: string;
 }

@@ -28,7 +28,6 @@ export const KEYS = { up: "\x1b[A", down: "\x1b[B", enter: "\r", ctrlC: "\x03", 
 
 /** Removes what only moves the cursor or colours text, and carriage returns. */
 export function stripTerminal(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\x1b[=>]/g, "").replace(/\r/g, "");
 }
 

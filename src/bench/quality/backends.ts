@@ -1,5 +1,5 @@
 import { EngineError, GroveError, UpstreamError } from "../../core/errors.js";
-import type { GenerateRequest, LoglikelihoodAnswer, LoglikelihoodRequest } from "./measure.js";
+import type { LoglikelihoodAnswer } from "./measure.js";
 import { runEvalWorker, type RunEvalOptions } from "./run-eval-worker.js";
 import type { EvalBackend } from "./tasks.js";
 

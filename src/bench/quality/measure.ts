@@ -1,5 +1,5 @@
 import { EngineError, InvalidRequestError } from "../../core/errors.js";
-import { argmax, EvalContext, logSumExp, tokenBytes, tokenize, type EvalModel } from "./libllama-eval.js";
+import { argmax, type EvalContext, logSumExp, tokenBytes, tokenize, type EvalModel } from "./libllama-eval.js";
 
 /** Perplexity of a text as llama-perplexity computes it, with bits per byte. */
 export interface PerplexityResult {

@@ -4,8 +4,8 @@ import { ConflictError, InvalidRequestError } from "../../core/errors.js";
 import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
 import type { AliasEvent } from "../../store/registry.js";
-import { renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, shortDigest, withResults, withStore } from "./store-commands.js";
+import { renderTable, shortDigest } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, withResults, withStore } from "../store-access.js";
 
 interface HomeFlags {
   home?: string;

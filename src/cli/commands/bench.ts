@@ -4,8 +4,8 @@ import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
 import type { ResultRecord } from "../../results/result-store.js";
-import { formatBytes, renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
+import { formatBytes, renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface BenchFlags {
   database?: string;

@@ -11,8 +11,8 @@ import {
   type GenerateModelResult,
 } from "../../forge/generate/generate-model.js";
 import { MODEL_PRESETS, modelPreset } from "../../forge/generate/model-presets.js";
-import { runCreateFromModelfile, type CreateModelfileFlags } from "./create-modelfile.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP } from "./store-commands.js";
+import { runCreateFromModelfile, type CreateModelfileFlags } from "../create-modelfile.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP } from "../store-access.js";
 
 interface CreateFlags extends CreateModelfileFlags {
   preset?: string;

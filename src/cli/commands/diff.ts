@@ -2,8 +2,9 @@ import { byteProgress } from "../progress.js";
 import type { Command } from "commander";
 import { diffGgufFiles, type GgufDiff, type TensorDifference } from "../../gguf/gguf-diff.js";
 import { existsSync } from "node:fs";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
-import { checkInputFile, formatBytes, formatMetadataValue, formatShape, renderTable } from "./inspect.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
+import { checkInputFile } from "../input-file.js";
+import { formatBytes, formatMetadataValue, formatShape, renderTable } from "../format.js";
 
 interface DiffFlags {
   json?: boolean;

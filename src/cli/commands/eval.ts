@@ -8,8 +8,8 @@ import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.j
 import type { ResultRecord } from "../../results/result-store.js";
 import { standardErrorsFromSamples } from "../../results/uncertainty.js";
 import { withProgress } from "../progress.js";
-import { renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface EvalFlags {
   database?: string;

@@ -7,8 +7,8 @@ import type { LossOn } from "../../forge/finetune/loss-mask.js";
 import { summarizeTensorNames } from "../../forge/finetune/repackage.js";
 import { JobStore, type JobRecord } from "../../forge/jobs/job-store.js";
 import { progressBar } from "../progress.js";
-import { formatBytes, renderTable } from "./inspect.js";
-import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { formatBytes, renderTable, describeModel } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface FinetuneFlags {
   data?: string;

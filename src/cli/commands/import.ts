@@ -1,10 +1,10 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import type { ImportResult, ModelStore } from "../../store/model-store.js";
 import { RELATIONS, type Relation } from "../../store/registry.js";
 import { byteProgress } from "../progress.js";
-import { checkInputFile, formatBytes } from "./inspect.js";
-import { DATABASE_FLAG, describeModel, HOME_FLAG, HOME_FLAG_HELP, namesByDigest, REGISTRY_DATABASE_FLAG_HELP, withStore, type EdgeView } from "./store-commands.js";
+import { checkInputFile } from "../input-file.js";
+import { formatImportReport, importReport } from "../import-report.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, withStore } from "../store-access.js";
 
 interface ImportFlags {
   name?: string;
@@ -17,21 +17,6 @@ interface ImportFlags {
 
 /** Files smaller than this are copied and hashed in about a second: no bar. */
 const IMPORT_BAR_MIN_BYTES = 256 * 1024 * 1024;
-
-/** What `grove import --json` and `grove pull --json` print about the model that entered the store. */
-export interface ImportReport {
-  digest: ImportResult["model"]["digest"];
-  /** The name pointed at it by this command, when one was given. */
-  name?: string;
-  /** Every name it has now. */
-  names: string[];
-  size: number;
-  /** False when the registry already had the model. */
-  created: boolean;
-  /** Its parents, with relation and recipe. */
-  parents: EdgeView[];
-  model: ImportResult["model"];
-}
 
 /**
  * Registers `grove import FILE`: validates a GGUF file, stores it by digest (a copy; the file
@@ -75,30 +60,3 @@ export function registerImportCommand(program: Command): void {
     });
 }
 
-/** The report of an import: the model, its names and all its parents (not only the edges this import added). */
-export async function importReport(store: ModelStore, result: ImportResult): Promise<ImportReport> {
-  const names = await namesByDigest(store);
-  const parents = await store.parentsOf(result.model.digest);
-  return {
-    digest: result.model.digest,
-    ...(result.name === undefined ? {} : { name: result.name }),
-    names: names.get(result.model.digest) ?? [],
-    size: result.model.size,
-    created: result.created,
-    parents: parents.map((edge) => ({ digest: edge.parent, names: names.get(edge.parent) ?? [], relation: edge.relation, recipe: edge.recipe })),
-    model: result.model,
-  };
-}
-
-/**
- * Two or more lines for people:
- * `imported  sha256:…  small:q8  6.2 MB` then `lineage   quantized from small:f32 (sha256:3f2a…)`.
- */
-export function formatImportReport(report: ImportReport): string {
-  const verb = report.created ? "imported" : "already in the store";
-  const names = report.names.length > 0 ? `  ${report.names.join(", ")}` : "";
-  const lines = [`${verb}  ${report.digest}${names}  ${formatBytes(report.size)}`];
-  if (report.parents.length === 0) lines.push("lineage   none (a root)");
-  for (const parent of report.parents) lines.push(`lineage   ${parent.relation} from ${describeModel(parent.digest, parent.names)}`);
-  return `${lines.join("\n")}\n`;
-}

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { runCli as runGrove } from "../../test-support/run-cli.js";
 import { after, before, describe, it } from "node:test";
 import { generateModel } from "../../forge/generate/generate-model.js";
-import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
+import { writeTinyLlama } from "../../test-support/gguf-test-fixtures.js";
 
 let directory: string;
 let model: string;

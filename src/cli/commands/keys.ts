@@ -1,13 +1,9 @@
-import { mkdirSync } from "node:fs";
 import type { Command } from "commander";
-import { loadConfig } from "../../config/config.js";
 import { NotFoundError } from "../../core/errors.js";
 import { issueKey, KEY_ID_PATTERN, keyView, listKeyViews, type KeyView } from "../../gateway/issue-key.js";
 import { parseKeyOptions } from "../../gateway/key-options.js";
-import { openServiceStore } from "../../gateway/open-service-store.js";
-import type { ServiceStore } from "../../gateway/service-store.js";
-import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, SERVICE_DATABASE_FLAG_HELP, withServiceStore } from "../store-access.js";
 
 interface CreateFlags {
   name?: string;
@@ -23,31 +19,6 @@ interface CreateFlags {
   json?: boolean;
   home?: string;
   database?: string;
-}
-
-/** The flag that points the key, usage and price commands at a shared PostgreSQL database. */
-export const DATABASE_FLAG = "--database <url>";
-export const DATABASE_FLAG_HELP = "PostgreSQL URL of the replicas' shared keys and usage (env GROVE_DATABASE_URL; default <home>/service.db)";
-
-/** Where a key, usage or price command finds the service store. */
-export interface ServiceStoreFlags {
-  home?: string;
-  database?: string;
-}
-
-/**
- * Opens the service store for one command: PostgreSQL with `--database` (GROVE_DATABASE_URL),
- * else `<home>/service.db` (the server may have it open too: WAL + busy timeout).
- */
-export async function withServiceStore<T>(flags: ServiceStoreFlags, fn: (store: ServiceStore) => Promise<T>): Promise<T> {
-  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
-  mkdirSync(config.home, { recursive: true });
-  const store = await openServiceStore(config);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
 }
 
 function describeLimits(view: KeyView): string {
@@ -86,7 +57,7 @@ export function registerKeysCommand(program: Command): void {
     .option("--budget-usd <x>", "US dollars per period (at the prices of grove price set)")
     .option("--period <day|month>", "the budget's period (default month)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .option("--json", "print the key and its secret as JSON")
     .action(async (flags: CreateFlags) => {
       const now = new Date();
@@ -124,7 +95,7 @@ export function registerKeysCommand(program: Command): void {
     .command("list")
     .description("list keys: id, name, prefix, status, scope, expiry, limits and this period's spend (never a secret)")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .option("--json", "print the keys as JSON")
     .action(async (flags: { home?: string; database?: string; json?: boolean }) => {
       const views = await withServiceStore(flags, (store) => listKeyViews(store, new Date()));
@@ -152,7 +123,7 @@ export function registerKeysCommand(program: Command): void {
     .command("revoke <id>")
     .description("revoke a key: requests with it get 403 from now on")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .action(async (id: string, flags: { home?: string; database?: string }) => {
       await withServiceStore(flags, async (store) => {
         const key = KEY_ID_PATTERN.test(id) ? await store.getKey(id) : undefined;

@@ -5,8 +5,8 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { currentMachine, describeMachine } from "../../results/machine.js";
 import { buildFront, FRONT_COSTS, parseFrontCost, renderFrontSvg, type FrontModel, type FrontResult } from "../../results/views/front.js";
 import { buildLeaderboard, listTasks, type LeaderboardResult, type TaskSummary } from "../../results/views/leaderboard.js";
-import { formatBytes, renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, shortDigest, withResults } from "./store-commands.js";
+import { formatBytes, renderTable, shortDigest } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface LeaderboardFlags {
   database?: string;

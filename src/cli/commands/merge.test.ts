@@ -8,7 +8,7 @@ import { generateModel } from "../../forge/generate/generate-model.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
-import type { ImportReport } from "./import.js";
+import type { ImportReport } from "../import-report.js";
 
 let directory: string;
 let home: string;

@@ -3,8 +3,8 @@ import { byteProgress } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { bakeAdapterFork, mergeFork } from "../../forge/merge/merge-fork.js";
 import { MERGE_METHODS, type MergeMethod } from "../../forge/merge/merge-models.js";
-import { formatImportReport, importReport, type ImportReport } from "./import.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { formatImportReport, importReport, type ImportReport } from "../import-report.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface MergeFlags {
   method?: string;

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { currentMachine } from "../../results/machine.js";
 import { formatSize, planDeployment, planOptionsFromText, type PlanCandidate, type PlanResult } from "../../plan/plan.js";
-import { renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface PlanFlags {
   database?: string;

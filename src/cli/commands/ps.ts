@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ModelNotFoundError, UpstreamError } from "../../core/errors.js";
 import { ServerClient } from "../server-client.js";
-import { formatBytes, renderTable } from "./inspect.js";
+import { formatBytes, renderTable } from "../format.js";
 
 interface ServerFlags {
   host?: string;

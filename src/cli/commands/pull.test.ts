@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generateModel, type GenerateModelResult } from "../../forge/generate/generate-model.js";
 import { generateAdapter } from "../../forge/generate/generate-adapter.js";
-import { FakeHub } from "../../store/hub/fake-hub.js";
+import { FakeHub } from "../../test-support/fake-hub.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
 import type { PullReport } from "./pull.js";

@@ -7,9 +7,9 @@ import { importPulledModel } from "../../store/hub/import-pulled.js";
 import { pullModel, type PullModelResult } from "../../store/hub/pull-model.js";
 import { formatModelName, parseModelName } from "../../store/model-ref.js";
 import type { ModelStore } from "../../store/model-store.js";
-import { formatImportReport, importReport, type ImportReport } from "./import.js";
-import { formatBytes } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { formatImportReport, importReport, type ImportReport } from "../import-report.js";
+import { formatBytes } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface PullFlags {
   name?: string;

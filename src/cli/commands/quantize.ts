@@ -2,9 +2,9 @@ import type { Command } from "commander";
 import { QUANTIZE_TOOL, quantizeFork } from "../../forge/quantize/quantize-fork.js";
 import { IMATRIX_QUANTIZE_TYPE_NAMES, QUANTIZE_TYPE_NAMES, parseQuantizeType } from "../../forge/quantize/quantize-types.js";
 import { withProgress } from "../progress.js";
-import { importReport, type ImportReport } from "./import.js";
-import { formatBytes } from "./inspect.js";
-import { describeModel, HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { importReport, type ImportReport } from "../import-report.js";
+import { formatBytes, describeModel } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface QuantizeFlags {
   type: string;

@@ -5,8 +5,8 @@ import type { Digest } from "../../core/digest.js";
 import { DigestMismatchError, InvalidRequestError } from "../../core/errors.js";
 import { formatRecipe, parseRecipe, recipeOf } from "../../forge/recipe/recipe.js";
 import { rebuildFork } from "../../forge/recipe/rebuild.js";
-import { formatImportReport, importReport, type ImportReport } from "./import.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { formatImportReport, importReport, type ImportReport } from "../import-report.js";
+import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
 interface RecipeFlags {
   home?: string;

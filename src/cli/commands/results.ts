@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import { parseLmEvalResults, sourceOf } from "../../results/import-lm-eval.js";
 import { describeMachine } from "../../results/machine.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
-import { renderTable } from "./inspect.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 /** The largest results file imported. */
 const MAX_RESULTS_BYTES = 64 * 1024 * 1024;

@@ -1,20 +1,11 @@
 import type { Command } from "commander";
-import { loadConfig } from "../../config/config.js";
 import type { Digest } from "../../core/digest.js";
-import { ConflictError } from "../../core/errors.js";
 import { modelfileOf } from "../../forge/modelfile/config-fork.js";
 import { copyModelName, deleteModelName, type DeleteNameResult } from "../../store/model-names.js";
-import type { ResultStore } from "../../results/result-store.js";
-import { openResults } from "../../results/open-results.js";
-import { ModelStore, type ModelDetails, type TreeNode } from "../../store/model-store.js";
+import type { ModelDetails, TreeNode } from "../../store/model-store.js";
 import type { LineageEdge } from "../../store/registry.js";
-import { formatBytes, renderTable } from "./inspect.js";
-
-interface HomeFlags {
-  home?: string;
-  /** A shared registry's PostgreSQL URL (`--database`). */
-  database?: string;
-}
+import { formatBytes, renderTable, shortDigest, describeModel } from "../format.js";
+import { type EdgeView, type HomeFlags, HOME_FLAG, HOME_FLAG_HELP, DATABASE_FLAG, REGISTRY_DATABASE_FLAG_HELP, withStore, namesByDigest } from "../store-access.js";
 
 interface ListingFlags extends HomeFlags {
   json?: boolean;
@@ -24,29 +15,11 @@ interface RemoveFlags extends HomeFlags {
   force?: boolean;
 }
 
-/** A lineage edge seen from one end, with the names of the model at the other end. */
-export interface EdgeView {
-  /** The model at the other end of the edge: the parent in `parents`, the fork in `children`. */
-  digest: Digest;
-  names: string[];
-  relation: LineageEdge["relation"];
-  recipe: LineageEdge["recipe"];
-}
-
 /** What `grove show --json` prints: the store's details with names on both ends of each edge. */
 export interface ShowResult extends Omit<ModelDetails, "parents" | "children"> {
   parents: EdgeView[];
   children: EdgeView[];
 }
-
-/** The `--home` option every store command takes. */
-export const HOME_FLAG = "--home <dir>";
-/** Its help text. */
-export const HOME_FLAG_HELP = "store directory (env GROVE_HOME; default ~/.grove)";
-/** The option naming a registry shared by replicas in PostgreSQL (blobs stay under --home). */
-export const DATABASE_FLAG = "--database <url>";
-/** Its help text. */
-export const REGISTRY_DATABASE_FLAG_HELP = "PostgreSQL URL of the registry shared by replicas; files stay under --home (env GROVE_DATABASE_URL; default <home>/registry.db)";
 
 /**
  * Registers the store's listing and housekeeping commands: `grove ls`, `show`, `tree`, `tag`,
@@ -177,54 +150,6 @@ export function registerStoreCommands(program: Command): void {
       const temp = `${result.removedTempFiles} temp file${result.removedTempFiles === 1 ? "" : "s"}`;
       process.stdout.write(`freed ${formatBytes(result.freedBytes)} (${result.freedBytes} bytes): ${blobs}, ${temp}\n`);
     });
-}
-
-/**
- * Opens the store at `home` (else `GROVE_HOME`, else `~/.grove`, through the config layer), runs
- * `fn` and closes it, also when `fn` throws. The registry is the shared PostgreSQL one when
- * `--database` (or GROVE_DATABASE_URL) is set.
- */
-export async function withStore<T>(home: string | HomeFlags | undefined, fn: (store: ModelStore) => Promise<T>): Promise<T> {
-  const flags: HomeFlags = typeof home === "object" ? home : { home };
-  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
-  const store = await ModelStore.open(config.home, { database: config.database });
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/**
- * {@link withStore} with the store's results too: `<home>/results.db`, or the shared PostgreSQL
- * database with `--database`, opened once for the command and closed with the store.
- */
-export async function withResults<T>(home: string | HomeFlags | undefined, fn: (store: ModelStore, results: ResultStore) => Promise<T>): Promise<T> {
-  const flags: HomeFlags = typeof home === "object" ? home : { home };
-  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
-  return withStore(flags, async (store) => {
-    const results = await openResults({ home: store.home, database: config.database });
-    try {
-      return await fn(store, results);
-    } finally {
-      await results.close();
-    }
-  });
-}
-
-/** Every model's names, by digest. */
-export async function namesByDigest(store: ModelStore): Promise<Map<Digest, string[]>> {
-  return new Map((await store.list()).map((model) => [model.digest, model.names]));
-}
-
-/** `sha256:` and the first 12 hex digits: `sha256:3f2a9c01d4e5…`. */
-export function shortDigest(digest: Digest): string {
-  return `${digest.slice(0, 19)}…`;
-}
-
-/** A model for people: `small:q8 (sha256:3f2a9c01d4e5…)`, or the short digest alone when unnamed. */
-export function describeModel(digest: Digest, names: readonly string[]): string {
-  return names.length > 0 ? `${names.join(", ")} (${shortDigest(digest)})` : shortDigest(digest);
 }
 
 /** One line per lineage edge: `quantized  small:f32 (sha256:…)`, with its recipe when there is one. */

@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { generateModel, type GenerateModelResult } from "../../forge/generate/generate-model.js";
-import { FakeHub } from "../../store/hub/fake-hub.js";
+import { FakeHub } from "../../test-support/fake-hub.js";
 import { ModelStore } from "../../store/model-store.js";
 import { spawnCli } from "../../test-support/run-cli.js";
 import type { PullReport } from "./pull.js";

@@ -4,8 +4,8 @@ import { loadConfig } from "../../config/config.js";
 import { NotFoundError } from "../../core/errors.js";
 import { SqliteUpstreamStore } from "../../gateway/sqlite-upstream-store.js";
 import { validateUpstream, type UpstreamStore } from "../../gateway/upstream-store.js";
-import { renderTable } from "./inspect.js";
-import { HOME_FLAG, HOME_FLAG_HELP } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { HOME_FLAG, HOME_FLAG_HELP } from "../store-access.js";
 
 interface AddFlags {
   url: string;

@@ -4,9 +4,8 @@ import { InvalidRequestError } from "../../core/errors.js";
 import type { UsageRecord, UsageSummary } from "../../gateway/service-store.js";
 import { parseUsageOptions } from "../../gateway/usage-options.js";
 import { digestOfFile } from "../../store/file-digest.js";
-import { renderTable } from "./inspect.js";
-import { DATABASE_FLAG, DATABASE_FLAG_HELP, withServiceStore } from "./keys.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "./store-commands.js";
+import { renderTable } from "../format.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, SERVICE_DATABASE_FLAG_HELP, withServiceStore, withStore } from "../store-access.js";
 
 interface UsageFlags {
   key?: string;
@@ -84,7 +83,7 @@ export function registerUsageCommands(program: Command): void {
     .option("--csv", "print CSV")
     .option("--json", "print JSON")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .action(async (flags: UsageFlags) => {
       if (flags.csv && flags.json) throw new InvalidRequestError("Choose one of --csv and --json", { param: "--csv" });
       const { query, by, split } = parseUsageOptions({ key: flags.key, since: flags.since, by: flags.by, split: flags.split, limit: flags.limit }, new Date(), "flag");
@@ -112,7 +111,7 @@ export function registerUsageCommands(program: Command): void {
     .option("--input-per-1m <usd>", "price of a million prompt tokens")
     .option("--output-per-1m <usd>", "price of a million completion tokens")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .action(async (ref: string, flags: { inputPer1m?: string; outputPer1m?: string; home?: string; database?: string }) => {
       const inputPer1m = price(flags.inputPer1m, "--input-per-1m");
       const outputPer1m = price(flags.outputPer1m, "--output-per-1m");
@@ -125,7 +124,7 @@ export function registerUsageCommands(program: Command): void {
     .description("list the prices set")
     .option("--json", "print JSON")
     .option(HOME_FLAG, HOME_FLAG_HELP)
-    .option(DATABASE_FLAG, DATABASE_FLAG_HELP)
+    .option(DATABASE_FLAG, SERVICE_DATABASE_FLAG_HELP)
     .action(async (flags: { json?: boolean; home?: string; database?: string }) => {
       const list = await withServiceStore(flags, (store) => store.listPrices());
       if (flags.json) {

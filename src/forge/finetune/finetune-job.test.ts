@@ -8,7 +8,7 @@ import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { AbortedError, EngineError, InvalidRequestError } from "../../core/errors.js";
 import type { JobStore } from "../jobs/job-store.js";
 import type { ModelStore } from "../../store/model-store.js";
-import { writeTinyLlama } from "../../gguf/gguf-test-fixtures.js";
+import { writeTinyLlama } from "../../test-support/gguf-test-fixtures.js";
 import type { TestModel } from "../../test-support/grove-fixture.js";
 import { createFinetuneFixture, FINETUNE_TEXT } from "../../test-support/finetune-fixture.js";
 import { recipeOf } from "../recipe/recipe.js";

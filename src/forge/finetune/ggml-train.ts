@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: koffi's declared functions are untyped
 import { closeSync, copyFileSync, existsSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -6,7 +7,8 @@ import { libllamaDirectory, loadLibllamaFfi } from "../../native/libllama.js";
 import { readGgufHeader } from "../../gguf/gguf-header-reader.js";
 import { ggufTensorLayout, type ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
 import { ggmlTypeByName } from "../../gguf/ggml-types.js";
-import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture, type GgmlTrainArchitecture } from "./ggml-train-architectures.js";
+import { GGML_TRAIN_ARCHITECTURES, ggmlTrainArchitecture } from "./ggml-train-architectures.js";
+import type { Ggml, Shape } from "./ggml-graph-types.js";
 import { learningRateAt, learningRateAtStep, planWindows, type TrainArguments, type TrainEvent } from "./libllama-train.js";
 import { frozenTypeProblem, writeLoraAdapter } from "./lora.js";
 import { createLoraTensors } from "./lora-tensors.js";
@@ -42,8 +44,6 @@ const GRAPH_SIZE = 2048;
 const LORA_GRAPH_SIZE = 16384;
 
 type Pointer = unknown;
-/* eslint-disable @typescript-eslint/no-explicit-any -- koffi's declared functions are untyped */
-export type Ggml = Record<string, (...args: any[]) => any>;
 
 let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
 
@@ -148,26 +148,6 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
   koffi.proto("void grove_ggml_set_n_threads(void *backend, int n_threads)");
   declared = { koffi, g, fn: ffi.fn, symbol: ffi.symbol };
   return declared;
-}
-
-/** The hyperparameters the graph needs, from a GGUF's metadata and shapes. */
-export interface Shape {
-  /** What the graph does for this file's architecture (RoPE mode, per-head norms). */
-  architecture: GgmlTrainArchitecture;
-  embedding: number;
-  heads: number;
-  /** Values per attention head (`attention.key_length`, else embedding / heads). */
-  headSize: number;
-  headsKv: number;
-  blocks: number;
-  feedForward: number;
-  vocabulary: number;
-  ropeBase: number;
-  /** RoPE's frequency scale: 1 / `rope.scaling.factor` for linear scaling, else 1. */
-  ropeScale: number;
-  ropeDimensions: number;
-  rmsEpsilon: number;
-  contextLength: number;
 }
 
 function readShape(metadata: Map<string, { value: unknown }>, tensors: Map<string, ValidatedTensor>, file: string, lora: boolean): Shape {

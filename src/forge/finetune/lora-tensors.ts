@@ -1,7 +1,7 @@
 import { EngineError } from "../../core/errors.js";
 import type { ValidatedTensor } from "../../gguf/gguf-tensor-layout.js";
 import { SeededRandom } from "../generate/seeded-random.js";
-import type { Ggml, Shape } from "./ggml-train.js";
+import type { Ggml, Shape } from "./ggml-graph-types.js";
 import { fillDropoutMask, initializeLoraA, LORA_TARGET_TENSORS, readLoraAdapter, type LoraPair, type LoraSettings, type LoraTarget } from "./lora.js";
 
 const GGML_TYPE_F32 = 0;

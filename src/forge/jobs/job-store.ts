@@ -2,55 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidRequestError, NotFoundError } from "../../core/errors.js";
+import type { JobKind, JobRecord } from "../../core/wire.js";
 
-/** What a forge job makes. */
-export type JobKind = "finetune" | "quantize" | "merge";
-
-/** Where a job stands. `failed` and `cancelled` jobs that kept a checkpoint can be resumed. */
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-
-/** One point of a training curve. */
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  validationLoss: number | null;
-  learningRate: number;
-  tokensPerSecond: number;
-  durationMs: number;
-}
-
-/** A forge job as stored in `<home>/jobs/<id>/job.json`. */
-export interface JobRecord {
-  /** `job-` and 12 hex digits. */
-  id: string;
-  kind: JobKind;
-  status: JobStatus;
-  createdAt: string;
-  updatedAt: string;
-  /** The model the job starts from (digest), and its name as given. */
-  source: { digest: string; ref: string };
-  /** The job's parameters as given (type, epochs, learning rate, …). */
-  parameters: Record<string, unknown>;
-  /** Progress in [0, 1] and a one-line description. */
-  progress: { fraction: number; message: string };
-  /** Fine-tunes: one record per finished epoch, and the loss of every step (train and validation). */
-  epochs?: EpochRecord[];
-  steps?: { epoch: number; step: number; loss: number; validation: boolean }[];
-  /** The epoch of the last checkpoint, for resume: finished, unless `checkpointStep` is set. */
-  checkpointEpoch?: number;
-  /**
-   * Set when the checkpoint was taken mid-epoch: training windows of `checkpointEpoch` it holds
-   * (a resume trains the rest of that epoch); absent when `checkpointEpoch` is complete.
-   */
-  checkpointStep?: number;
-  /** What it made, when it succeeded. */
-  result?: { digest: string; name?: string };
-  /** Fine-tunes: tensors the trainer left exactly as the parent had them (see repackageTrainedModel). */
-  untrainedTensors?: string[];
-  error?: string;
-  /** The process that last saved the job while it was queued or running (a CLI or a server). */
-  pid?: number;
-}
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { JobKind, JobStatus, EpochRecord, JobRecord } from "../../core/wire.js";
 
 /** True when the process that owns a queued or running job is alive (and is not this one). */
 export function ownedByAnotherLiveProcess(job: JobRecord): boolean {

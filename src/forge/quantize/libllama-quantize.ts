@@ -19,7 +19,7 @@ interface QuantizeParams {
 interface Libllama {
   defaultParams: () => QuantizeParams;
   quantize: (input: string, output: string, params: QuantizeParams) => number;
-  /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- koffi is untyped */
+  // biome-ignore lint/suspicious/noExplicitAny: koffi is untyped
   koffi: any;
 }
 
@@ -104,7 +104,7 @@ const KV_OVERRIDE_TYPE_STR = 3;
  * `.chunks_count`, in its order) as `llama_model_kv_override[]` — so the output matches
  * `llama-quantize --imatrix` byte for byte when given the same file name.
  */
-/* eslint-disable-next-line @typescript-eslint/no-explicit-any -- koffi is untyped */
+// biome-ignore lint/suspicious/noExplicitAny: koffi is untyped
 function nativeImatrix(koffi: any, matrix: ImportanceMatrix): { entries: unknown; overrides: unknown; keepAlive: unknown[] } {
   const keepAlive: unknown[] = [];
   const records: { name: unknown; data: unknown; size: number }[] = [];

@@ -6,9 +6,11 @@ import type { ResultStore } from "../result-store.js";
 import { renderFrontChart } from "./front-chart.js";
 import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
 import { paretoFront } from "./pareto-front.js";
+import type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
 
-/** What a front weighs quality against. `size` (the file's bytes) needs no `grove bench`. */
-export type FrontCost = "size" | "peakRssBytes" | "decodeTokensPerSecond";
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
+
 
 /** The costs a front can use, and which way each is better. */
 export const FRONT_COSTS: readonly { name: FrontCost; higherIsBetter: boolean; title: string }[] = [
@@ -29,43 +31,7 @@ export interface FrontOptions {
   machine?: Machine;
 }
 
-/** A model placed on the chart. */
-export interface FrontModel {
-  digest: Digest;
-  names: string[];
-  quantization: string;
-  quality: number;
-  /** Standard error of the quality; null when unknown. */
-  qualityError: number | null;
-  cost: number;
-  onFront: boolean;
-  /**
-   * The models that dominate it (as good or better on both axes, strictly on one); empty on the
-   * front. `qualityWithinNoise`: the quality difference is within noise (true), significant
-   * (false) or cannot be judged (null).
-   */
-  dominatedBy: { digest: Digest; names: string[]; qualityWithinNoise: boolean | null }[];
-  /** Dominated only by models whose quality is within noise of its own: not clearly worse. */
-  dominatedWithinNoise: boolean;
-}
 
-/** What `grove front` prints and `GET /api/front` returns. */
-export interface FrontResult {
-  task: string;
-  quality: { metric: string; higherIsBetter: boolean };
-  cost: { metric: FrontCost; higherIsBetter: boolean };
-  /** On the front, best cost first. */
-  front: FrontModel[];
-  /** Dominated, best quality first. */
-  dominated: FrontModel[];
-  /** Models with a result on the task that cannot be placed, and why (flagged, not measured, another text or machine). */
-  unplaced: { digest: Digest; names: string[]; reason: string }[];
-  /** The machine the costs were measured on (speed and memory costs); null for size. */
-  machine: Machine | null;
-  /** The rule quality differences are judged by. */
-  significance: string;
-  notes: string[];
-}
 
 /**
  * Checks a cost name.

@@ -8,6 +8,10 @@ import { IMPORTED_FLAG } from "../import-lm-eval.js";
 import type { ResultRecord, ResultStore } from "../result-store.js";
 import { compareScores, SIGNIFICANCE_RULE, type Comparison } from "../uncertainty.js";
 import { metricDirection, rankEntries } from "./ranking.js";
+import type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
+
+/** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
+export type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
 
 /** Input of {@link buildLeaderboard}. */
 export interface LeaderboardOptions {
@@ -24,83 +28,8 @@ export interface LeaderboardOptions {
 /** The flag of a result measured on another text, with other settings or on another machine than the ranked ones. */
 export const NOT_COMPARABLE_FLAG = "not_comparable";
 
-/** A task that has results, for the leaderboard without `--task`. */
-export interface TaskSummary {
-  task: string;
-  kind: ResultRecord["kind"];
-  /** Models of the store (or tree) with a result on it. */
-  models: number;
-  results: number;
-  /** Metric names its results hold. */
-  metrics: string[];
-}
 
-/** One model's row. */
-export interface LeaderboardRow {
-  /** 1 for the best; equal values share a rank; null for a flagged or unmeasured result. */
-  rank: number | null;
-  digest: Digest;
-  names: string[];
-  quantization: string;
-  /** File size in bytes. */
-  size: number;
-  /** The value of the ranked metric; null when flagged or not measured. */
-  value: number | null;
-  /** Standard error of `value`; null when unknown (results stored before errors were kept). */
-  standardError: number | null;
-  /**
-   * The ranked models this one is not distinguishable from (every difference within noise, see
-   * `uncertainty.ts`), by digest; empty for an unranked row.
-   */
-  withinNoiseOf: Digest[];
-  /** This row against the one ranked just above it (b − a = this − above); null for the first or an unranked row. */
-  againstAbove: Comparison | null;
-  /** Why this result is not ranked with the others (another text, settings or machine); null when ranked or flagged. */
-  apart: string | null;
-  /** The machine of a cost result; null for quality or unknown. */
-  machine: Machine | null;
-  /** Every number of the result (primary and secondary). */
-  metrics: Record<string, number | null>;
-  /** Standard errors of those numbers (null where unknown). */
-  standardErrors: Record<string, number | null>;
-  /** Why it is not ranked: the result's flags (`below_chance`, …) or `metric_not_measured`. */
-  flags: string[];
-  /** The settings of the result shown: the newest of this model on this task. */
-  settings: Record<string, unknown>;
-  taskDigest: string;
-  engineVersion: string;
-  createdAt: string;
-  /** Results of this model on this task with other settings (older; not shown). */
-  olderResults: number;
-  /** KL divergence to a parent, where measured (the newest against a parent). */
-  klDivergence: { value: number | null; standardError: number | null; top1Agreement: number | null; reference: string | null; createdAt: string } | null;
-  /** The newest `grove bench` result of the model, this machine's where one exists, with its machine. */
-  cost: {
-    decodeTokensPerSecond: number | null;
-    decodeStandardError: number | null;
-    peakRssBytes: number | null;
-    settings: Record<string, unknown>;
-    machine: Machine | null;
-    createdAt: string;
-  } | null;
-}
 
-/** What `grove leaderboard --task` prints and `GET /api/leaderboard?task=` returns. */
-export interface LeaderboardResult {
-  task: string;
-  /** `quality`, or `cost` for `bench`. */
-  kind: ResultRecord["kind"];
-  /** The metric ranked by, and which way is better. */
-  metric: { name: string; higherIsBetter: boolean };
-  tree: string | null;
-  /** Ranked rows best first, then flagged, unmeasured or not comparable ones. */
-  rows: LeaderboardRow[];
-  /** What the ranked results were measured on: the task digest, settings and (cost) machine. */
-  measuredOn: { taskDigest: string; settings: Record<string, unknown>; machine: Machine | null };
-  /** The rule differences are judged by. */
-  significance: string;
-  notes: string[];
-}
 
 /** A model a view may show. */
 export interface ViewModel {

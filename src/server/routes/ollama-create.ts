@@ -9,7 +9,7 @@ import { importPulledModel } from "../../store/hub/import-pulled.js";
 import { pullModel } from "../../store/hub/pull-model.js";
 import { NdjsonStream } from "../ndjson.js";
 import { LIMITS, parseBody } from "../openai-schemas.js";
-import type { OllamaServices } from "./ollama.js";
+import type { OllamaServices } from "./ollama-services.js";
 
 const nullable = <T extends z.ZodType>(schema: T) => schema.nullish().transform((value) => value ?? undefined);
 

@@ -20,7 +20,7 @@ import { NdjsonStream } from "../ndjson.js";
 import { ollamaCopySchema, ollamaDeleteSchema, ollamaPullSchema, ollamaShowSchema } from "../ollama-schemas.js";
 import { copyModelName, deleteModelName } from "../../store/model-names.js";
 import { parseBody } from "../openai-schemas.js";
-import type { OllamaServices } from "./ollama.js";
+import type { OllamaServices } from "./ollama-services.js";
 
 /**
  * The Ollama version `/api/version` reports. Clients gate features on it (structured outputs

@@ -1,9 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ContextLengthError, GroveError, InvalidRequestError, NotSupportedError, PayloadTooLargeError } from "../../core/errors.js";
 import { normalizeEmbedding } from "../../engine/embedding-norm.js";
-import type { ChatMessage, Engine, GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
-import type { HubClient } from "../../store/hub/hub-client.js";
-import type { ModelStore } from "../../store/model-store.js";
+import type { ChatMessage, GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import { DEFAULT_EMBEDDING_NORM, requirePooledEmbeddings } from "../embedding-output.js";
 import { toErrorResponse } from "../error-table.js";
 import { meterOf } from "../gateway-hooks.js";
@@ -11,7 +9,6 @@ import { clientGoneSignal, utf8Bytes } from "../generation.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
-import type { ModelPool } from "../../serving/model-pool.js";
 import { drainRejectedBody, jsonBodyParser, unsupportedMediaType } from "../json-body.js";
 import { NdjsonStream } from "../ndjson.js";
 import {
@@ -26,19 +23,8 @@ import {
 } from "../ollama-schemas.js";
 import { parseBody } from "../openai-schemas.js";
 import { registerOllamaCreateRoute } from "./ollama-create.js";
+import type { OllamaServices } from "./ollama-services.js";
 import { registerOllamaModelRoutes, servedName } from "./ollama-models.js";
-
-/** What the Ollama-compatible routes need. */
-export interface OllamaServices {
-  readonly engine: Engine;
-  readonly catalog: ModelCatalog;
-  /** The store behind `/api/pull` and the facts of `/api/tags` and `/api/show`; without it `/api/pull` answers 409. */
-  readonly store?: ModelStore;
-  /** The hub `/api/pull` downloads from; without it `/api/pull` answers 409. */
-  readonly hub?: HubClient;
-  /** The loaded store models' memory and keep-alive, for `/api/ps` (absent with one `--model FILE`). */
-  readonly pool?: ModelPool;
-}
 
 /**
  * The Ollama-compatible API (ollama/ollama `docs/api.md`): `/api/chat`, `/api/generate`,

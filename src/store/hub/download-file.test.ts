@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { AbortedError, DigestMismatchError, NotFoundError, UpstreamError } from "../../core/errors.js";
 import { downloadFile } from "./download-file.js";
-import { FakeHub, seededBytes, sha256Hex } from "./fake-hub.js";
+import { FakeHub, seededBytes, sha256Hex } from "../../test-support/fake-hub.js";
 
 const CHUNK_SLACK = 64 * 1024;
 const content = seededBytes(1536 * 1024 + 77, 1);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConfigError, InvalidRequestError, NotFoundError, UpstreamError } from "../../core/errors.js";
-import { FakeHub, seededBytes, sha256Hex } from "./fake-hub.js";
+import { FakeHub, seededBytes, sha256Hex } from "../../test-support/fake-hub.js";
 import { chooseModelFile, HubClient, type HubFileListing } from "./hub-client.js";
 import { hubSettingsFromEnvironment } from "./hub-settings.js";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { DigestMismatchError, InvalidRequestError, NotFoundError, UpstreamError } from "../../core/errors.js";
-import { FakeHub, seededBytes, sha256Hex } from "./fake-hub.js";
+import { FakeHub, seededBytes, sha256Hex } from "../../test-support/fake-hub.js";
 import { HubClient } from "./hub-client.js";
 import { pullModel } from "./pull-model.js";
 import { ownedTempName } from "../temp-owner.js";

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import { adoptPartialFile } from "../temp-owner.js";
 import { chooseModelFile, type HubClient } from "./hub-client.js";
 import { formatHubRef, parseHubRef, type HubRef } from "./hub-ref.js";

@@ -1,6 +1,6 @@
 import { Chart, LinearScale, LineElement, PointElement, ScatterController, Tooltip, type ChartDataset } from "chart.js";
 import { useEffect, useRef } from "preact/hooks";
-import { formatBinaryBytes, formatMetric, formatRate } from "./format.js";
+import { formatBytes, formatMetric, formatRate } from "../../format.js";
 import type { Front, FrontCost, FrontModel } from "./leaderboard-api.js";
 
 // Only what a scatter with a joined front needs, so the bundle carries no other chart types. The
@@ -9,8 +9,8 @@ Chart.register(ScatterController, LineElement, PointElement, LinearScale, Toolti
 
 /** The costs a front can use, as the chart names them. */
 export const COST_AXES: readonly { cost: FrontCost; label: string; format: (value: number) => string }[] = [
-  { cost: "size", label: "File size", format: formatBinaryBytes },
-  { cost: "peakRssBytes", label: "Peak memory", format: formatBinaryBytes },
+  { cost: "size", label: "File size", format: formatBytes },
+  { cost: "peakRssBytes", label: "Peak memory", format: formatBytes },
   { cost: "decodeTokensPerSecond", label: "Decode tokens/s", format: formatRate },
 ];
 

@@ -3,82 +3,16 @@ import { getJson } from "../../api.js";
 /**
  * The Leaderboard page's calls: `GET /api/leaderboard` (tasks, then one ranking per task),
  * `GET /api/front` and `GET /api/plan`, with the shapes of their answers as the page reads them
- * (src/results/views/leaderboard.ts, src/results/views/front.ts and src/plan/plan.ts define them).
+ * (src/core/wire.ts declares the results' shapes; src/plan/plan.ts the plan's).
  */
 
-/** A task with stored results. */
-export interface TaskSummary {
-  task: string;
-  kind: "quality" | "cost";
-  models: number;
-  results: number;
-  metrics: string[];
-}
+import type { FrontCost, FrontModel, FrontResult, LeaderboardResult, LeaderboardRow, TaskSummary } from "../../../../src/core/wire.js";
 
-/** One model's row of a task's ranking. */
-export interface LeaderboardRow {
-  rank: number | null;
-  digest: string;
-  names: string[];
-  quantization: string;
-  size: number;
-  /** The ranked metric; null when flagged or not measured. */
-  value: number | null;
-  /** Its standard error; null when unknown. */
-  standardError: number | null;
-  /** Digests of the ranked models it is within noise of (not distinguishable at 95 %). */
-  withinNoiseOf: string[];
-  /** Why it is not ranked with the others (another text, settings or machine); null when ranked or flagged. */
-  apart: string | null;
-  metrics: Record<string, number | null>;
-  /** Standard errors of `metrics`, null where unknown. */
-  standardErrors: Record<string, number | null>;
-  flags: string[];
-  /** The newest speed result, with its standard error. */
-  cost: { decodeTokensPerSecond: number | null; decodeStandardError: number | null } | null;
-}
-
-/** A task's ranking. */
-export interface Leaderboard {
-  task: string;
-  kind: "quality" | "cost";
-  metric: { name: string; higherIsBetter: boolean };
-  rows: LeaderboardRow[];
-  /** The rule differences are judged by. */
-  significance: string;
-  notes: string[];
-}
-
-/** The costs a front can weigh quality against. */
-export type FrontCost = "size" | "peakRssBytes" | "decodeTokensPerSecond";
-
-/** A model placed on the front chart. */
-export interface FrontModel {
-  digest: string;
-  names: string[];
-  quantization: string;
-  quality: number;
-  /** Standard error of the quality; null when unknown. */
-  qualityError: number | null;
-  cost: number;
-  onFront: boolean;
-  /** `qualityWithinNoise`: the dominator's quality is not distinguishable from this one's. */
-  dominatedBy: { digest: string; names: string[]; qualityWithinNoise: boolean | null }[];
-  dominatedWithinNoise: boolean;
-}
-
-/** The quality-versus-cost Pareto front of one quality task. */
-export interface Front {
-  task: string;
-  quality: { metric: string; higherIsBetter: boolean };
-  cost: { metric: FrontCost; higherIsBetter: boolean };
-  /** On the front, best cost first. */
-  front: FrontModel[];
-  /** Dominated, best quality first. */
-  dominated: FrontModel[];
-  unplaced: { digest: string; names: string[]; reason: string }[];
-  notes: string[];
-}
+export type { FrontCost, FrontModel, LeaderboardRow, TaskSummary };
+/** A task's ranking (`GET /api/leaderboard?task=`). */
+export type Leaderboard = LeaderboardResult;
+/** The quality-versus-cost Pareto front of one quality task (`GET /api/front`). */
+export type Front = FrontResult;
 
 /** A fork that meets a plan's limits. */
 export interface PlanCandidate {

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { formatBinaryBytes, formatMetric, formatWithError, formatRate } from "./format.js";
+import { formatBytes, formatMetric, formatRate, formatWithError } from "../../format.js";
 import { requestPlan, type PlanCandidate, type PlanLimits, type PlanResult } from "./leaderboard-api.js";
 
 const NO_LIMITS: PlanLimits = { memory: "", ctx: "", slots: "", p50TokenMs: "", minTps: "", task: "" };
@@ -72,7 +72,7 @@ function PlanAnswer({ plan }: { plan: PlanResult }) {
   return (
     <div class="plan-answer panel" aria-live="polite">
       <p class="muted">
-        Limits: {formatBinaryBytes(limits.memoryBytes)}, ctx {limits.contextSize} × {limits.slots} slot{limits.slots === 1 ? "" : "s"}
+        Limits: {formatBytes(limits.memoryBytes)}, ctx {limits.contextSize} × {limits.slots} slot{limits.slots === 1 ? "" : "s"}
         {limits.p50TokenMs !== null && `, p50 token ≤ ${limits.p50TokenMs} ms`}
         {limits.minTokensPerSecond !== null && `, ≥ ${limits.minTokensPerSecond} tokens/s`}
       </p>
@@ -108,7 +108,7 @@ function Candidate({ candidate, labelledBy }: { candidate: PlanCandidate; labell
 
 /** `tiny:q8 (Q8_0): 150.2 MiB, 1,556.4 tokens/s, perplexity 517.35`. */
 function summary(candidate: PlanCandidate): string {
-  const parts = [formatBinaryBytes(candidate.memoryBytes)];
+  const parts = [formatBytes(candidate.memoryBytes)];
   if (candidate.decodeTokensPerSecond !== null) parts.push(`${formatRate(candidate.decodeTokensPerSecond)} tokens/s`);
   if (candidate.quality !== null) parts.push(`${candidate.quality.metric} ${formatWithError(candidate.quality.value, candidate.quality.standardError)}`);
   return `${candidate.names[0] ?? candidate.digest} (${candidate.quantization}): ${parts.join(", ")}`;

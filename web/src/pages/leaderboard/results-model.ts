@@ -1,4 +1,4 @@
-import { formatBinaryBytes, formatMetric, formatRate } from "./format.js";
+import { formatBytes, formatMetric, formatRate } from "../../format.js";
 import type { Leaderboard } from "./leaderboard-api.js";
 
 /**
@@ -55,10 +55,10 @@ const SECONDARY: Readonly<Record<string, { name: string; higherIsBetter: boolean
 const COST_COLUMNS: readonly ResultColumn[] = [
   { key: "bench/decodeTokensPerSecond", label: "Decode tokens/s", higherIsBetter: true, format: formatRate },
   { key: "bench/ttftMs", label: "TTFT ms", higherIsBetter: false, format: formatRate },
-  { key: "bench/peakRssBytes", label: "Peak memory", higherIsBetter: false, format: formatBinaryBytes },
+  { key: "bench/peakRssBytes", label: "Peak memory", higherIsBetter: false, format: formatBytes },
 ];
 
-export const SIZE_COLUMN: ResultColumn = { key: "size", label: "Size", higherIsBetter: false, format: formatBinaryBytes };
+export const SIZE_COLUMN: ResultColumn = { key: "size", label: "Size", higherIsBetter: false, format: formatBytes };
 
 /** A header for a task's metric: the metric alone for the built-in tasks, `task: metric` for a task file. */
 function metricLabel(task: string, metric: string): string {

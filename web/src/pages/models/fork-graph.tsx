@@ -1,7 +1,7 @@
 import { useLocation } from "preact-iso";
 import { useMemo } from "preact/hooks";
 import { BOX, layoutForks, type PlacedEdge, type PlacedModel } from "./fork-layout.js";
-import { formatBytes, formatCount, modelLabel, modelRef } from "./format.js";
+import { formatBytes, formatParameterCount, modelLabel, modelRef } from "../../format.js";
 import { cardHref, type ModelListing, type TreeNode } from "./models-api.js";
 
 /** Props of {@link ForkGraph}. */
@@ -24,7 +24,7 @@ function ModelBox({ model, listing, current, describe }: { model: PlacedModel; l
   const { route } = useLocation();
   const href = cardHref(modelRef(model.names, model.digest));
   const label = modelLabel(model.names, model.digest);
-  const details = `${formatBytes(model.size)}${listing ? ` · ${formatCount(listing.parameterCount)} params` : ""}`;
+  const details = `${formatBytes(model.size)}${listing ? ` · ${formatParameterCount(listing.parameterCount)} params` : ""}`;
   // preact-iso routes clicks on HTML links only; an SVG link is routed here so the page stays.
   const open = (event: MouseEvent) => {
     if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
@@ -75,7 +75,7 @@ export function ForkGraph({ roots, models, current, caption }: ForkGraphProps) {
     });
   const describe = (model: PlacedModel) => {
     const listing = models.get(model.digest);
-    const parts = [modelLabel(model.names, model.digest), model.quantization, formatBytes(model.size), ...(listing ? [`${formatCount(listing.parameterCount)} parameters`] : []), ...origins(model.digest)];
+    const parts = [modelLabel(model.names, model.digest), model.quantization, formatBytes(model.size), ...(listing ? [`${formatParameterCount(listing.parameterCount)} parameters`] : []), ...origins(model.digest)];
     return parts.join(", ");
   };
   return (

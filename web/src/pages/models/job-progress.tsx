@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { modelLabel, modelRef } from "./format.js";
+import { modelLabel, modelRef } from "../../format.js";
 import { cancelJob, cardHref, isFinished, type JobRecord } from "./models-api.js";
 
 /**

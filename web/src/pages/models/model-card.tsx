@@ -1,7 +1,7 @@
 import { useEffect } from "preact/hooks";
 import { FinetuneForm, QuantizeForm } from "./forge-actions.js";
 import { ForkGraph } from "./fork-graph.js";
-import { modelLabel, modelRef } from "./format.js";
+import { modelLabel, modelRef } from "../../format.js";
 import { JobProgress } from "./job-progress.js";
 import { Lineage, ModelFacts, RecipeView, ResultsTable } from "./model-facts.js";
 import { isFinished, listJobs, listModels, modelResults, modelTree, showModel, type JobRecord } from "./models-api.js";

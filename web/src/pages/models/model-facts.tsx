@@ -1,4 +1,4 @@
-import { formatBytes, formatCount, formatTime, modelLabel, modelRef } from "./format.js";
+import { formatBytes, formatParameterCount, formatDateTime, modelLabel, modelRef } from "../../format.js";
 import { cardHref, type LineageEdge, type ModelDetails, type ModelListing, type ResultRecord } from "./models-api.js";
 
 /** A link to a model's card, named by what the store calls it. */
@@ -13,14 +13,14 @@ export function ModelFacts({ details }: { details: ModelDetails }) {
   const rows: [string, string][] = [
     ["Names", names.length > 0 ? names.join(", ") : "none (refer to it by digest)"],
     ["Architecture", model.architecture],
-    ["Parameters", `${formatCount(model.parameterCount)} (${model.parameterCount.toLocaleString()})`],
+    ["Parameters", `${formatParameterCount(model.parameterCount)} (${model.parameterCount.toLocaleString()})`],
     ["Context length", `${model.contextLength.toLocaleString()} tokens`],
     ["Vocabulary", `${model.vocabularySize.toLocaleString()} tokens`],
     ["Quantization", model.quantization],
     ["Size", `${formatBytes(model.size)} (${model.size.toLocaleString()} bytes)`],
     ["Digest", model.digest],
     ...(model.license ? [["License", model.license] as [string, string]] : []),
-    ["Added", formatTime(model.createdAt)],
+    ["Added", formatDateTime(model.createdAt)],
   ];
   return (
     <dl class="facts">
@@ -98,7 +98,7 @@ export function ResultsTable({ results }: { results: readonly ResultRecord[] }) 
                 {result.kind === "cost" && <span class="muted"> (on {result.machine == null ? "an unknown machine" : `${result.machine.cpu} × ${result.machine.cores}${result.machine.gpu === null ? "" : `, ${result.machine.gpu}`}`})</span>}
               </td>
               <td>{result.flags.join(", ") || "—"}</td>
-              <td>{formatTime(result.createdAt)}</td>
+              <td>{formatDateTime(result.createdAt)}</td>
             </tr>
           ))}
         </tbody>

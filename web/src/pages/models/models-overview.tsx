@@ -1,5 +1,5 @@
 import { ForkGraph } from "./fork-graph.js";
-import { formatBytes, formatCount, modelLabel, modelRef } from "./format.js";
+import { formatBytes, formatParameterCount, modelLabel, modelRef } from "../../format.js";
 import { cardHref, listJobs, listModels, storeTree, type ModelListing, type TreeNode } from "./models-api.js";
 import { RecentJobs } from "./recent-jobs.js";
 import { useLoad } from "./use-load.js";
@@ -36,7 +36,7 @@ function ModelTable({ models, roots }: { models: readonly ModelListing[]; roots:
                 <span key={node.digest}>{index > 0 && ", "}{relation} from <a href={cardHref(modelRef(node.names, node.digest))}>{modelLabel(node.names, node.digest)}</a></span>
               ))}{!parents.has(model.digest) && <span class="muted">root</span>}</td>
               <td>{model.architecture}</td>
-              <td class="num">{formatCount(model.parameterCount)}</td>
+              <td class="num">{formatParameterCount(model.parameterCount)}</td>
               <td>{model.quantization}</td>
               <td class="num">{formatBytes(model.size)}</td>
               <td class="num">{model.contextLength}</td>

@@ -1,4 +1,4 @@
-import { formatTime, modelLabel, modelRef } from "./format.js";
+import { formatDateTime, modelLabel, modelRef } from "../../format.js";
 import { cardHref, type JobRecord } from "./models-api.js";
 
 /** How many jobs the list shows, newest first. */
@@ -22,7 +22,7 @@ export function RecentJobs({ jobs, caption }: { jobs: readonly JobRecord[]; capt
               <td><a href={cardHref(job.source.digest)}>{job.source.ref}</a></td>
               <td title={job.error}>{job.status}</td>
               <td class="num">{Math.round(job.progress.fraction * 100)}%</td>
-              <td>{formatTime(job.createdAt)}</td>
+              <td>{formatDateTime(job.createdAt)}</td>
               <td>{job.result ? <a href={cardHref(modelRef(job.result.name ? [job.result.name] : [], job.result.digest))}>{modelLabel(job.result.name ? [job.result.name] : [], job.result.digest)}</a> : "—"}</td>
             </tr>
           ))}

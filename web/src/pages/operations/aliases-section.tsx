@@ -1,4 +1,4 @@
-import { formatDateTime } from "./format.js";
+import { formatDateTime } from "../../format.js";
 import type { AliasesAnswer, AliasEvent, AliasView, HistoryAnswer } from "./operations-api.js";
 import { useJson } from "./use-json.js";
 

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { sendJson } from "../../api.js";
-import { formatCount, formatDateTime, formatUsd } from "./format.js";
+import { formatCount, formatDateTime, formatUsd } from "../../format.js";
 import { KeyForm } from "./key-form.js";
 import { NewSecret } from "./new-secret.js";
 import type { CreatedKey, KeysAnswer, KeyView } from "./operations-api.js";

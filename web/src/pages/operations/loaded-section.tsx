@@ -1,4 +1,4 @@
-import { formatBytes, formatCount, formatSeconds, shortDigest } from "./format.js";
+import { formatBytes, formatCount, formatSeconds, shortDigest } from "../../format.js";
 import type { LoadedAnswer } from "./operations-api.js";
 import { useJson } from "./use-json.js";
 

@@ -1,6 +1,6 @@
 import { useCallback, useMemo } from "preact/hooks";
 import { AliasesSection } from "./aliases-section.js";
-import { shortDigest } from "./format.js";
+import { shortDigest } from "../../format.js";
 import { KeysSection } from "./keys-section.js";
 import { LoadedSection } from "./loaded-section.js";
 import { namesByDigest, type KeysAnswer, type ModelsAnswer } from "./operations-api.js";

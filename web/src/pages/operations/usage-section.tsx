@@ -1,5 +1,5 @@
 import { useMemo, useState } from "preact/hooks";
-import { formatCount, formatUsd } from "./format.js";
+import { formatCount, formatUsd } from "../../format.js";
 import type { PricesAnswer, UsageGroup, UsageGroups } from "./operations-api.js";
 import { UsageChart } from "./usage-chart.js";
 import { measureOf, periodBuckets, PERIODS, usageSeries, type PeriodName, type UsageMeasure } from "./usage-series.js";

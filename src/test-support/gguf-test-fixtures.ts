@@ -4,8 +4,8 @@
  * independent and deliberately plain parser that the fuzz test uses as its oracle.
  */
 import { join } from "node:path";
-import { GgufWriter } from "./gguf-writer.js";
-import { ggmlTypeInfo } from "./ggml-types.js";
+import { GgufWriter } from "../gguf/gguf-writer.js";
+import { ggmlTypeInfo } from "../gguf/ggml-types.js";
 
 /** Knobs of {@link writeTinyLlama}. */
 export interface TinyLlamaOptions {

@@ -1,16 +1,16 @@
 import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { loadConfig } from "../../config/config.js";
-import { InvalidRequestError } from "../../core/errors.js";
-import { createFromModelfile } from "../../forge/modelfile/create-from-modelfile.js";
-import type { CreateConfigForkResult } from "../../forge/modelfile/config-fork.js";
-import { parseModelfile } from "../../forge/modelfile/modelfile.js";
-import { HubClient } from "../../store/hub/hub-client.js";
-import { parseHubRef } from "../../store/hub/hub-ref.js";
-import { importPulledModel } from "../../store/hub/import-pulled.js";
-import { pullModel } from "../../store/hub/pull-model.js";
-import { formatModelName, parseModelName } from "../../store/model-ref.js";
-import { withStore } from "./store-commands.js";
+import { loadConfig } from "../config/config.js";
+import { InvalidRequestError } from "../core/errors.js";
+import { createFromModelfile } from "../forge/modelfile/create-from-modelfile.js";
+import type { CreateConfigForkResult } from "../forge/modelfile/config-fork.js";
+import { parseModelfile } from "../forge/modelfile/modelfile.js";
+import { HubClient } from "../store/hub/hub-client.js";
+import { parseHubRef } from "../store/hub/hub-ref.js";
+import { importPulledModel } from "../store/hub/import-pulled.js";
+import { pullModel } from "../store/hub/pull-model.js";
+import { formatModelName, parseModelName } from "../store/model-ref.js";
+import { withStore } from "./store-access.js";
 
 /** The flags of `grove create NAME -f FILE`. */
 export interface CreateModelfileFlags {
