@@ -157,8 +157,7 @@ describe("exportFamily", () => {
     const outDir = join(directory, "replaced");
     await mkdir(outDir);
     await writeFile(join(outDir, "stale.gguf"), "old");
-    const sourceResults = await ResultStore.open(source.home);
-  await withResultsOf(source, (results) => exportFamily(source, results, { names: ["demo-t:base"], outDir, defaultName: "demo-t:base" }));
+    await withResultsOf(source, (results) => exportFamily(source, results, { names: ["demo-t:base"], outDir, defaultName: "demo-t:base" }));
     assert.deepEqual((await readdir(outDir)).sort(), ["demo-t-base.gguf", "manifest.json"]);
   });
 });

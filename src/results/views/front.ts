@@ -1,4 +1,3 @@
-import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { describeMachine, sameMachine, type Machine } from "../machine.js";

@@ -6,7 +6,7 @@ import { describeMachine, sameMachine, type Machine } from "../machine.js";
 import { primaryMetric } from "../metrics.js";
 import { IMPORTED_FLAG } from "../import-lm-eval.js";
 import type { ResultRecord, ResultStore } from "../result-store.js";
-import { compareScores, SIGNIFICANCE_RULE, type Comparison } from "../uncertainty.js";
+import { compareScores, SIGNIFICANCE_RULE } from "../uncertainty.js";
 import { metricDirection, rankEntries } from "./ranking.js";
 import type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
 

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { COST_AXES, FrontChart, frontLabel } from "./front-chart.js";
-import { formatMetric, formatWithError } from "../../format.js";
+import { formatWithError } from "../../format.js";
 import { loadFront, type Front, type FrontCost, type FrontModel } from "./leaderboard-api.js";
 
 export interface FrontSectionProps {

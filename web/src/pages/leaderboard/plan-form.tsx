@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { formatBytes, formatMetric, formatRate, formatWithError } from "../../format.js";
+import { formatBytes, formatRate, formatWithError } from "../../format.js";
 import { requestPlan, type PlanCandidate, type PlanLimits, type PlanResult } from "./leaderboard-api.js";
 
 const NO_LIMITS: PlanLimits = { memory: "", ctx: "", slots: "", p50TokenMs: "", minTps: "", task: "" };
