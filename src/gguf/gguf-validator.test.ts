@@ -204,6 +204,20 @@ describe("validateGgufFile", () => {
     );
   });
 
+  it("labels the quantization by general.file_type (15 → Q4_K_M), else by the predominant tensor type", async () => {
+    const label = async (fileType: number | undefined): Promise<string | undefined> => {
+      const set: [string, "uint32", number][] = fileType === undefined ? [] : [["general.file_type", "uint32", fileType]];
+      return (await validateGgufFile(await writeTinyLlama(`ftype-${fileType}.gguf`, { set }))).fileType;
+    };
+    const expected: [number | undefined, string][] = [
+      [15, "Q4_K_M"], [17, "Q5_K_M"], [14, "Q4_K_S"], [16, "Q5_K_S"], [11, "Q3_K_S"], [12, "Q3_K_M"],
+      [13, "Q3_K_L"], [10, "Q2_K"], [18, "Q6_K"], [7, "Q8_0"], [1, "F16"], [0, "F32"],
+      // No key, or a number llama.cpp does not define: the tensors' type (all F32 here).
+      [undefined, "F32"], [5, "F32"], [1024, "F32"],
+    ];
+    for (const [fileType, name] of expected) assert.equal(await label(fileType), name, `general.file_type ${fileType}`);
+  });
+
   it("checks only the generic part of other architectures", async () => {
     const generic = async (name: string, omit: string[]): Promise<string> => {
       const writer = new GgufWriter().setString("general.architecture", "mystery");
