@@ -95,4 +95,37 @@ describe("per-model ctx and slots", () => {
   test("refuses --model-settings beside --model FILE", async () => {
     await assert.rejects(startGrove(config({ model: paths["tiny:long"], modelSettings: "tiny:long=ctx:256" })), (error: unknown) => error instanceof ConfigError && error.param === "--model-settings");
   });
+
+  test("without --ctx-size each model gets 2048 or its training context when smaller (a demo-shaped model: 512) — issue 23", async () => {
+    const demoPath = join(directory, "demo-s.gguf");
+    await generateModel({ preset: "demo-s", seed: 3, dtype: "f16", outPath: demoPath });
+    const store = await ModelStore.open(home);
+    await store.importFile(demoPath, { name: "demo:s", mode: "copy" });
+    await store.close();
+    // No contextSize flag: the default; tiny:long's setting gives slots only.
+    const defaults = await startGrove(config({ contextSize: undefined, modelSettings: "tiny:long=slots:1" }));
+    try {
+      const local = new OpenAI({ baseURL: `${defaults.url}/v1`, apiKey: "unused", maxRetries: 0 });
+      for (const model of ["demo:s", "tiny:long"]) await local.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
+      const shapes = defaults.engine.models.map((model) => [model.info.trainContextSize, model.info.contextSize, model.info.slots]).sort((a, b) => a[0]! - b[0]! || b[2]! - a[2]!);
+      // tiny:short, the default model, is loaded at start: 1024 too, with --parallel's 2 slots.
+      assert.deepEqual(shapes, [[512, 512, 2], [1024, 1024, 2], [1024, 1024, 1]]);
+    } finally {
+      await defaults.close();
+    }
+    // A file served with --model FILE goes through the engine's own default.
+    const file = await startGrove(config({ contextSize: undefined, model: demoPath }));
+    try {
+      assert.deepEqual(file.engine.models.map((model) => model.info.contextSize), [512]);
+    } finally {
+      await file.close();
+    }
+    // Given, --ctx-size is taken as it is.
+    const given = await startGrove(config({ contextSize: 1024, model: demoPath }));
+    try {
+      assert.deepEqual(given.engine.models.map((model) => model.info.contextSize), [1024]);
+    } finally {
+      await given.close();
+    }
+  });
 });
