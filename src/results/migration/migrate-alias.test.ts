@@ -156,7 +156,7 @@ describe("aliases: set, migrate, rollback", () => {
   test("grove alias history prints each decision's scores rounded, not as raw floats (issue 23)", async () => {
     await book.set("rounded", [{ ref: "tiny:f16" }]);
     const scores = [{ task: "perplexity", metric: "perplexity", higherIsBetter: false, current: 1313.9668442649076, candidate: 1320.1234567890123, regression: 0.004693 }];
-    await book.change("rounded", [{ digest: digests.q8 as Digest, weight: 1 }], { action: "migrate", reason: "no task regressed beyond 2.0 %", tasks: ["perplexity"], scores });
+    await book.change("rounded:latest", [{ digest: digests.q8 as Digest, weight: 1 }], { action: "migrate", reason: "no task regressed beyond 2.0 %", tasks: ["perplexity"], scores });
     const history = await runCli("alias", "history", "rounded", "--home", home);
     assert.equal(history.code, 0, history.stderr);
     assert.match(history.stdout, /\bSCORES\n/);
