@@ -128,4 +128,28 @@ describe("per-model ctx and slots", () => {
       await given.close();
     }
   });
+
+  test("a streamed reply's timings give the model load apart (load_ms): a request that loaded the model reports more than one that found it loaded (issue 23)", async () => {
+    const fresh = await startGrove(config({}));
+    try {
+      const timingsOf = async (model: string): Promise<{ load_ms: number; predicted_per_second: number }> => {
+        const response = await fetch(`${fresh.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, stream: true, stream_options: { include_usage: true } }),
+        });
+        assert.equal(response.status, 200);
+        const events = (await response.text()).split("\n").filter((line) => line.startsWith("data: {")).map((line) => JSON.parse(line.slice(6)) as { usage?: unknown; timings?: { load_ms: number; predicted_per_second: number } });
+        const usage = events.find((event) => event.usage !== undefined && event.usage !== null);
+        assert.ok(usage?.timings, "the usage chunk carries timings");
+        return usage.timings;
+      };
+      const loading = await timingsOf("tiny:long");
+      const loaded = await timingsOf("tiny:long");
+      assert.equal(typeof loading.load_ms, "number");
+      assert.ok(loading.load_ms > loaded.load_ms, `load ${loading.load_ms} ms, then ${loaded.load_ms} ms`);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
