@@ -25,6 +25,7 @@ const COMMAND_MODULES: readonly (readonly [names: readonly string[], load: () =>
   [["bench"], async () => (await import("./commands/bench.js")).registerBenchCommand],
   [["plan"], async () => (await import("./commands/plan.js")).registerPlanCommand],
   [["leaderboard", "front"], async () => (await import("./commands/leaderboard.js")).registerLeaderboardCommands],
+  [["results"], async () => (await import("./commands/results.js")).registerResultsCommands],
   [["ls", "show", "tree", "tag", "cp", "rm", "gc"], async () => (await import("./commands/store-commands.js")).registerStoreCommands],
   [["ps", "stop"], async () => (await import("./commands/ps.js")).registerPsCommands],
   [["alias", "migrate", "rollback"], async () => (await import("./commands/alias.js")).registerAliasCommands],

@@ -157,7 +157,7 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
   const inputs: RecipeInput[] = [];
   for (const digest of recipe.inputs) {
     const role: RecipeInputRole = parents.has(digest) ? "model" : "data";
-    const names = role === "model" ? await store.registry.namesOf(digest) : [];
+    const names = role === "model" ? await store.namesOf(digest) : [];
     const made = role === "model" ? await recipeIfAny(store, digest) : undefined;
     inputs.push({ digest, role, ...(names[0] === undefined ? {} : { name: names[0] }), ...(made === undefined ? {} : { recipe: made }) });
   }
