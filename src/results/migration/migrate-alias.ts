@@ -126,7 +126,7 @@ function describeFailure(score: AliasScore, maxRegression: number): string {
     const side = score.current === null ? "the current model" : "the candidate";
     return `${score.task}: no ${score.metric} score for ${side} (its result is flagged, not a score)`;
   }
-  return `${score.task}: ${score.metric} ${format(score.current)} → ${format(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
+  return `${score.task}: ${score.metric} ${formatScore(score.current)} → ${formatScore(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
 }
 
 /** `2.0 %`. */
@@ -134,6 +134,7 @@ export function formatPercent(value: number): string {
   return `${(value * 100).toFixed(1)} %`;
 }
 
-function format(value: number | null): string {
+/** A score as people read it: `1313.97`, `0.4219`; `-` for none. Never the raw float. */
+export function formatScore(value: number | null): string {
   return value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4);
 }

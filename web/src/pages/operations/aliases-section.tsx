@@ -78,7 +78,7 @@ function HistoryEntry({ event, modelLabel }: HistoryEntryProps) {
         <ul class="scores">
           {event.scores.map((score) => (
             <li key={score.task}>
-              {score.task} ({score.metric}): {score.current ?? "no score"} → {score.candidate ?? "no score"}
+              {score.task} ({score.metric}): {formatScore(score.current)} → {formatScore(score.candidate)}
               {score.regression !== null && `, ${(score.regression * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better or equal"}`}
             </li>
           ))}
@@ -86,4 +86,9 @@ function HistoryEntry({ event, modelLabel }: HistoryEntryProps) {
       )}
     </li>
   );
+}
+
+/** A score rounded as `grove alias history` prints it (`1313.97`, `0.4219`), never the raw float. */
+export function formatScore(value: number | null): string {
+  return value === null ? "no score" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4);
 }
