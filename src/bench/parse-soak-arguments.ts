@@ -11,6 +11,12 @@ export interface SoakArguments {
   readonly abortShare: number;
   /** Report the server's resident size at rest after every this many requests. @default 10000 */
   readonly reportEvery: number;
+  /**
+   * After the last request of an interval ends and the server shows no busy slot, wait this long
+   * before reading its resident size: V8 shrinks its heap some seconds after allocation stops
+   * (its memory reducer), so an earlier read counts garbage not yet collected. @default 10000
+   */
+  readonly settleMs: number;
   /** `max_tokens` of each request: short, so a request is quick. @default 8 */
   readonly maxTokens: number;
   /** The server's `--parallel`. @default 4 */
@@ -43,6 +49,7 @@ Options:
   --clients N         streaming clients at once (default 64)
   --abort-share X     share of requests abandoned at a random time, 0-1 (default 0.8)
   --report-every N    report the resident size at rest every N requests (default 10000)
+  --settle-ms N       wait this long at rest before reading the size (default 10000)
   --max-tokens N      max_tokens per request (default 8)
   --parallel N        the server's --parallel (default 4)
   --threads N         the server's --threads (default: Grove's own)
@@ -78,6 +85,7 @@ export function parseSoakArguments(argv: readonly string[]): SoakArguments {
         "abort-share": { type: "string" },
         "report-every": { type: "string" },
         "max-tokens": { type: "string" },
+        "settle-ms": { type: "string" },
         parallel: { type: "string" },
         threads: { type: "string" },
         model: { type: "string" },
@@ -105,6 +113,7 @@ export function parseSoakArguments(argv: readonly string[]): SoakArguments {
     clients: integer("--clients", values.clients, 64, 1, 4096),
     abortShare,
     reportEvery: integer("--report-every", values["report-every"], Math.min(10_000, requests), 1, requests),
+    settleMs: integer("--settle-ms", values["settle-ms"], 10_000, 0, 600_000),
     maxTokens: integer("--max-tokens", values["max-tokens"], 8, 1, 4096),
     parallel: integer("--parallel", values.parallel, 4, 1, 256),
     threads: integer("--threads", values.threads, 0, 0, 1024),

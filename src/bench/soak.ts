@@ -8,8 +8,8 @@
  * rest (no request in flight, no slot busy, nothing queued) and reads the server's resident
  * size from /proc. Progress goes to stderr, the series to stdout.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,6 +21,14 @@ import { ServerProcess } from "./server-process.js";
 import { SseParser } from "./sse-parser.js";
 
 const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** The temporary home of the server, removed on any exit (a Ctrl-C included). */
+let temporaryHome: string | undefined;
+
+function removeHome(): void {
+  if (temporaryHome !== undefined) rmSync(temporaryHome, { recursive: true, force: true });
+  temporaryHome = undefined;
+}
 
 function progress(message: string): void {
   process.stderr.write(`[soak] ${message}\n`);
@@ -160,7 +168,8 @@ function markdown(samples: readonly SoakSample[], options: SoakArguments, comman
   const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
   const lines = [
     `Soak ${environment.date.slice(0, 16)}Z on ${environment.cpu} (${environment.cores} cores), Node ${environment.node}: ` +
-      `${options.clients} clients, ${Math.round(options.abortShare * 100)}% abandoned, max_tokens ${options.maxTokens}, --parallel ${options.parallel}`,
+      `${options.clients} clients, ${Math.round(options.abortShare * 100)}% abandoned, max_tokens ${options.maxTokens}, --parallel ${options.parallel}, ` +
+      `resident size read ${options.settleMs / 1000} s after the server came to rest`,
     `Command: \`${command}\``,
     "",
     "| requests | resident at rest (MB) | completed | abandoned | errors | elapsed (s) |",
@@ -178,7 +187,6 @@ function markdown(samples: readonly SoakSample[], options: SoakArguments, comman
 
 /** Runs the soak (argv without `node` and the script); resolves to the exit code. */
 export async function soak(argv: readonly string[]): Promise<number> {
-  let home: string | undefined;
   let server: ServerProcess | undefined;
   try {
     const options = parseSoakArguments(argv);
@@ -186,7 +194,8 @@ export async function soak(argv: readonly string[]): Promise<number> {
       process.stdout.write(SOAK_USAGE);
       return 0;
     }
-    home = await mkdtemp(join(tmpdir(), "grove-soak-home-"));
+    const home = await mkdtemp(join(tmpdir(), "grove-soak-home-"));
+    temporaryHome = home;
     const snapshots = options.heapSnapshots === undefined ? undefined : resolve(options.heapSnapshots);
     if (snapshots !== undefined) mkdirSync(snapshots, { recursive: true });
     const args = [
@@ -212,7 +221,7 @@ export async function soak(argv: readonly string[]): Promise<number> {
       await drive(server.url, model, options, tally, sent, count);
       sent += count;
       await waitForRest(server.url);
-      await sleep(1000);
+      await sleep(options.settleMs);
       const sample: SoakSample = { requests: sent, residentBytes: resident(), completed: tally.completed, aborted: tally.aborted, errors: tally.errors, elapsedSeconds: (performance.now() - started) / 1000 };
       samples.push(sample);
       progress(`${sent} requests: resident ${(sample.residentBytes / 1e6).toFixed(1)} MB, ${tally.completed} completed, ${tally.aborted} abandoned, ${tally.errors} errors, ${sample.elapsedSeconds.toFixed(0)} s`);
@@ -229,15 +238,19 @@ export async function soak(argv: readonly string[]): Promise<number> {
     return 1;
   } finally {
     await server?.stop();
-    if (home !== undefined) await rm(home, { recursive: true, force: true });
+    removeHome();
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  process.on("exit", () => ServerProcess.killAll());
+  process.on("exit", () => {
+    ServerProcess.killAll();
+    removeHome();
+  });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       ServerProcess.killAll();
+      removeHome();
       process.exit(130);
     });
   }
