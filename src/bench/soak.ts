@@ -37,8 +37,10 @@ function progress(message: string): void {
 /** One report: the server at rest after `requests` requests. */
 export interface SoakSample {
   readonly requests: number;
-  /** VmRSS of the server process, bytes. */
+  /** VmRSS of the server process, bytes, at rest. */
   readonly residentBytes: number;
+  /** VmRSS after a full garbage collection of the server's main thread (not with heap snapshots, which collect on their own). */
+  readonly residentAfterGcBytes: number | undefined;
   readonly completed: number;
   readonly aborted: number;
   readonly errors: number;
@@ -157,6 +159,15 @@ async function heapSnapshot(pid: number, url: string, directory: string): Promis
   }
 }
 
+/** Asks the server's main thread for a full garbage collection (soak-gc-hook.ts) and lets it shrink. */
+async function collectGarbage(pid: number, url: string, settleMs: number): Promise<void> {
+  process.kill(pid, "SIGUSR2");
+  // The collection runs on the main thread: once it answers again, the collection is done.
+  await sleep(500);
+  await fetch(`${url}/health`).then((response) => response.arrayBuffer());
+  await sleep(Math.min(settleMs, 2000));
+}
+
 /** The served model: the one `/v1/models` marks default, else the first. */
 async function servedModel(url: string): Promise<string> {
   const body = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; default?: boolean }[] };
@@ -172,15 +183,19 @@ function markdown(samples: readonly SoakSample[], options: SoakArguments, comman
       `resident size read ${options.settleMs / 1000} s after the server came to rest`,
     `Command: \`${command}\``,
     "",
-    "| requests | resident at rest (MB) | completed | abandoned | errors | elapsed (s) |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...samples.map((sample) => `| ${sample.requests} | ${mb(sample.residentBytes)} | ${sample.completed} | ${sample.aborted} | ${sample.errors} | ${sample.elapsedSeconds.toFixed(0)} |`),
+    "| requests | resident at rest (MB) | after a full GC (MB) | completed | abandoned | errors | elapsed (s) |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...samples.map((sample) => `| ${sample.requests} | ${mb(sample.residentBytes)} | ${sample.residentAfterGcBytes === undefined ? "—" : mb(sample.residentAfterGcBytes)} | ${sample.completed} | ${sample.aborted} | ${sample.errors} | ${sample.elapsedSeconds.toFixed(0)} |`),
   ];
   const half = samples.find((sample) => sample.requests >= options.requests / 2);
   const last = samples.at(-1);
   if (half !== undefined && last !== undefined && last !== half) {
-    const change = (last.residentBytes / half.residentBytes - 1) * 100;
-    lines.push("", `Resident size after ${last.requests} requests vs after ${half.requests}: ${change >= 0 ? "+" : ""}${change.toFixed(1)}%`);
+    const percent = (now: number, then: number) => {
+      const change = (now / then - 1) * 100;
+      return `${change >= 0 ? "+" : ""}${change.toFixed(1)}%`;
+    };
+    const afterGc = last.residentAfterGcBytes !== undefined && half.residentAfterGcBytes !== undefined ? `, after a full GC ${percent(last.residentAfterGcBytes, half.residentAfterGcBytes)}` : "";
+    lines.push("", `Resident size after ${last.requests} requests vs after ${half.requests}: at rest ${percent(last.residentBytes, half.residentBytes)}${afterGc}`);
   }
   return `${lines.join("\n")}\n`;
 }
@@ -206,7 +221,9 @@ export async function soak(argv: readonly string[]): Promise<number> {
       ...(options.model === undefined ? [] : ["--model", options.model]),
     ];
     const environment = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("GROVE_")));
-    if (snapshots !== undefined) environment.NODE_OPTIONS = `${environment.NODE_OPTIONS ?? ""} --heapsnapshot-signal=SIGUSR2`.trim();
+    const hook = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), "soak-gc-hook.js")).href;
+    const nodeOptions = snapshots !== undefined ? "--heapsnapshot-signal=SIGUSR2" : `--expose-gc --import=${hook}`;
+    environment.NODE_OPTIONS = `${environment.NODE_OPTIONS ?? ""} ${nodeOptions}`.trim();
     progress(`starting node ${args.join(" ")}`);
     server = await ServerProcess.start({ name: "grove", command: process.execPath, args, env: environment, cwd: snapshots, port: /http:\/\/127\.0\.0\.1:(\d+)/ });
     const pid = server.pid!;
@@ -222,9 +239,16 @@ export async function soak(argv: readonly string[]): Promise<number> {
       sent += count;
       await waitForRest(server.url);
       await sleep(options.settleMs);
-      const sample: SoakSample = { requests: sent, residentBytes: resident(), completed: tally.completed, aborted: tally.aborted, errors: tally.errors, elapsedSeconds: (performance.now() - started) / 1000 };
+      const residentBytes = resident();
+      let residentAfterGcBytes: number | undefined;
+      if (snapshots === undefined) {
+        await collectGarbage(pid, server.url, options.settleMs);
+        residentAfterGcBytes = resident();
+      }
+      const sample: SoakSample = { requests: sent, residentBytes, residentAfterGcBytes, completed: tally.completed, aborted: tally.aborted, errors: tally.errors, elapsedSeconds: (performance.now() - started) / 1000 };
       samples.push(sample);
-      progress(`${sent} requests: resident ${(sample.residentBytes / 1e6).toFixed(1)} MB, ${tally.completed} completed, ${tally.aborted} abandoned, ${tally.errors} errors, ${sample.elapsedSeconds.toFixed(0)} s`);
+      const afterGc = residentAfterGcBytes === undefined ? "" : ` (${(residentAfterGcBytes / 1e6).toFixed(1)} MB after a full GC)`;
+      progress(`${sent} requests: resident ${(sample.residentBytes / 1e6).toFixed(1)} MB${afterGc}, ${tally.completed} completed, ${tally.aborted} abandoned, ${tally.errors} errors, ${sample.elapsedSeconds.toFixed(0)} s`);
       if (snapshots !== undefined) progress(`heap snapshot: ${await heapSnapshot(pid, server.url, snapshots)}`);
     }
     for (const message of tally.messages) progress(`error: ${message}`);
