@@ -30,6 +30,7 @@ test("bad input names its flag", () => {
     [["--abort-share", "half"], "--abort-share"],
     [["--requests", "100", "--report-every", "200"], "--report-every"],
     [["--model", " "], "--model"],
+    [["--settle-ms", "soon"], "--settle-ms"],
     [["--heap-snapshots", ""], "--heap-snapshots"],
   ];
   for (const [argv, flag] of cases) {

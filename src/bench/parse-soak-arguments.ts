@@ -42,7 +42,8 @@ export const SOAK_USAGE = `Usage: npm run soak -- [options]
 Starts \`grove serve\` as a child process (fresh temporary home, port 0) and drives streaming
 chat requests at it from many clients, a share of which disconnect at random times. Every
 --report-every requests it stops sending, waits until the server is at rest (no request in
-flight, no slot busy) and reports the server's resident size (VmRSS) and the errors seen.
+flight, no slot busy) and reports the server's resident size (VmRSS) as it stands and after
+a full garbage collection of its main thread, and the errors seen.
 
 Options:
   --requests N        requests in all (default 100000)

@@ -6,7 +6,8 @@
  * model unless `--model` says otherwise), drives streaming chat requests from `--clients`
  * clients, and every `--report-every` requests stops sending, waits until the server is at
  * rest (no request in flight, no slot busy, nothing queued) and reads the server's resident
- * size from /proc. Progress goes to stderr, the series to stdout.
+ * size from /proc: once as it stands, once after a full garbage collection of the server's main
+ * thread (soak-gc-hook.ts, preloaded into the server). Progress goes to stderr, the series to stdout.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
