@@ -11,6 +11,7 @@ import { registerImportCommand } from "./commands/import.js";
 import { registerInspectCommand } from "./commands/inspect.js";
 import { registerKeysCommand } from "./commands/keys.js";
 import { registerLeaderboardCommands } from "./commands/leaderboard.js";
+import { registerResultsCommands } from "./commands/results.js";
 import { registerMergeCommand } from "./commands/merge.js";
 import { registerPsCommands } from "./commands/ps.js";
 import { registerPullCommand } from "./commands/pull.js";
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
   registerPlanCommand(program);
   registerLeaderboardCommands(program);
+  registerResultsCommands(program);
   registerStoreCommands(program);
   registerPsCommands(program);
   registerAliasCommands(program);

@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const jobs = new JobStore(store.home);
   const results = ResultStore.open(store.home);
   const threads = options.threads === undefined ? {} : { threads: options.threads };
-  const exists = async (name: string): Promise<boolean> => (await store.registry.getNameTarget(name)) !== undefined;
+  const exists = async (name: string): Promise<boolean> => (await store.nameTarget(name)) !== undefined;
   try {
     // (Not while demo-s trains here: its own chat fine-tune and forks are to be built.)
     if (!(await exists("demo-s:base")) && !(await exists("demo-s:init")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
       if (await exists(name)) {
         // A fork that came with the shipped family beside a base trained in this home would ship
         // a stale file under the new base's name.
-        const parent = await store.registry.getNameTarget(model);
+        const parent = await store.nameTarget(model);
         if (parent !== undefined && !(await store.show(name)).parents.some((edge) => edge.parent === parent)) {
           throw new Error(`${name} in ${store.home} is not a fork of this home's ${model} (it came with the shipped family): retrain a shipped size in a fresh --home`);
         }

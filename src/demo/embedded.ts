@@ -94,14 +94,14 @@ export async function importShippedFamily(store: ModelStore, dir: string, logger
   await checkFamily(store, manifest, dir, manifestPath);
   const pending: DemoManifestModel[] = [];
   for (const model of manifest.models) {
-    const present = (await store.registry.getNameTarget(model.name)) === model.digest && (await store.registry.getModel(model.digest)) !== undefined;
+    const present = (await store.nameTarget(model.name)) === model.digest && (await store.model(model.digest)) !== undefined;
     if (!present) pending.push(model);
   }
   const undo: Undo[] = [];
   try {
     for (const model of pending) {
       logger?.info({ name: model.name, file: model.file }, "importing a shipped demo model (once)");
-      const previous = await store.registry.getNameTarget(model.name);
+      const previous = await store.nameTarget(model.name);
       const result = await importModel(store, model, join(dir, model.file));
       undo.push({ digest: model.digest, name: model.name, created: result.created, previous });
     }
@@ -176,7 +176,7 @@ async function checkFamily(store: ModelStore, manifest: DemoManifest, dir: strin
       throw invalid(`${label}: ${(error as Error).message}`, error);
     }
     for (const parent of parents) {
-      if (!earlier.has(parent) && (await store.registry.getModel(parent)) === undefined) {
+      if (!earlier.has(parent) && (await store.model(parent)) === undefined) {
         throw invalid(`${label}: its parent ${parent} is neither earlier in the manifest nor in the store`);
       }
     }
@@ -235,13 +235,7 @@ function addResults(home: string, manifest: DemoManifest): void {
 /** Drops the rows of models this call added and points names back, newest first. */
 async function rollBack(store: ModelStore, undo: readonly Undo[], logger: Logger | undefined): Promise<void> {
   try {
-    await store.registry.transaction(async (registry) => {
-      for (const step of [...undo].reverse()) {
-        if (step.created) await registry.removeModel(step.digest);
-        else if (step.previous === undefined) await registry.removeName(step.name);
-        else if (step.previous !== step.digest) await registry.setName(step.name, step.previous);
-      }
-    });
+    await store.undoImports(undo);
   } catch (error) {
     // The import's own error is the one to report; this one only leaves rows a rerun repairs.
     logger?.warn({ err: error }, "could not undo a failed import of the shipped family");

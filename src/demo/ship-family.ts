@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     // What is built so far: a size still training ships later (run demo:build and demo:ship again).
     const names: string[] = [];
     for (const name of SHIPPED) {
-      if ((await store.registry.getNameTarget(name)) !== undefined) names.push(name);
+      if ((await store.nameTarget(name)) !== undefined) names.push(name);
       else process.stderr.write(`${name} is not built yet: not shipped\n`);
     }
     if (!names.includes(DEFAULT_NAME)) throw new Error(`${DEFAULT_NAME} is not built yet: run npm run demo:build first`);
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
         }
         // (A home seeded with the shipped family has no untrained model of a shipped size: the
         // figure is kept from the card the model was imported with.)
-        if (family !== "demo-s-chat" && (await store.registry.getNameTarget(`${family}:init`)) !== undefined) {
+        if (family !== "demo-s-chat" && (await store.nameTarget(`${family}:init`)) !== undefined) {
           const init = await store.show(`${family}:init`);
           const random = perplexityOf(init.model.digest);
           if (random !== undefined) card.untrained_heldout_perplexity = random;

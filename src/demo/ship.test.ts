@@ -238,9 +238,9 @@ describe("importShippedFamily", () => {
       const store = await openStore();
       try {
         await assert.rejects(importShippedFamily(store, dir), expected);
-        assert.deepEqual(await store.registry.listNames(), []);
+        assert.deepEqual(await store.names(), []);
         assert.deepEqual(await store.list(), []);
-        assert.deepEqual(await store.registry.listEdges(), []);
+        assert.deepEqual(await store.edges(), []);
         assert.deepEqual(resultsOf(store.home), []);
         await repair(dir);
         assert.deepEqual((await importShippedFamily(store, dir)).imported, ["demo-t:base", "demo-t:q8_0"]);

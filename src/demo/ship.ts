@@ -124,7 +124,7 @@ async function describeFamily(store: ModelStore, options: ExportFamilyOptions): 
   }
   const digests: Digest[] = [];
   for (const name of names) {
-    const digest = await store.registry.getNameTarget(name);
+    const digest = await store.nameTarget(name);
     if (digest === undefined) throw new InvalidRequestError(`${quoteUntrusted(name)} is not a model of the store`, { param: "names" });
     if (digests.includes(digest)) throw new InvalidRequestError(`${quoteUntrusted(name)} is the same model as ${names[digests.indexOf(digest)]}; export it once`, { param: "names" });
     digests.push(digest);

@@ -87,11 +87,11 @@ async function main(): Promise<void> {
       const preset = `demo-${size}`;
       const init = `${preset}:init`;
       const base = `${preset}:base`;
-      if ((await store.registry.getNameTarget(base)) !== undefined) {
+      if ((await store.nameTarget(base)) !== undefined) {
         log(`${base} exists`);
         continue;
       }
-      if ((await store.registry.getNameTarget(init)) === undefined) {
+      if ((await store.nameTarget(init)) === undefined) {
         const path = join(options.home, `${preset}-init.gguf`);
         await generateModel({ preset, seed: 1, dtype: "f32", outPath: path, corpus: text.slice(0, TOKENIZER_SAMPLE) });
         await store.importFile(path, { name: init, mode: "move" });

@@ -7,6 +7,7 @@ import OpenAI from "openai";
 import { loadConfig } from "../config/config.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { startGrove, type RunningGrove } from "../services.js";
+import { AliasBook } from "../store/alias-book.js";
 import { ModelStore } from "../store/model-store.js";
 
 // `grove serve` over a real store: names, digests, prefixes and aliases resolve through the
@@ -27,7 +28,7 @@ before(async () => {
     const base = name === "tiny:a-q8" ? { base: "tiny:a", relation: "quantized" as const } : {};
     digests[name] = (await store.importFile(path, { name, ...base })).model.digest;
   }
-  await store.registry.setAlias({ name: "tiny:canary", targets: [{ digest: digests["tiny:b"] as never, weight: 1 }] });
+  await new AliasBook(store).set("tiny:canary", [{ ref: digests["tiny:b"]! }]);
   await store.close();
   const config = loadConfig({
     env: {},

@@ -1,15 +1,11 @@
-import { randomInt } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { ModelSetting } from "../config/model-settings.js";
 import type { Digest } from "../core/digest.js";
-import { GroveError, ModelNotFoundError } from "../core/errors.js";
 import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
 import { estimateModelMemory, type MemoryEstimate } from "../plan/memory-estimate.js";
 import type { ModelStore } from "../store/model-store.js";
-import { formatModelName, parseModelName } from "../store/model-ref.js";
-import type { AliasTarget } from "../store/registry.js";
-import { generationDefaultsOf, modelConfigOf, type ModelConfig } from "../core/model-config.js";
+import { generationDefaultsOf, type ModelConfig } from "../core/model-config.js";
 import { ConfiguredModel } from "../engine/configured-model.js";
 import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
@@ -42,8 +38,9 @@ export interface StoreCatalogOptions {
  * Serves every model of the store under its names, digests and aliases. A model loads on
  * first use (under its digest, so two names of one file share one load) and the least
  * recently used idle model is unloaded when more than `maxLoaded` are in memory or when the next
- * one would not fit the memory budget ({@link ModelPool}). An alias picks one of its targets per
- * request, by weight ({@link pickWeighted}).
+ * one would not fit the memory budget ({@link ModelPool}). What a name means (an alias's target
+ * drawn by weight per request, a config fork's defaults, an adapter fork's base and scale) is the
+ * store's one resolution ({@link ModelResolver}); this catalog turns it into loads.
  */
 export class StoreCatalog implements ModelCatalog {
   /** The loaded models and the memory budget they live in. */
@@ -100,15 +97,14 @@ export class StoreCatalog implements ModelCatalog {
         entries.push({ id: name, digest: model.digest, created, loaded: loaded.get(model.digest), details });
       }
     }
-    for (const alias of await this.options.store.registry.listAliases()) {
+    for (const alias of await this.options.store.aliases()) {
       entries.push({ id: alias.name, digest: alias.targets[0]?.digest ?? "", created: 0, details: { alias: alias.targets } });
     }
     return entries;
   }
 
   async get(name: string, options: GetModelOptions = {}): Promise<LoadedModel> {
-    const digest = await this.resolve(name);
-    const config = modelConfigOf((await this.options.store.registry.getModel(digest))?.card ?? {});
+    const { digest, config } = await this.options.store.resolver.resolveServed(name, this.options.random === undefined ? {} : { random: this.options.random });
     if (config !== undefined) return this.getConfigFork(digest, name, config, options);
     return this.getWeights(digest, name, options);
   }
@@ -143,8 +139,7 @@ export class StoreCatalog implements ModelCatalog {
 
   /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */
   async unload(name: string): Promise<UnloadResult> {
-    const alias = await this.aliasTargets(name);
-    const digests = alias ?? [await this.resolve(name)];
+    const digests = await this.options.store.resolver.servedDigests(name);
     let unloaded = false;
     for (const digest of digests) unloaded = (await this.pool.expire(digest)) || unloaded;
     return { digest: digests[0] ?? "", unloaded };
@@ -173,74 +168,22 @@ export class StoreCatalog implements ModelCatalog {
 
   /**
    * What to load for a model: its blob, or for an adapter fork its adapter on its base's load (at
-   * the card's `adapter_scale`, default 1): served under the adapter's digest, on the one load of
-   * the base that the bare base and all its adapter forks share. With a shared registry
-   * (`--database`) the files may be on another replica only: then a {@link ModelNotLocalError}
-   * (503) names the model.
+   * the card's `adapter_scale`, default 1; {@link ModelResolver.filesOf}): served under the
+   * adapter's digest, on the one load of the base that the bare base and all its adapter forks
+   * share. With a shared registry (`--database`) the files may be on another replica only: then a
+   * {@link ModelNotLocalError} (503) names the model.
    */
   private async sourceOf(digest: Digest, name: string): Promise<ModelSource> {
-    const { store } = this.options;
-    const path = await store.localPath(digest, name);
-    const edge = (await store.registry.parentsOf(digest)).find((parent) => parent.relation === "adapter");
-    if (edge === undefined) return { id: digest, digest, path };
-    const scale = (await store.registry.getModel(digest))?.card["adapter_scale"];
-    const basePath = await store.localPath(edge.parent, `${name}'s base`);
+    const files = await this.options.store.resolver.filesOf(digest, name);
+    if (files.adapter === undefined) return { id: digest, digest, path: files.path };
     return {
       id: digest,
       digest,
-      path: basePath,
-      adapters: [{ path, scale: typeof scale === "number" && Number.isFinite(scale) ? scale : 1 }],
-      base: { id: edge.parent, digest: edge.parent, path: basePath },
+      path: files.path,
+      adapters: [{ path: files.adapter.path, scale: files.adapter.scale }],
+      base: { id: files.adapter.base, digest: files.adapter.base, path: files.path },
     };
   }
-
-  /** An alias's targets, or undefined when `name` is no alias. */
-  private async aliasTargets(name: string): Promise<Digest[] | undefined> {
-    try {
-      const alias = await this.options.store.registry.getAlias(formatModelName(parseModelName(name)));
-      return alias === undefined || alias.targets.length === 0 ? undefined : alias.targets.map((target) => target.digest);
-    } catch (error) {
-      if (!(error instanceof GroveError)) throw error;
-      return undefined;
-    }
-  }
-
-  /** A name, digest, unique prefix or alias → digest. Malformed names are simply unknown models. */
-  private async resolve(name: string): Promise<Digest> {
-    try {
-      const alias = await this.options.store.registry.getAlias(formatModelName(parseModelName(name)));
-      if (alias && alias.targets.length > 0) return pickWeighted(alias.targets, (this.options.random ?? cryptoRandom)());
-    } catch (error) {
-      if (!(error instanceof GroveError)) throw error;
-    }
-    try {
-      return (await this.options.store.resolve(name)).digest;
-    } catch (error) {
-      if (error instanceof ModelNotFoundError || (error instanceof GroveError && error.code.startsWith("invalid"))) {
-        throw new ModelNotFoundError(name, { cause: error });
-      }
-      throw error;
-    }
-  }
-}
-
-/** A uniform number in [0, 1) from the operating system's generator. */
-function cryptoRandom(): number {
-  return randomInt(0, 2 ** 48 - 1) / 2 ** 48;
-}
-
-/**
- * Picks an alias target with probability weight / total (canary rollout): `point` in [0, 1) is
- * laid over the targets' cumulative weights, in the alias's order (by digest).
- */
-export function pickWeighted(targets: readonly AliasTarget[], point: number): Digest {
-  const total = targets.reduce((sum, target) => sum + target.weight, 0);
-  let remaining = point * total;
-  for (const target of targets) {
-    remaining -= target.weight;
-    if (remaining < 0) return target.digest;
-  }
-  return targets[targets.length - 1]!.digest;
 }
 
 /** The pool's options of one acquisition: the name asked for and the request's keep-alive. */

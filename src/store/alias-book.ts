@@ -36,7 +36,8 @@ export interface AliasChange {
 /**
  * The aliases of a store and their history: every change (set, removal, migration, rollback) is
  * written together with a history entry in one registry transaction, so `rollback` can always
- * find the targets an alias had before.
+ * find the targets an alias had before. Reading an alias for serving (which target a request
+ * gets) is the store's one resolution, `ModelResolver`, which this book's lookups share.
  */
 export class AliasBook {
   constructor(private readonly store: ModelStore) {}
@@ -176,7 +177,7 @@ export class AliasBook {
   /** Every alias with its targets' names and shares, sorted by name. */
   async list(): Promise<AliasView[]> {
     const names = await this.namesByDigest();
-    return (await this.store.registry.listAliases()).map((alias) => view(alias, names));
+    return (await this.store.aliases()).map((alias) => view(alias, names));
   }
 
   /** @throws NotFoundError when there is no such alias */
@@ -192,7 +193,8 @@ export class AliasBook {
   /** @throws NotFoundError when there is no such alias */
   async require(name: string): Promise<AliasRecord> {
     const canonical = AliasBook.canonicalName(name);
-    const alias = await this.store.registry.getAlias(canonical);
+    // The same lookup that serving resolves a request's model by (ModelResolver.alias).
+    const alias = await this.store.resolver.alias(canonical);
     if (alias === undefined) throw new NotFoundError(`No alias '${canonical}'; list them with grove alias ls`, { param: "alias" });
     return alias;
   }

@@ -1,16 +1,17 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Digest } from "../core/digest.js";
-import { ConflictError, InvalidRequestError, ModelNotFoundError, ModelNotLocalError } from "../core/errors.js";
+import { ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import { GgufMetadataReader } from "../gguf/gguf-metadata-reader.js";
 import { validateGgufFile, type GgufSummary } from "../gguf/gguf-validator.js";
 import { adapterRecipe, checkAdapter, checkAdapterImport, isAdapterFile } from "./adapter-check.js";
 import { BlobStore } from "./blob-store.js";
 import { checkImportOptions, type ImportOptions } from "./import-options.js";
 import { nameForImport } from "./model-names.js";
-import { formatModelName, parseModelName, parseModelRef, quoteUntrusted } from "./model-ref.js";
+import { formatModelName, parseModelName, quoteUntrusted } from "./model-ref.js";
+import { ModelResolver } from "./model-resolver.js";
 import { PostgresRegistry } from "./postgres-registry.js";
-import type { LineageEdge, ModelRecord, Registry, Relation } from "./registry.js";
+import type { AliasRecord, LineageEdge, ModelRecord, NameRecord, Registry, Relation } from "./registry.js";
 import { SqliteRegistry } from "./sqlite-registry.js";
 
 export type { ImportOptions } from "./import-options.js";
@@ -109,12 +110,19 @@ export class ModelStore {
   /** The store's home directory (`GROVE_HOME`). */
   readonly home: string;
   readonly blobs: BlobStore;
+  /**
+   * The registry, for `store/` only: every other folder asks the store (or its {@link resolver}),
+   * so the rules the store keeps (names vs aliases, one transaction per change) stay in one place.
+   */
   readonly registry: Registry;
+  /** The one resolution of a model name: alias → weighted target → model → weights, adapter base and scale. */
+  readonly resolver: ModelResolver;
 
   constructor(home: string, blobs: BlobStore, registry: Registry) {
     this.home = home;
     this.blobs = blobs;
     this.registry = registry;
+    this.resolver = new ModelResolver(registry, blobs);
   }
 
   /**
@@ -190,32 +198,77 @@ export class ModelStore {
   }
 
   /**
-   * The model a reference means: a name (`family[:tag]`), a digest, or a unique digest prefix.
-   * A bare hex reference that is also a name is tried as a name first.
+   * The model a reference means: a name (`family[:tag]`), a digest, or a unique digest prefix
+   * ({@link ModelResolver.resolve}). A bare hex reference that is also a name is tried as a name first.
    * @throws InvalidRequestError for a malformed reference
    * @throws ModelNotFoundError when nothing matches
    * @throws AmbiguousModelError listing candidates when a prefix matches several
    */
   async resolve(ref: string): Promise<ModelRecord> {
-    const parsed = parseModelRef(ref);
-    if (parsed.kind === "digest") {
-      const model = await this.registry.getModel(parsed.digest);
-      if (model === undefined) throw new ModelNotFoundError(parsed.digest);
-      return model;
-    }
-    const name = parsed.kind === "name" ? parsed : parsed.name;
-    if (name !== undefined) {
-      const digest = await this.registry.getNameTarget(formatModelName(name));
-      if (digest !== undefined) return (await this.registry.getModel(digest)) ?? missingRow(digest);
-      if (parsed.kind === "name") throw new ModelNotFoundError(formatModelName(name));
-    }
-    try {
-      return await this.registry.findByPrefix((parsed as { prefix: string }).prefix);
-    } catch (error) {
-      // Name the reference as the user wrote it when it could have been a name too.
-      if (error instanceof ModelNotFoundError && name !== undefined) throw new ModelNotFoundError(ref, { cause: error });
-      throw error;
-    }
+    return this.resolver.resolve(ref);
+  }
+
+  /** A model's registry row by its digest, or undefined (no reference parsing: for digests already resolved). */
+  async model(digest: Digest): Promise<ModelRecord | undefined> {
+    return this.registry.getModel(digest);
+  }
+
+  /** The model a canonical name (`family:tag`, no alias, no prefix) points at, or undefined. */
+  async nameTarget(name: string): Promise<Digest | undefined> {
+    return this.registry.getNameTarget(name);
+  }
+
+  /** A model's names, sorted. */
+  async namesOf(digest: Digest): Promise<string[]> {
+    return this.registry.namesOf(digest);
+  }
+
+  /** The edges from a model to its parents, with relation and recipe. */
+  async parentsOf(digest: Digest): Promise<LineageEdge[]> {
+    return this.registry.parentsOf(digest);
+  }
+
+  /** Every name with its model, sorted by name. */
+  async names(): Promise<NameRecord[]> {
+    return this.registry.listNames();
+  }
+
+  /** Every lineage edge. */
+  async edges(): Promise<LineageEdge[]> {
+    return this.registry.listEdges();
+  }
+
+  /** Every alias with its targets, sorted by name (their names and shares: `AliasBook.list`). */
+  async aliases(): Promise<AliasRecord[]> {
+    return this.registry.listAliases();
+  }
+
+  /**
+   * Records a model that has no blob of its own (a config fork) in one transaction: its row, then
+   * `name` pointed at it and, when the row is new, its `edges`.
+   * @returns false when the registry already had the model
+   */
+  async addRecord(record: ModelRecord, options: { name?: string; edges: readonly LineageEdge[] }): Promise<boolean> {
+    return this.registry.transaction(async (registry) => {
+      const inserted = await registry.addModel(record);
+      if (options.name !== undefined) await registry.setName(options.name, record.digest);
+      if (inserted) await registry.addEdges([...options.edges]);
+      return inserted;
+    });
+  }
+
+  /**
+   * Undoes imports, newest first, in one transaction: a model an import created loses its rows;
+   * a name an import moved points back at `previous` (or goes, when it had none).
+   */
+  async undoImports(steps: readonly { digest: Digest; name: string; created: boolean; previous?: Digest | undefined }[]): Promise<void> {
+    await this.registry.transaction(async (registry) => {
+      for (const step of [...steps].reverse()) {
+        if (step.created) await registry.removeModel(step.digest);
+        else if (step.previous === undefined) await registry.removeName(step.name);
+        else if (step.previous !== step.digest) await registry.setName(step.name, step.previous);
+      }
+    });
   }
 
   /** Every model with its names, oldest first, and whether its file is on this machine. */
@@ -232,29 +285,17 @@ export class ModelStore {
     return models.map((model) => ({ ...model, names: names.get(model.digest) ?? [], local: local.has(weightsOf(model.digest)) }));
   }
 
-  /**
-   * The model whose file holds a model's weights: itself, or for a `config` fork (new defaults on
-   * its parent's weights, no file of its own) the first ancestor through config edges that has one.
-   */
+  /** The model whose file holds a model's weights ({@link ModelResolver.weightsOf}). */
   async weightsOf(digest: Digest): Promise<Digest> {
-    for (let depth = 0; depth < 64; depth++) {
-      const edge = (await this.registry.parentsOf(digest)).find((parent) => parent.relation === "config");
-      if (edge === undefined) return digest;
-      digest = edge.parent;
-    }
-    return digest;
+    return this.resolver.weightsOf(digest);
   }
 
   /**
-   * The path of a model's file, for loading it.
-   * @param label how the caller named the model, for the message
-   * @throws ModelNotLocalError when the registry (shared with other replicas) has the model but
-   *   this machine lacks its file
+   * The path of a model's file, for loading it ({@link ModelResolver.localPath}).
+   * @throws ModelNotLocalError when this machine lacks the file
    */
   async localPath(digest: Digest, label: string = digest): Promise<string> {
-    const weights = await this.weightsOf(digest);
-    if (!(await this.blobs.has(weights))) throw new ModelNotLocalError(label, weights);
-    return this.blobs.pathOf(weights);
+    return this.resolver.localPath(digest, label);
   }
 
   /** A model with its names, blob path, parents (relation and recipe) and forks. */

@@ -7,19 +7,28 @@ import { CORPUS } from "../../forge/generate/corpus.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
 import type { ModelStore } from "../../store/model-store.js";
+import type { TaskEvaluator } from "../../results/migration/migrate-alias.js";
 import type { ResultRecord, ResultStore } from "../../results/result-store.js";
 import { localBackend } from "./backends.js";
 import type { KlDivergenceResult, PerplexityResult } from "./measure.js";
+import { ChatTemplate } from "../../engine/chat-template.js";
+import { isLmEvalConfig, readLmEvalTask } from "./lm-eval/read-lm-eval-task.js";
 import { runEvalWorker } from "./run-eval-worker.js";
-import { readTask, scoreTask } from "./tasks.js";
+import { readTask, scoreTask, type Task } from "./tasks.js";
 
 /** The built-in measurements; anything else is a task file. */
 export const BUILT_IN_TASKS = ["perplexity", "kl-divergence"] as const;
 
 /** What `grove eval` measures on one model. */
 export interface EvaluateOptions {
-  /** `perplexity`, `kl-divergence`, or the path of a task file (JSONL). */
+  /** `perplexity`, `kl-divergence`, the path of a task file (JSONL) or of an lm-evaluation-harness task config (YAML). */
   task: string;
+  /** lm-eval configs: override `num_fewshot` (lm-eval's --num_fewshot). */
+  numFewshot?: number;
+  /** lm-eval configs: render prompts with the model's chat template (lm-eval's --apply_chat_template). */
+  applyChatTemplate?: boolean;
+  /** lm-eval configs with a chat template: few-shot examples as turns. @default true with applyChatTemplate, as lm-eval */
+  fewshotAsMultiturn?: boolean;
   /** The text for perplexity and KL divergence. @default Grove's built-in corpus */
   text?: string;
   /** The model KL divergence is measured against. @default the model's parent */
@@ -36,6 +45,14 @@ export interface EvaluateOptions {
   force?: boolean;
   onProgress?: (done: number, total: number, perplexity?: number) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * {@link evaluateModel} as alias migration takes it (`TaskEvaluator`): one model, one task, these
+ * settings, the stored result.
+ */
+export function taskEvaluator(store: ModelStore, results: ResultStore, settings: Omit<EvaluateOptions, "task"> = {}): TaskEvaluator {
+  return async (model, task) => (await evaluateModel(store, results, model, { ...settings, task })).result;
 }
 
 /** A stored result and whether it was measured now. */
@@ -118,16 +135,41 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
     }
   }
 
-  if (!/\.jsonl?$/i.test(options.task)) {
-    throw new InvalidRequestError(`Unknown task '${options.task}': use ${BUILT_IN_TASKS.join(" or ")}, or the path of a task file (.jsonl)`, { param: "task" });
+  const lmEval = isLmEvalConfig(options.task);
+  if (!lmEval && !/\.jsonl?$/i.test(options.task)) {
+    throw new InvalidRequestError(`Unknown task '${options.task}': use ${BUILT_IN_TASKS.join(" or ")}, the path of a task file (.jsonl) or of an lm-evaluation-harness task config (.yaml)`, { param: "task" });
   }
-  const task = await readTask(options.task, options.taskName);
+  const prompt = lmEvalPromptOptions(options, target.model.chatTemplate);
+  let task: Task;
+  if (lmEval) {
+    task = await readLmEvalTask(options.task, prompt.read);
+    if (options.taskName !== undefined) task.name = options.taskName;
+  } else {
+    if (prompt.settings.applyChatTemplate || options.numFewshot !== undefined) throw new InvalidRequestError("--apply-chat-template, --fewshot-as-multiturn and --num-fewshot apply to lm-eval task configs (.yaml)", { param: "task" });
+    task = await readTask(options.task, options.taskName);
+  }
   const taskContext = options.contextSize ?? Math.min(2048, target.model.contextLength || 2048);
-  const settings = { ctx: taskContext };
+  const settings = { ctx: taskContext, ...(lmEval ? prompt.settings : {}) };
   const stored = reuse(task.name, task.digest, settings);
   if (stored !== undefined) return stored;
   const score = await scoreTask(task, localBackend({ model: target.path, contextSize: taskContext, threads, ...run }));
   return save({ task: task.name, taskDigest: task.digest, settings, metrics: score.metrics, flags: score.flags, details: { ...score.details, file: basename(options.task) } });
+}
+
+/**
+ * lm-eval's prompt flags checked as its `EvaluatorConfig` checks them (few-shot as multi-turn
+ * needs the chat template and is its default), and the settings a result is keyed by.
+ */
+function lmEvalPromptOptions(options: EvaluateOptions, chatTemplate: string | undefined): { read: Parameters<typeof readLmEvalTask>[1]; settings: Record<string, unknown> } {
+  const apply = options.applyChatTemplate === true;
+  if (options.fewshotAsMultiturn === true && !apply) throw new InvalidRequestError("--fewshot-as-multiturn needs --apply-chat-template", { param: "fewshot_as_multiturn" });
+  const multiturn = apply && options.fewshotAsMultiturn !== false;
+  const settings: Record<string, unknown> = { applyChatTemplate: apply, fewshotAsMultiturn: multiturn, ...(options.numFewshot === undefined ? {} : { numFewshot: options.numFewshot }) };
+  if (!apply) return { read: options.numFewshot === undefined ? {} : { numFewshot: options.numFewshot }, settings };
+  // Special tokens render empty: the evaluator's tokenization adds BOS itself, as for every prompt.
+  const template = new ChatTemplate(chatTemplate, { bosToken: "", eosToken: "" });
+  const render = (messages: { role: string; content: string }[]): string => template.render(messages as Parameters<ChatTemplate["render"]>[0], { addGenerationPrompt: true });
+  return { read: { chat: { render, multiturn }, ...(options.numFewshot === undefined ? {} : { numFewshot: options.numFewshot }) }, settings };
 }
 
 /** The largest text perplexity and KL divergence are measured on. */

@@ -226,8 +226,15 @@ export async function loglikelihood(model: EvalModel, context: EvalContext, requ
     prefix = prefix.slice(0, -trailing.length);
     continuation = trailing + continuation;
   }
-  const whole = await tokenize(model, prefix + continuation, true);
-  const contextTokens = await tokenize(model, prefix, true);
+  let whole = await tokenize(model, prefix + continuation, true);
+  let contextTokens = await tokenize(model, prefix, true);
+  if (contextTokens.length === 0) {
+    // No context and no BOS added: lm-eval conditions on its prefix token (the BOS id), as in
+    // loglikelihood_rolling's first window, so the first token is scored too.
+    if (model.bos < 0) throw new InvalidRequestError("A continuation without context needs a BOS token to condition on; this vocabulary has none", { param: "continuation" });
+    whole = Int32Array.of(model.bos, ...whole);
+    contextTokens = Int32Array.of(model.bos);
+  }
   const continuationCount = whole.length - contextTokens.length;
   if (continuationCount <= 0) throw new InvalidRequestError(`The continuation ${JSON.stringify(request.continuation)} adds no tokens to its context`, { param: "continuation" });
   const size = context.contextSize;

@@ -4,18 +4,22 @@ import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { jsonErrorPosition } from "../../core/json-error.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
+import { scoreLmEvalTask, type LmEvalScoring } from "./lm-eval/lm-eval-scoring.js";
 import type { GenerateRequest, LoglikelihoodAnswer, LoglikelihoodRequest } from "./measure.js";
 
 /** lm-evaluation-harness's output types that Grove scores. */
-export type TaskType = "multiple_choice" | "loglikelihood" | "generate_until";
+export type TaskType = "multiple_choice" | "loglikelihood" | "loglikelihood_rolling" | "generate_until";
 
 const MULTIPLE_CHOICE = z.strictObject({
   type: z.literal("multiple_choice"),
   context: z.string(),
   choices: z.array(z.string().min(1)).min(2, "needs at least 2 choices"),
   answer: z.number().int().nonnegative(),
+  /** lm-eval's target_delimiter: each continuation is delimiter + choice, and acc_norm divides by the choice's length alone. */
+  delimiter: z.string().max(64).optional(),
 });
 const LOGLIKELIHOOD = z.strictObject({ type: z.literal("loglikelihood"), context: z.string(), continuation: z.string().min(1) });
+const LOGLIKELIHOOD_ROLLING = z.strictObject({ type: z.literal("loglikelihood_rolling"), text: z.string().min(1) });
 const GENERATE_UNTIL = z.strictObject({
   type: z.literal("generate_until"),
   context: z.string().min(1),
@@ -23,7 +27,7 @@ const GENERATE_UNTIL = z.strictObject({
   until: z.array(z.string().min(1)).max(16).optional(),
   max_tokens: z.number().int().min(1).max(1024).optional(),
 });
-const DOC = z.discriminatedUnion("type", [MULTIPLE_CHOICE, LOGLIKELIHOOD, GENERATE_UNTIL]);
+const DOC = z.discriminatedUnion("type", [MULTIPLE_CHOICE, LOGLIKELIHOOD, LOGLIKELIHOOD_ROLLING, GENERATE_UNTIL]);
 
 /** The largest task file read. */
 export const MAX_TASK_BYTES = 256 * 1024 * 1024;
@@ -39,14 +43,20 @@ export interface Task {
   docs: TaskDoc[];
   /** sha256 of the file's bytes: results are keyed by it. */
   digest: Digest;
+  /**
+   * Set for a task read from an lm-evaluation-harness YAML config: scored by lm-eval's metric
+   * definitions, filters and exact_match options instead of Grove's JSONL rules.
+   */
+  lmEval?: LmEvalScoring;
 }
 
 /**
  * Reads a task: JSONL, one document per line, all of one type —
  * `{"type":"multiple_choice","context","choices":[…],"answer":i}` (acc and acc_norm from the
  * log-likelihood of each choice), `{"type":"loglikelihood","context","continuation"}` (the
- * continuation's log-likelihood, and whether greedy decoding produces it) or
- * `{"type":"generate_until","context","answer","until"?,"max_tokens"?}` (greedy generation, exact
+ * continuation's log-likelihood, and whether greedy decoding produces it),
+ * `{"type":"loglikelihood_rolling","text"}` (lm-eval's word and byte perplexity, the text scored
+ * after BOS in one window) or `{"type":"generate_until","context","answer","until"?,"max_tokens"?}` (greedy generation, exact
  * match after {@link normalizeAnswer}).
  *
  * @throws InvalidRequestError naming the file and line of the first bad document
@@ -116,10 +126,11 @@ export interface TaskScore {
  * perplexity); generate_until by exact match. An accuracy not clearly above chance is flagged.
  */
 export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskScore> {
+  if (task.lmEval !== undefined) return scoreLmEvalTask(task, task.lmEval, backend);
   switch (task.type) {
     case "multiple_choice": {
       const docs = task.docs as z.infer<typeof MULTIPLE_CHOICE>[];
-      const requests = docs.flatMap((doc) => doc.choices.map((choice) => ({ context: doc.context, continuation: choice })));
+      const requests = docs.flatMap((doc) => doc.choices.map((choice) => ({ context: doc.context, continuation: (doc.delimiter ?? "") + choice })));
       const answers = await backend.loglikelihood(requests);
       let at = 0;
       let correct = 0;
@@ -129,7 +140,8 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
         const scores = answers.slice(at, at + doc.choices.length);
         at += doc.choices.length;
         const best = argmaxOf(scores.map((answer) => answer.logLikelihood));
-        const bestNorm = argmaxOf(scores.map((answer, index) => answer.logLikelihood / doc.choices[index]!.length));
+        // lm-eval divides by Python's len(choice): code points, not UTF-16 units.
+        const bestNorm = argmaxOf(scores.map((answer, index) => answer.logLikelihood / [...doc.choices[index]!].length));
         if (best === doc.answer) correct++;
         if (bestNorm === doc.answer) correctNorm++;
         chance += 1 / doc.choices.length;
@@ -151,6 +163,10 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
         flags: [],
         details: { type: task.type, docs: answers.length, tokens },
       };
+    }
+    case "loglikelihood_rolling": {
+      // Grove's own rule for these is lm-eval's: the same code scores both.
+      return scoreLmEvalTask(task, { metrics: ["word_perplexity", "byte_perplexity", "bits_per_byte"], exactMatch: { ignoreCase: false, ignorePunctuation: false, ignoreNumbers: false, regexesToIgnore: [] }, filters: [] }, backend);
     }
     case "generate_until": {
       const docs = task.docs as z.infer<typeof GENERATE_UNTIL>[];

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
 import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
 import { ResultStore } from "../../results/result-store.js";
@@ -105,12 +106,12 @@ export function registerAliasCommands(program: Command): void {
       const result = await withStore(flags, async (store) => {
         const results = ResultStore.open(store.home);
         try {
-          return await migrateAlias(store, results, {
+          return await migrateAlias(store, {
             alias: name,
             to: flags.to,
             tasks: flags.task,
             ...(maxRegression === undefined ? {} : { maxRegression }),
-            evaluate,
+            evaluate: taskEvaluator(store, results, evaluate),
             onEvaluate: (model, task) => void process.stderr.write(`evaluating the ${model} model on ${task}\n`),
           });
         } finally {

@@ -51,7 +51,7 @@ export async function runCreateFromModelfile(name: string, flags: CreateModelfil
             ref: parseHubRef(ref),
             client,
             partialDirectory: store.blobs.tempDirectory,
-            isAlreadyStored: async (sha256) => (await store.registry.getModel(`sha256:${sha256}`)) !== undefined,
+            isAlreadyStored: async (sha256) => (await store.model(`sha256:${sha256}`)) !== undefined,
           });
           return (await importPulledModel(store, pulled, undefined)).result.model.digest;
         },

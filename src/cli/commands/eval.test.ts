@@ -35,6 +35,12 @@ describe("grove eval", () => {
       [["eval", "--endpoint", "http://127.0.0.1:9/v1", "--task", "x.jsonl", "--home", home], /--endpoint needs --model NAME/],
       [["eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--task", "perplexity", "--home", home], /needs raw logits/],
       [["eval", "nope:model", "--task", "perplexity", "--home", home], /nope:model/],
+      [["eval", "tiny:f16", "--task", "t.yaml", "--num-fewshot", "-1", "--home", home], /--num-fewshot must be an integer from 0 to 64/],
+      [["eval", "tiny:f16", "--task", "missing.yaml", "--fewshot-as-multiturn", "--home", home], /--fewshot-as-multiturn needs --apply-chat-template/],
+      [["eval", "tiny:f16", "--task", "missing.yaml", "--home", home], /missing\.yaml/],
+      [["eval", "tiny:f16", "--task", "perplexity.txt", "--home", home], /or of an lm-evaluation-harness task config \(\.yaml\)/],
+      [["eval", "tiny:f16", "--task", "x.jsonl", "--apply-chat-template", "--home", home], /apply to lm-eval task configs/],
+      [["eval", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--task", "t.yaml", "--apply-chat-template", "--home", home], /needs the model's template/],
     ];
     for (const [args, pattern] of cases) {
       const run = await runCliInProcess(...args);

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { InvalidRequestError } from "../../core/errors.js";
 import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
+import { isLmEvalConfig, readLmEvalTask } from "../../bench/quality/lm-eval/read-lm-eval-task.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
 import { ResultStore, type ResultRecord } from "../../results/result-store.js";
 import { withProgress } from "../progress.js";
@@ -21,6 +22,9 @@ interface EvalFlags {
   endpoint?: string;
   model?: string;
   apiKey?: string;
+  numFewshot?: string;
+  applyChatTemplate?: boolean;
+  fewshotAsMultiturn?: boolean;
   home?: string;
   json?: boolean;
 }
@@ -49,7 +53,7 @@ export function registerEvalCommand(program: Command): void {
     .command("eval")
     .description("measure a model's quality: perplexity, KL divergence to its parent, task files (results stored)")
     .argument("[ref]", "name, digest or unique digest prefix of the model")
-    .option("--task <task>", `${BUILT_IN_TASKS.join(", ")} or a task file (.jsonl); repeatable`, (value: string, all: string[]) => [...all, value], [] as string[])
+    .option("--task <task>", `${BUILT_IN_TASKS.join(", ")}, a task file (.jsonl) or an lm-evaluation-harness task config (.yaml); repeatable`, (value: string, all: string[]) => [...all, value], [] as string[])
     .option("--text <file>", "text for perplexity and KL divergence (default: Grove's built-in corpus)")
     .option("--reference <ref>", "model to measure KL divergence against (default: the parent)")
     .option("--ctx <tokens>", "tokens per chunk, or the context of task requests (default 512 / 2048, at most the model's)")
@@ -57,6 +61,9 @@ export function registerEvalCommand(program: Command): void {
     .option("--threads <n>", "CPU threads (default: every core)")
     .option("--name <task>", "name of the task file's results (default: its file name)")
     .option("--force", "measure again even when a result is stored")
+    .option("--num-fewshot <n>", "lm-eval task configs: few-shot examples per document (overrides num_fewshot)")
+    .option("--apply-chat-template", "lm-eval task configs: render prompts with the model's chat template")
+    .option("--fewshot-as-multiturn [bool]", "with --apply-chat-template: few-shot examples as chat turns (default true; 'false' joins them into one user turn)", (value: string) => !["false", "0", "no"].includes(value.toLowerCase()))
     .option("--endpoint <url>", "score a task file through an OpenAI-compatible server (…/v1) instead")
     .option("--model <name>", "the model name to send to --endpoint")
     .option("--api-key <key>", "bearer key for --endpoint")
@@ -71,7 +78,10 @@ export function registerEvalCommand(program: Command): void {
         const scores: (TaskScore & { task: string })[] = [];
         for (const path of flags.task) {
           if ((BUILT_IN_TASKS as readonly string[]).includes(path)) throw new InvalidRequestError(`${path} needs raw logits: run it on a store model, not through --endpoint`, { param: "task" });
-          const task = await readTask(path, flags.name);
+          if (flags.applyChatTemplate) throw new InvalidRequestError("--apply-chat-template needs the model's template: run it on a store model, not through --endpoint", { param: "apply-chat-template" });
+          const numFewshot = fewshotFlag(flags.numFewshot);
+          const task = isLmEvalConfig(path) ? await readLmEvalTask(path, numFewshot === undefined ? {} : { numFewshot }) : await readTask(path, flags.name);
+          if (isLmEvalConfig(path) && flags.name !== undefined) task.name = flags.name;
           scores.push({ task: task.name, ...(await scoreTask(task, backend)) });
         }
         process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(scores.map((score) => ({ task: score.task, metrics: score.metrics, flags: score.flags, note: flags.endpoint! }))));
@@ -93,6 +103,9 @@ export function registerEvalCommand(program: Command): void {
                   batchSize: integerFlag(flags.batch, "batch"),
                   threads: integerFlag(flags.threads, "threads"),
                   taskName: flags.name,
+                  numFewshot: fewshotFlag(flags.numFewshot),
+                  applyChatTemplate: flags.applyChatTemplate,
+                  fewshotAsMultiturn: flags.fewshotAsMultiturn,
                   onProgress: bar.drawn
                     ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
                     : undefined,
@@ -110,6 +123,13 @@ export function registerEvalCommand(program: Command): void {
       if (flags.json) return void process.stdout.write(`${JSON.stringify(outcomes)}\n`);
       process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, flags: result.flags, note: describe(result, reused) }))));
     });
+}
+
+function fewshotFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0 || number > 64) throw new InvalidRequestError(`--num-fewshot must be an integer from 0 to 64, got '${value}'`, { param: "num-fewshot" });
+  return number;
 }
 
 function optional<T extends Record<string, unknown>>(values: T): { [K in keyof T]?: Exclude<T[K], undefined> } {

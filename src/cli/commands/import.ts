@@ -78,7 +78,7 @@ export function registerImportCommand(program: Command): void {
 /** The report of an import: the model, its names and all its parents (not only the edges this import added). */
 export async function importReport(store: ModelStore, result: ImportResult): Promise<ImportReport> {
   const names = await namesByDigest(store);
-  const parents = await store.registry.parentsOf(result.model.digest);
+  const parents = await store.parentsOf(result.model.digest);
   return {
     digest: result.model.digest,
     ...(result.name === undefined ? {} : { name: result.name }),

@@ -67,7 +67,7 @@ export function registerPullCommand(program: Command): void {
             client,
             partialDirectory: store.blobs.tempDirectory,
             // The registry, not the blob: a blob left by `grove rm` before `grove gc` is not a model.
-            isAlreadyStored: async (sha256) => (await store.registry.getModel(`sha256:${sha256}`)) !== undefined,
+            isAlreadyStored: async (sha256) => (await store.model(`sha256:${sha256}`)) !== undefined,
             onProgress,
           }),
         );

@@ -140,7 +140,7 @@ async function rebuildConfigFork(store: ModelStore, recipe: RecipeDocument, opti
   onlyModelInputs(recipe, 1);
   const [parent] = (await modelInputs(store, recipe)).keys();
   const config = modelConfigFromFields(recipe.parameters);
-  const digest = configForkDigest(parent!, mergeModelConfig(modelConfigOf((await store.registry.getModel(parent!))!.card), config));
+  const digest = configForkDigest(parent!, mergeModelConfig(modelConfigOf((await store.model(parent!))!.card), config));
   const matches = digest === recipe.output.digest;
   const name = options.name ?? (matches ? await freeName(store, recipe.output.name, digest) : undefined);
   const result = await createConfigFork(store, { parent: parent!, config, ...(name === undefined ? {} : { name }) });
@@ -150,7 +150,7 @@ async function rebuildConfigFork(store: ModelStore, recipe: RecipeDocument, opti
 async function modelInputs(store: ModelStore, recipe: RecipeDocument): Promise<Map<Digest, string>> {
   const models = new Map<Digest, string>();
   for (const input of recipe.inputs.filter((each) => each.role === "model")) {
-    if ((await store.registry.getModel(input.digest)) === undefined) {
+    if ((await store.model(input.digest)) === undefined) {
       const label = input.name === undefined ? input.digest : `${input.digest} (${input.name})`;
       throw new InvalidRequestError(`The recipe's input ${label} is not in the store; pull or import it first`, { param: "inputs", cause: new ModelNotFoundError(input.digest) });
     }
@@ -182,7 +182,7 @@ async function dataInputs(recipe: RecipeDocument, files: readonly string[]): Pro
 /** `name` when no other model has it. */
 async function freeName(store: ModelStore, name: string | undefined, digest: Digest): Promise<string | undefined> {
   if (name === undefined) return undefined;
-  const target = await store.registry.getNameTarget(name);
+  const target = await store.nameTarget(name);
   return target === undefined || target === digest ? name : undefined;
 }
 

@@ -114,7 +114,7 @@ describe("recipeOf and rebuildFork", () => {
       assert.equal(rebuilt.import.created, true);
       assert.equal(rebuilt.import.name, "tiny:ta");
       assert.match(warnings.join(), /made with grove merge 0\.0\.1, this Grove has \d+\.\d+\.\d+; the digest may differ/);
-      assert.deepEqual((await other.registry.parentsOf(merged.model.digest)).map((edge) => [edge.parent, edge.relation, edge.recipe?.toolVersion]).sort(), [
+      assert.deepEqual((await other.parentsOf(merged.model.digest)).map((edge) => [edge.parent, edge.relation, edge.recipe?.toolVersion]).sort(), [
         [a, "merge", "0.0.1"],
         [b, "merge", "0.0.1"],
         [base, "merge", "0.0.1"],

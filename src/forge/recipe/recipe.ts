@@ -139,7 +139,7 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
   const inputs: RecipeInput[] = [];
   for (const digest of recipe.inputs) {
     const role: RecipeInputRole = parents.has(digest) ? "model" : "data";
-    const names = role === "model" ? await store.registry.namesOf(digest) : [];
+    const names = role === "model" ? await store.namesOf(digest) : [];
     inputs.push({ digest, role, ...(names[0] === undefined ? {} : { name: names[0] }) });
   }
   // From the file itself: the card may hold a hub's name instead of `general.name`.

@@ -10,6 +10,7 @@ import { quantizeFork } from "../../forge/quantize/quantize-fork.js";
 import { AliasBook } from "../../store/alias-book.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli } from "../../test-support/run-cli.js";
+import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { runEvalWorker } from "../../bench/quality/run-eval-worker.js";
 import { ResultStore } from "../result-store.js";
 import { migrateAlias, regressionOf } from "./migrate-alias.js";
@@ -53,8 +54,8 @@ after(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-const evaluate = { contextSize: 256, threads: 1 };
-const targetsOf = async (name: string) => (await store.registry.getAlias(name))?.targets;
+const evaluate = (model: string, task: string) => taskEvaluator(store, results, { contextSize: 256, threads: 1 })(model as never, task);
+const targetsOf = async (name: string) => (await store.resolver.alias(name))?.targets;
 
 describe("aliases: set, migrate, rollback", () => {
   test("regression is relative to the current score, in the metric's worse direction", () => {
@@ -77,12 +78,12 @@ describe("aliases: set, migrate, rollback", () => {
       [() => book.set("tiny:q8_0", [{ ref: "tiny:f16" }]), (error) => error instanceof ConflictError && /already a model name/.test(error.message)],
       [() => book.set("beefcafe", [{ ref: "tiny:f16" }]), (error) => error instanceof InvalidRequestError && /reads as a digest/.test(error.message)],
       [() => store.tag("tiny:f16", "chat"), (error) => error instanceof ConflictError && /is an alias/.test(error.message)],
-      [() => migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: [], evaluate }), (error) => error instanceof InvalidRequestError && /at least one task/.test(error.message)],
-      [() => migrateAlias(store, results, { alias: "nope", to: "tiny:q8_0", tasks: [task], evaluate }), (error) => error instanceof NotFoundError && /No alias 'nope:latest'/.test(error.message)],
-      [() => migrateAlias(store, results, { alias: "chat", to: "tiny:nope", tasks: [task], evaluate }), (error) => error instanceof ModelNotFoundError],
-      [() => migrateAlias(store, results, { alias: "chat", to: "tiny:f16", tasks: [task], evaluate }), (error) => error instanceof InvalidRequestError && /already points at/.test(error.message)],
-      [() => migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: [task], maxRegression: -1, evaluate }), (error) => error instanceof InvalidRequestError && /max regression/.test(error.message)],
-      [() => migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: ["hellaswag"], evaluate }), (error) => error instanceof InvalidRequestError && /Unknown task/.test(error.message)],
+      [() => migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: [], evaluate }), (error) => error instanceof InvalidRequestError && /at least one task/.test(error.message)],
+      [() => migrateAlias(store, { alias: "nope", to: "tiny:q8_0", tasks: [task], evaluate }), (error) => error instanceof NotFoundError && /No alias 'nope:latest'/.test(error.message)],
+      [() => migrateAlias(store, { alias: "chat", to: "tiny:nope", tasks: [task], evaluate }), (error) => error instanceof ModelNotFoundError],
+      [() => migrateAlias(store, { alias: "chat", to: "tiny:f16", tasks: [task], evaluate }), (error) => error instanceof InvalidRequestError && /already points at/.test(error.message)],
+      [() => migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: [task], maxRegression: -1, evaluate }), (error) => error instanceof InvalidRequestError && /max regression/.test(error.message)],
+      [() => migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: ["hellaswag"], evaluate }), (error) => error instanceof InvalidRequestError && /Unknown task/.test(error.message)],
       [() => book.rollback("chat"), (error) => error instanceof ConflictError && /Nothing to roll back/.test(error.message)],
     ];
     for (const [run, check] of cases) await assert.rejects(run(), (error: unknown) => error instanceof GroveError && check(error));
@@ -93,7 +94,7 @@ describe("aliases: set, migrate, rollback", () => {
 
   test("a candidate that regresses beyond the threshold is refused and the alias unchanged; one within it switches; rollback restores", async () => {
     await book.set("chat", [{ ref: "tiny:f16" }]);
-    const refused = await migrateAlias(store, results, { alias: "chat", to: "tiny:q2_k", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
+    const refused = await migrateAlias(store, { alias: "chat", to: "tiny:q2_k", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
     assert.equal(refused.switched, false);
     const exact = refused.scores.find((score) => score.metric === "exactMatch")!;
     assert.equal(exact.current, 1);
@@ -101,7 +102,7 @@ describe("aliases: set, migrate, rollback", () => {
     assert.match(refused.reason, /continue: exactMatch 1\.000 → .* worse \(limit 15\.0 %\)/);
     assert.deepEqual(await targetsOf("chat:latest"), [{ digest: digests.base, weight: 1 }]);
 
-    const switched = await migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
+    const switched = await migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
     assert.equal(switched.switched, true, switched.reason);
     assert.deepEqual(switched.scores.map((score) => [score.task, score.metric, score.higherIsBetter]), [["continue", "exactMatch", true], ["perplexity", "perplexity", false]]);
     assert.deepEqual(await targetsOf("chat:latest"), [{ digest: digests.q8, weight: 1 }]);
@@ -115,7 +116,7 @@ describe("aliases: set, migrate, rollback", () => {
     assert.deepEqual(await targetsOf("chat:latest"), [{ digest: digests.base, weight: 1 }]);
     // Stored results were reused: migrating again measures nothing new.
     const before = results.list().length;
-    await migrateAlias(store, results, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
+    await migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
     assert.equal(results.list().length, before);
     await book.rollback("chat");
   });

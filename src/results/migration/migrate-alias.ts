@@ -3,12 +3,18 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { AliasBook, primaryTarget } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { AliasEvent, AliasScore, AliasTarget } from "../../store/registry.js";
-import { evaluateModel, type EvaluateOptions } from "../../bench/quality/evaluate.js";
 import { primaryMetric } from "../metrics.js";
-import type { ResultRecord, ResultStore } from "../result-store.js";
+import type { ResultRecord } from "../result-store.js";
 
 /** The largest relative regression a migration accepts by default: 2 %. */
 export const DEFAULT_MAX_REGRESSION = 0.02;
+
+/**
+ * Measures one model on one task and gives its stored result (reused when one is stored). The
+ * caller hands in bench's `evaluateModel` with its settings (`taskEvaluator`), so results/ stays
+ * below bench/ and a test can hand in scores of its own.
+ */
+export type TaskEvaluator = (model: Digest, task: string) => Promise<ResultRecord>;
 
 /** What `grove migrate` does. */
 export interface MigrateAliasOptions {
@@ -23,8 +29,8 @@ export interface MigrateAliasOptions {
    * metric's worse direction (see {@link regressionOf}). @default 0.02
    */
   maxRegression?: number;
-  /** Settings handed to every evaluation (context, threads, text); results are reused when stored. */
-  evaluate?: Pick<EvaluateOptions, "contextSize" | "threads" | "text" | "batchSize">;
+  /** Measures the current target and the candidate on each task. */
+  evaluate: TaskEvaluator;
   /** Called before each evaluation. */
   onEvaluate?: (model: "current" | "candidate", task: string) => void;
 }
@@ -56,7 +62,7 @@ export function regressionOf(current: number, candidate: number, higherIsBetter:
 
 /**
  * Evaluation-gated migration: measures the alias's current target (its largest-weight model) and
- * the candidate on every task through {@link evaluateModel} (stored results reused), compares each
+ * the candidate on every task through `options.evaluate` (stored results reused), compares each
  * task's primary metric ({@link primaryMetric}: acc, exactMatch, accGreedy, klDivergence,
  * perplexity, with its direction), and points the alias wholly at the candidate only when no task
  * regresses by more than `maxRegression`. A task without a score on either side (flagged below
@@ -64,7 +70,7 @@ export function regressionOf(current: number, candidate: number, higherIsBetter:
  * alias's history with the scores. Bad input (no task, unknown alias or model, a candidate already
  * targeted alone) throws before anything is measured or recorded.
  */
-export async function migrateAlias(store: ModelStore, results: ResultStore, options: MigrateAliasOptions): Promise<MigrateAliasResult> {
+export async function migrateAlias(store: ModelStore, options: MigrateAliasOptions): Promise<MigrateAliasResult> {
   if (options.tasks.length === 0) throw new InvalidRequestError("Name at least one task to compare on with --task (perplexity or a task file)", { param: "task" });
   const maxRegression = options.maxRegression ?? DEFAULT_MAX_REGRESSION;
   if (!Number.isFinite(maxRegression) || maxRegression < 0 || maxRegression > 1) {
@@ -81,10 +87,10 @@ export async function migrateAlias(store: ModelStore, results: ResultStore, opti
   const scores: AliasScore[] = [];
   for (const task of tasks) {
     options.onEvaluate?.("current", task);
-    const before = await evaluateModel(store, results, current, { task, ...options.evaluate });
+    const before = await options.evaluate(current, task);
     options.onEvaluate?.("candidate", task);
-    const after = await evaluateModel(store, results, candidate, { task, ...options.evaluate });
-    scores.push(compare(before.result, after.result));
+    const after = await options.evaluate(candidate, task);
+    scores.push(compare(before, after));
   }
   const failures = scores.filter((score) => score.regression === null || score.regression > maxRegression + 1e-12);
   const proposed: AliasTarget[] = [{ digest: candidate, weight: 1 }];

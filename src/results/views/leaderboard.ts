@@ -2,6 +2,7 @@ import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore, TreeNode } from "../../store/model-store.js";
 import { primaryMetric } from "../metrics.js";
+import { IMPORTED_FLAG } from "../import-lm-eval.js";
 import type { ResultRecord, ResultStore } from "../result-store.js";
 import { metricDirection, rankEntries } from "./ranking.js";
 
@@ -123,7 +124,13 @@ export async function listTasks(store: ModelStore, results: ResultStore, tree?: 
  * metric its results do not hold or whose direction is unknown
  */
 export async function buildLeaderboard(store: ModelStore, results: ResultStore, options: LeaderboardOptions): Promise<LeaderboardResult> {
-  const all = results.list({ task: options.task });
+  // Imported results (another tool's numbers) are never ranked beside Grove's own: a note says so.
+  const stored = results.list({ task: options.task });
+  const all = stored.filter((result) => !result.flags.includes(IMPORTED_FLAG));
+  const imported = stored.length - all.length;
+  if (all.length === 0 && imported > 0) {
+    throw new InvalidRequestError(`Task '${options.task}' has only imported results (${imported}), which are not ranked beside Grove's measurements: see grove results ls --task ${options.task}`, { param: "task" });
+  }
   if (all.length === 0) {
     const known = [...new Set(results.list().map((result) => result.task))].sort();
     throw new InvalidRequestError(
@@ -185,6 +192,7 @@ export async function buildLeaderboard(store: ModelStore, results: ResultStore, 
   if (withOlder > 0) notes.push(`${withOlder} model${withOlder === 1 ? " has" : "s have"} older results with other settings: the newest is shown`);
   const unmeasured = models.length - rows.length;
   if (unmeasured > 0) notes.push(`${unmeasured} model${unmeasured === 1 ? "" : "s"} ${options.tree === undefined ? "of the store" : "of the tree"} without a result on ${options.task}`);
+  if (imported > 0) notes.push(`${imported} imported result${imported === 1 ? "" : "s"} (another tool's numbers) not ranked here: grove results ls --task ${options.task}`);
   return { task: options.task, kind: all[0]!.kind, metric, tree: options.tree ?? null, rows, notes };
 }
 

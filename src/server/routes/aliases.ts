@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { migrateAlias } from "../../results/migration/migrate-alias.js";
-import { BUILT_IN_TASKS } from "../../bench/quality/evaluate.js";
+import { BUILT_IN_TASKS, taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ResultStore } from "../../results/result-store.js";
 import { AliasBook } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
@@ -58,15 +58,15 @@ export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, thr
     );
     const results = ResultStore.open(store.home);
     try {
-      return await migrateAlias(store, results, {
+      return await migrateAlias(store, {
         alias: request.params.name,
         to: body.to,
         tasks,
         ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
-        evaluate: {
+        evaluate: taskEvaluator(store, results, {
           ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),
           ...((body.threads ?? threads) === undefined ? {} : { threads: body.threads ?? threads! }),
-        },
+        }),
       });
     } finally {
       results.close();

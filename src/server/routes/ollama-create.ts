@@ -69,7 +69,7 @@ export function registerOllamaCreateRoute(app: FastifyInstance, services: Ollama
             ? {}
             : {
                 pull: async (ref: string) => {
-                  const pulled = await pullModel({ ref: parseHubRef(ref), client: hub, partialDirectory: store.blobs.tempDirectory, isAlreadyStored: async (sha256) => (await store.registry.getModel(`sha256:${sha256}`)) !== undefined });
+                  const pulled = await pullModel({ ref: parseHubRef(ref), client: hub, partialDirectory: store.blobs.tempDirectory, isAlreadyStored: async (sha256) => (await store.model(`sha256:${sha256}`)) !== undefined });
                   return (await importPulledModel(store, pulled, undefined)).result.model.digest;
                 },
               }),

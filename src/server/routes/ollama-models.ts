@@ -86,7 +86,7 @@ class OllamaModels {
 
   private async readFacts(digest: string, loaded: LoadedModel | undefined): Promise<ModelFacts> {
     const { store } = this.services;
-    const record = digest.startsWith("sha256:") ? await store?.registry.getModel(digest as Digest) : undefined;
+    const record = digest.startsWith("sha256:") ? await store?.model(digest as Digest) : undefined;
     if (store && record) {
       return {
         size: record.size,
@@ -117,9 +117,9 @@ class OllamaModels {
   async parentOf(digest: string): Promise<string> {
     const { store } = this.services;
     if (!store || !digest.startsWith("sha256:")) return "";
-    const edge = (await store.registry.parentsOf(digest as Digest))[0];
+    const edge = (await store.parentsOf(digest as Digest))[0];
     if (!edge) return "";
-    return (await store.registry.namesOf(edge.parent))[0] ?? edge.parent;
+    return (await store.namesOf(edge.parent))[0] ?? edge.parent;
   }
 
   async details(digest: string, loaded?: LoadedModel) {
@@ -230,7 +230,7 @@ export function registerOllamaModelRoutes(app: FastifyInstance, services: Ollama
       modelInfo[item.key] = item.length === undefined ? (item.value ?? null) : body.verbose ? (item.items ?? []) : null;
     }
     // A config fork's defaults (grove create -f Modelfile, /api/create), as Ollama shows a created model.
-    const record = services.store && digest.startsWith("sha256:") ? await services.store.registry.getModel(digest as Digest) : undefined;
+    const record = services.store && digest.startsWith("sha256:") ? await services.store.model(digest as Digest) : undefined;
     const config = record === undefined ? undefined : modelConfigOf(record.card);
     return {
       license: config?.license?.join("\n") ?? facts.license ?? "",
@@ -358,7 +358,7 @@ async function pullFromHub(
       ref: { ...ref, file: file.path, revision: ref.revision || DEFAULT_REVISION },
       client: hub,
       partialDirectory: store.blobs.tempDirectory,
-      isAlreadyStored: async (sha256) => (await store.registry.getModel(`sha256:${sha256}`)) !== undefined,
+      isAlreadyStored: async (sha256) => (await store.model(`sha256:${sha256}`)) !== undefined,
       onProgress: (received, total) => {
         const now = Date.now();
         if (received !== total && now - lastSent < 200) return;
