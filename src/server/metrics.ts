@@ -5,6 +5,7 @@ import type { Engine } from "../engine/engine.js";
 import type { UsageRecord } from "../gateway/service-store.js";
 import type { UpstreamRouter } from "../serving/upstream-router.js";
 import { isApiPath } from "./api-paths.js";
+import { onResponseClosed } from "./response-closed.js";
 
 /** Options of {@link GroveMetrics}. */
 export interface GroveMetricsOptions {
@@ -135,7 +136,7 @@ export class GroveMetrics {
  */
 export function registerMetrics(app: FastifyInstance, metrics: GroveMetrics, authorize?: (request: FastifyRequest) => Promise<void>): void {
   app.addHook("onRequest", async (request, reply) => {
-    reply.raw.once("close", () => {
+    onResponseClosed(reply.raw, () => {
       // A response closed before its end was cut off: the client went away (499, as in usage rows).
       const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
       metrics.observeResponse(request, status, reply.elapsedTime / 1000);
