@@ -1,64 +1,61 @@
 import { Command, CommanderError } from "commander";
 import { describeErrorChain, GroveError } from "../core/errors.js";
-import { registerAliasCommands } from "./commands/alias.js";
-import { registerCreateCommand } from "./commands/create.js";
-import { registerDiffCommand } from "./commands/diff.js";
-import { registerBenchCommand } from "./commands/bench.js";
-import { registerEvalCommand } from "./commands/eval.js";
-import { registerPlanCommand } from "./commands/plan.js";
-import { registerFinetuneCommand } from "./commands/finetune.js";
-import { registerImportCommand } from "./commands/import.js";
-import { registerInspectCommand } from "./commands/inspect.js";
-import { registerKeysCommand } from "./commands/keys.js";
-import { registerLeaderboardCommands } from "./commands/leaderboard.js";
-import { registerResultsCommands } from "./commands/results.js";
-import { registerMergeCommand } from "./commands/merge.js";
-import { registerPsCommands } from "./commands/ps.js";
-import { registerPullCommand } from "./commands/pull.js";
-import { registerQuantizeCommand } from "./commands/quantize.js";
-import { registerRecipeCommands } from "./commands/recipe.js";
-import { registerRunCommand } from "./commands/run.js";
-import { registerServeCommand } from "./commands/serve.js";
-import { registerStoreCommands } from "./commands/store-commands.js";
-import { registerUsageCommands } from "./commands/usage.js";
-import { registerUpstreamCommands } from "./commands/upstream.js";
 
-/** Builds the `grove` command tree. Every command gets `--help` from commander. */
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each module of commands, with the top-level commands it registers, in `grove --help`'s order.
+ * Loaded on demand: importing every command's dependencies (the server, the engine, zod's schemas)
+ * cost about 0.6 s of CPU before any command ran, the 2–3 s `grove keys create` took on a busy
+ * machine; a command now loads only its own module.
+ */
+const COMMAND_MODULES: readonly (readonly [names: readonly string[], load: () => Promise<Register>])[] = [
+  [["serve"], async () => (await import("./commands/serve.js")).registerServeCommand],
+  [["run"], async () => (await import("./commands/run.js")).registerRunCommand],
+  [["create"], async () => (await import("./commands/create.js")).registerCreateCommand],
+  [["inspect"], async () => (await import("./commands/inspect.js")).registerInspectCommand],
+  [["diff"], async () => (await import("./commands/diff.js")).registerDiffCommand],
+  [["import"], async () => (await import("./commands/import.js")).registerImportCommand],
+  [["pull"], async () => (await import("./commands/pull.js")).registerPullCommand],
+  [["merge"], async () => (await import("./commands/merge.js")).registerMergeCommand],
+  [["quantize"], async () => (await import("./commands/quantize.js")).registerQuantizeCommand],
+  [["recipe", "build"], async () => (await import("./commands/recipe.js")).registerRecipeCommands],
+  [["finetune", "jobs"], async () => (await import("./commands/finetune.js")).registerFinetuneCommand],
+  [["eval"], async () => (await import("./commands/eval.js")).registerEvalCommand],
+  [["bench"], async () => (await import("./commands/bench.js")).registerBenchCommand],
+  [["plan"], async () => (await import("./commands/plan.js")).registerPlanCommand],
+  [["leaderboard", "front"], async () => (await import("./commands/leaderboard.js")).registerLeaderboardCommands],
+  [["results"], async () => (await import("./commands/results.js")).registerResultsCommands],
+  [["ls", "show", "tree", "tag", "cp", "rm", "gc"], async () => (await import("./commands/store-commands.js")).registerStoreCommands],
+  [["ps", "stop"], async () => (await import("./commands/ps.js")).registerPsCommands],
+  [["alias", "migrate", "rollback"], async () => (await import("./commands/alias.js")).registerAliasCommands],
+  [["keys"], async () => (await import("./commands/keys.js")).registerKeysCommand],
+  [["usage", "price"], async () => (await import("./commands/usage.js")).registerUsageCommands],
+  [["upstream"], async () => (await import("./commands/upstream.js")).registerUpstreamCommands],
+];
+
+/**
+ * Builds the `grove` command tree. Every command gets `--help` from commander. With `command`, a
+ * top-level command name, only the module holding it is loaded; without it (or for a name no
+ * module registers: commander then says it is unknown), every command.
+ */
+export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command("grove")
     .description("Grove: open-weight GGUF models as a measured, OpenAI-compatible service")
     .version(process.env.npm_package_version ?? "0.1.0")
     .option("--verbose", "print the cause chain of errors")
     .showHelpAfterError()
     .exitOverride();
-  registerServeCommand(program);
-  registerRunCommand(program);
-  registerCreateCommand(program);
-  registerInspectCommand(program);
-  registerDiffCommand(program);
-  registerImportCommand(program);
-  registerPullCommand(program);
-  registerMergeCommand(program);
-  registerQuantizeCommand(program);
-  registerRecipeCommands(program);
-  registerFinetuneCommand(program);
-  registerEvalCommand(program);
-  registerBenchCommand(program);
-  registerPlanCommand(program);
-  registerLeaderboardCommands(program);
-  registerResultsCommands(program);
-  registerStoreCommands(program);
-  registerPsCommands(program);
-  registerAliasCommands(program);
-  registerKeysCommand(program);
-  registerUsageCommands(program);
-  registerUpstreamCommands(program);
+  const only = COMMAND_MODULES.find(([names]) => command !== undefined && names.includes(command));
+  const registers = await Promise.all((only === undefined ? COMMAND_MODULES : [only]).map(([, load]) => load()));
+  for (const register of registers) register(program);
   return program;
 }
 
 /** Runs the CLI; resolves to the process exit code. The one place CLI errors are caught. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  // The first word that is not an option is the command (the one global option takes no value).
+  const program = await buildProgram(argv.slice(2).find((argument) => !argument.startsWith("-")));
   try {
     await program.parseAsync(argv);
     return 0;

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { defaultContextSize } from "../core/context-size.js";
 import { ConfigError } from "../core/errors.js";
 import { loadConfig } from "./config.js";
 
@@ -96,4 +97,14 @@ test("keepAlive: Ollama's syntax, forever by default, --idle-unload as its older
   assert.equal(loadConfig({ env, flags: { idleUnload: "0" } }).keepAlive, Number.POSITIVE_INFINITY, "idle-unload 0 meant never");
   assert.throws(() => loadConfig({ env, flags: { keepAlive: "soon" } }), (error: unknown) => error instanceof ConfigError && /--keep-alive or GROVE_KEEP_ALIVE/.test(error.message));
   assert.throws(() => loadConfig({ env: { ...env, GROVE_IDLE_UNLOAD: "5m" }, flags: { keepAlive: "5m" } }), (error: unknown) => error instanceof ConfigError && /older spelling/.test(error.message));
+});
+
+test("--ctx-size: absent unless given (the engine then takes min(2048, the model's training context)); a bad value names the flag", () => {
+  assert.equal(loadConfig({ env: {} }).contextSize, undefined);
+  assert.equal(loadConfig({ env: { GROVE_CTX_SIZE: "4096" } }).contextSize, 4096);
+  assert.equal(loadConfig({ env: {}, flags: { contextSize: "256" } }).contextSize, 256);
+  assert.throws(() => loadConfig({ env: {}, flags: { contextSize: "12" } }), (error: unknown) => error instanceof ConfigError && /--ctx-size/.test(error.message) && /GROVE_CTX_SIZE/.test(error.message));
+  assert.equal(defaultContextSize(512), 512);
+  assert.equal(defaultContextSize(131_072), 2048);
+  assert.equal(defaultContextSize(0), 2048);
 });

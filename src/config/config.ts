@@ -30,8 +30,11 @@ export interface GroveConfig {
   readonly threads: number;
   /** Parallel slots (sequences) per loaded model. Env `GROVE_PARALLEL`, flag `--parallel`. @default 4 */
   readonly parallel: number;
-  /** Context tokens per slot. Env `GROVE_CTX_SIZE`, flag `--ctx-size`. @default 2048 */
-  readonly contextSize: number;
+  /**
+   * Context tokens per slot. Env `GROVE_CTX_SIZE`, flag `--ctx-size`.
+   * @default undefined: 2048, or the model's training context when smaller (`core/context-size.ts`)
+   */
+  readonly contextSize?: number;
   /**
    * Per-model context and slots, overriding `contextSize`/`parallel` for the named store models
    * (`demo-s-chat:f16=ctx:1024,slots:8;other:q4=ctx:8192,slots:2`; keys `ctx`, `slots`). Names are
@@ -243,7 +246,7 @@ const schema = z.object({
   model: z.string(),
   threads: integer(0, 512),
   parallel: integer(1, 64),
-  contextSize: integer(64, 1_048_576),
+  contextSize: integer(64, 1_048_576).optional(),
   queueLimit: integer(0, 100_000),
   modelSettings: z.string().transform((value, context) => {
     try {
@@ -368,7 +371,7 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     model: "",
     threads: 0,
     parallel: 4,
-    contextSize: 2048,
+    contextSize: undefined,
     queueLimit: 64,
     modelSettings: "",
     maxModels: 2,

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { defaultContextSize } from "../core/context-size.js";
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename } from "node:path";
@@ -24,7 +25,7 @@ export interface NativeEngineOptions {
   readonly threads: number;
   /** Parallel slots per model. @default 4 */
   readonly slots?: number;
-  /** Context tokens per slot; with `unifiedKv`, of the one cache all slots share. @default 2048 */
+  /** Context tokens per slot; with `unifiedKv`, of the one cache all slots share. @default 2048, or the model's training context when smaller */
   readonly contextSize?: number;
   /**
    * One KV cache of `contextSize` tokens shared by a model's slots (llama-server's `--kv-unified`)
@@ -218,13 +219,14 @@ export class NativeEngine implements Engine {
 
   async #loadOne(source: ModelSource): Promise<LoadedModel> {
     const options = this.#options;
-    if ((await validateGgufFile(source.path)).adapterType !== undefined) {
+    const summary = await validateGgufFile(source.path);
+    if (summary.adapterType !== undefined) {
       throw new InvalidModelFileError(`${basename(source.path)} is an adapter, not a model: serve it as a fork of its base (grove import --base)`);
     }
     if ((source.adapters ?? []).length > 0) throw new ConfigError(`${source.id} has adapters but no base to run them on (ModelSource.base)`);
     const threads = options.threads > 0 ? options.threads : defaultThreadCount(statSync(source.path).size);
     const slots = source.slots ?? options.slots ?? 4;
-    const contextSize = source.contextSize ?? options.contextSize ?? 2048;
+    const contextSize = source.contextSize ?? options.contextSize ?? defaultContextSize(summary.contextLength);
     const batchSize = options.batchSize ?? 2048;
     // A step takes the next token of every generating slot, so they must fit in one batch.
     if (batchSize < slots) {

@@ -1,8 +1,6 @@
 import type { GroveConfig } from "../config/config.js";
 import type { Logger } from "../logging/logger.js";
-import { PostgresServiceStore } from "./postgres-service-store.js";
 import type { RateLimiter } from "./rate-limiter.js";
-import { RedisRateLimiter } from "./redis-rate-limiter.js";
 import type { ServiceStore } from "./service-store.js";
 import { SqliteServiceStore } from "./sqlite-service-store.js";
 
@@ -14,6 +12,8 @@ import { SqliteServiceStore } from "./sqlite-service-store.js";
  */
 export async function openServiceStore(config: GroveConfig, logger?: Logger): Promise<ServiceStore> {
   if (config.database === "") return SqliteServiceStore.open(config.home);
+  // Loaded only when configured: the PostgreSQL client is most of a `grove keys` command's start.
+  const { PostgresServiceStore } = await import("./postgres-service-store.js");
   return PostgresServiceStore.open(config.database, {
     onError: (error) => logger?.warn({ err: error }, "a PostgreSQL connection failed; the pool opens another"),
   });
@@ -40,6 +40,7 @@ export async function openRateLimiter(config: GroveConfig, logger?: Logger): Pro
     );
   }
   if (config.redis === "") return undefined;
+  const { RedisRateLimiter } = await import("./redis-rate-limiter.js");
   return RedisRateLimiter.open(config.redis, {
     onError: (error) => logger?.warn({ err: error }, "the Redis connection failed; reconnecting"),
   });

@@ -31,19 +31,36 @@ const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
 // Architectures without attention, where `attention.head_count` is legitimately absent.
 const ATTENTION_FREE = new Set(["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"]);
 const SPECIAL_TOKEN_KEYS = ["bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "cls"];
+/** What an architecture's loader in llama.cpp changes from the dense Llama layout. */
+interface ArchitectureTensors {
+  /** The query and output projections are sized by n_embd, not by heads × head size (qwen2). */
+  queryByEmbedding: boolean;
+  /** Per-layer `attn_q_norm` and `attn_k_norm` of [head size] are required (qwen3, gemma3). */
+  headNorms: boolean;
+  /** Per-layer `attn_post_norm` and `ffn_post_norm` of [n_embd] are required (gemma2, gemma3). */
+  postNorms: boolean;
+  /** `output.weight` may be present; false where llama.cpp always ties it to `token_embd` (gemma, gemma2). */
+  outputTensor: boolean;
+}
+
 /**
- * Architectures whose tensors are checked: llama.cpp's dense Llama layout (src/models/<arch>.cpp)
- * and what each changes. `qwen2` sizes its query and output projections by n_embd, not by the
- * head size; `qwen3` requires per-head query and key norms.
+ * Architectures whose tensors are checked, read from llama.cpp's `load_tensors`
+ * (src/models/<arch>.cpp): every tensor each one creates without `TENSOR_NOT_REQUIRED`, with its
+ * shape from the hyperparameters. A missing one makes llama.cpp throw at load, and with no
+ * check here a file that cannot serve would pass `grove inspect` and `grove import` and fail
+ * only on its first request.
  */
-const CHECKED_ARCHITECTURES: Readonly<Record<string, { queryByEmbedding: boolean; headNorms: boolean }>> = {
-  llama: { queryByEmbedding: false, headNorms: false },
-  qwen2: { queryByEmbedding: true, headNorms: false },
-  qwen3: { queryByEmbedding: false, headNorms: true },
+const CHECKED_ARCHITECTURES: Readonly<Record<string, ArchitectureTensors>> = {
+  llama: { queryByEmbedding: false, headNorms: false, postNorms: false, outputTensor: true },
+  qwen2: { queryByEmbedding: true, headNorms: false, postNorms: false, outputTensor: true },
+  qwen3: { queryByEmbedding: false, headNorms: true, postNorms: false, outputTensor: true },
+  gemma: { queryByEmbedding: false, headNorms: false, postNorms: false, outputTensor: false },
+  gemma2: { queryByEmbedding: false, headNorms: false, postNorms: true, outputTensor: false },
+  gemma3: { queryByEmbedding: false, headNorms: true, postNorms: true, outputTensor: true },
 };
 
 /**
- * Checks hyperparameters, vocabulary and (for `llama`, `qwen2` and `qwen3`) tensor shapes — the
+ * Checks hyperparameters, vocabulary and (for the architectures of {@link CHECKED_ARCHITECTURES}) tensor shapes — the
  * parts whose absence or inconsistency makes llama.cpp throw or abort while loading.
  */
 export function checkArchitecture(metadata: GgufMetadataReader, tensors: Map<string, ValidatedTensor>): ArchitectureShape {
@@ -144,7 +161,7 @@ function checkDenseTensors(
 ): void {
   const nEmbd = shape.embeddingLength;
   const architecture = shape.architecture;
-  const { queryByEmbedding, headNorms } = CHECKED_ARCHITECTURES[architecture]!;
+  const { queryByEmbedding, headNorms, postNorms, outputTensor } = CHECKED_ARCHITECTURES[architecture]!;
   const epsilon = metadata.float32(`${architecture}.attention.layer_norm_rms_epsilon`, true);
   if (!(epsilon > 0)) metadata.fail(`${architecture}.attention.layer_norm_rms_epsilon ${epsilon} is not positive`);
   const keyLength = metadata.uint32(`${architecture}.attention.key_length`);
@@ -163,7 +180,7 @@ function checkDenseTensors(
   };
   expect("token_embd.weight", [nEmbd, nVocab]);
   expect("output_norm.weight", [nEmbd]);
-  expect("output.weight", [nEmbd, nVocab], false);
+  if (outputTensor) expect("output.weight", [nEmbd, nVocab], false);
   for (let layer = 0; layer < shape.blockCount; layer++) {
     const nHead = heads[layer];
     const nHeadKv = headsKv[layer];
@@ -181,16 +198,27 @@ function checkDenseTensors(
     const nEmbdQ = queryByEmbedding ? nEmbd : nHead * headK;
     const block = `blk.${layer}.`;
     expect(`${block}attn_norm.weight`, [nEmbd]);
-    expect(`${block}attn_q.weight`, [nEmbd, nEmbdQ]);
-    expect(`${block}attn_k.weight`, [nEmbd, nHeadKv * headK]);
-    expect(`${block}attn_v.weight`, [nEmbd, nHeadKv * headV]);
-    // Biases are optional in llama.cpp (create_tensor_qkv; Qwen2 files carry them).
-    expect(`${block}attn_q.bias`, [nEmbdQ], false);
-    expect(`${block}attn_k.bias`, [nHeadKv * headK], false);
-    expect(`${block}attn_v.bias`, [nHeadKv * headV], false);
+    // create_tensor_qkv: one fused attn_qkv, or separate q, k and v; biases are optional
+    // (Qwen2 files carry them).
+    const nEmbdQkv = nEmbdQ + nHeadKv * (headK + headV);
+    if (tensors.has(`${block}attn_qkv.weight`)) {
+      expect(`${block}attn_qkv.weight`, [nEmbd, nEmbdQkv]);
+      expect(`${block}attn_qkv.bias`, [nEmbdQkv], false);
+    } else {
+      expect(`${block}attn_q.weight`, [nEmbd, nEmbdQ]);
+      expect(`${block}attn_k.weight`, [nEmbd, nHeadKv * headK]);
+      expect(`${block}attn_v.weight`, [nEmbd, nHeadKv * headV]);
+      expect(`${block}attn_q.bias`, [nEmbdQ], false);
+      expect(`${block}attn_k.bias`, [nHeadKv * headK], false);
+      expect(`${block}attn_v.bias`, [nHeadKv * headV], false);
+    }
     if (headNorms) {
       expect(`${block}attn_q_norm.weight`, [headK]);
       expect(`${block}attn_k_norm.weight`, [headK]);
+    }
+    if (postNorms) {
+      expect(`${block}attn_post_norm.weight`, [nEmbd]);
+      expect(`${block}ffn_post_norm.weight`, [nEmbd]);
     }
     expect(`${block}attn_output.weight`, [queryByEmbedding ? nEmbd : nHead * headV, nEmbd]);
     expect(`${block}ffn_norm.weight`, [nEmbd]);

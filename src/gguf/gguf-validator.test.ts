@@ -184,6 +184,40 @@ describe("validateGgufFile", () => {
     assert.equal((await validateGgufFile(await writeTinyLlama("qwen3.gguf", { architecture: "qwen3", extraTensors: headNorms }))).architecture, "qwen3");
   });
 
+  it("checks the tensors of gemma2 and gemma3 (post norms, head norms) and accepts a fused attn_qkv", async () => {
+    const postNorms = { "blk.0.attn_post_norm.weight": [N_EMBD], "blk.0.ffn_post_norm.weight": [N_EMBD] };
+    const headNorms = { "blk.0.attn_q_norm.weight": [N_EMBD / 2], "blk.0.attn_k_norm.weight": [N_EMBD / 2] };
+    await assertRejects(await writeTinyLlama("gemma2-no-post.gguf", { architecture: "gemma2" }), /tensor blk\.0\.attn_post_norm\.weight is missing/);
+    assert.equal((await validateGgufFile(await writeTinyLlama("gemma2.gguf", { architecture: "gemma2", extraTensors: postNorms }))).architecture, "gemma2");
+    await assertRejects(
+      await writeTinyLlama("gemma3-no-k-norm.gguf", { architecture: "gemma3", extraTensors: { ...postNorms, "blk.0.attn_q_norm.weight": [N_EMBD / 2] } }),
+      /tensor blk\.0\.attn_k_norm\.weight is missing/,
+    );
+    await validateGgufFile(await writeTinyLlama("gemma3.gguf", { architecture: "gemma3", extraTensors: { ...postNorms, ...headNorms } }));
+    await validateGgufFile(await writeTinyLlama("gemma.gguf", { architecture: "gemma" }));
+    // q 32 + k 16 + v 16 rows in one tensor, as llama.cpp's create_tensor_qkv accepts it.
+    const fused = { omitTensors: ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight"] };
+    await validateGgufFile(await writeTinyLlama("fused.gguf", { ...fused, extraTensors: { "blk.0.attn_qkv.weight": [N_EMBD, 2 * N_EMBD] } }));
+    await assertRejects(
+      await writeTinyLlama("fused-bad.gguf", { ...fused, extraTensors: { "blk.0.attn_qkv.weight": [N_EMBD, N_EMBD] } }),
+      /tensor blk\.0\.attn_qkv\.weight has shape \[32, 32\], expected \[32, 64\]/,
+    );
+  });
+
+  it("labels the quantization by general.file_type (15 → Q4_K_M), else by the predominant tensor type", async () => {
+    const label = async (fileType: number | undefined): Promise<string | undefined> => {
+      const set: [string, "uint32", number][] = fileType === undefined ? [] : [["general.file_type", "uint32", fileType]];
+      return (await validateGgufFile(await writeTinyLlama(`ftype-${fileType}.gguf`, { set }))).fileType;
+    };
+    const expected: [number | undefined, string][] = [
+      [15, "Q4_K_M"], [17, "Q5_K_M"], [14, "Q4_K_S"], [16, "Q5_K_S"], [11, "Q3_K_S"], [12, "Q3_K_M"],
+      [13, "Q3_K_L"], [10, "Q2_K"], [18, "Q6_K"], [7, "Q8_0"], [1, "F16"], [0, "F32"],
+      // No key, or a number llama.cpp does not define: the tensors' type (all F32 here).
+      [undefined, "F32"], [5, "F32"], [1024, "F32"],
+    ];
+    for (const [fileType, name] of expected) assert.equal(await label(fileType), name, `general.file_type ${fileType}`);
+  });
+
   it("checks only the generic part of other architectures", async () => {
     const generic = async (name: string, omit: string[]): Promise<string> => {
       const writer = new GgufWriter().setString("general.architecture", "mystery");

@@ -1,4 +1,5 @@
 import { checkArchitecture, type ArchitectureShape } from "./gguf-architecture-checks.js";
+import { llamaFileTypeName } from "./gguf-file-type.js";
 import { readGgufHeader, type GgufHeader } from "./gguf-header-reader.js";
 import { GgufMetadataReader } from "./gguf-metadata-reader.js";
 import { ggufTensorLayout, type GgufTensorLayout, type ValidatedTensor } from "./gguf-tensor-layout.js";
@@ -17,7 +18,10 @@ export interface GgufSummary extends ArchitectureShape {
   parameterCount: number;
   /** File size in bytes. */
   fileSize: number;
-  /** The tensor type holding the most parameters, e.g. `F16` or `Q8_0`. */
+  /**
+   * The quantization label: `general.file_type`'s llama.cpp name (e.g. `Q4_K_M`), else the tensor
+   * type holding the most parameters, e.g. `F16` or `Q8_0`.
+   */
   fileType?: string;
   /** `tokenizer.chat_template`, when present. */
   chatTemplate?: string;
@@ -75,6 +79,7 @@ export function validateGgufHeader(header: GgufHeader): GgufValidation {
 }
 
 const GGUF_STRING = 8;
+const GGUF_UINT32 = 4;
 
 const EMPTY_SHAPE: ArchitectureShape = {
   architecture: "",
@@ -101,9 +106,15 @@ function summarize(
     parameterCount += elements;
     elementsByType.set(tensor.type, (elementsByType.get(tensor.type) ?? 0) + elements);
   }
-  let fileType: string | undefined;
-  for (const [type, elements] of elementsByType) {
-    if (fileType === undefined || elements > (elementsByType.get(fileType) ?? 0)) fileType = type;
+  // general.file_type names the recipe (Q4_K_M keeps some tensors at Q6_K, Q4_K_S fewer); only
+  // without it, or with a number llama.cpp does not define, is the label guessed from the tensor
+  // type holding the most parameters, as llama.cpp's loader guesses.
+  const declared = metadata.entry("general.file_type");
+  let fileType = declared?.type === GGUF_UINT32 ? llamaFileTypeName(Number(declared.value)) : undefined;
+  if (fileType === undefined) {
+    for (const [type, elements] of elementsByType) {
+      if (fileType === undefined || elements > (elementsByType.get(fileType) ?? 0)) fileType = type;
+    }
   }
   const summary: GgufSummary = {
     architecture: shape.architecture,

@@ -25,6 +25,11 @@ export function isApiPath(path: string): boolean {
   return isKeyedPath(path) || underPrefix(path, "/metrics") || underPrefix(path, "/health");
 }
 
+/** True under `/api/`, Ollama's prefix (Grove's own routes there answer in its error shape too). */
+export function isOllamaPath(path: string): boolean {
+  return underPrefix(path, "/api");
+}
+
 /** OpenAI routes that llama-server (and so its clients) also serve without `/v1`. */
 const UNVERSIONED = new Set(["/chat/completions", "/chat/completions/input_tokens", "/responses", "/messages", "/messages/count_tokens", "/models"]);
 

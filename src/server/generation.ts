@@ -3,6 +3,7 @@ import { InvalidRequestError } from "../core/errors.js";
 import type { FastifyReply } from "fastify";
 import type { ChatMessage, GenerateDone, GenerateOptions, GenerateProgress, LoadedModel, TokenLogprob } from "../engine/engine.js";
 import { shutdownSignalOf } from "./graceful-shutdown.js";
+import { onResponseClosed } from "./response-closed.js";
 import { checkJsonSchema, type ChatCompletionRequest, type CompletionRequest } from "./openai-schemas.js";
 
 /** An id in OpenAI's style: a prefix and 24 random hex characters. */
@@ -13,7 +14,9 @@ export function responseId(prefix: string): string {
 /**
  * An AbortSignal that fires when the client goes away before the response is finished, or when
  * the server's shutdown grace period ends (graceful-shutdown.ts): either way the work stops and
- * the route records its usage as cancelled.
+ * the route records its usage as cancelled. Routes call it after awaits (a model load), so a
+ * client already gone by then gets a signal that has fired (and nothing is left listening on the
+ * server's shutdown signal).
  */
 export function clientGoneSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
@@ -21,7 +24,7 @@ export function clientGoneSignal(reply: FastifyReply): AbortSignal {
   const stop = () => controller.abort();
   if (shutdown?.aborted) controller.abort();
   else shutdown?.addEventListener("abort", stop, { once: true });
-  reply.raw.on("close", () => {
+  onResponseClosed(reply.raw, () => {
     shutdown?.removeEventListener("abort", stop);
     if (!reply.raw.writableFinished) controller.abort();
   });

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GroveError, type GroveErrorOptions } from "../core/errors.js";
 import { toErrorResponse } from "./error-table.js";
 import { meterOf } from "./gateway-hooks.js";
+import { onResponseClosed } from "./response-closed.js";
 
 /** What a request cancelled by a shutdown is answered (503, `shutting_down` is not a code of its own: `overloaded`). */
 class ShuttingDownError extends GroveError {
@@ -37,7 +38,7 @@ export class GracefulShutdown {
     app.decorate(SHUTDOWN, { getter: () => self });
     app.addHook("onRequest", async (request, reply) => {
       this.#inFlight.set(request, reply);
-      reply.raw.once("close", () => {
+      onResponseClosed(reply.raw, () => {
         this.#inFlight.delete(request);
         if (this.#inFlight.size === 0) this.#onIdle?.();
       });

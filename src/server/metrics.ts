@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Engine } from "../engine/engine.js";
 import type { UsageRecord } from "../gateway/service-store.js";
 import type { UpstreamRouter } from "../serving/upstream-router.js";
+import { isApiPath } from "./api-paths.js";
+import { onResponseClosed } from "./response-closed.js";
 
 /** Options of {@link GroveMetrics}. */
 export interface GroveMetricsOptions {
@@ -20,7 +22,8 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 /**
  * Grove's Prometheus metrics, in a registry of their own (`GET /metrics`):
- * - `grove_requests_total{route,model,status}` and `grove_request_duration_seconds{route,model}`,
+ * - `grove_requests_total{route,model,status}` and `grove_request_duration_seconds{route,model}`
+ *   (`route`: the pattern, `static` for every web app file, `unmatched` for a 404 or page fallback),
  *   counted when each response ends (a stream when its last byte is written; 499: client gone);
  * - `grove_prompt_tokens_total{model}`, `grove_completion_tokens_total{model}` and
  *   `grove_time_to_first_token_seconds{model}`, from each usage row the gateway records (so they
@@ -115,7 +118,10 @@ export class GroveMetrics {
 
   /** Counts a finished response. */
   observeResponse(request: FastifyRequest, status: number, seconds: number): void {
-    const route = request.routeOptions.url ?? "unmatched";
+    const matched = request.routeOptions.url;
+    // Labels are route patterns (`/api/aliases/:name`), never URLs. The web app's files are one
+    // route each (@fastify/static, named by their hashes, new with every build): one label for all.
+    const route = matched === undefined ? "unmatched" : isApiPath(matched) ? matched : "static";
     const body = request.body as { model?: unknown } | undefined;
     const model = typeof body?.model === "string" && !UNTRUSTED_MODEL_STATUSES.has(status) ? body.model : "";
     this.requests.inc({ route, model, status: String(status) });
@@ -130,7 +136,7 @@ export class GroveMetrics {
  */
 export function registerMetrics(app: FastifyInstance, metrics: GroveMetrics, authorize?: (request: FastifyRequest) => Promise<void>): void {
   app.addHook("onRequest", async (request, reply) => {
-    reply.raw.once("close", () => {
+    onResponseClosed(reply.raw, () => {
       // A response closed before its end was cut off: the client went away (499, as in usage rows).
       const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
       metrics.observeResponse(request, status, reply.elapsedTime / 1000);

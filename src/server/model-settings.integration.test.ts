@@ -95,4 +95,61 @@ describe("per-model ctx and slots", () => {
   test("refuses --model-settings beside --model FILE", async () => {
     await assert.rejects(startGrove(config({ model: paths["tiny:long"], modelSettings: "tiny:long=ctx:256" })), (error: unknown) => error instanceof ConfigError && error.param === "--model-settings");
   });
+
+  test("without --ctx-size each model gets 2048 or its training context when smaller (a demo-shaped model: 512) — issue 23", async () => {
+    const demoPath = join(directory, "demo-s.gguf");
+    await generateModel({ preset: "demo-s", seed: 3, dtype: "f16", outPath: demoPath });
+    const store = await ModelStore.open(home);
+    await store.importFile(demoPath, { name: "demo:s", mode: "copy" });
+    await store.close();
+    // No contextSize flag: the default; tiny:long's setting gives slots only.
+    const defaults = await startGrove(config({ contextSize: undefined, modelSettings: "tiny:long=slots:1" }));
+    try {
+      const local = new OpenAI({ baseURL: `${defaults.url}/v1`, apiKey: "unused", maxRetries: 0 });
+      for (const model of ["demo:s", "tiny:long"]) await local.chat.completions.create({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 1 });
+      const shapes = defaults.engine.models.map((model) => [model.info.trainContextSize, model.info.contextSize, model.info.slots]).sort((a, b) => a[0]! - b[0]! || b[2]! - a[2]!);
+      // tiny:short, the default model, is loaded at start: 1024 too, with --parallel's 2 slots.
+      assert.deepEqual(shapes, [[512, 512, 2], [1024, 1024, 2], [1024, 1024, 1]]);
+    } finally {
+      await defaults.close();
+    }
+    // A file served with --model FILE goes through the engine's own default.
+    const file = await startGrove(config({ contextSize: undefined, model: demoPath }));
+    try {
+      assert.deepEqual(file.engine.models.map((model) => model.info.contextSize), [512]);
+    } finally {
+      await file.close();
+    }
+    // Given, --ctx-size is taken as it is.
+    const given = await startGrove(config({ contextSize: 1024, model: demoPath }));
+    try {
+      assert.deepEqual(given.engine.models.map((model) => model.info.contextSize), [1024]);
+    } finally {
+      await given.close();
+    }
+  });
+
+  test("a streamed reply's timings give the model load apart (load_ms): a request that loaded the model reports more than one that found it loaded (issue 23)", async () => {
+    const fresh = await startGrove(config({}));
+    try {
+      const timingsOf = async (model: string): Promise<{ load_ms: number; predicted_per_second: number }> => {
+        const response = await fetch(`${fresh.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 4, stream: true, stream_options: { include_usage: true } }),
+        });
+        assert.equal(response.status, 200);
+        const events = (await response.text()).split("\n").filter((line) => line.startsWith("data: {")).map((line) => JSON.parse(line.slice(6)) as { usage?: unknown; timings?: { load_ms: number; predicted_per_second: number } });
+        const usage = events.find((event) => event.usage !== undefined && event.usage !== null);
+        assert.ok(usage?.timings, "the usage chunk carries timings");
+        return usage.timings;
+      };
+      const loading = await timingsOf("tiny:long");
+      const loaded = await timingsOf("tiny:long");
+      assert.equal(typeof loading.load_ms, "number");
+      assert.ok(loading.load_ms > loaded.load_ms, `load ${loading.load_ms} ms, then ${loaded.load_ms} ms`);
+    } finally {
+      await fresh.close();
+    }
+  });
 });

@@ -104,6 +104,28 @@ describe("Ollama's model lifecycle", () => {
     assert.ok(Math.abs(new Date(ninety!.expires_at).getTime() - (Date.now() + 90_000)) < 5_000, String(ninety!.expires_at));
   });
 
+  test("/api/chat with messages and keep_alive 0 answers, then unloads (issue 23)", async () => {
+    await client.chat({ model: "tiny:b", messages: [], keep_alive: -1 });
+    assert.ok((await loadedNames()).includes("tiny:b"));
+    const answer = await client.chat({ model: "tiny:b", messages: [{ role: "user", content: "hi" }], options: { num_predict: 2 }, keep_alive: 0 });
+    assert.ok(answer.done_reason === "stop" || answer.done_reason === "length", answer.done_reason);
+    await untilUnloaded("tiny:b");
+    // Loaded again as the earlier test left it, for grove ps below.
+    await client.chat({ model: "tiny:b", messages: [], keep_alive: 90 });
+  });
+
+  test("an /api/ route that does not exist is a 404 in Ollama's error shape; elsewhere OpenAI's (issue 23)", async () => {
+    for (const [method, path] of [["POST", "/api/pul"], ["GET", "/api/nothing/here?x=1"], ["DELETE", "/api/generate"]] as const) {
+      const response = await fetch(`${grove.url}${path}`, { method });
+      assert.equal(response.status, 404, path);
+      const body = (await response.json()) as { error: unknown };
+      assert.equal(typeof body.error, "string", `${method} ${path}: ${JSON.stringify(body)}`);
+      assert.match(body.error as string, new RegExp(`No route for ${method} /api/`));
+    }
+    const openai = (await (await fetch(`${grove.url}/v1/nothing`)).json()) as { error: { message: string; code: string } };
+    assert.equal(openai.error.code, "not_found");
+  });
+
   test("a bad duration is a 400 naming keep_alive; an unknown model to unload is a 404", async () => {
     await assert.rejects(client.chat({ model: "tiny:b", messages: [], keep_alive: "soon" }), statusOf(/keep_alive must be a duration/, 400));
     await assert.rejects(client.generate({ model: "tiny:b", prompt: "x", keep_alive: "5 minutes" }), statusOf(/keep_alive/, 400));

@@ -37,7 +37,7 @@ import { registerLoadedRoute } from "./routes/loaded.js";
 import { registerLlamaNativeRoutes } from "./routes/llama-native.js";
 import { registerMessagesRoutes } from "./routes/messages.js";
 import { registerResponsesRoute } from "./routes/responses.js";
-import { authorizationOf, isKeyedPath, registerDefaultModel, rewriteUnversioned } from "./api-paths.js";
+import { authorizationOf, isKeyedPath, isOllamaPath, registerDefaultModel, rewriteUnversioned } from "./api-paths.js";
 import type { ModelPool } from "../serving/model-pool.js";
 import { GracefulShutdown } from "./graceful-shutdown.js";
 import { GroveMetrics, registerMetrics } from "./metrics.js";
@@ -209,7 +209,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     if (options.webRoot !== undefined && sendWebAppFallback(request, reply)) return reply;
     const { status, body } = toErrorResponse(new NotFoundError(`No route for ${request.method} ${request.url}`));
-    return reply.code(status).send(body);
+    // Ollama's clients read its error shape, {"error": "…"}, under /api/.
+    return reply.code(status).send(isOllamaPath(request.url.split("?")[0]!) ? { error: body.error.message } : body);
   });
 
   const catalog = options.catalog ?? new EngineCatalog(options.engine);

@@ -23,6 +23,7 @@ describe("--web-dir", () => {
     await mkdir(join(web, "assets"), { recursive: true });
     await writeFile(join(web, "index.html"), "<!doctype html><title>custom build</title><div id=app></div>");
     await writeFile(join(web, "assets", "app-1234.js"), "console.log('hi')");
+    await writeFile(join(web, "assets", "app-5678.css"), "body {}");
     const grove = await startTestGrove(model, { webDir: web });
     try {
       assert.equal(grove.webApp, true);
@@ -35,8 +36,17 @@ describe("--web-dir", () => {
       assert.match(await (await fetch(`${grove.url}/models/tiny%3Abase`)).text(), /custom build/);
       const api = await fetch(`${grove.url}/api/nothing`);
       assert.equal(api.status, 404);
-      assert.ok(((await api.json()) as { error: { message: string } }).error.message);
+      // Ollama's error shape under /api/ (issue 23).
+      assert.match(((await api.json()) as { error: string }).error, /No route for GET \/api\/nothing/);
+      const v1 = await fetch(`${grove.url}/v1/nothing`);
+      assert.ok(((await v1.json()) as { error: { message: string } }).error.message);
       assert.equal((await fetch(`${grove.url}/anything`, { method: "POST" })).status, 404, "only GET and HEAD fall back to the app");
+      // /metrics labels every web app file as one route, not one label per hashed name (issue 23).
+      assert.equal((await fetch(`${grove.url}/assets/app-5678.css`)).status, 200);
+      const metrics = await (await fetch(`${grove.url}/metrics`)).text();
+      assert.match(metrics, /grove_requests_total\{route="static",model="",status="200"\} [3-9]/);
+      assert.doesNotMatch(metrics, /route="\/assets\//);
+      assert.match(metrics, /grove_requests_total\{route="unmatched",model="",status="404"\}/);
     } finally {
       await grove.close();
     }

@@ -1,4 +1,5 @@
 import type { ModelSetting } from "../config/model-settings.js";
+import { defaultContextSize } from "../core/context-size.js";
 import type { Digest } from "../core/digest.js";
 import { ConfigError, GroveError } from "../core/errors.js";
 import type { ModelSource } from "../engine/engine.js";
@@ -13,8 +14,8 @@ export interface ServingShape {
 /** What {@link resolveModelSettings} needs from the store and the catalog. */
 export interface ResolveModelSettingsOptions {
   readonly settings: readonly ModelSetting[];
-  /** The global `--ctx-size` and `--parallel`, for the fields a setting leaves out. */
-  readonly defaults: ServingShape;
+  /** The global `--ctx-size` (absent: its default for each model's training context) and `--parallel`, for the fields a setting leaves out. */
+  readonly defaults: { readonly contextSize?: number; readonly slots: number };
   /** A store name or digest → its digest (aliases are not accepted: they pick a target per request). */
   readonly resolve: (name: string) => Promise<Digest>;
   /** The file that would be loaded for a digest (the base's, for an adapter fork). */
@@ -47,10 +48,10 @@ export async function resolveModelSettings(options: ResolveModelSettingsOptions)
     if (source.base !== undefined) {
       throw new ConfigError(`${SOURCE} names '${setting.name}', an adapter fork: it runs on its base's load, so give the ctx and slots to its base`, { param: FLAG });
     }
-    const shape = { contextSize: setting.contextSize ?? options.defaults.contextSize, slots: setting.slots ?? options.defaults.slots };
     const metadata = await GgufMetadataReader.open(source.path);
     const architecture = metadata.string("general.architecture", true);
     const trained = metadata.uint32(`${architecture}.context_length`);
+    const shape = { contextSize: setting.contextSize ?? options.defaults.contextSize ?? defaultContextSize(trained), slots: setting.slots ?? options.defaults.slots };
     if (setting.contextSize !== undefined && trained !== undefined && trained > 0 && setting.contextSize > trained) {
       throw new ConfigError(`${SOURCE}: ctx ${setting.contextSize} for '${setting.name}' is above the model's training context of ${trained} tokens`, { param: FLAG });
     }

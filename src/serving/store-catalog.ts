@@ -1,5 +1,6 @@
 import { stat } from "node:fs/promises";
 import type { ModelSetting } from "../config/model-settings.js";
+import { DEFAULT_CONTEXT_SIZE, defaultContextSize } from "../core/context-size.js";
 import type { Digest } from "../core/digest.js";
 import type { Engine, LoadedModel, ModelSource } from "../engine/engine.js";
 import type { Logger } from "../logging/logger.js";
@@ -73,8 +74,8 @@ export class StoreCatalog implements ModelCatalog {
     });
   }
 
-  private defaultShape(): ServingShape {
-    return { contextSize: this.options.contextSize ?? 2048, slots: this.options.slots ?? 4 };
+  private defaultShape(): { contextSize?: number; slots: number } {
+    return { ...(this.options.contextSize === undefined ? {} : { contextSize: this.options.contextSize }), slots: this.options.slots ?? 4 };
   }
 
   /** Stops the pool's idle timer. */
@@ -119,7 +120,7 @@ export class StoreCatalog implements ModelCatalog {
   private async getConfigFork(digest: Digest, name: string, config: ModelConfig, options: GetModelOptions): Promise<LoadedModel> {
     const weights = await this.options.store.weightsOf(digest);
     const source = await this.sourceOf(weights, name);
-    const shape = this.shapeOf(weights);
+    const shape = await this.shapeOf(weights);
     const contextSize = this.shapes.get(digest)?.contextSize ?? generationDefaultsOf(config).contextSize;
     const ownShape = this.shapes.get(digest) ?? (contextSize === undefined ? undefined : { ...shape, contextSize });
     const loaded =
@@ -132,9 +133,9 @@ export class StoreCatalog implements ModelCatalog {
   private async getWeights(digest: Digest, name: string, options: GetModelOptions): Promise<LoadedModel> {
     const source = await this.sourceOf(digest, name);
     const acquire = acquireOptions(name, options);
-    if (source.base === undefined) return this.pool.acquire({ ...source, ...this.shapeOf(digest) }, acquire);
+    if (source.base === undefined) return this.pool.acquire({ ...source, ...(await this.shapeOf(digest)) }, acquire);
     // An adapter fork runs on its base's load, at the base's shape.
-    return this.pool.acquire({ ...source, base: { ...source.base, ...this.shapeOf(source.base.digest) } }, acquire);
+    return this.pool.acquire({ ...source, base: { ...source.base, ...(await this.shapeOf(source.base.digest)) } }, acquire);
   }
 
   /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */
@@ -145,8 +146,13 @@ export class StoreCatalog implements ModelCatalog {
     return { digest: digests[0] ?? "", unloaded };
   }
 
-  private shapeOf(digest: Digest): ServingShape {
-    return this.shapes.get(digest) ?? this.defaultShape();
+  /** The model's `--model-settings` shape, else `--ctx-size` (or its default for this model's training context) × `--parallel`. */
+  private async shapeOf(digest: Digest): Promise<ServingShape> {
+    const own = this.shapes.get(digest);
+    if (own !== undefined) return own;
+    const { contextSize, slots } = this.defaultShape();
+    if (contextSize !== undefined) return { contextSize, slots };
+    return { contextSize: defaultContextSize((await this.options.store.registry.getModel(digest))?.contextLength), slots };
   }
 
   /**
@@ -157,7 +163,7 @@ export class StoreCatalog implements ModelCatalog {
   private async estimate(source: ModelSource): Promise<MemoryEstimate> {
     const shape = source.base ?? source;
     const estimate = await estimateModelMemory(shape.path, {
-      contextSize: shape.contextSize ?? this.defaultShape().contextSize,
+      contextSize: shape.contextSize ?? this.defaultShape().contextSize ?? DEFAULT_CONTEXT_SIZE,
       slots: shape.slots ?? this.defaultShape().slots,
     });
     if (source.base === undefined) return estimate;

@@ -3,6 +3,7 @@
  * it, raw encoders to build hostile headers byte by byte, and {@link walkGguf}, a second,
  * independent and deliberately plain parser that the fuzz test uses as its oracle.
  */
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GgufWriter } from "../gguf/gguf-writer.js";
 import { ggmlTypeInfo } from "../gguf/ggml-types.js";
@@ -218,4 +219,39 @@ export function walkGguf(bytes: Buffer): WalkedGguf {
     boundaries.push(dataStart + Number(tensor.offset), dataStart + Number(tensor.offset + (elements / BigInt(type.blockSize)) * BigInt(type.blockBytes)));
   }
   return { fields, boundaries: [...new Set(boundaries)].sort((a, b) => a - b), keys, tensors, alignment, headerEnd };
+}
+
+/**
+ * Copies the GGUF file `source` to `target` without the tensors `drop` selects: metadata kept
+ * byte for byte, the remaining tensors repacked in order at the file's alignment — the file a
+ * user gets by deleting tensors with a GGUF editor.
+ */
+export async function writeGgufWithoutTensors(source: string, target: string, drop: (name: string) => boolean): Promise<string[]> {
+  const bytes = await readFile(source);
+  const walked = walkGguf(bytes);
+  const alignment = BigInt(walked.alignment);
+  const dataStart = Math.ceil(walked.headerEnd / walked.alignment) * walked.alignment;
+  // The first tensor info starts where the last metadata entry ends.
+  const metadataEnd = walked.boundaries[walked.keys.length];
+  const kept = walked.tensors.filter((tensor) => !drop(tensor.name));
+  const preamble = Buffer.from(bytes.subarray(0, metadataEnd));
+  preamble.writeBigUInt64LE(BigInt(kept.length), 8);
+  const infos: Buffer[] = [];
+  const data: Buffer[] = [];
+  let offset = 0n;
+  for (const tensor of kept) {
+    const type = ggmlTypeInfo(tensor.type)!;
+    const size = (tensor.shape.reduce((product, dim) => product * dim, 1n) / BigInt(type.blockSize)) * BigInt(type.blockBytes);
+    infos.push(rawTensorInfo(tensor.name, tensor.shape, tensor.type, offset));
+    const padded = ((size + alignment - 1n) / alignment) * alignment;
+    const chunk = Buffer.alloc(Number(padded));
+    const start = dataStart + Number(tensor.offset);
+    bytes.copy(chunk, 0, start, start + Number(size));
+    data.push(chunk);
+    offset += padded;
+  }
+  const header = Buffer.concat([preamble, ...infos]);
+  const padding = Buffer.alloc((walked.alignment - (header.length % walked.alignment)) % walked.alignment);
+  await writeFile(target, Buffer.concat([header, padding, ...data]));
+  return walked.tensors.filter((tensor) => drop(tensor.name)).map((tensor) => tensor.name);
 }

@@ -5,7 +5,10 @@ export interface ChatMessage { readonly role: "system" | "user" | "assistant"; r
 
 export interface ReplyStats {
   readonly completionTokens: number;
+  /** Generation speed: tokens after the first over the time after it (the server's own timing when it sends one). */
   readonly tokensPerSecond: number;
+  /** Seconds the server spent loading the model for this reply; absent when it was loaded already. */
+  readonly loadSeconds?: number;
   /** The model the server says answered, as the stream names it. */
   readonly model?: string;
   /** True when the user stopped the reply before it ended. */
@@ -36,9 +39,11 @@ export function preferredModel(options: readonly ModelOption[]): string {
   return (options.find((option) => option.isDefault) ?? options[0])?.id ?? "";
 }
 
+/** A model lookup faster than this was no load: the reply's stats leave it out. */
+const LOAD_SHOWN_MS = 100;
+
 /** Streams one reply; resolves with its token count and speed (also when stopped, from what came). */
 export async function streamChat(options: StreamChatOptions): Promise<ReplyStats> {
-  const started = performance.now();
   const stoppedEarly = { completionTokens: 0, tokensPerSecond: 0, stopped: true };
   let response: Response;
   try {
@@ -62,23 +67,41 @@ export async function streamChat(options: StreamChatOptions): Promise<ReplyStats
   let completionTokens: number | undefined;
   let answeredBy: string | undefined;
   let stopped = false;
+  let firstChunkAt: number | undefined;
+  let lastChunkAt: number | undefined;
+  let timings: { predicted_per_second?: number; load_ms?: number } | undefined;
   try {
     await readEventStream(response, (payload) => {
       const data = payload as {
         error?: { message: string }; model?: string; usage?: { completion_tokens: number }; choices?: { delta?: { content?: string } }[];
+        timings?: { predicted_per_second?: number; load_ms?: number };
       };
+      if (data.timings) timings = data.timings;
       if (data.model) answeredBy = data.model;
       if (data.error) throw new Error(data.error.message);
       if (data.usage) completionTokens = data.usage.completion_tokens;
       const delta = data.choices?.[0]?.delta?.content;
-      if (delta) { chunks++; options.onText(delta); }
+      if (delta) {
+        chunks++;
+        lastChunkAt = performance.now();
+        firstChunkAt ??= lastChunkAt;
+        options.onText(delta);
+      }
     });
   } catch (error) {
     if (!(error instanceof DOMException && error.name === "AbortError")) throw error;
     stopped = true;
   }
-  const seconds = (performance.now() - started) / 1000;
   // Without a usage chunk (stopped early) each content chunk is one token, as Grove streams them.
   const tokens = completionTokens ?? chunks;
-  return { completionTokens: tokens, tokensPerSecond: seconds > 0 ? tokens / seconds : 0, ...(answeredBy ? { model: answeredBy } : {}), ...(stopped ? { stopped } : {}) };
+  // Generation only: a model load and the prompt come before the first token, so the speed is
+  // the server's (tokens after the first over the time after it), else the same from the chunks.
+  const generating = firstChunkAt !== undefined && lastChunkAt !== undefined ? (lastChunkAt - firstChunkAt) / 1000 : 0;
+  const tokensPerSecond = timings?.predicted_per_second ?? (generating > 0 && tokens > 1 ? (tokens - 1) / generating : 0);
+  // Finding a loaded model takes milliseconds; a load, a tenth of a second and more.
+  const loadSeconds = timings?.load_ms !== undefined && timings.load_ms >= LOAD_SHOWN_MS ? timings.load_ms / 1000 : undefined;
+  return {
+    completionTokens: tokens, tokensPerSecond,
+    ...(loadSeconds === undefined ? {} : { loadSeconds }), ...(answeredBy ? { model: answeredBy } : {}), ...(stopped ? { stopped } : {}),
+  };
 }

@@ -18,7 +18,7 @@ function MessageView({ message }: { message: StoredMessage }) {
         ? <div class="content" dangerouslySetInnerHTML={{ __html: html }} />
         : <p class="content plain">{message.content}</p>}
       {message.stats && (
-        <span class="stats">{message.stats.model ?? message.model ? `${message.stats.model ?? message.model} · ` : ""}{message.stats.completionTokens} tokens · {message.stats.tokensPerSecond.toFixed(1)} tokens/s{message.stats.stopped ? " · stopped" : ""}</span>
+        <span class="stats">{message.stats.model ?? message.model ? `${message.stats.model ?? message.model} · ` : ""}{message.stats.completionTokens} tokens · {message.stats.loadSeconds === undefined ? "" : `load ${message.stats.loadSeconds.toFixed(1)} s · `}{message.stats.tokensPerSecond.toFixed(1)} tokens/s{message.stats.stopped ? " · stopped" : ""}</span>
       )}
     </li>
   );

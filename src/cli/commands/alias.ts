@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { DEFAULT_MAX_REGRESSION, formatPercent, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
+import { DEFAULT_MAX_REGRESSION, formatPercent, formatScore, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
 import type { AliasEvent } from "../../store/registry.js";
 import { renderTable, shortDigest } from "../format.js";
@@ -151,14 +151,13 @@ export function formatAliases(aliases: readonly AliasView[]): string {
 
 /** The comparison table of a migration and its verdict. */
 export function formatMigration(result: MigrateAliasResult): string {
-  const format = (value: number | null): string => (value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4));
   const rows = result.scores.map((score) => [
     score.task,
     `${score.metric} (${score.higherIsBetter ? "higher" : "lower"} is better)`,
-    format(score.current),
-    format(score.candidate),
+    formatScore(score.current),
+    formatScore(score.candidate),
     score.regression === null ? "-" : formatPercent(score.regression),
-    typeof score.standardError === "number" ? `±${format(score.standardError)}${score.paired ? " paired" : ""}` : "-",
+    typeof score.standardError === "number" ? `±${formatScore(score.standardError)}${score.paired ? " paired" : ""}` : "-",
     verdictText(score, result.maxRegression),
   ]);
   const table = renderTable(["TASK", "METRIC", "CURRENT", "CANDIDATE", "REGRESSION", "NOISE (SE)", "VERDICT"], rows, [false, false, true, true, true, true, false]);
@@ -185,6 +184,7 @@ function formatHistory(history: readonly AliasEvent[]): string {
     describeTargets(event.from),
     describeTargets(event.to),
     event.reason,
+    event.scores.map((score) => `${score.task} ${score.metric} ${formatScore(score.current)} → ${formatScore(score.candidate)}`).join("; "),
   ]);
-  return renderTable(["ID", "TIME (UTC)", "ACTION", "DECISION", "FROM", "TO", "REASON"], rows);
+  return renderTable(["ID", "TIME (UTC)", "ACTION", "DECISION", "FROM", "TO", "REASON", "SCORES"], rows);
 }

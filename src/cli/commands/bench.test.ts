@@ -8,6 +8,7 @@ import { ResultStore, type ResultRecord } from "../../results/result-store.js";
 import { generateModel } from "../../forge/generate/generate-model.js";
 import { ModelStore } from "../../store/model-store.js";
 import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
+import { formatCost } from "./bench.js";
 
 // `grove bench` end to end on a generated test-tiny model: it serves the model with
 // `grove serve` in a child process, measures, stores one cost result, reuses it, measures again
@@ -68,7 +69,7 @@ test("measures through grove serve, stores one cost result, reuses it, and --for
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stderr, /stored result from \d{4}-\d\d-\d\dT[\d:]+Z; --force to measure again/);
   assert.doesNotMatch(second.stderr, /starting grove serve/);
-  assert.match(second.stdout, /decode tokens\/s \(1 stream\)/);
+  assert.match(second.stdout, /decode tokens\/s, 1 stream after a 64-token prompt/);
   assert.match(second.stdout, /peak RSS \(incl\. Node runtime\)/);
 
   const forced = await runCli("bench", "tiny:f16", ...ARGS, "--home", home, "--force", "--json");
@@ -96,4 +97,18 @@ test("bad input: a clear error, exit 1, nothing stored", async () => {
     assert.match(run.stderr, message);
   }
   assert.equal((await storedResults()).length, before);
+});
+
+test("the report says which prompt each decode ran after, so the 1-stream decode and the 1-stream aggregate do not look contradictory (issue 23)", () => {
+  const result = {
+    metrics: { promptTokensPerSecond: 900, decodeTokensPerSecond: 177.5, ttftMs: 60, "aggregateDecodeTokensPerSecond.1": 241.9, "aggregateDecodeTokensPerSecond.4": 500, peakRssBytes: 2 ** 27 },
+    details: { workload: { promptTokens: 512, outputTokens: 128, concurrency: [1, 4] } },
+    settings: { ctx: 2048, slots: 4, threads: 2 },
+    engineVersion: "x",
+  } as unknown as ResultRecord;
+  const text = formatCost(result);
+  assert.match(text, /decode tokens\/s, 1 stream after a 512-token prompt +177\.5\n/);
+  assert.match(text, /aggregate decode tokens\/s, 1 stream at once, short prompts +241\.9\n/);
+  assert.match(text, /aggregate decode tokens\/s, 4 streams at once, short prompts +500\.0\n/);
+  assert.doesNotMatch(text, /1 streams/);
 });

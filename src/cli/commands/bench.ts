@@ -87,11 +87,17 @@ export function formatCost(result: ResultRecord): string {
     const error = result.standardErrors?.[name];
     return `${number(metric(name))}${typeof error === "number" ? ` ±${error.toFixed(1)}` : ""}`;
   };
-  rows.push(["prompt tokens/s", withError("promptTokensPerSecond")]);
-  rows.push(["decode tokens/s (1 stream)", withError("decodeTokensPerSecond")]);
+  // The single-stream decode runs after the long prompt, whose KV cache every new token attends
+  // to; the aggregate rounds start from short prompts. So "1 stream" in the aggregate is faster
+  // than the single-stream decode: the labels say which prompt each ran after.
+  const promptTokens = (result.details as { workload?: { promptTokens?: number } }).workload?.promptTokens;
+  const afterLong = promptTokens === undefined ? "after the long prompt" : `after a ${promptTokens}-token prompt`;
+  rows.push([promptTokens === undefined ? "prompt tokens/s" : `prompt tokens/s (${promptTokens}-token prompt)`, withError("promptTokensPerSecond")]);
+  rows.push([`decode tokens/s, 1 stream ${afterLong}`, withError("decodeTokensPerSecond")]);
   rows.push(["time to first token (ms)", withError("ttftMs")]);
   for (const name of Object.keys(result.metrics).filter((item) => item.startsWith("aggregateDecodeTokensPerSecond."))) {
-    rows.push([`aggregate decode tokens/s, ${name.split(".")[1]} streams`, number(metric(name))]);
+    const streams = Number(name.split(".")[1]);
+    rows.push([`aggregate decode tokens/s, ${streams} stream${streams === 1 ? "" : "s"} at once, short prompts`, number(metric(name))]);
   }
   const peak = metric("peakRssBytes");
   rows.push(["peak RSS (incl. Node runtime)", typeof peak === "number" ? formatBytes(peak) : "-"]);

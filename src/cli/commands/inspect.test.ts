@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { runCli as runGrove } from "../../test-support/run-cli.js";
 import { after, before, describe, it } from "node:test";
 import { generateModel } from "../../forge/generate/generate-model.js";
-import { writeTinyLlama } from "../../test-support/gguf-test-fixtures.js";
+import { writeGgufWithoutTensors, writeTinyLlama } from "../../test-support/gguf-test-fixtures.js";
 
 let directory: string;
 let model: string;
@@ -60,5 +60,25 @@ describe("grove inspect", () => {
       if (path === invalid) assert.match(run.stdout, /\nverdict +invalid: no-ff\.gguf: metadata key/);
       else assert.equal(run.stdout, "");
     }
+  });
+
+  it("calls a qwen3 without its attn_k_norm tensors invalid, naming the tensor, and import refuses it (issue 23)", async () => {
+    const qwen3 = (await generateModel({ preset: "qwen3-tiny", seed: 7, outPath: join(directory, "qwen3.gguf") })).path;
+    const edited = join(directory, "qwen3-no-k-norm.gguf");
+    const dropped = await writeGgufWithoutTensors(qwen3, edited, (name) => /^blk\.\d+\.attn_k_norm\.weight$/.test(name));
+    assert.deepEqual(dropped, ["blk.0.attn_k_norm.weight", "blk.1.attn_k_norm.weight"]);
+    // The untouched copy passes: the rewrite alone breaks nothing.
+    const copy = join(directory, "qwen3-copy.gguf");
+    await writeGgufWithoutTensors(qwen3, copy, () => false);
+    assert.equal((await runGrove("inspect", copy)).code, 0);
+
+    const inspected = await runGrove("inspect", edited);
+    assert.equal(inspected.code, 1);
+    assert.match(inspected.stdout, /\nverdict +invalid: qwen3-no-k-norm\.gguf: tensor blk\.0\.attn_k_norm\.weight is missing\n/);
+    const home = join(directory, "home");
+    const imported = await runGrove("import", edited, "--name", "qwen3:edited", "--home", home);
+    assert.equal(imported.code, 1);
+    assert.match(imported.stderr, /error \(invalid_model_file\): .*tensor blk\.0\.attn_k_norm\.weight is missing/);
+    assert.equal((await runGrove("ls", "--home", home, "--json")).stdout.includes("qwen3:edited"), false);
   });
 });

@@ -3,6 +3,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { generateModel } from "../../forge/generate/generate-model.js";
+import { SqliteServiceStore } from "../../gateway/sqlite-service-store.js";
 import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
 
 // `grove keys`, `grove usage` and `grove price` as users run them, on a temp home.
@@ -51,6 +53,34 @@ describe("grove keys / usage / price", () => {
     assert.deepEqual(JSON.parse(split.stdout), { by: "hour", split: "model", groups: [] });
     const csv = await runCli("usage", "--since", "7d", "--csv", "--home", home);
     assert.equal(csv.stdout.trim(), "created_at,request_id,key_id,model,model_digest,endpoint,prompt_tokens,completion_tokens,cost_usd,ttft_ms,duration_ms,status,cancelled");
+  });
+
+  test("usage --by model shows each model's store name, the digest only for a model the store does not name (issue 23)", async () => {
+    const usageHome = await mkdtemp(join(tmpdir(), "grove-usage-names-"));
+    try {
+      const model = await generateModel({ preset: "test-tiny", seed: 4, dtype: "f16", outPath: join(usageHome, "tiny.gguf") });
+      assert.equal((await runCli("import", model.path, "--name", "tiny:named", "--home", usageHome)).code, 0);
+      const unnamed = `sha256:${"e".repeat(64)}`;
+      const service = await SqliteServiceStore.open(usageHome);
+      try {
+        const row = { endpoint: "/v1/chat/completions", promptTokens: 5, completionTokens: 2, costUsd: 0, durationMs: 10, status: 200, cancelled: false, createdAt: new Date().toISOString() };
+        await service.settle(undefined, { ...row, requestId: "r1", modelDigest: model.digest, model: "alias-x" });
+        await service.settle(undefined, { ...row, requestId: "r2", modelDigest: model.digest, model: "tiny:named" });
+        await service.settle(undefined, { ...row, requestId: "r3", modelDigest: unnamed, model: "upstream-y" });
+      } finally {
+        await service.close();
+      }
+      const table = await runCli("usage", "--by", "model", "--home", usageHome);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, /\ntiny:named +- +2 +10 +4 /);
+      assert.match(table.stdout, new RegExp(`\\n${unnamed} +- +1 `));
+      const json = JSON.parse((await runCli("usage", "--by", "model", "--json", "--home", usageHome)).stdout) as { groups: { group: string; name?: string; requests: number }[] };
+      assert.deepEqual(json.groups.map((group) => [group.group, group.name, group.requests]).sort(), [[model.digest, "tiny:named", 2], [unnamed, undefined, 1]].sort());
+      const split = JSON.parse((await runCli("usage", "--by", "day", "--split", "model", "--json", "--home", usageHome)).stdout) as { groups: { splitName?: string }[] };
+      assert.deepEqual(split.groups.map((group) => group.splitName).sort(), ["tiny:named", undefined].sort());
+    } finally {
+      await rm(usageHome, { recursive: true, force: true });
+    }
   });
 
   const bad: [string[], RegExp][] = [

@@ -50,13 +50,18 @@ describe("grove quantize", () => {
     try {
       const details = await store.show("small:q4");
       assert.equal(details.model.digest, report.digest);
-      assert.equal(details.model.quantization, "Q4_K");
+      // general.file_type 15 is Q4_K_M, not the Q4_K of most of its tensors (issue 23).
+      assert.equal(details.model.quantization, "Q4_K_M");
       assert.equal((await validateGgufFile(details.path)).parameterCount, source.parameterCount);
       assert.deepEqual(details.parents.map((edge) => [edge.parent, edge.relation, edge.recipe?.parameters]), [[source.digest, "quantized", { type: "Q4_K_M" }]]);
     } finally {
       await store.close();
     }
     assert.deepEqual(await readdir(join(home, "tmp")), []);
+    const listed = await runCli("ls", "--home", home);
+    assert.match(listed.stdout, /\nsmall:q4 +.* Q4_K_M /);
+    const shown = await runCli("show", "small:q4", "--home", home);
+    assert.match(shown.stdout, /\nquantization +Q4_K_M\n/);
   });
 
   it("refuses an unknown type and a missing model, storing nothing", async () => {

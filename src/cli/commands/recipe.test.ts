@@ -91,7 +91,7 @@ describe("grove recipe and grove build", () => {
       ["no-tool.json", JSON.stringify(noTool), /^error \(invalid_parameter\): Invalid recipe: field 'tool': missing\n$/],
       ["bad-digest.json", JSON.stringify({ ...document, output: { digest: "sha256:123" } }), /Invalid recipe: field 'output\.digest': expected 'sha256:' and 64 lower-case hex digits/],
       ["unknown-tool.json", JSON.stringify({ ...document, tool: "mergekit" }), /Unknown recipe tool 'mergekit'; Grove can rebuild: grove ggml-opt, grove merge, llama\.cpp llama_model_quantize, llama\.cpp llama_opt_epoch/],
-      ["not-in-store.json", JSON.stringify({ ...document, inputs: [{ digest: `sha256:${"0".repeat(64)}`, role: "model" }] }), /The recipe's input sha256:0{64} is not in the store; pull or import it first/],
+      ["not-in-store.json", JSON.stringify({ ...document, inputs: [{ digest: `sha256:${"0".repeat(64)}`, role: "model" }] }), /The recipe's input sha256:0{64} is not in the store and the document has no recipe for it; pull or import it first/],
     ];
     const before = await storeFiles(other);
     for (const [file, text, pattern] of cases) {
@@ -116,5 +116,41 @@ describe("grove recipe and grove build", () => {
     assert.match(run.stderr, /^warning: the recipe was made with llama\.cpp llama_model_quantize llama\.cpp b1, this Grove has .*; the digest may differ\n/);
     assert.match(run.stderr, new RegExp(`error \\(digest_mismatch\\): The rebuilt fork is sha256:\\w+, not the recipe's ${document.output.digest}: the recipe did not reproduce it`));
     assert.match(run.stdout, /^rebuilt   sha256:\w+  small-1:latest-q8_0  \d+\.\d MB\n.*\ndigest    differs from the recipe's sha256:/);
+  });
+
+  it("builds a merge whose parents are not in the store by rebuilding them first from the recipes the document carries, with the plan printed; --no-recursive refuses (issue 23)", async () => {
+    for (const [name, weights] of [["small:left", "0.8,0.2"], ["small:right", "0.3,0.7"]] as const) {
+      const merged = await runCli("merge", "small:s1", "small:s2", "--method", "linear", "--weights", weights, "--name", name, "--home", home);
+      assert.equal(merged.code, 0, merged.stderr);
+    }
+    const top = await runCli("merge", "small:left", "small:right", "--method", "linear", "--weights", "0.5,0.5", "--name", "small:top", "--home", home, "--json");
+    assert.equal(top.code, 0, top.stderr);
+    const digest = (JSON.parse(top.stdout) as { digest: string }).digest;
+    const document = await saveRecipe("small:top", "top.json");
+    // Each parent carries its own recipe, whose inputs (the roots) carry none.
+    assert.deepEqual(document.inputs.map((input) => [input.name, input.recipe?.output.name, input.recipe?.inputs.map((each) => each.recipe)]), [
+      ["small:left", "small:left", [undefined, undefined]],
+      ["small:right", "small:right", [undefined, undefined]],
+    ]);
+
+    // `other` holds only the roots: without the parents, --no-recursive refuses and writes nothing.
+    const before = await storeFiles(other);
+    const refused = await runCliInProcess("build", join(directory, "top.json"), "--home", other, "--no-recursive");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^error \(invalid_parameter\): The recipe's input sha256:\w+ \(small:left\), sha256:\w+ \(small:right\) is not in the store; build it first, or leave out --no-recursive/);
+    assert.deepEqual(await storeFiles(other), before);
+
+    const built = await runCli("build", join(directory, "top.json"), "--home", other, "--json");
+    assert.equal(built.code, 0, built.stderr);
+    assert.match(built.stderr, /^plan: 2 of the recipe's parents are not in the store; building them from the recipes the document carries \(--no-recursive refuses instead\)\n  1\. rebuild the missing parent small:left \(\w{12}\): merge by grove merge\n  2\. rebuild the missing parent small:right .*\n  3\. then the fork small:top .*\n$/);
+    const report = JSON.parse(built.stdout) as BuildReport;
+    assert.equal(report.digest, digest);
+    assert.equal(report.matches, true);
+    assert.deepEqual(report.names, ["small:top"]);
+    assert.deepEqual(report.rebuiltParents.map((parent) => [parent.digest, parent.matches, parent.names]), document.inputs.map((input) => [input.digest, true, [input.name]]));
+    // Built once, the parents are in the store: a second build rebuilds nothing first.
+    const again = await runCli("build", join(directory, "top.json"), "--home", other, "--json");
+    assert.equal(again.stderr, "");
+    assert.deepEqual((JSON.parse(again.stdout) as BuildReport).rebuiltParents, []);
   });
 });

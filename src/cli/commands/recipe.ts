@@ -3,8 +3,10 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { Digest } from "../../core/digest.js";
 import { DigestMismatchError, InvalidRequestError } from "../../core/errors.js";
-import { formatRecipe, parseRecipe, recipeOf } from "../../forge/recipe/recipe.js";
-import { rebuildFork } from "../../forge/recipe/rebuild.js";
+import { formatRecipe, parseRecipe, recipeOf, type RecipeDocument } from "../../forge/recipe/recipe.js";
+import { rebuildWithParents } from "../../forge/recipe/rebuild.js";
+// For its side effect: the fine-tune registers its rebuilders (both trainers) with rebuild.ts.
+import "../../forge/finetune/finetune-job.js";
 import { formatImportReport, importReport, type ImportReport } from "../import-report.js";
 import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
 
@@ -16,6 +18,7 @@ interface RecipeFlags {
 interface BuildFlags {
   name?: string;
   data: string[];
+  recursive: boolean;
   home?: string;
   json?: boolean;
 }
@@ -28,6 +31,8 @@ export interface BuildReport extends ImportReport {
   matches: boolean;
   /** Things that may make the digest differ, e.g. another tool version. */
   warnings: string[];
+  /** The parents missing from the store that were rebuilt first, from the recipes the document carries. */
+  rebuiltParents: Omit<BuildReport, "rebuiltParents">[];
 }
 
 /**
@@ -58,17 +63,23 @@ export function registerRecipeCommands(program: Command): void {
     .argument("<file>", "recipe document (JSON), or - for standard input")
     .option("--name <family:tag>", "name to point at the rebuilt fork (default: the recipe's name, when free and the digest matches)")
     .option("--data <path>", "a data input of the recipe (training data), checked against its digest; repeat for several", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--no-recursive", "refuse when a parent is missing from the store, instead of rebuilding it first from the recipe the document carries")
     .option(HOME_FLAG, HOME_FLAG_HELP)
     .option("--json", "print the result as JSON")
     .action(async (file: string, flags: BuildFlags) => {
       const recipe = parseRecipe(await readRecipeText(file));
       const report: BuildReport = await withStore(flags.home, async (store) => {
-        const result = await rebuildFork(store, recipe, {
+        const result = await rebuildWithParents(store, recipe, {
           ...(flags.name === undefined ? {} : { name: flags.name }),
           data: flags.data.map((path) => resolve(path)),
+          recursive: flags.recursive,
+          onPlan: (steps) => void (steps.length > 1 && process.stderr.write(formatBuildPlan(steps))),
           onWarning: (message) => void process.stderr.write(`warning: ${message}\n`),
         });
-        return { ...(await importReport(store, result.import)), expected: result.expected, matches: result.matches, warnings: result.warnings };
+        const rebuiltParents = await Promise.all(
+          result.parents.map(async (parent) => ({ ...(await importReport(store, parent.import)), expected: parent.expected, matches: parent.matches, warnings: parent.warnings })),
+        );
+        return { ...(await importReport(store, result.import)), expected: result.expected, matches: result.matches, warnings: result.warnings, rebuiltParents };
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatBuildReport(report));
       if (!report.matches) {
@@ -79,6 +90,15 @@ export function registerRecipeCommands(program: Command): void {
         );
       }
     });
+}
+
+/** The steps of a build that rebuilds parents first, one line each, for stderr before it starts. */
+export function formatBuildPlan(steps: readonly RecipeDocument[]): string {
+  const lines = steps.map((step, index) => {
+    const what = index === steps.length - 1 ? "then the fork" : "rebuild the missing parent";
+    return `  ${index + 1}. ${what} ${step.output.name ?? step.output.digest.slice(0, 19)} (${step.output.digest.slice(7, 19)}): ${step.relation} by ${step.tool}`;
+  });
+  return `plan: ${steps.length - 1} of the recipe's parents ${steps.length === 2 ? "is" : "are"} not in the store; building them from the recipes the document carries (--no-recursive refuses instead)\n${lines.join("\n")}\n`;
 }
 
 /** The import report's lines plus `digest  matches the recipe` (or the mismatch). */

@@ -33,7 +33,7 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
   { key: "port", option: "--port <port>", help: "TCP port, 0 for any free one (env GROVE_PORT; default 11435)" },
   { key: "threads", option: "--threads <n>", help: "CPU threads (env GROVE_THREADS; default 0 = 1 for models under 1 GiB, else every core)" },
   { key: "parallel", option: "--parallel <n>", help: "parallel slots decoded together (env GROVE_PARALLEL; default 4)" },
-  { key: "contextSize", option: "--ctx-size <n>", help: "context tokens per slot, or of the one shared cache with --kv-unified (env GROVE_CTX_SIZE; default 2048)" },
+  { key: "contextSize", option: "--ctx-size <n>", help: "context tokens per slot, or of the one shared cache with --kv-unified (env GROVE_CTX_SIZE; default 2048, or the model's training context when smaller)" },
   { key: "kvUnified", option: "--kv-unified", help: "one KV cache of --ctx-size tokens shared by all slots, each may use all of it, as llama-server's; when full, idle slots' caches are dropped, then running requests fail (env GROVE_KV_UNIFIED=on)" },
   { key: "modelSettings", option: "--model-settings <list>", help: "per-model ctx and slots, e.g. 'chat:f16=ctx:1024,slots:8;other:q4=ctx:8192,slots:2' (env GROVE_MODEL_SETTINGS)" },
   { key: "queueLimit", option: "--queue-limit <n>", help: "requests that may wait for a slot before 503 (env GROVE_QUEUE_LIMIT; default 64)" },

@@ -1,11 +1,13 @@
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "commander";
+import { loadConfig } from "../../config/config.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { UsageRecord, UsageSummary } from "../../gateway/service-store.js";
 import { parseUsageOptions } from "../../gateway/usage-options.js";
 import { digestOfFile } from "../../store/file-digest.js";
 import { renderTable } from "../format.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, SERVICE_DATABASE_FLAG_HELP, withServiceStore, withStore } from "../store-access.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, SERVICE_DATABASE_FLAG_HELP, namesByDigest, withServiceStore, withStore } from "../store-access.js";
 
 interface UsageFlags {
   key?: string;
@@ -42,9 +44,11 @@ const usageCells = (row: UsageRecord): unknown[] => [
   row.cancelled,
 ];
 const SUMMARY_COLUMNS = ["group", "split", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "cancelled", "errors", "mean_ttft_ms"];
-const summaryCells = (row: UsageSummary): unknown[] => [
-  row.group,
-  row.split ?? "",
+/** A usage group with the store name of its model, when grouped or split by model. */
+type NamedUsageSummary = UsageSummary & { name?: string; splitName?: string };
+const summaryCells = (row: NamedUsageSummary): unknown[] => [
+  row.name ?? row.group,
+  row.splitName ?? row.split ?? "",
   row.requests,
   row.promptTokens,
   row.completionTokens,
@@ -53,6 +57,14 @@ const summaryCells = (row: UsageSummary): unknown[] => [
   row.errors,
   row.meanTtftMs === null ? "" : row.meanTtftMs.toFixed(1),
 ];
+
+/** The first store name of each model, by digest; empty when the home has no model registry. */
+async function modelNames(flags: UsageFlags): Promise<Map<string, string>> {
+  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
+  if (config.database === "" && !existsSync(join(config.home, "registry.db"))) return new Map();
+  const byDigest = await withStore(flags, (store) => namesByDigest(store));
+  return new Map([...byDigest].filter(([, names]) => names.length > 0).map(([digest, names]) => [digest, names[0]!]));
+}
 
 function price(text: string | undefined, flag: string): number {
   const value = text === undefined ? Number.NaN : Number(text);
@@ -87,9 +99,19 @@ export function registerUsageCommands(program: Command): void {
     .action(async (flags: UsageFlags) => {
       if (flags.csv && flags.json) throw new InvalidRequestError("Choose one of --csv and --json", { param: "--csv" });
       const { query, by, split } = parseUsageOptions({ key: flags.key, since: flags.since, by: flags.by, split: flags.split, limit: flags.limit }, new Date(), "flag");
-      const listing: { usage?: UsageRecord[]; by?: string; split?: string; groups?: UsageSummary[] } = await withServiceStore(flags, async (store) =>
+      const listing: { usage?: UsageRecord[]; by?: string; split?: string; groups?: NamedUsageSummary[] } = await withServiceStore(flags, async (store) =>
         by === undefined ? { usage: await store.listUsage(query) } : { by, ...(split === undefined ? {} : { split }), groups: await store.summarizeUsage(query, by, split) },
       );
+      // Models are grouped by digest (one model, whatever name or alias the client sent): shown by
+      // their store name, the digest only for a model the store does not name.
+      if (listing.groups !== undefined && (by === "model" || split === "model")) {
+        const names = await modelNames(flags);
+        listing.groups = listing.groups.map((group) => ({
+          ...group,
+          ...(by === "model" && names.has(group.group) ? { name: names.get(group.group)! } : {}),
+          ...(split === "model" && group.split !== undefined && names.has(group.split) ? { splitName: names.get(group.split)! } : {}),
+        }));
+      }
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(listing, null, 2)}\n`);
         return;

@@ -38,36 +38,14 @@ const GRAPH_SIZE = 2048;
 /**
  * Nodes of a LoRA run's graph (forward, backward and optimizer): each adapted projection adds
  * about 17, so a 16-block model adapted everywhere needs ~3,300 — past the static graph's 2,048.
- * A LoRA run past {@link fitsStaticGraph} therefore builds its graph per step at this size
- * (ggml-opt's non-static mode, as llama.cpp's own trainer does).
+ * A LoRA run therefore builds its graph per step at this size (ggml-opt's non-static mode, as
+ * llama.cpp's own trainer does).
  */
 const LORA_GRAPH_SIZE = 16384;
 
 type Pointer = unknown;
 
 let declared: { koffi: any; g: Ggml; fn: Record<string, (...args: any[]) => any>; symbol: (name: string) => unknown } | undefined;
-
-/**
- * Whether a graph of this many forward nodes fits ggml-opt's static graphs (GRAPH_SIZE each):
- * the backward and optimizer graph of a LoRA run measures about 3.3 times its forward graph
- * (each adapted projection: 5 forward nodes, ~12 backward and optimizer ones); 4 leaves room.
- * Static graphs are built once: a step then costs its arithmetic only (per-step graphs rebuild
- * and reallocate ~3,300 nodes each step, which on the small demo models is most of a step).
- */
-export function fitsStaticGraph(forward: number): boolean {
-  return forward * 4 <= GRAPH_SIZE;
-}
-
-/** Builds the forward graph once in a scratch context (freed) and counts its nodes. */
-function forwardNodes(g: Ggml, context: Pointer, build: (c: Pointer) => Pointer, size: number): number {
-  try {
-    const graph = g.ggml_new_graph_custom!(context, size, false);
-    g.ggml_build_forward_expand!(graph, build(context));
-    return Number(g.ggml_graph_n_nodes!(graph));
-  } finally {
-    g.ggml_free!(context);
-  }
-}
 
 /** Declares the ggml functions the graph needs (once per process). */
 async function loadGgml(): Promise<NonNullable<typeof declared>> {
@@ -141,7 +119,6 @@ async function loadGgml(): Promise<NonNullable<typeof declared>> {
     ["ggml_opt_prepare_alloc", base.func("void ggml_opt_prepare_alloc(void *opt, void *ctx, void *graph, void *inputs, void *outputs)")],
     ["ggml_new_graph_custom", base.func("void *ggml_new_graph_custom(void *ctx, size_t size, bool grads)")],
     ["ggml_build_forward_expand", base.func("void ggml_build_forward_expand(void *graph, void *tensor)")],
-    ["ggml_graph_n_nodes", base.func("int ggml_graph_n_nodes(void *graph)")],
     ["ggml_backend_dev_by_type", registry.func("void *ggml_backend_dev_by_type(int type)")],
     ["ggml_backend_dev_init", base.func("void *ggml_backend_dev_init(void *device, const char *params)")],
   ]);
@@ -326,13 +303,11 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
       g.ggml_set_output!(logits);
       return logits;
     };
-    const newComputeContext = (size: number): Pointer =>
-      g.ggml_init!({ mem_size: 16 * size * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(size, true)), mem_buffer: null, no_alloc: true });
-    // A full fine-tune builds its graph once (static); so does a LoRA run whose graph fits the
-    // static size, and a larger one builds it per step (see LORA_GRAPH_SIZE).
-    const perStep = adapter !== undefined && !fitsStaticGraph(forwardNodes(g, newComputeContext(LORA_GRAPH_SIZE), buildForward, LORA_GRAPH_SIZE));
-    const graphSize = perStep ? LORA_GRAPH_SIZE : GRAPH_SIZE;
-    const computeContext = perStep ? null : newComputeContext(graphSize);
+    const graphSize = adapter === undefined ? GRAPH_SIZE : LORA_GRAPH_SIZE;
+    const newComputeContext = (): Pointer =>
+      g.ggml_init!({ mem_size: 16 * graphSize * Number(g.ggml_tensor_overhead!()) + 4 * Number(g.ggml_graph_overhead_custom!(graphSize, true)), mem_buffer: null, no_alloc: true });
+    // A full fine-tune builds its graph once (static); a LoRA run once per step (see LORA_GRAPH_SIZE).
+    const computeContext = adapter === undefined ? newComputeContext() : null;
     if (computeContext !== null) cleanup.push(() => g.ggml_free!(computeContext));
     const logits = computeContext === null ? null : buildForward(computeContext);
 
@@ -365,7 +340,7 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
     const prepare = (backward: boolean): void => {
       if (computeContext === null) {
         if (stepContext !== null) g.ggml_free!(stepContext);
-        stepContext = newComputeContext(graphSize);
+        stepContext = newComputeContext();
         const output = buildForward(stepContext);
         const graph = g.ggml_new_graph_custom!(stepContext, graphSize, true);
         g.ggml_build_forward_expand!(graph, output);

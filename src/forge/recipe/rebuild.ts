@@ -133,6 +133,91 @@ export async function rebuildFork(store: ModelStore, recipe: RecipeDocument, opt
   }
 }
 
+/** What {@link rebuildWithParents} needs besides the recipe. */
+export interface RebuildWithParentsOptions extends RebuildForkOptions {
+  /**
+   * Rebuild model inputs missing from the store from the recipes the document carries for them
+   * (parents first). False refuses instead, naming them. @default true
+   */
+  recursive?: boolean;
+  /** Told the recipes about to be built, parents first and the fork last, before any is. */
+  onPlan?: (steps: readonly RecipeDocument[]) => void;
+}
+
+/** What {@link rebuildWithParents} did: the fork's result, and each parent's it rebuilt first. */
+export interface RebuildWithParentsResult extends RebuildForkResult {
+  /** The parents rebuilt, in the order they were built. */
+  parents: RebuildForkResult[];
+}
+
+/**
+ * The recipes to build for `recipe`, parents first and `recipe` last: every model input missing
+ * from the store, found in the recipe the document carries for it (`inputs[].recipe`), and so on
+ * down to inputs the store has. A shared ancestor is built once.
+ *
+ * @throws InvalidRequestError for a missing model input whose recipe the document does not carry
+ */
+export async function rebuildPlan(store: ModelStore, recipe: RecipeDocument): Promise<RecipeDocument[]> {
+  const steps: RecipeDocument[] = [];
+  const planned = new Set<Digest>();
+  const visit = async (document: RecipeDocument): Promise<void> => {
+    for (const input of document.inputs) {
+      if (input.role !== "model" || planned.has(input.digest) || (await store.registry.getModel(input.digest)) !== undefined) continue;
+      if (input.recipe === undefined) {
+        const label = input.name === undefined ? input.digest : `${input.digest} (${input.name})`;
+        throw new InvalidRequestError(`The recipe's input ${label} is not in the store and the document has no recipe for it; pull or import it first`, { param: "inputs", cause: new ModelNotFoundError(input.digest) });
+      }
+      await visit(input.recipe);
+      planned.add(input.digest);
+      steps.push(input.recipe);
+    }
+  };
+  await visit(recipe);
+  return [...steps, recipe];
+}
+
+/**
+ * {@link rebuildFork}, after rebuilding the model inputs the store lacks from the recipes the
+ * document carries for them (see {@link rebuildPlan}). `data` files go to the recipes whose data
+ * inputs they are. A parent that does not reproduce its digest stops the build: the fork's recipe
+ * names the parent by that digest.
+ *
+ * @throws InvalidRequestError with `recursive: false` when a model input is missing
+ * @throws DigestMismatchError when a rebuilt parent's digest differs from its recipe's
+ */
+export async function rebuildWithParents(store: ModelStore, recipe: RecipeDocument, options: RebuildWithParentsOptions = {}): Promise<RebuildWithParentsResult> {
+  const steps = await rebuildPlan(store, recipe);
+  if (steps.length > 1 && options.recursive === false) {
+    const missing = recipe.inputs.filter((input) => steps.some((step) => step.output.digest === input.digest));
+    const list = missing.map((input) => (input.name === undefined ? input.digest : `${input.digest} (${input.name})`)).join(", ");
+    throw new InvalidRequestError(`The recipe's input ${list} is not in the store; build it first, or leave out --no-recursive to rebuild it from the recipe the document carries`, { param: "inputs" });
+  }
+  options.onPlan?.(steps);
+  const files = options.data ?? [];
+  const digests = steps.length > 1 ? await Promise.all(files.map((file) => digestOfFile(file))) : [];
+  const dataFor = (step: RecipeDocument, last: boolean): string[] => {
+    if (steps.length === 1) return [...files];
+    const wanted = new Set(step.inputs.filter((input) => input.role === "data").map((input) => input.digest));
+    // A file no step wants goes to the fork's, which names it as none of its inputs.
+    const wantedAnywhere = (digest: Digest) => steps.some((each) => each.inputs.some((input) => input.role === "data" && input.digest === digest));
+    return files.filter((_, index) => wanted.has(digests[index]!) || (last && !wantedAnywhere(digests[index]!)));
+  };
+  const { name: _name, recursive: _recursive, onPlan: _onPlan, ...shared } = options;
+  const parents: RebuildForkResult[] = [];
+  for (const step of steps.slice(0, -1)) {
+    const result = await rebuildFork(store, step, { ...shared, data: dataFor(step, false) });
+    parents.push(result);
+    if (!result.matches) {
+      throw new DigestMismatchError(
+        `The parent ${step.output.name ?? step.output.digest} rebuilt to ${result.import.model.digest}, not its recipe's ${step.output.digest}: the fork's recipe needs the latter (stored for comparison)`,
+        step.output.digest,
+        result.import.model.digest,
+      );
+    }
+  }
+  return { ...(await rebuildFork(store, recipe, { ...shared, ...(options.name === undefined ? {} : { name: options.name }), data: dataFor(recipe, true) })), parents };
+}
+
 /** A config fork has no file to write: its recipe (the fork's own Modelfile instructions) is applied to its parent again. */
 async function rebuildConfigFork(store: ModelStore, recipe: RecipeDocument, options: RebuildForkOptions): Promise<RebuildForkResult> {
   if (recipe.tool !== MODELFILE_TOOL) throw new InvalidRequestError(`A config fork is made by '${MODELFILE_TOOL}', not '${recipe.tool}'`, { param: "tool" });

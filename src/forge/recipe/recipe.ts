@@ -19,6 +19,11 @@ export interface RecipeInput {
   role: RecipeInputRole;
   /** A name it had when the document was written; informational only, never resolved. */
   name?: string;
+  /**
+   * For a `model` input that is itself a fork: the recipe that makes it (with its own inputs'
+   * recipes), so that `grove build` can rebuild it first in a store that lacks it.
+   */
+  recipe?: RecipeDocument;
 }
 
 /** The fork a recipe makes. */
@@ -67,7 +72,7 @@ export interface RecipeDocument {
 const digestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, "expected 'sha256:' and 64 lower-case hex digits");
 const textSchema = z.string().min(1, "expected a non-empty string");
 
-const documentSchema = z
+const documentSchema: z.ZodType<unknown> = z
   .object({
     grove_recipe: z.literal(RECIPE_FORMAT_VERSION, { error: `expected ${RECIPE_FORMAT_VERSION} (the recipe format this Grove reads)` }),
     output: z.strictObject({ digest: digestSchema, name: textSchema.optional(), generalName: z.string().optional() }),
@@ -76,7 +81,19 @@ const documentSchema = z
     toolVersion: z.string(),
     parameters: z.record(z.string(), z.unknown()),
     inputs: z
-      .array(z.strictObject({ digest: digestSchema, role: z.enum(["model", "data"]), name: textSchema.optional() }))
+      .array(
+        z
+          .strictObject({
+            digest: digestSchema,
+            role: z.enum(["model", "data"]),
+            name: textSchema.optional(),
+            recipe: z.lazy((): z.ZodType<unknown> => documentSchema).optional(),
+          })
+          .refine(
+            (input) => input.recipe === undefined || (input.role === "model" && (input.recipe as RecipeDocument).output.digest === input.digest),
+            "an input's recipe must be a model input's and make that input (output.digest = the input's digest)",
+          ),
+      )
       .min(1, "expected at least one input")
       .refine((inputs) => new Set(inputs.map((input) => input.digest)).size === inputs.length, "an input digest appears twice")
       .refine((inputs) => inputs.some((input) => input.role === "model"), "expected at least one input with role 'model'"),
@@ -121,7 +138,8 @@ export function storedRecipe(document: RecipeDocument): Recipe {
 /**
  * The recipe document of a fork of the store, built from its lineage edges (a merge has one edge
  * per parent, all with the same recipe). Inputs that are parents are models; the others (a
- * fine-tune's training data) are data.
+ * fine-tune's training data) are data. A model input that is a fork with a recipe carries it, and
+ * so on down to the roots: the document rebuilds the whole chain in a store holding only the roots.
  *
  * @throws ModelNotFoundError for an unknown reference
  * @throws InvalidRequestError when the model has no recipe (a root, or imported without one)
@@ -140,7 +158,8 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
   for (const digest of recipe.inputs) {
     const role: RecipeInputRole = parents.has(digest) ? "model" : "data";
     const names = role === "model" ? await store.namesOf(digest) : [];
-    inputs.push({ digest, role, ...(names[0] === undefined ? {} : { name: names[0] }) });
+    const made = role === "model" ? await recipeIfAny(store, digest) : undefined;
+    inputs.push({ digest, role, ...(names[0] === undefined ? {} : { name: names[0] }), ...(made === undefined ? {} : { recipe: made }) });
   }
   // From the file itself: the card may hold a hub's name instead of `general.name`.
   // A config fork has no file: its path is its parent's weights.
@@ -158,6 +177,13 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
     parameters: recipe.parameters,
     inputs,
   };
+}
+
+/** The recipe of a parent that is a fork with one, for `grove build` to rebuild it; undefined for a root. */
+async function recipeIfAny(store: ModelStore, digest: Digest): Promise<RecipeDocument | undefined> {
+  const edges = await store.registry.parentsOf(digest);
+  if (!edges.some((edge) => edge.recipe !== null)) return undefined;
+  return recipeOf(store, digest);
 }
 
 async function readGeneralName(path: string): Promise<string | undefined> {

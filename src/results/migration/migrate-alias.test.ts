@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { Digest } from "../../core/digest.js";
 import { ConflictError, GroveError, InvalidRequestError, ModelNotFoundError, NotFoundError } from "../../core/errors.js";
 import { CORPUS } from "../../forge/generate/corpus.js";
 import { generateModel } from "../../forge/generate/generate-model.js";
@@ -13,7 +14,7 @@ import { runCli } from "../../test-support/run-cli.js";
 import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { runEvalWorker } from "../../bench/quality/run-eval-worker.js";
 import { ResultStore } from "../result-store.js";
-import { migrateAlias, regressionOf } from "./migrate-alias.js";
+import { formatScore, migrateAlias, regressionOf } from "./migrate-alias.js";
 
 // Evaluation-gated migration on real models: a test-tiny base (F16), its Q8_0 (close to it) and
 // its Q2_K (far worse), compared on a generation task made of the base's own greedy answers
@@ -151,5 +152,18 @@ describe("aliases: set, migrate, rollback", () => {
     assert.equal(await targetsOf("canary:latest"), undefined);
     assert.equal((await runCli("rollback", "canary", "--home", home)).code, 0, "a removed alias comes back with rollback");
     assert.equal((await targetsOf("canary:latest"))?.length, 2);
+  });
+
+  test("grove alias history prints each decision's scores rounded, not as raw floats (issue 23)", async () => {
+    await book.set("rounded", [{ ref: "tiny:f16" }]);
+    const scores = [{ task: "perplexity", metric: "perplexity", higherIsBetter: false, current: 1313.9668442649076, candidate: 1320.123456789012, regression: 0.004693 }];
+    await book.change("rounded:latest", [{ digest: digests.q8 as Digest, weight: 1 }], { action: "migrate", reason: "no task regressed beyond 2.0 %", tasks: ["perplexity"], scores });
+    const history = await runCli("alias", "history", "rounded", "--home", home);
+    assert.equal(history.code, 0, history.stderr);
+    assert.match(history.stdout, /\bSCORES\n/);
+    assert.match(history.stdout, /perplexity perplexity 1313\.97 → 1320\.12\n/);
+    assert.doesNotMatch(history.stdout, /1313\.966/);
+    assert.equal(formatScore(0.42187499), "0.4219");
+    assert.equal(formatScore(null), "-");
   });
 });

@@ -152,8 +152,8 @@ function describeFailure(score: AliasScore, maxRegression: number): string {
     const side = score.current === null ? "the current model" : "the candidate";
     return `${score.task}: no ${score.metric} score for ${side} (its result is flagged, not a score)`;
   }
-  const change = `${score.task}: ${score.metric} ${format(score.current)} → ${format(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
-  if (score.verdict === "within noise") return `${change}, but within noise (±${format(score.standardError ?? null)} standard error${score.paired ? ", paired" : ""}): not called a regression, yet nothing shows the candidate as good — measure on more items or text`;
+  const change = `${score.task}: ${score.metric} ${formatScore(score.current)} → ${formatScore(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
+  if (score.verdict === "within noise") return `${change}, but within noise (±${formatScore(score.standardError ?? null)} standard error${score.paired ? ", paired" : ""}): not called a regression, yet nothing shows the candidate as good — measure on more items or text`;
   return change;
 }
 
@@ -162,6 +162,7 @@ export function formatPercent(value: number): string {
   return `${(value * 100).toFixed(1)} %`;
 }
 
-function format(value: number | null): string {
+/** A score as people read it: `1313.97`, `0.4219`; `-` for none. Never the raw float. */
+export function formatScore(value: number | null): string {
   return value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4);
 }

@@ -28,7 +28,11 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     const body = parseBody(chatCompletionSchema, request.body);
     const meter = meterOf(request);
     meter.checkModel(body.model);
+    // A model loaded for this request makes its first token late: the time is reported apart
+    // (`timings.load_ms`, as Ollama's load_duration) so clients do not count it as generation.
+    const getStarted = performance.now();
     const model = await catalog.get(body.model);
+    const loadMs = performance.now() - getStarted;
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
@@ -110,7 +114,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         }
       }
       // The usage chunk carries llama-server's timings too (of the first choice).
-      if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones), ...(dones[0] ? { timings: timingsOf(dones[0]) } : {}) });
+      if (includeUsage) stream.send({ ...base, object: "chat.completion.chunk", choices: [], usage: usageOf(dones), ...(dones[0] ? { timings: { ...timingsOf(dones[0]), load_ms: Math.round(loadMs) } } : {}) });
       stream.end();
     } catch (error) {
       request.log.error({ err: error }, "chat stream failed");

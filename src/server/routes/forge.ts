@@ -4,6 +4,7 @@ import { isFinished, withoutSteps, type JobRunner, type JobUpdate } from "../../
 import type { TrainingFiles } from "../../forge/jobs/training-files.js";
 import { finetuneJobSchema, mergeJobSchema, quantizeJobSchema } from "../forge-schemas.js";
 import { parseBody } from "../openai-schemas.js";
+import { onResponseClosed } from "../response-closed.js";
 import { resolveRequestFile } from "../server-paths.js";
 import { SseStream } from "../sse.js";
 
@@ -99,7 +100,7 @@ async function followJob(runner: JobRunner, id: string, reply: FastifyReply): Pr
     throw error;
   }
   stream = new SseStream(reply);
-  reply.raw.on("close", unsubscribe);
+  onResponseClosed(reply.raw, unsubscribe);
   stream.send({ job: withoutSteps(job), event: null });
   if (isFinished(job) || !runner.isActive(id)) {
     finish();

@@ -78,10 +78,10 @@ function HistoryEntry({ event, modelLabel }: HistoryEntryProps) {
         <ul class="scores">
           {event.scores.map((score) => (
             <li key={score.task}>
-              {score.task} ({score.metric}): {score.current ?? "no score"} → {score.candidate ?? "no score"}
+              {score.task} ({score.metric}): {formatScore(score.current)} → {formatScore(score.candidate)}
               {score.regression !== null &&
                 (score.verdict === "within noise"
-                  ? `, ${(Math.abs(score.regression) * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better"} but within noise${typeof score.standardError === "number" ? ` (±${score.standardError.toPrecision(3)})` : ""}: not a difference`
+                  ? `, ${(Math.abs(score.regression) * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better"} but within noise${typeof score.standardError === "number" ? ` (±${formatScore(score.standardError)})` : ""}: not a difference`
                   : `, ${(score.regression * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better or equal"}${score.verdict === "improved" ? ", beyond noise" : score.verdict === "regressed" ? ", regressed" : ""}`)}
             </li>
           ))}
@@ -89,4 +89,9 @@ function HistoryEntry({ event, modelLabel }: HistoryEntryProps) {
       )}
     </li>
   );
+}
+
+/** A score rounded as `grove alias history` prints it (`1313.97`, `0.4219`), never the raw float. */
+export function formatScore(value: number | null): string {
+  return value === null ? "no score" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4);
 }
