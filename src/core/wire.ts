@@ -362,3 +362,71 @@ export interface JobRecord {
   /** The process that last saved the job while it was queued or running (a CLI or a server). */
   pid?: number;
 }
+
+// The plan (src/plan/plan.ts, memory-estimate.ts): `GET /api/plan`.
+
+/** A model's memory when served, by part, in bytes. */
+export interface MemoryEstimate {
+  /** Tensor data of the file (mapped, and all of it read while decoding). */
+  weightsBytes: number;
+  /** K and V cache of every slot. */
+  kvCacheBytes: number;
+  /** llama.cpp's compute buffer for one micro-batch, plus its output (logits) buffer. */
+  computeBytes: number;
+  /** The serving process without a model. */
+  baselineBytes: number;
+  /** The sum: what the serving process is expected to peak at. */
+  totalBytes: number;
+  /** The shapes the estimate used. */
+  shape: {
+    architecture: string;
+    layers: number;
+    embeddingLength: number;
+    feedForwardLength: number;
+    vocabularySize: number;
+    keyValueWidth: { key: number; value: number };
+    /** KV cells over all slots, after llama.cpp's padding. */
+    cacheCells: number;
+    microBatch: number;
+  };
+}
+
+/** One model that meets the limits. */
+export interface PlanCandidate {
+  digest: Digest;
+  names: string[];
+  quantization: string;
+  /** Memory planned with: the estimate, or the measured peak where larger. */
+  memoryBytes: number;
+  estimate: MemoryEstimate;
+  /** Peak RSS of a stored `grove bench` run at the same ctx and slots. */
+  measuredPeakBytes: number | null;
+  /** Measured single-stream decode tokens/s, and its p50 token time. */
+  decodeTokensPerSecond: number | null;
+  p50TokenMs: number | null;
+  /** Measured aggregate decode tokens/s at the slot count. */
+  aggregateTokensPerSecond: number | null;
+  /** The quality it is ranked by, when measured on the task. */
+  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
+  /** How the numbers were chosen, one line each. */
+  notes: string[];
+}
+
+/** A model left out, and why in one line. */
+export interface PlanExclusion {
+  digest: Digest;
+  names: string[];
+  reason: string;
+}
+
+/** What a plan found. */
+export interface PlanResult {
+  limits: { memoryBytes: number; contextSize: number; slots: number; p50TokenMs: number | null; minTokensPerSecond: number | null; task: string | null };
+  /** The best candidate, or null when none meets the limits. */
+  choice: PlanCandidate | null;
+  /** Every candidate that meets the limits, best first. */
+  ranked: PlanCandidate[];
+  excluded: PlanExclusion[];
+  /** How the ranking was made. */
+  notes: string[];
+}

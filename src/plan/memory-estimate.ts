@@ -1,4 +1,7 @@
 import { InvalidModelFileError, InvalidRequestError } from "../core/errors.js";
+import type { MemoryEstimate } from "../core/wire.js";
+
+export type { MemoryEstimate };
 import { readGgufHeader, type GgufHeader } from "../gguf/gguf-header-reader.js";
 import { GgufMetadataReader } from "../gguf/gguf-metadata-reader.js";
 import { ggufTensorLayout } from "../gguf/gguf-tensor-layout.js";
@@ -45,31 +48,6 @@ export interface MemoryEstimateOptions {
   baselineBytes?: number;
 }
 
-/** A model's memory when served, by part, in bytes. */
-export interface MemoryEstimate {
-  /** Tensor data of the file (mapped, and all of it read while decoding). */
-  weightsBytes: number;
-  /** K and V cache of every slot. */
-  kvCacheBytes: number;
-  /** llama.cpp's compute buffer for one micro-batch, plus its output (logits) buffer. */
-  computeBytes: number;
-  /** The serving process without a model. */
-  baselineBytes: number;
-  /** The sum: what the serving process is expected to peak at. */
-  totalBytes: number;
-  /** The shapes the estimate used. */
-  shape: {
-    architecture: string;
-    layers: number;
-    embeddingLength: number;
-    feedForwardLength: number;
-    vocabularySize: number;
-    keyValueWidth: { key: number; value: number };
-    /** KV cells over all slots, after llama.cpp's padding. */
-    cacheCells: number;
-    microBatch: number;
-  };
-}
 
 /**
  * Estimates the memory `grove serve` takes for a model at `contextSize` × `slots`, from the GGUF

@@ -6,7 +6,10 @@ import { describeMachine, sameMachine, type Machine } from "../results/machine.j
 import type { ResultRecord, ResultStore } from "../results/result-store.js";
 import { compareScores, SIGNIFICANCE_RULE } from "../results/uncertainty.js";
 import type { ModelStore, TreeNode } from "../store/model-store.js";
-import { estimateModelMemory, type MemoryEstimate } from "./memory-estimate.js";
+import type { MemoryEstimate, PlanCandidate, PlanExclusion, PlanResult } from "../core/wire.js";
+import { estimateModelMemory } from "./memory-estimate.js";
+
+export type { PlanCandidate, PlanExclusion, PlanResult };
 
 /** A deployment's limits: what `grove plan` and `GET /api/plan` take. */
 export interface PlanOptions {
@@ -28,45 +31,8 @@ export interface PlanOptions {
   machine?: Machine;
 }
 
-/** One model that meets the limits. */
-export interface PlanCandidate {
-  digest: Digest;
-  names: string[];
-  quantization: string;
-  /** Memory planned with: the estimate, or the measured peak where larger. */
-  memoryBytes: number;
-  estimate: MemoryEstimate;
-  /** Peak RSS of a stored `grove bench` run at the same ctx and slots. */
-  measuredPeakBytes: number | null;
-  /** Measured single-stream decode tokens/s, and its p50 token time. */
-  decodeTokensPerSecond: number | null;
-  p50TokenMs: number | null;
-  /** Measured aggregate decode tokens/s at the slot count. */
-  aggregateTokensPerSecond: number | null;
-  /** The quality it is ranked by, when measured on the task. */
-  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
-  /** How the numbers were chosen, one line each. */
-  notes: string[];
-}
 
-/** A model left out, and why in one line. */
-export interface PlanExclusion {
-  digest: Digest;
-  names: string[];
-  reason: string;
-}
 
-/** What a plan found. */
-export interface PlanResult {
-  limits: { memoryBytes: number; contextSize: number; slots: number; p50TokenMs: number | null; minTokensPerSecond: number | null; task: string | null };
-  /** The best candidate, or null when none meets the limits. */
-  choice: PlanCandidate | null;
-  /** Every candidate that meets the limits, best first. */
-  ranked: PlanCandidate[];
-  excluded: PlanExclusion[];
-  /** How the ranking was made. */
-  notes: string[];
-}
 
 const UNITS: Readonly<Record<string, number>> = {
   b: 1,

@@ -3,37 +3,16 @@ import { getJson } from "../../api.js";
 /**
  * The Leaderboard page's calls: `GET /api/leaderboard` (tasks, then one ranking per task),
  * `GET /api/front` and `GET /api/plan`, with the shapes of their answers as the page reads them
- * (src/core/wire.ts declares the results' shapes; src/plan/plan.ts the plan's).
+ * (declared once in src/core/wire.ts).
  */
 
-import type { FrontCost, FrontModel, FrontResult, LeaderboardResult, LeaderboardRow, TaskSummary } from "../../../../src/core/wire.js";
+import type { FrontCost, FrontModel, FrontResult, LeaderboardResult, LeaderboardRow, PlanCandidate, PlanResult, TaskSummary } from "../../../../src/core/wire.js";
 
-export type { FrontCost, FrontModel, LeaderboardRow, TaskSummary };
+export type { FrontCost, FrontModel, LeaderboardRow, PlanCandidate, PlanResult, TaskSummary };
 /** A task's ranking (`GET /api/leaderboard?task=`). */
 export type Leaderboard = LeaderboardResult;
 /** The quality-versus-cost Pareto front of one quality task (`GET /api/front`). */
 export type Front = FrontResult;
-
-/** A fork that meets a plan's limits. */
-export interface PlanCandidate {
-  digest: string;
-  names: string[];
-  quantization: string;
-  memoryBytes: number;
-  decodeTokensPerSecond: number | null;
-  p50TokenMs: number | null;
-  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
-  notes: string[];
-}
-
-/** What `GET /api/plan` answers. */
-export interface PlanResult {
-  limits: { memoryBytes: number; contextSize: number; slots: number; p50TokenMs: number | null; minTokensPerSecond: number | null; task: string | null };
-  choice: PlanCandidate | null;
-  ranked: PlanCandidate[];
-  excluded: { digest: string; names: string[]; reason: string }[];
-  notes: string[];
-}
 
 /** The limits typed into the plan form; empty strings are left out of the query. */
 export interface PlanLimits {
