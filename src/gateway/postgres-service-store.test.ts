@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openPostgresDatabase } from "../store/postgres-database.js";
 import { startPostgres, type TestPostgres } from "../test-support/postgres-server.js";
-import { keyWith, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
+import { keyWith, raceForBudget, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
 import { generateSecret } from "./api-key.js";
 import { PostgresServiceStore } from "./postgres-service-store.js";
 import type { KeyLimits } from "./service-store.js";
@@ -59,15 +59,7 @@ describe("PostgresServiceStore", () => {
     // Two stores opened together migrate once (advisory lock), then race as two replicas would.
     const [first, second] = await Promise.all([PostgresServiceStore.open(url), PostgresServiceStore.open(url)]);
     try {
-      const limits: KeyLimits = { budgetTokens: 1000, period: "day" };
-      const key = await keyWith(first, limits);
-      const attempts = await Promise.all(
-        Array.from({ length: 200 }, (_, index) => (index % 2 === 0 ? first : second).reserve({ keyId: key.id, limits, tokens: 30, usd: 0, now })),
-      );
-      const admitted = attempts.flatMap((result) => (result.admitted ? [result.reservationId] : []));
-      assert.equal(admitted.length, Math.floor(1000 / 30), "exactly as many as the budget holds");
-      const refused = attempts.find((result) => !result.admitted);
-      assert.ok(refused && !refused.admitted && refused.limit === "budget_tokens" && refused.fitsAfterInFlight);
+      const { limits, key, admitted, refused } = await raceForBudget(first, second);
       assert.equal(refused.periodEnd, "2030-05-18T00:00:00.000Z");
       await Promise.all(admitted.map((id, index) => (index % 2 === 0 ? second : first).settle(id, usage([10, 5], key.id))));
       const state = await first.budgetState(key.id, limits, now);

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { keyWith, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
+import { keyWith, raceForBudget, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
 import { generateSecret } from "./api-key.js";
 import { parseKeyOptions, parseSince } from "./key-options.js";
 import { SqliteServiceStore } from "./sqlite-service-store.js";
@@ -49,15 +49,7 @@ describe("SqliteServiceStore", () => {
     const first = SqliteServiceStore.openFile(path);
     const second = SqliteServiceStore.openFile(path);
     try {
-      const limits: KeyLimits = { budgetTokens: 1000, period: "day" };
-      const key = await keyWith(first, limits);
-      const attempts = await Promise.all(
-        Array.from({ length: 200 }, (_, index) => (index % 2 === 0 ? first : second).reserve({ keyId: key.id, limits, tokens: 30, usd: 0, now })),
-      );
-      const admitted = attempts.flatMap((result) => (result.admitted ? [result.reservationId] : []));
-      assert.equal(admitted.length, Math.floor(1000 / 30), "exactly as many as the budget holds");
-      const refused = attempts.find((result) => !result.admitted);
-      assert.ok(refused && !refused.admitted && refused.limit === "budget_tokens" && refused.fitsAfterInFlight);
+      const { limits, key, admitted } = await raceForBudget(first, second);
       let used = 0;
       for (const [index, reservationId] of admitted.entries()) {
         const tokens: [number, number] = [10, index % 7];

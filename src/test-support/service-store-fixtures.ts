@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { generateSecret } from "../gateway/api-key.js";
 import type { KeyLimits, ServiceStore, UsageRecord } from "../gateway/service-store.js";
 
@@ -28,3 +29,22 @@ export const usage = (tokens: [number, number], keyId?: string, extra: Partial<U
   createdAt: SERVICE_TEST_NOW.toISOString(),
   ...extra,
 });
+
+/**
+ * Two stores on one database (two replicas) race: 200 reservations of 30 tokens, alternating
+ * between them, against a key's 1000-token daily budget. Asserts that exactly as many are admitted
+ * as the budget holds and that a refused one says `budget_tokens`, fitting after the in-flight ones.
+ */
+export async function raceForBudget(first: ServiceStore, second: ServiceStore) {
+  const now = SERVICE_TEST_NOW;
+  const limits: KeyLimits = { budgetTokens: 1000, period: "day" };
+  const key = await keyWith(first, limits);
+  const attempts = await Promise.all(
+    Array.from({ length: 200 }, (_, index) => (index % 2 === 0 ? first : second).reserve({ keyId: key.id, limits, tokens: 30, usd: 0, now })),
+  );
+  const admitted = attempts.flatMap((result) => (result.admitted ? [result.reservationId] : []));
+  assert.equal(admitted.length, Math.floor(1000 / 30), "exactly as many as the budget holds");
+  const refused = attempts.find((result) => !result.admitted);
+  assert.ok(refused && !refused.admitted && refused.limit === "budget_tokens" && refused.fitsAfterInFlight);
+  return { limits, key, admitted, refused };
+}
