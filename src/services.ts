@@ -24,6 +24,8 @@ import { UpstreamCatalog } from "./serving/upstream-catalog.js";
 import { UpstreamRouter } from "./serving/upstream-router.js";
 import { digestOfFile } from "./store/file-digest.js";
 import { HubClient } from "./store/hub/hub-client.js";
+import { openResults } from "./results/open-results.js";
+import type { ResultStore } from "./results/result-store.js";
 import { ModelStore } from "./store/model-store.js";
 import { readBoundedFile } from "./store/bounded-file.js";
 
@@ -37,6 +39,8 @@ export const DEFAULT_MODEL = { name: "grove-small:latest", id: "grove-small", pr
 export interface RunningGrove {
   readonly engine: Engine;
   readonly store: ModelStore;
+  /** Measurements (`<home>/results.db`, or the shared PostgreSQL database with `--database`), opened once here. */
+  readonly results: ResultStore;
   /** Runs forge jobs (quantize, merge, fine-tune) for the HTTP API; absent when serving a single file. */
   readonly jobs?: JobRunner;
   readonly app: FastifyInstance;
@@ -71,9 +75,9 @@ export interface EnsureDefaultModelOptions {
  * family (imported with its lineage and results, see importShippedFamily) when `shippedDir` holds
  * a manifest, else {@link DEFAULT_MODEL} (generated, then imported).
  */
-export async function ensureDefaultModel(store: ModelStore, logger?: Logger, options: EnsureDefaultModelOptions = {}): Promise<string> {
+export async function ensureDefaultModel(store: ModelStore, results: ResultStore, logger?: Logger, options: EnsureDefaultModelOptions = {}): Promise<string> {
   const shippedDir = options.shippedDir ?? SHIPPED_FAMILY_DIR;
-  if (existsSync(join(shippedDir, MANIFEST_FILE))) return (await importShippedFamily(store, shippedDir, logger)).defaultName;
+  if (existsSync(join(shippedDir, MANIFEST_FILE))) return (await importShippedFamily(store, results, shippedDir, logger)).defaultName;
   try {
     await store.resolve(DEFAULT_MODEL.name);
     return DEFAULT_MODEL.id;
@@ -98,7 +102,7 @@ interface Serving {
  * What to serve. `--model FILE` serves that file alone under its base name; `--model REF`
  * (or nothing: the embedded default) serves the whole store, with that model loaded first.
  */
-async function chooseServing(config: GroveConfig, store: ModelStore, engine: Engine, logger?: Logger): Promise<Serving> {
+async function chooseServing(config: GroveConfig, store: ModelStore, results: ResultStore, engine: Engine, logger?: Logger): Promise<Serving> {
   if (config.model && existsSync(config.model)) {
     if (config.modelSettings.length > 0) {
       throw new ConfigError("--model-settings (GROVE_MODEL_SETTINGS) applies to models served from the store, not to --model FILE: use --ctx-size and --parallel", { param: "--model-settings" });
@@ -141,7 +145,7 @@ async function chooseServing(config: GroveConfig, store: ModelStore, engine: Eng
       });
     }
   } else {
-    name = await ensureDefaultModel(store, logger);
+    name = await ensureDefaultModel(store, results, logger);
   }
   await catalog.get(name);
   return { catalog, defaultModel: name, fromStore: true };
@@ -193,6 +197,15 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await limiter?.close();
     throw error;
   }
+  let results: ResultStore;
+  try {
+    results = await openResults(config, logger);
+  } catch (error) {
+    await store.close();
+    await service.close();
+    await limiter?.close();
+    throw error;
+  }
   // Temp files of a crashed import, pull or quantize (their writer is gone) go at every start.
   const swept = await store.blobs.cleanTemp().catch((error: unknown) => {
     logger?.warn({ err: error }, "could not clean the store's temp folder");
@@ -230,7 +243,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       ...(config.libllamaDir === "" ? {} : { libraryDirectory: config.libllamaDir }),
       logger,
     });
-    const { catalog: localCatalog, defaultModel, fromStore } = await chooseServing(config, store, engine, logger);
+    const { catalog: localCatalog, defaultModel, fromStore } = await chooseServing(config, store, results, engine, logger);
     upstreamStore = SqliteUpstreamStore.open(config.home);
     upstreams = new UpstreamRouter({ store: upstreamStore, healthIntervalMs: config.upstreamHealthInterval, ...(logger === undefined ? {} : { logger }) });
     await upstreams.start();
@@ -240,7 +253,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     const hub = new HubClient({ endpoint: config.hubEndpoint, token: config.hubToken === "" ? undefined : config.hubToken });
     const pool = localCatalog instanceof StoreCatalog ? localCatalog.pool : undefined;
     const app = createServer({
-      engine, catalog, store, forge, hub, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, gateway, logger, upstreams,
+      engine, catalog, store, results, forge, hub, bodyLimit: config.bodyLimit, apiKey: config.apiKey || undefined, gateway, logger, upstreams,
       host: config.host, allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins,
       ...(pool === undefined ? {} : { pool }),
       ...(webRoot === undefined ? {} : { webRoot }),
@@ -275,6 +288,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
       pool?.close();
       await running.close();
       await store.close();
+      await results.close();
       await service.close();
       await routes.close();
       await limiter?.close();
@@ -282,6 +296,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     return {
       engine: running,
       store,
+      results,
       ...(runner === undefined ? {} : { jobs: runner }),
       app,
       gateway,
@@ -312,6 +327,7 @@ export async function startGrove(config: GroveConfig, logger?: Logger): Promise<
     await jobs?.close();
     await engine?.close();
     await store.close();
+    await results.close();
     await service.close();
     await limiter?.close();
     throw error;

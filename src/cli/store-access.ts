@@ -3,6 +3,8 @@ import { loadConfig } from "../config/config.js";
 import type { Digest } from "../core/digest.js";
 import { openServiceStore } from "../gateway/open-service-store.js";
 import type { ServiceStore } from "../gateway/service-store.js";
+import { openResults } from "../results/open-results.js";
+import type { ResultStore } from "../results/result-store.js";
 import { ModelStore } from "../store/model-store.js";
 import type { LineageEdge } from "../store/registry.js";
 
@@ -41,6 +43,23 @@ export async function withStore<T>(home: string | HomeFlags | undefined, fn: (st
   } finally {
     await store.close();
   }
+}
+
+/**
+ * {@link withStore} with the store's results too: `<home>/results.db`, or the shared PostgreSQL
+ * database with `--database`, opened once for the command and closed with the store.
+ */
+export async function withResults<T>(home: string | HomeFlags | undefined, fn: (store: ModelStore, results: ResultStore) => Promise<T>): Promise<T> {
+  const flags: HomeFlags = typeof home === "object" ? home : { home };
+  const config = loadConfig({ flags: { home: flags.home, database: flags.database } });
+  return withStore(flags, async (store) => {
+    const results = await openResults({ home: store.home, database: config.database });
+    try {
+      return await fn(store, results);
+    } finally {
+      await results.close();
+    }
+  });
 }
 
 /** Every model's names, by digest. */

@@ -129,7 +129,69 @@ export interface ResultRecord {
   details: Record<string, unknown>;
   /** When it was measured, ISO 8601. */
   createdAt: string;
+  /**
+   * Standard error of each metric, by name (see `results/uncertainty.ts`): from per-chunk values
+   * for perplexity and KL divergence, per-item results for accuracy, repeated runs for speed. A
+   * missing or null entry is unknown (results stored before errors were kept).
+   */
+  standardErrors?: Record<string, number | null>;
+  /** The per-chunk or per-item values the metrics are means of, for paired comparisons; null when not kept. */
+  samples?: ResultSamples | null;
+  /**
+   * The machine a speed or memory (`cost`) result was measured on; null for quality results
+   * (they do not depend on it) and for results stored before machines were recorded (an
+   * unknown machine, comparable with none).
+   */
+  machine?: Machine | null;
 }
+
+/**
+ * The machine a speed or memory result was measured on. Results on different machines are never
+ * ranked together; a result without one is on an unknown machine, which matches no other.
+ */
+export interface Machine {
+  /** `os.cpus()[0].model`. */
+  cpu: string;
+  /** Cores the process may use. */
+  cores: number;
+  /** Total memory, GiB (one decimal). */
+  memoryGib: number;
+  /** The GPU's model, where the NVIDIA driver names one; null for none seen. */
+  gpu: string | null;
+  /** sha256 of cpu, cores, memory and GPU (first 16 hex digits): the key results are compared on. */
+  fingerprint: string;
+}
+
+/** What a result was measured over, unit by unit: the values whose mean gives its metrics. */
+export interface ResultSamples {
+  /** `chunk` for perplexity and KL divergence (one value per chunk of the text), `item` for task documents. */
+  unit: "chunk" | "item";
+  /**
+   * Per-unit values by name: `nll` (mean negative log-likelihood of each chunk's scored tokens,
+   * nats), `klDivergence`, `top1Agreement`, and for tasks `acc`, `accNorm`, `exactMatch`,
+   * `accGreedy` (1 or 0 per item).
+   */
+  values: Record<string, number[]>;
+}
+
+/** The comparison of one metric between two results (see `results/uncertainty.ts`). */
+export interface Comparison {
+  metric: string;
+  /** b − a on the metric's scale. */
+  difference: number;
+  /** Standard error of the difference on the scale it was tested on (the mean NLL for perplexity, else the metric's own); null when unknown. */
+  standardError: number | null;
+  /** |difference| / standard error on the tested scale; null when unknown. */
+  z: number | null;
+  /** Per-chunk or per-item differences were used; else the two errors were combined. */
+  paired: boolean;
+  /** Units the paired test ran over; null when unpaired. */
+  units: number | null;
+  /** |z| > 1.96; null when the error is unknown. */
+  significant: boolean | null;
+}
+
+
 
 /** A task that has results, for the leaderboard without `--task`. */
 export interface TaskSummary {
@@ -153,8 +215,23 @@ export interface LeaderboardRow {
   size: number;
   /** The value of the ranked metric; null when flagged or not measured. */
   value: number | null;
+  /** Standard error of `value`; null when unknown (results stored before errors were kept). */
+  standardError: number | null;
+  /**
+   * The ranked models this one is not distinguishable from (every difference within noise, see
+   * `uncertainty.ts`), by digest; empty for an unranked row.
+   */
+  withinNoiseOf: Digest[];
+  /** This row against the one ranked just above it (b − a = this − above); null for the first or an unranked row. */
+  againstAbove: Comparison | null;
+  /** Why this result is not ranked with the others (another text, settings or machine); null when ranked or flagged. */
+  apart: string | null;
+  /** The machine of a cost result; null for quality or unknown. */
+  machine: Machine | null;
   /** Every number of the result (primary and secondary). */
   metrics: Record<string, number | null>;
+  /** Standard errors of those numbers (null where unknown). */
+  standardErrors: Record<string, number | null>;
   /** Why it is not ranked: the result's flags (`below_chance`, …) or `metric_not_measured`. */
   flags: string[];
   /** The settings of the result shown: the newest of this model on this task. */
@@ -165,9 +242,16 @@ export interface LeaderboardRow {
   /** Results of this model on this task with other settings (older; not shown). */
   olderResults: number;
   /** KL divergence to a parent, where measured (the newest against a parent). */
-  klDivergence: { value: number | null; top1Agreement: number | null; reference: string | null; createdAt: string } | null;
-  /** The newest `grove bench` result of the model, where one exists. */
-  cost: { decodeTokensPerSecond: number | null; peakRssBytes: number | null; settings: Record<string, unknown>; createdAt: string } | null;
+  klDivergence: { value: number | null; standardError: number | null; top1Agreement: number | null; reference: string | null; createdAt: string } | null;
+  /** The newest `grove bench` result of the model, this machine's where one exists, with its machine. */
+  cost: {
+    decodeTokensPerSecond: number | null;
+    decodeStandardError: number | null;
+    peakRssBytes: number | null;
+    settings: Record<string, unknown>;
+    machine: Machine | null;
+    createdAt: string;
+  } | null;
 }
 
 /** What `grove leaderboard --task` prints and `GET /api/leaderboard?task=` returns. */
@@ -178,8 +262,12 @@ export interface LeaderboardResult {
   /** The metric ranked by, and which way is better. */
   metric: { name: string; higherIsBetter: boolean };
   tree: string | null;
-  /** Ranked rows best first, then flagged or unmeasured ones. */
+  /** Ranked rows best first, then flagged, unmeasured or not comparable ones. */
   rows: LeaderboardRow[];
+  /** What the ranked results were measured on: the task digest, settings and (cost) machine. */
+  measuredOn: { taskDigest: string; settings: Record<string, unknown>; machine: Machine | null };
+  /** The rule differences are judged by. */
+  significance: string;
   notes: string[];
 }
 
@@ -192,10 +280,18 @@ export interface FrontModel {
   names: string[];
   quantization: string;
   quality: number;
+  /** Standard error of the quality; null when unknown. */
+  qualityError: number | null;
   cost: number;
   onFront: boolean;
-  /** The models that dominate it (as good or better on both axes, strictly on one); empty on the front. */
-  dominatedBy: { digest: Digest; names: string[] }[];
+  /**
+   * The models that dominate it (as good or better on both axes, strictly on one); empty on the
+   * front. `qualityWithinNoise`: the quality difference is within noise (true), significant
+   * (false) or cannot be judged (null).
+   */
+  dominatedBy: { digest: Digest; names: string[]; qualityWithinNoise: boolean | null }[];
+  /** Dominated only by models whose quality is within noise of its own: not clearly worse. */
+  dominatedWithinNoise: boolean;
 }
 
 /** What `grove front` prints and `GET /api/front` returns. */
@@ -207,8 +303,12 @@ export interface FrontResult {
   front: FrontModel[];
   /** Dominated, best quality first. */
   dominated: FrontModel[];
-  /** Models with a result on the task that cannot be placed, and why. */
+  /** Models with a result on the task that cannot be placed, and why (flagged, not measured, another text or machine). */
   unplaced: { digest: Digest; names: string[]; reason: string }[];
+  /** The machine the costs were measured on (speed and memory costs); null for size. */
+  machine: Machine | null;
+  /** The rule quality differences are judged by. */
+  significance: string;
   notes: string[];
 }
 

@@ -25,7 +25,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchModel } from "../bench/cost/bench-model.js";
 import { evaluateModel } from "../bench/quality/evaluate.js";
-import { ResultStore } from "../results/result-store.js";
+import { openResults } from "../results/open-results.js";
 import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { quantizeFork } from "../forge/quantize/quantize-fork.js";
@@ -123,13 +123,13 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const store = await ModelStore.open(options.home);
   const jobs = new JobStore(store.home);
-  const results = ResultStore.open(store.home);
+  const results = await openResults({ home: store.home, database: "" });
   const threads = options.threads === undefined ? {} : { threads: options.threads };
   const exists = async (name: string): Promise<boolean> => (await store.nameTarget(name)) !== undefined;
   try {
     // (Not while demo-s trains here: its own chat fine-tune and forks are to be built.)
     if (!(await exists("demo-s:base")) && !(await exists("demo-s:init")) && existsSync(join(SHIPPED_FAMILY_DIR, MANIFEST_FILE))) {
-      const { imported } = await importShippedFamily(store, SHIPPED_FAMILY_DIR);
+      const { imported } = await importShippedFamily(store, results, SHIPPED_FAMILY_DIR);
       if (imported.length > 0) log(`seeded ${store.home} with the shipped family (${imported.join(", ")}): demo-s:base was not trained here`);
     }
     if (!(await exists("demo-s:base")) && !(await exists("demo-s-chat:f16"))) throw new Error("demo-s:base is missing: run npm run demo:train first");
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    results.close();
+    await results.close();
     await store.close();
   }
 }

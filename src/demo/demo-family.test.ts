@@ -32,7 +32,7 @@ before(async () => {
   if (!existsSync(join(MODELS, "manifest.json"))) return;
   directory = await mkdtemp(join(tmpdir(), "grove-demo-family-"));
   store = await ModelStore.open(join(directory, "home"));
-  results = ResultStore.open(store.home);
+  results = await ResultStore.open(store.home);
   manifest = JSON.parse(await readFile(join(MODELS, "manifest.json"), "utf8")) as DemoManifest;
   text = join(directory, "heldout.txt");
   await writeFile(text, (await readFile(HELDOUT_TEXT, "utf8")).slice(0, TEXT_CHARS));
@@ -40,7 +40,7 @@ before(async () => {
 
 after(async () => {
   if (directory === undefined) return;
-  results.close();
+  await results.close();
   await store.close();
   await rm(directory, { recursive: true, force: true });
 });
@@ -56,14 +56,14 @@ const SHIPPED = existsSync(join(MODELS, "manifest.json"));
 
 describe("the shipped demo family", { skip: SHIPPED ? false : "data/demo/models/manifest.json is not shipped yet (npm run demo:train, demo:build, demo:ship)" }, () => {
   test("imports into a fresh store with its lineage, recipes and results, under 60 MiB", async () => {
-    const { defaultName, imported } = await importShippedFamily(store, MODELS);
+    const { defaultName, imported } = await importShippedFamily(store, results, MODELS);
     assert.equal(defaultName, DEFAULT_NAME);
     assert.equal(imported.length, manifest.models.length);
     const bytes = manifest.models.reduce((sum, model) => sum + model.bytes, 0);
     assert.ok(bytes < 60 * 2 ** 20, `${bytes} bytes`);
     const chat = await store.show("demo-s-chat:q4_0");
     assert.equal(chat.parents[0]?.relation, "quantized");
-    assert.ok(results.list().length >= manifest.results.length);
+    assert.ok((await results.list()).length >= manifest.results.length);
   });
 
   test("held-out perplexity falls with size, each base far below an untrained model of its shape", async () => {

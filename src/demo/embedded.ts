@@ -4,7 +4,7 @@ import { stat, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { ResultStore } from "../results/result-store.js";
+import type { ResultStore } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { DigestMismatchError, InvalidModelFileError, InvalidRequestError, NotFoundError } from "../core/errors.js";
 import { formatPath, valueAtPath } from "../core/value-path.js";
@@ -54,7 +54,20 @@ const resultSchema = z.object({
   flags: z.array(z.string()),
   details: objectSchema,
   createdAt: z.string(),
+  standardErrors: z.record(z.string(), z.number().nullable()).optional(),
+  samples: z.object({ unit: z.enum(["chunk", "item"]), values: z.record(z.string(), z.array(z.number())) }).nullable().optional(),
+  machine: z
+    .object({ cpu: z.string(), cores: z.number().int().nonnegative(), memoryGib: z.number().nonnegative(), gpu: z.string().nullable(), fingerprint: z.string().min(1) })
+    .nullable()
+    .optional(),
 });
+
+/**
+ * The machine of a shipped speed or memory result whose manifest did not record one (manifests
+ * written before machines were): one machine for the whole family — its results compare with
+ * each other, never with this machine's.
+ */
+export const SHIPPED_UNRECORDED_MACHINE = { cpu: "not recorded (the machine that built the shipped demo family)", cores: 0, memoryGib: 0, gpu: null, fingerprint: "shipped-demo-unrecorded" };
 
 const manifestSchema = z.object({
   grove_demo: z.literal(DEMO_MANIFEST_VERSION),
@@ -89,7 +102,7 @@ interface Undo {
  * @throws NotFoundError when the manifest or a model's file is missing
  * @throws DigestMismatchError naming the file when its size or digest differs from the manifest's
  */
-export async function importShippedFamily(store: ModelStore, dir: string, logger?: Logger): Promise<ImportShippedFamilyResult> {
+export async function importShippedFamily(store: ModelStore, results: ResultStore, dir: string, logger?: Logger): Promise<ImportShippedFamilyResult> {
   const manifestPath = join(dir, MANIFEST_FILE);
   const manifest = await readManifest(manifestPath);
   await checkFamily(store, manifest, dir, manifestPath);
@@ -106,7 +119,7 @@ export async function importShippedFamily(store: ModelStore, dir: string, logger
       const result = await importModel(store, model, join(dir, model.file));
       undo.push({ digest: model.digest, name: model.name, created: result.created, previous });
     }
-    addResults(store.home, manifest);
+    await addResults(results, manifest);
   } catch (error) {
     await rollBack(store, undo, logger);
     throw error;
@@ -222,14 +235,11 @@ async function importModel(store: ModelStore, model: DemoManifestModel, path: st
   }
 }
 
-/** Adds the manifest's results; a row already stored under the same key is kept. */
-function addResults(home: string, manifest: DemoManifest): void {
-  if (manifest.results.length === 0) return;
-  const results = ResultStore.open(home);
-  try {
-    for (const result of manifest.results) if (results.get(result) === undefined) results.put(result);
-  } finally {
-    results.close();
+/** Adds the manifest's results, each speed or memory result with its machine; a row already stored under the same key is kept. */
+async function addResults(results: ResultStore, manifest: DemoManifest): Promise<void> {
+  for (const shipped of manifest.results) {
+    const result = { ...shipped, machine: shipped.machine ?? (shipped.kind === "cost" ? SHIPPED_UNRECORDED_MACHINE : null) };
+    if ((await results.get(result)) === undefined) await results.put(result);
   }
 }
 

@@ -6,7 +6,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ResultStore, type ResultRecord } from "../results/result-store.js";
+import { openResults } from "../results/open-results.js";
+import type { ResultRecord } from "../results/result-store.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { formatRecipe, recipeOf } from "../forge/recipe/recipe.js";
 import { ModelStore } from "../store/model-store.js";
@@ -40,10 +41,10 @@ const round = (value: number, digits = 4): number => Number(value.toPrecision(di
 async function main(): Promise<void> {
   const { home } = options(process.argv.slice(2));
   const store = await ModelStore.open(home);
-  const results = ResultStore.open(home);
+  const results = await openResults({ home, database: "" });
   const jobs = new JobStore(home);
   try {
-    const all = results.list();
+    const all = await results.list();
     const perplexityOf = (digest: string): number | undefined => {
       const row = all.find((result: ResultRecord) => result.modelDigest === digest && result.task === "perplexity" && result.flags.length === 0);
       return typeof row?.metrics.perplexity === "number" ? round(row.metrics.perplexity) : undefined;
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
       roots[name] = { card };
     }
     const outDir = SHIPPED_FAMILY_DIR;
-    const { manifest } = await exportFamily(store, { names, outDir, defaultName: DEFAULT_NAME, roots });
+    const { manifest } = await exportFamily(store, results, { names, outDir, defaultName: DEFAULT_NAME, roots });
     // The recipes of the shipped forks, for `grove build` (the bases' recipes are in their cards).
     // Every model of the lineage, the unshipped F32 and untrained ones included: the whole tree.
     // A recipe this home cannot compute (a model trained on another machine, whose home was
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
     const bytes = manifest.models.reduce((sum, model) => sum + model.bytes, 0);
     process.stderr.write(`wrote ${manifest.models.length} models (${(bytes / 2 ** 20).toFixed(1)} MiB) and ${manifest.results.length} results to ${outDir}\n`);
   } finally {
-    results.close();
+    await results.close();
     await store.close();
   }
 }

@@ -53,16 +53,18 @@ before(async () => {
   quantized = fork.import.model.digest;
   quantizeRecipe = fork.import.parents[0]!.recipe!;
   results.push(result(base.digest, "perplexity", 40.5), result(quantized, "perplexity", 41.25), result(init.digest, "perplexity", 500));
-  const store = ResultStore.open(source.home);
-  for (const row of results) store.put(row);
-  store.close();
+  const store = await ResultStore.open(source.home);
+  for (const row of results) await store.put(row);
+  await store.close();
   shipped = join(directory, "shipped");
-  await exportFamily(source, {
+  const sourceResults = await ResultStore.open(source.home);
+  await exportFamily(source, sourceResults, {
     names: ["demo-t:base", "demo-t:q8_0"],
     outDir: shipped,
     defaultName: "demo-t:q8_0",
     roots: { "demo-t:base": { card: { description: "the demo base" } } },
   });
+  await sourceResults.close();
 });
 after(async () => {
   await source?.close();
@@ -78,12 +80,22 @@ function render(nodes: TreeNode[], depth = 0): string[] {
   return nodes.flatMap((node) => [`${"  ".repeat(depth)}${node.names.join(",")} ${node.relation ?? "root"} ${node.quantization}`, ...render(node.children, depth + 1)]);
 }
 
-function resultsOf(home: string): ResultRecord[] {
-  const store = ResultStore.open(home);
+async function resultsOf(home: string): Promise<ResultRecord[]> {
+  const store = await ResultStore.open(home);
   try {
-    return store.list().sort((a, b) => a.modelDigest.localeCompare(b.modelDigest));
+    return (await store.list()).sort((a, b) => a.modelDigest.localeCompare(b.modelDigest));
   } finally {
-    store.close();
+    await store.close();
+  }
+}
+
+/** Runs `fn` with the results of `store`'s home open (as the composition root hands them in). */
+async function withResultsOf<T>(store: ModelStore, fn: (results: ResultStore) => Promise<T>): Promise<T> {
+  const results = await ResultStore.open(store.home);
+  try {
+    return await fn(results);
+  } finally {
+    await results.close();
   }
 }
 
@@ -130,11 +142,11 @@ describe("exportFamily", () => {
   it("refuses an unknown name and a fork listed before its parent, leaving the directory as it was", async () => {
     const before = await readFile(join(shipped, "manifest.json"), "utf8");
     await assert.rejects(
-      exportFamily(source, { names: ["demo-t:base", "demo-t:nope"], outDir: shipped, defaultName: "demo-t:base" }),
+      withResultsOf(source, (results) => exportFamily(source, results, { names: ["demo-t:base", "demo-t:nope"], outDir: shipped, defaultName: "demo-t:base" })),
       (error: unknown) => error instanceof InvalidRequestError && /demo-t:nope/.test(error.message),
     );
     await assert.rejects(
-      exportFamily(source, { names: ["demo-t:q8_0", "demo-t:base"], outDir: shipped, defaultName: "demo-t:base" }),
+      withResultsOf(source, (results) => exportFamily(source, results, { names: ["demo-t:q8_0", "demo-t:base"], outDir: shipped, defaultName: "demo-t:base" })),
       (error: unknown) => error instanceof InvalidRequestError && /demo-t:q8_0 is listed before its parent demo-t:base/.test(error.message),
     );
     assert.equal(await readFile(join(shipped, "manifest.json"), "utf8"), before);
@@ -145,7 +157,7 @@ describe("exportFamily", () => {
     const outDir = join(directory, "replaced");
     await mkdir(outDir);
     await writeFile(join(outDir, "stale.gguf"), "old");
-    await exportFamily(source, { names: ["demo-t:base"], outDir, defaultName: "demo-t:base" });
+    await withResultsOf(source, (results) => exportFamily(source, results, { names: ["demo-t:base"], outDir, defaultName: "demo-t:base" }));
     assert.deepEqual((await readdir(outDir)).sort(), ["demo-t-base.gguf", "manifest.json"]);
   });
 });
@@ -154,7 +166,7 @@ describe("importShippedFamily", () => {
   it("imports names, digests, lineage, recipe, card and results into a fresh store; a rerun imports nothing", async () => {
     const store = await openStore();
     try {
-      const first = await importShippedFamily(store, shipped);
+      const first = await withResultsOf(store, (results) => importShippedFamily(store, results, shipped));
       assert.deepEqual(first, { defaultName: "demo-t:q8_0", imported: ["demo-t:base", "demo-t:q8_0"] });
       assert.equal((await store.resolve("demo-t:base")).digest, base.digest);
       assert.equal((await store.resolve("demo-t:q8_0")).digest, quantized);
@@ -165,12 +177,12 @@ describe("importShippedFamily", () => {
       assert.equal(root.model.license, "mit");
       assert.equal(root.model.card.trained_from, init.digest);
       assert.equal(root.model.card.description, "the demo base");
-      assert.deepEqual(resultsOf(store.home), resultsOf(source.home).filter((row) => row.modelDigest !== init.digest));
+      assert.deepEqual((await resultsOf(store.home)), (await resultsOf(source.home)).filter((row) => row.modelDigest !== init.digest));
 
-      const second = await importShippedFamily(store, shipped);
+      const second = await withResultsOf(store, (results) => importShippedFamily(store, results, shipped));
       assert.deepEqual(second, { defaultName: "demo-t:q8_0", imported: [] });
       assert.equal((await store.list()).length, 2);
-      assert.equal(resultsOf(store.home).length, 2);
+      assert.equal((await resultsOf(store.home)).length, 2);
     } finally {
       await store.close();
     }
@@ -237,13 +249,13 @@ describe("importShippedFamily", () => {
       await damage(dir);
       const store = await openStore();
       try {
-        await assert.rejects(importShippedFamily(store, dir), expected);
+        await assert.rejects(withResultsOf(store, (results) => importShippedFamily(store, results, dir)), expected);
         assert.deepEqual(await store.names(), []);
         assert.deepEqual(await store.list(), []);
         assert.deepEqual(await store.edges(), []);
-        assert.deepEqual(resultsOf(store.home), []);
+        assert.deepEqual(await resultsOf(store.home), []);
         await repair(dir);
-        assert.deepEqual((await importShippedFamily(store, dir)).imported, ["demo-t:base", "demo-t:q8_0"]);
+        assert.deepEqual((await withResultsOf(store, (results) => importShippedFamily(store, results, dir))).imported, ["demo-t:base", "demo-t:q8_0"]);
         assert.deepEqual(render(await store.tree()), ["demo-t:base root F16", "  demo-t:q8_0 quantized Q8_0"]);
       } finally {
         await store.close();
@@ -256,9 +268,9 @@ describe("ensureDefaultModel", () => {
   it("imports the shipped family and returns its default, once", async () => {
     const store = await openStore();
     try {
-      assert.equal(await ensureDefaultModel(store, undefined, { shippedDir: shipped }), "demo-t:q8_0");
+      assert.equal(await withResultsOf(store, (results) => ensureDefaultModel(store, results, undefined, { shippedDir: shipped })), "demo-t:q8_0");
       assert.equal((await store.resolve("demo-t:q8_0")).digest, quantized);
-      assert.equal(await ensureDefaultModel(store, undefined, { shippedDir: shipped }), "demo-t:q8_0");
+      assert.equal(await withResultsOf(store, (results) => ensureDefaultModel(store, results, undefined, { shippedDir: shipped })), "demo-t:q8_0");
       assert.equal((await store.list()).length, 2);
       await assert.rejects(store.resolve(DEFAULT_MODEL.name), "no generated model beside the shipped family");
     } finally {
@@ -269,7 +281,7 @@ describe("ensureDefaultModel", () => {
   it("falls back to the generated model when the directory has no manifest", async () => {
     const store = await openStore();
     try {
-      assert.equal(await ensureDefaultModel(store, undefined, { shippedDir: join(directory, "no-such-family") }), DEFAULT_MODEL.id);
+      assert.equal(await withResultsOf(store, (results) => ensureDefaultModel(store, results, undefined, { shippedDir: join(directory, "no-such-family") })), DEFAULT_MODEL.id);
       assert.equal((await store.list()).length, 1);
       await store.resolve(DEFAULT_MODEL.name);
     } finally {

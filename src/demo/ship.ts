@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { ResultStore, type ResultRecord } from "../results/result-store.js";
+import type { ResultRecord, ResultStore } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { InvalidRequestError } from "../core/errors.js";
 import { digestOfFile } from "../store/file-digest.js";
@@ -80,7 +80,7 @@ export interface ExportFamilyResult {
  * @throws InvalidRequestError naming the model when a name does not resolve, is given twice, is
  *   listed before one of its exported parents, or when `defaultName` is not among `names`
  */
-export async function exportFamily(store: ModelStore, options: ExportFamilyOptions): Promise<ExportFamilyResult> {
+export async function exportFamily(store: ModelStore, results: ResultStore, options: ExportFamilyOptions): Promise<ExportFamilyResult> {
   const models = await describeFamily(store, options);
   const outDir = resolve(options.outDir);
   await mkdir(dirname(outDir), { recursive: true });
@@ -94,13 +94,7 @@ export async function exportFamily(store: ModelStore, options: ExportFamilyOptio
       if (actual !== model.digest) throw new InvalidRequestError(`The blob of ${model.name} is damaged (its bytes hash to ${actual}); run grove verify`, { param: "names" });
       model.bytes = (await stat(target)).size;
     }
-    const results = ResultStore.open(store.home);
-    let rows: ResultRecord[];
-    try {
-      rows = results.list({ modelDigests: models.map((model) => model.digest) });
-    } finally {
-      results.close();
-    }
+    const rows: ResultRecord[] = await results.list({ modelDigests: models.map((model) => model.digest) });
     const manifest: DemoManifest = { grove_demo: DEMO_MANIFEST_VERSION, default: canonicalName(options.defaultName), models, results: rows };
     await writeFile(join(building, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     await swapIn(building, outDir);

@@ -70,12 +70,12 @@ describe("estimate against the measured peak of grove serve", () => {
   before(async () => {
     home = join(directory, "home");
     store = await ModelStore.open(home);
-    results = ResultStore.open(home);
+    results = await ResultStore.open(home);
     for (const preset of ["test-tiny", "small"]) await store.importFile(paths[preset]!, { name: `${preset === "test-tiny" ? "tiny" : preset}:f16` });
   });
 
   after(async () => {
-    results.close();
+    await results.close();
     await store.close();
   });
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Digest } from "../core/digest.js";
 import { InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
+import { currentMachine } from "../results/machine.js";
 import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { ModelStore } from "../store/model-store.js";
@@ -32,6 +33,8 @@ function result(name: string, kind: "quality" | "cost", metrics: Record<string, 
     flags: [],
     details: {},
     createdAt: new Date().toISOString(),
+    // Speeds are measured on a machine: this one, where the CLI runs too.
+    machine: kind === "cost" ? currentMachine() : null,
     ...extra,
   };
 }
@@ -50,19 +53,19 @@ before(async () => {
     }
   }
   await store.close();
-  const results = ResultStore.open(home);
-  results.put(result("small:f16", "quality", { perplexity: 10 }));
-  results.put(result("small:q8", "quality", { perplexity: 10.2 }));
-  results.put(result("tiny:f16", "quality", { perplexity: 30 }));
+  const results = await ResultStore.open(home);
+  await results.put(result("small:f16", "quality", { perplexity: 10 }));
+  await results.put(result("small:q8", "quality", { perplexity: 10.2 }));
+  await results.put(result("tiny:f16", "quality", { perplexity: 30 }));
   // A flagged result is never a score: tiny:q8 counts as unmeasured.
-  results.put(result("tiny:q8", "quality", { perplexity: 1 }, { flags: ["missing_logprobs"] }));
+  await results.put(result("tiny:q8", "quality", { perplexity: 1 }, { flags: ["missing_logprobs"] }));
   // small:f16 measured above its estimate (~160 MiB): planned with the measured 200 MiB.
-  results.put(result("small:f16", "cost", { peakRssBytes: 200 * MiB, decodeTokensPerSecond: 100, "aggregateDecodeTokensPerSecond.4": 250 }));
-  results.put(result("small:q8", "cost", { peakRssBytes: 150 * MiB, decodeTokensPerSecond: 150, "aggregateDecodeTokensPerSecond.4": 300 }));
-  results.put(result("tiny:f16", "cost", { peakRssBytes: 140 * MiB, decodeTokensPerSecond: 1000, "aggregateDecodeTokensPerSecond.4": 2000 }));
+  await results.put(result("small:f16", "cost", { peakRssBytes: 200 * MiB, decodeTokensPerSecond: 100, "aggregateDecodeTokensPerSecond.4": 250 }));
+  await results.put(result("small:q8", "cost", { peakRssBytes: 150 * MiB, decodeTokensPerSecond: 150, "aggregateDecodeTokensPerSecond.4": 300 }));
+  await results.put(result("tiny:f16", "cost", { peakRssBytes: 140 * MiB, decodeTokensPerSecond: 1000, "aggregateDecodeTokensPerSecond.4": 2000 }));
   // Another context: not used for a plan at ctx 512.
-  results.put(result("tiny:q8", "cost", { peakRssBytes: 1, decodeTokensPerSecond: 5000 }, { settings: { ctx: 4096, slots: 4, threads: 1 } }));
-  results.close();
+  await results.put(result("tiny:q8", "cost", { peakRssBytes: 1, decodeTokensPerSecond: 5000 }, { settings: { ctx: 4096, slots: 4, threads: 1 } }));
+  await results.close();
 });
 
 after(async () => {
@@ -71,11 +74,11 @@ after(async () => {
 
 async function plan(text: Parameters<typeof planOptionsFromText>[0]): Promise<PlanResult> {
   const store = await ModelStore.open(home);
-  const results = ResultStore.open(home);
+  const results = await ResultStore.open(home);
   try {
     return await planDeployment(store, results, planOptionsFromText(text));
   } finally {
-    results.close();
+    await results.close();
     await store.close();
   }
 }
@@ -91,7 +94,7 @@ describe("planDeployment", () => {
     assert.match(reasonOf(result, "small:f16")!, /does not fit: needs 200\.0 MiB \(measured peak\).*limit 190\.0 MiB/);
     assert.equal(result.excluded.length, 1);
     const chosen = result.choice!;
-    assert.deepEqual(chosen.quality, { task: "perplexity", metric: "perplexity", value: 10.2, higherIsBetter: false });
+    assert.deepEqual(chosen.quality, { task: "perplexity", metric: "perplexity", value: 10.2, higherIsBetter: false, standardError: null });
     // Its measured peak (150 MiB) is below the estimate: the estimate is planned with.
     assert.equal(chosen.memoryBytes, chosen.estimate.totalBytes);
     assert.match(chosen.notes.join("\n"), /measured peak 150\.0 MiB.*planned with the estimate, the larger/);

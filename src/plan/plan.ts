@@ -1,7 +1,10 @@
 import type { Digest } from "../core/digest.js";
 import { GroveError, InvalidRequestError } from "../core/errors.js";
 import { isBetter, primaryMetric } from "../results/metrics.js";
+import { comparabilityKey, mainGroup, whyApart } from "../results/comparability.js";
+import { describeMachine, sameMachine, type Machine } from "../results/machine.js";
 import type { ResultRecord, ResultStore } from "../results/result-store.js";
+import { compareScores, SIGNIFICANCE_RULE } from "../results/uncertainty.js";
 import type { ModelStore, TreeNode } from "../store/model-store.js";
 import { estimateModelMemory, type MemoryEstimate } from "./memory-estimate.js";
 
@@ -21,6 +24,8 @@ export interface PlanOptions {
   task?: string;
   /** Only this model's tree (a REF); default: every model of the store. */
   tree?: string;
+  /** The machine whose measured speeds and memory are used where it has any (this one). */
+  machine?: Machine;
 }
 
 /** One model that meets the limits. */
@@ -39,7 +44,7 @@ export interface PlanCandidate {
   /** Measured aggregate decode tokens/s at the slot count. */
   aggregateTokensPerSecond: number | null;
   /** The quality it is ranked by, when measured on the task. */
-  quality: { task: string; metric: string; value: number; higherIsBetter: boolean } | null;
+  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
   /** How the numbers were chosen, one line each. */
   notes: string[];
 }
@@ -144,12 +149,18 @@ export async function planDeployment(store: ModelStore, results: ResultStore, op
   checkLimits(options, contextSize, slots);
   const models = await candidates(store, options.tree);
   const digests = models.map((model) => model.digest);
-  const costs = results.list({ modelDigests: digests, kind: "cost", task: "bench" }).filter((result) => result.settings.ctx === contextSize && result.settings.slots === slots);
-  const quality = options.task === undefined ? [] : qualityResults(results.list({ modelDigests: digests, kind: "quality", task: options.task }));
-  if (options.task !== undefined && quality.length === 0 && results.list({ task: options.task, kind: "quality" }).length === 0) {
+  const allCosts = (await results.list({ modelDigests: digests, kind: "cost", task: "bench" })).filter((result) => result.settings.ctx === contextSize && result.settings.slots === slots);
+  // Speeds of one machine only: this one's where it has any, else the one most models were measured on.
+  const machine = costMachine(allCosts, options.machine);
+  const costs = allCosts.filter((result) => machine !== null && sameMachine(result.machine, machine));
+  const allQuality = options.task === undefined ? [] : await results.list({ modelDigests: digests, kind: "quality", task: options.task });
+  const quality = qualityResults(allQuality);
+  if (options.task !== undefined && quality.length === 0 && (await results.list({ task: options.task, kind: "quality" })).length === 0) {
     throw new InvalidRequestError(`No quality results for task '${options.task}': measure the candidates with grove eval REF --task ${options.task}`, { param: "task" });
   }
   const notes: string[] = [];
+  if (machine !== null) notes.push(`measured speeds and memory from ${describeMachine(machine)}${allCosts.length > costs.length ? "; results of other machines are not used (shown per candidate)" : ""}`);
+  else if (allCosts.length > 0) notes.push("measured speeds and memory are all of unknown machines (stored before machines were recorded): not used");
   const ranked: PlanCandidate[] = [];
   const excluded: PlanExclusion[] = [];
   for (const model of models) {
@@ -165,6 +176,14 @@ export async function planDeployment(store: ModelStore, results: ResultStore, op
     }
     const cost = costs.find((result) => result.modelDigest === model.digest && (typeof result.metrics.peakRssBytes === "number" || typeof result.metrics.decodeTokensPerSecond === "number"));
     const candidateNotes: string[] = [];
+    const elsewhere = cost === undefined ? allCosts.find((result) => result.modelDigest === model.digest) : undefined;
+    if (elsewhere !== undefined) {
+      candidateNotes.push(
+        machine === null
+          ? `speed and memory measured on an unknown machine only (stored before machines were recorded): not used — run grove bench again`
+          : `speed and memory measured on ${describeMachine(elsewhere.machine)} only, not ${describeMachine(machine)}: not used`,
+      );
+    }
     const peak = numberOf(cost, "peakRssBytes");
     const memoryBytes = Math.max(estimate.totalBytes, peak ?? 0);
     if (peak !== null) {
@@ -204,7 +223,9 @@ export async function planDeployment(store: ModelStore, results: ResultStore, op
     }
     const score = quality.find((result) => result.modelDigest === model.digest);
     const metric = score === undefined ? undefined : primaryMetric(score);
-    if (options.task !== undefined && metric === undefined) candidateNotes.push(`no quality result on ${options.task}: ranked after the measured ones`);
+    const apart = score === undefined && quality[0] !== undefined ? allQuality.find((result) => result.modelDigest === model.digest && primaryMetric(result) !== undefined) : undefined;
+    if (apart !== undefined) candidateNotes.push(`quality on ${options.task} ${whyApart(quality[0]!, apart) ?? "not comparable"}: not ranked by it`);
+    else if (options.task !== undefined && metric === undefined) candidateNotes.push(`no quality result on ${options.task}: ranked after the measured ones`);
     ranked.push({
       digest: model.digest,
       names: model.names,
@@ -215,12 +236,22 @@ export async function planDeployment(store: ModelStore, results: ResultStore, op
       decodeTokensPerSecond: decode,
       p50TokenMs,
       aggregateTokensPerSecond: aggregate,
-      quality: metric === undefined ? null : { task: options.task!, metric: metric.name, value: metric.value, higherIsBetter: metric.higherIsBetter },
+      quality:
+        metric === undefined
+          ? null
+          : { task: options.task!, metric: metric.name, value: metric.value, higherIsBetter: metric.higherIsBetter, standardError: score!.standardErrors?.[metric.name] ?? null },
       notes: candidateNotes,
     });
   }
   ranked.sort(compareCandidates);
-  if (options.task !== undefined) notes.push(`ranked by measured quality on ${options.task}; models without a result on it come after, by decode speed`);
+  if (options.task !== undefined) notes.push(`ranked by measured quality on ${options.task}; models without a comparable result on it come after, by decode speed`);
+  const [first, second] = ranked;
+  if (first?.quality != null && second?.quality != null) {
+    const resultOf = (candidate: PlanCandidate) => quality.find((result) => result.modelDigest === candidate.digest)!;
+    const comparison = compareScores(resultOf(first), resultOf(second), first.quality.metric);
+    if (comparison?.significant === false) notes.push(`the choice's ${first.quality.metric} is within noise of the next candidate's (${second.names[0] ?? second.digest}): ${SIGNIFICANCE_RULE}; the quality ranking does not separate them`);
+    else if (comparison?.significant === true) notes.push(`the choice's ${first.quality.metric} is better than the next candidate's beyond noise (${SIGNIFICANCE_RULE})`);
+  }
   else notes.push("no --task: ranked by measured decode speed (unmeasured last, smallest memory first)");
   return {
     limits: {
@@ -267,16 +298,27 @@ async function candidates(store: ModelStore, tree: string | undefined): Promise<
 
 /**
  * One comparable quality result per model: results of a task are compared only on the same
- * task digest (the same text or task file), the one most models were measured on; newest first.
+ * text or task file with the same settings (`comparabilityKey`), the group most models were
+ * measured on; newest first.
  */
 function qualityResults(all: ResultRecord[]): ResultRecord[] {
   const usable = all.filter((result) => primaryMetric(result) !== undefined);
-  const counts = new Map<string, Set<string>>();
-  for (const result of usable) counts.set(result.taskDigest, (counts.get(result.taskDigest) ?? new Set()).add(result.modelDigest));
-  const [taskDigest] = [...counts.entries()].sort((a, b) => b[1].size - a[1].size)[0] ?? [];
+  const main = mainGroup(usable);
   const byModel = new Map<string, ResultRecord>();
-  for (const result of usable) if (result.taskDigest === taskDigest && !byModel.has(result.modelDigest)) byModel.set(result.modelDigest, result);
+  for (const result of usable) if (comparabilityKey(result) === main && !byModel.has(result.modelDigest)) byModel.set(result.modelDigest, result);
   return [...byModel.values()];
+}
+
+/** The machine whose costs a plan uses: the preferred one where it has results, else the one most results come from. */
+function costMachine(costs: readonly ResultRecord[], preferred: Machine | undefined): Machine | null {
+  if (preferred !== undefined && costs.some((result) => sameMachine(result.machine, preferred))) return preferred;
+  const counts = new Map<string, { machine: Machine; models: Set<string> }>();
+  for (const result of costs) {
+    if (result.machine == null) continue;
+    const entry = counts.get(result.machine.fingerprint) ?? { machine: result.machine, models: new Set() };
+    counts.set(result.machine.fingerprint, { ...entry, models: entry.models.add(result.modelDigest) });
+  }
+  return [...counts.values()].sort((a, b) => b.models.size - a.models.size)[0]?.machine ?? null;
 }
 
 function numberOf(result: ResultRecord | undefined, name: string): number | null {

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { Digest } from "../core/digest.js";
 import { InvalidRequestError } from "../core/errors.js";
-import { canonicalJson, type ResultRecord } from "./result-store.js";
+import { canonicalJson } from "../core/canonical-json.js";
+import type { ResultRecord } from "./result-store.js";
 
 /** The flag every imported result carries: never ranked beside Grove's own measurements. */
 export const IMPORTED_FLAG = "imported";
@@ -106,6 +107,10 @@ export function parseLmEvalResults(bytes: Buffer, file: string, modelDigest: Dig
       settings: { source: "lm-evaluation-harness", ...(typeof nShot === "number" ? { numFewshot: nShot } : {}) },
       engineVersion: `lm-evaluation-harness ${version ?? "unknown"}`,
       metrics,
+      // lm-eval's own standard errors (its `…_stderr`, bootstrapped or analytic) are the result's.
+      standardErrors: Object.fromEntries(Object.keys(metrics).map((name) => [name, typeof stderr[name] === "number" ? stderr[name] : null])),
+      samples: null,
+      machine: null,
       flags: [IMPORTED_FLAG],
       details: { source, stderr, version: object("versions")[task] ?? null, samples: samples ?? null },
       createdAt,

@@ -7,6 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { NativeEngine } from "../engine/native-engine.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { SeededRandom } from "../forge/generate/seeded-random.js";
+import { ResultStore } from "../results/result-store.js";
 import { ModelStore } from "../store/model-store.js";
 import { createServer } from "./server.js";
 import { StoreCatalog } from "../serving/store-catalog.js";
@@ -22,6 +23,8 @@ let catalog: StoreCatalog;
 let app: FastifyInstance;
 const digests: Record<string, string> = {};
 
+let results: ResultStore;
+
 before(async () => {
   directory = await mkdtemp(join(tmpdir(), "grove-aliases-"));
   store = await ModelStore.open(join(directory, "home"));
@@ -33,7 +36,8 @@ before(async () => {
   engine = await NativeEngine.create({ models: [], threads: 1, slots: 2, contextSize: 256, gpu: false });
   const random = new SeededRandom(2026, "canary");
   catalog = new StoreCatalog({ store, engine, contextSize: 256, slots: 2, random: () => random.nextFloat() });
-  app = createServer({ engine, catalog, store, pool: catalog.pool });
+  results = await ResultStore.open(store.home);
+  app = createServer({ engine, catalog, store, results, pool: catalog.pool });
 });
 
 after(async () => {
@@ -41,6 +45,7 @@ after(async () => {
   catalog?.close();
   await engine?.close();
   await store?.close();
+  await results?.close();
   await rm(directory, { recursive: true, force: true });
 });
 

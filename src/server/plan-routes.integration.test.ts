@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { currentMachine } from "../results/machine.js";
 import { ResultStore, type ResultRecord } from "../results/result-store.js";
 import { loadConfig } from "../config/config.js";
 import type { Digest } from "../core/digest.js";
@@ -32,6 +33,7 @@ function record(name: string, kind: "quality" | "cost", metrics: Record<string, 
     flags: [],
     details: {},
     createdAt: new Date().toISOString(),
+    machine: kind === "cost" ? currentMachine() : null,
   };
 }
 
@@ -45,11 +47,11 @@ before(async () => {
     digests[name] = (await store.importFile(path, dtype === "f16" ? { name } : { name, base: "tiny:f16", relation: "quantized" })).model.digest;
   }
   await store.close();
-  const results = ResultStore.open(home);
-  results.put(record("tiny:f16", "quality", { perplexity: 40 }));
-  results.put(record("tiny:q8", "quality", { perplexity: 41 }));
-  results.put(record("tiny:q8", "cost", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
-  results.close();
+  const results = await ResultStore.open(home);
+  await results.put(record("tiny:f16", "quality", { perplexity: 40 }));
+  await results.put(record("tiny:q8", "quality", { perplexity: 41 }));
+  await results.put(record("tiny:q8", "cost", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
+  await results.close();
   const config = loadConfig({ env: {}, flags: { home, model: "tiny:f16", port: 0, threads: 1, contextSize: 256, logLevel: "silent" } });
   grove = await startGrove(config);
 });

@@ -44,12 +44,12 @@ before(async () => {
     digests[name] = (await store.importFile(path, dtype === "f16" ? { name } : { name, base: "tiny:f16", relation: "quantized" })).model.digest;
   }
   await store.close();
-  const results = ResultStore.open(home);
-  results.put(record("tiny:f16", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
-  results.put(record("tiny:q8", "perplexity", { perplexity: 41, bitsPerByte: 5.1 }));
-  results.put(record("tiny:f32", "perplexity", { perplexity: 39 }, ["missing_logprobs"]));
-  results.put(record("tiny:q8", "bench", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
-  results.close();
+  const results = await ResultStore.open(home);
+  await results.put(record("tiny:f16", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
+  await results.put(record("tiny:q8", "perplexity", { perplexity: 41, bitsPerByte: 5.1 }));
+  await results.put(record("tiny:f32", "perplexity", { perplexity: 39 }, ["missing_logprobs"]));
+  await results.put(record("tiny:q8", "bench", { peakRssBytes: 140e6, decodeTokensPerSecond: 900 }));
+  await results.close();
   const config = loadConfig({ env: {}, flags: { home, model: "tiny:f16", port: 0, threads: 1, contextSize: 256, logLevel: "silent" } });
   grove = await startGrove(config);
 });

@@ -19,6 +19,7 @@ import type { Logger } from "../logging/logger.js";
 import { toErrorResponse } from "./error-table.js";
 import { EngineCatalog, type ModelCatalog } from "../serving/model-catalog.js";
 import type { ModelStore } from "../store/model-store.js";
+import type { ResultStore } from "../results/result-store.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerChatCompletionsRoute } from "./routes/chat-completions.js";
 import { registerCompletionsRoute } from "./routes/completions.js";
@@ -52,6 +53,12 @@ export interface ServerOptions {
   readonly catalog?: ModelCatalog;
   /** The model store behind the `/api` admin routes; without it they are absent. */
   readonly store?: ModelStore;
+  /**
+   * The measurements behind `/api/leaderboard`, `/api/front`, `/api/plan`, `/api/results`, a
+   * model's results and alias migrations, opened once by the composition root; without it those
+   * answer 409.
+   */
+  readonly results?: ResultStore;
   /** Largest accepted body in bytes. @default 1048576 */
   readonly bodyLimit?: number;
   /**
@@ -216,7 +223,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerResponsesRoute(app, catalog);
   registerMessagesRoutes(app, catalog);
   registerLlamaNativeRoutes(app, { catalog, defaultModel, slots: options.slotsEndpoint ?? false, ...(options.seed === undefined ? {} : { seed: options.seed }) });
-  if (options.store) registerAdminRoutes(app, options.store);
+  if (options.store) registerAdminRoutes(app, options.store, options.results);
   registerOllamaRoutes(app, { engine: options.engine, catalog, store: options.store, hub: options.hub, ...(options.pool === undefined ? {} : { pool: options.pool }) });
   if (options.gateway) {
     registerKeyRoutes(app, options.gateway);
@@ -226,10 +233,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
   registerForgeRoutes(app, options.forge, Math.max(bodyLimit, fileLimit));
   registerFineTuningRoutes(app, options.forge);
   registerFileRoutes(app, options.forge, fileLimit);
-  registerPlanRoutes(app, options.forge === undefined ? undefined : options.store); // store mode only, as the forge routes
-  registerResultRoutes(app, options.forge === undefined ? undefined : options.store);
+  // Store mode only, as the forge routes.
+  const measured = options.forge === undefined || options.store === undefined || options.results === undefined ? undefined : { store: options.store, results: options.results };
+  registerPlanRoutes(app, measured);
+  registerResultRoutes(app, measured);
   registerLoadedRoute(app, options.engine, options.pool);
-  if (options.store) registerAliasRoutes(app, options.store, options.threads, options.forge ?? {});
+  if (options.store) registerAliasRoutes(app, options.store, options.results, options.threads, options.forge ?? {});
   return app;
 }
 

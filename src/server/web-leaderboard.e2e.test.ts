@@ -31,7 +31,7 @@ before(async () => {
   await store.importFile(model.path, { name: "tiny:base" });
   await quantizeFork(store, { model: "tiny:base", type: "Q8_0", name: "tiny:q8", threads: 1 });
   await quantizeFork(store, { model: "tiny:base", type: "Q4_0", name: "tiny:q4", threads: 1 });
-  const results = ResultStore.open(store.home);
+  const results = await ResultStore.open(store.home);
   try {
     for (const name of FORKS) await evaluateModel(store, results, name, { task: "perplexity", contextSize: 128, threads: 1 });
     for (const name of ["tiny:q8", "tiny:q4"]) await evaluateModel(store, results, name, { task: "kl-divergence", contextSize: 128, threads: 1 });
@@ -39,7 +39,7 @@ before(async () => {
       await benchModel(store, results, name, { contextSize: 256, slots: 1, threads: 1, promptTokens: 32, outputTokens: 64, concurrency: [1] });
     }
   } finally {
-    results.close();
+    await results.close();
     await store.close();
   }
   grove = await startTestGrove(model, { model: "tiny:base", contextSize: 512 });

@@ -23,12 +23,12 @@ before(async () => {
   baseDigest = (await store.importFile(model.path, { name: "tiny:base" })).model.digest;
   forkDigest = (await quantizeFork(store, { model: "tiny:base", type: "Q8_0", name: "tiny:q8", threads: 1 })).import.model.digest;
   await store.close();
-  const results = ResultStore.open(join(model.directory, "home"));
-  results.put({
+  const results = await ResultStore.open(join(model.directory, "home"));
+  await results.put({
     modelDigest: baseDigest as Digest, kind: "quality", task: "arith-mc", taskDigest: "sha256:task", settings: { ctx: 512 },
     engineVersion: "test", metrics: { acc: 0.5 }, flags: [], details: {}, createdAt: new Date().toISOString(),
   });
-  results.close();
+  await results.close();
   grove = await startTestGrove(model, { model: "tiny:base", contextSize: 512 });
 });
 

@@ -44,6 +44,18 @@ export interface AliasScore {
   candidate: number | null;
   /** How much worse the candidate is, relative to the current score (negative: better). */
   regression: number | null;
+  /** Standard error of the difference (candidate − current) on the scale it was tested on; null or absent when unknown. */
+  standardError?: number | null;
+  /** Per-chunk or per-item differences were used (the same text or task, measured alike). */
+  paired?: boolean;
+  /** Whether the difference is beyond noise (|z| > 1.96); null or absent when it cannot be judged. */
+  significant?: boolean | null;
+  /**
+   * `regressed` (worse beyond the limit and beyond noise, or noise unknown), `improved` (better
+   * beyond noise), `within noise` (no difference that can be called one), `ok` (worse within the
+   * limit, or better with the noise unknown), `no score`. Absent in entries of older Groves.
+   */
+  verdict?: "regressed" | "improved" | "within noise" | "ok" | "no score";
 }
 
 /** One entry of an alias's history. */

@@ -48,6 +48,11 @@ export function formatMetric(value: number): string {
 }
 
 /** A speed or a duration: `1,680.0`, `5.3`. */
+/** `12.3456 ±0.1234`: a metric and its standard error; the metric alone when the error is unknown. */
+export function formatWithError(value: number, error: number | null | undefined, format: (value: number) => string = formatMetric): string {
+  return typeof error === "number" ? `${format(value)} ±${format(error)}` : format(value);
+}
+
 export function formatRate(value: number): string {
   return value.toLocaleString("en", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 }

@@ -4,7 +4,10 @@ import { InvalidRequestError } from "../../core/errors.js";
 import { defaultThreadCount } from "../../engine/native-engine.js";
 import { quantizerVersion } from "../../forge/quantize/quantize-model.js";
 import type { ModelStore } from "../../store/model-store.js";
-import { canonicalJson, type ResultRecord, type ResultStore } from "../../results/result-store.js";
+import { canonicalJson } from "../../core/canonical-json.js";
+import { currentMachine } from "../../results/machine.js";
+import { standardErrorOfMean } from "../../results/uncertainty.js";
+import type { ResultRecord, ResultStore } from "../../results/result-store.js";
 import { startBenchServer } from "../start-bench-server.js";
 import { measureCost, type CostWorkload } from "./cost-workload.js";
 import { findProcessByArgument, peakRssBytes } from "./peak-rss.js";
@@ -89,8 +92,9 @@ export async function benchModel(store: ModelStore, results: ResultStore, ref: s
   const threads = positiveInteger(options.threads, "threads", defaultThreadCount(details.model.size));
   const workload: CostWorkload = { promptTokens, outputTokens, concurrency };
   const settings: CostSettings = { ctx: contextSize, slots, threads };
-  const key = { modelDigest: details.model.digest, task: COST_TASK, taskDigest: workloadDigest(workload), settings: { ...settings }, engineVersion: quantizerVersion() };
-  const stored = results.get(key);
+  const machine = currentMachine();
+  const key = { modelDigest: details.model.digest, task: COST_TASK, taskDigest: workloadDigest(workload), settings: { ...settings }, engineVersion: quantizerVersion(), machine };
+  const stored = await results.get(key);
   if (stored !== undefined && options.force !== true) return { result: stored, reused: true };
 
   const progress = options.onProgress ?? (() => {});
@@ -110,6 +114,7 @@ export async function benchModel(store: ModelStore, results: ResultStore, ref: s
     ...key,
     kind: "cost",
     metrics: { ...measurement.metrics, peakRssBytes: peak ?? null },
+    standardErrors: costErrors(measurement),
     flags: [],
     details: {
       ...measurement.details,
@@ -120,6 +125,23 @@ export async function benchModel(store: ModelStore, results: ResultStore, ref: s
     },
     createdAt: new Date().toISOString(),
   };
-  results.put(result);
+  await results.put(result);
   return { result, reused: false };
+}
+
+/**
+ * Standard errors of the speeds measured several times: the median's, approximated by
+ * √(π/2) · SE of the mean of the runs (its asymptotic value for normal data). Numbers measured
+ * once (peak RSS, aggregate decode) have none.
+ */
+function costErrors(measurement: { details: { ttftSamplesMs: number[]; decodeSamples: number[]; promptSpeeds?: number[] } }): Record<string, number | null> {
+  const ofMedian = (values: readonly number[] | undefined): number | null => {
+    const error = values === undefined ? null : standardErrorOfMean(values);
+    return error === null ? null : Math.sqrt(Math.PI / 2) * error;
+  };
+  return {
+    decodeTokensPerSecond: ofMedian(measurement.details.decodeSamples),
+    ttftMs: ofMedian(measurement.details.ttftSamplesMs),
+    promptTokensPerSecond: ofMedian(measurement.details.promptSpeeds),
+  };
 }

@@ -23,6 +23,8 @@ export interface CostMeasurement {
     ttftSamplesMs: number[];
     /** Single-stream decode tokens/s of each run. */
     decodeSamples: number[];
+    /** Prompt tokens/s of each prompt request. */
+    promptSpeeds: number[];
   };
 }
 
@@ -108,7 +110,7 @@ export async function measureCost(
     }
     metrics[`aggregateDecodeTokensPerSecond.${streams}`] = speed;
   }
-  return { metrics, details: { measuredPromptTokens: builder.measuredTokens, ttftSamplesMs, decodeSamples } };
+  return { metrics, details: { measuredPromptTokens: builder.measuredTokens, ttftSamplesMs, decodeSamples, promptSpeeds } };
 }
 
 function firstTokenMs(result: StreamCompletionResult): number {

@@ -62,12 +62,12 @@ describe("grove eval: quality through llama.cpp's logits", () => {
     tiny = await createTestModel("test-tiny", 7);
     small = await createTestModel("small", 3);
     store = await ModelStore.open(join(small.directory, "home"));
-    results = ResultStore.open(store.home);
+    results = await ResultStore.open(store.home);
     await store.importFile(tiny.path, { name: "tiny:f16" });
     await store.importFile(small.path, { name: "small:f16" });
   });
   after(async () => {
-    results.close();
+    await results.close();
     await store.close();
     await tiny.cleanup();
     await small.cleanup();
@@ -167,7 +167,7 @@ describe("grove eval: quality through llama.cpp's logits", () => {
   });
 
   test("bad input is refused, naming the problem, and nothing is stored", async () => {
-    const before = results.list().length;
+    const before = (await results.list()).length;
     const bad = join(tiny.directory, "bad.jsonl");
     await writeFile(bad, '{"type":"multiple_choice","context":"a","choices":["b","c"],"answer":0}\n{"type":"multiple_choice","context":"a","choices":["b"],"answer":0}\n');
     const short = join(tiny.directory, "short.txt");
@@ -182,6 +182,6 @@ describe("grove eval: quality through llama.cpp's logits", () => {
       [() => evaluateModel(store, results, "tiny:f16", { task: "kl-divergence", reference: "small:f16", contextSize: 128 }), /different vocabularies/],
     ];
     for (const [attempt, pattern] of cases) await assert.rejects(attempt(), (error: unknown) => error instanceof InvalidRequestError && pattern.test(error.message));
-    assert.equal(results.list().length, before);
+    assert.equal((await results.list()).length, before);
   });
 });

@@ -9,6 +9,7 @@ import { readBoundedFile } from "../../store/bounded-file.js";
 import type { ModelStore } from "../../store/model-store.js";
 import type { TaskEvaluator } from "../../results/migration/migrate-alias.js";
 import type { ResultRecord, ResultStore } from "../../results/result-store.js";
+import { standardErrorsFromSamples, type ResultSamples } from "../../results/uncertainty.js";
 import { localBackend } from "./backends.js";
 import type { KlDivergenceResult, PerplexityResult } from "./measure.js";
 import { ChatTemplate } from "../../engine/chat-template.js";
@@ -85,14 +86,16 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
   const run = { ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }), ...(options.signal === undefined ? {} : { signal: options.signal }) };
   const modelDigest = target.model.digest;
 
-  const reuse = (task: string, taskDigest: string, settings: Record<string, unknown>): EvaluateOutcome | undefined => {
+  const reuse = async (task: string, taskDigest: string, settings: Record<string, unknown>): Promise<EvaluateOutcome | undefined> => {
     if (options.force) return undefined;
-    const stored = results.get({ modelDigest, task, taskDigest, settings, engineVersion });
+    const stored = await results.get({ modelDigest, task, taskDigest, settings, engineVersion, machine: null });
     return stored === undefined ? undefined : { result: stored, reused: true };
   };
-  const save = (record: Omit<ResultRecord, "modelDigest" | "engineVersion" | "createdAt" | "kind">): EvaluateOutcome => {
-    const result: ResultRecord = { ...record, kind: "quality", modelDigest, engineVersion, createdAt: new Date().toISOString() };
-    results.put(result);
+  // Every score is stored with its standard error, from the per-chunk or per-item values kept beside it.
+  const save = async (record: Omit<ResultRecord, "modelDigest" | "engineVersion" | "createdAt" | "kind" | "standardErrors" | "machine">): Promise<EvaluateOutcome> => {
+    const standardErrors = record.samples == null ? {} : standardErrorsFromSamples(record.metrics, record.samples);
+    const result: ResultRecord = { ...record, standardErrors, machine: null, kind: "quality", modelDigest, engineVersion, createdAt: new Date().toISOString() };
+    await results.put(result);
     return { result, reused: false };
   };
 
@@ -104,7 +107,7 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
       await writeFile(textFile, text.bytes);
       if (options.task === "perplexity") {
         const settings = { ctx: contextSize, batch: batchSize };
-        const stored = reuse("perplexity", text.digest, settings);
+        const stored = await reuse("perplexity", text.digest, settings);
         if (stored !== undefined) return stored;
         const measured = await runEvalWorker<PerplexityResult>({ op: "perplexity", model: target.path, textFile, contextSize, batchSize, threads }, run);
         return save({
@@ -112,13 +115,14 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
           taskDigest: text.digest,
           settings,
           metrics: { perplexity: measured.perplexity, bitsPerByte: measured.bitsPerByte, perplexityError: measured.perplexityError },
+          samples: { unit: "chunk", values: { nll: measured.chunkNll } },
           flags: [],
           details: { text: text.label, tokens: measured.tokens, scoredTokens: measured.scoredTokens, chunks: measured.chunks, tokensPerSecond: measured.tokensPerSecond, threads },
         });
       }
       const referenceDigest = await referenceOf(store, target.parents, options.reference, ref);
       const settings = { ctx: contextSize, batch: batchSize, reference: referenceDigest };
-      const stored = reuse("kl-divergence", text.digest, settings);
+      const stored = await reuse("kl-divergence", text.digest, settings);
       if (stored !== undefined) return stored;
       const reference = await store.show(referenceDigest);
       const measured = await runEvalWorker<KlDivergenceResult>({ op: "kl-divergence", model: target.path, reference: reference.path, textFile, contextSize, batchSize, threads }, run);
@@ -127,6 +131,7 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
         taskDigest: text.digest,
         settings,
         metrics: { klDivergence: measured.klDivergence, top1Agreement: measured.top1Agreement, perplexity: measured.perplexity, referencePerplexity: measured.referencePerplexity },
+        samples: { unit: "chunk", values: { klDivergence: measured.chunkKl, top1Agreement: measured.chunkTop1, nll: measured.chunkNll } },
         flags: [],
         details: { text: text.label, reference: { digest: referenceDigest, names: reference.names }, scoredTokens: measured.scoredTokens, chunks: measured.chunks },
       });
@@ -150,10 +155,11 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
   }
   const taskContext = options.contextSize ?? Math.min(2048, target.model.contextLength || 2048);
   const settings = { ctx: taskContext, ...(lmEval ? prompt.settings : {}) };
-  const stored = reuse(task.name, task.digest, settings);
+  const stored = await reuse(task.name, task.digest, settings);
   if (stored !== undefined) return stored;
   const score = await scoreTask(task, localBackend({ model: target.path, contextSize: taskContext, threads, ...run }));
-  return save({ task: task.name, taskDigest: task.digest, settings, metrics: score.metrics, flags: score.flags, details: { ...score.details, file: basename(options.task) } });
+  const samples: ResultSamples | null = score.items === undefined ? null : { unit: "item", values: score.items };
+  return save({ task: task.name, taskDigest: task.digest, settings, metrics: score.metrics, samples, flags: score.flags, details: { ...score.details, file: basename(options.task) } });
 }
 
 /**

@@ -15,6 +15,8 @@ export interface PerplexityResult {
   chunks: number;
   /** Tokens evaluated per second (every token of every chunk, as llama-perplexity counts passes). */
   tokensPerSecond: number;
+  /** Mean negative log-likelihood of each chunk's scored tokens, nats: the per-chunk values of standard errors and paired comparisons. */
+  chunkNll: number[];
 }
 
 /** A fork against a reference over the same text: what llama-perplexity --kl-divergence reports. */
@@ -27,6 +29,10 @@ export interface KlDivergenceResult {
   referencePerplexity: number;
   scoredTokens: number;
   chunks: number;
+  /** Per chunk: mean KL divergence, top-1 agreement and the model's mean negative log-likelihood. */
+  chunkKl: number[];
+  chunkTop1: number[];
+  chunkNll: number[];
 }
 
 /** Progress of a chunked measurement. */
@@ -94,22 +100,27 @@ export async function measurePerplexity(model: EvalModel, context: EvalContext, 
   let nll2 = 0;
   let count = 0;
   let bytes = 0;
+  const rowsPerChunk = plan.contextSize - 1 - plan.first;
+  const chunkNll: number[] = [];
   const started = performance.now();
   for (let chunk = 0; chunk < plan.chunks; chunk += context.sequences) {
     const batch = Math.min(context.sequences, plan.chunks - chunk);
     const pending: number[] = [];
     decodeChunks(model, context, tokens, plan, chunk, batch, (sequence, rows) => {
       const base = (chunk + sequence) * plan.contextSize + plan.first;
-      for (let row = 0; row < plan.contextSize - 1 - plan.first; row++) {
+      let chunkTotal = 0;
+      for (let row = 0; row < rowsPerChunk; row++) {
         const target = tokens[base + row + 1]!;
         const offset = row * vocabulary;
         const logProbability = rows[offset + target]! - logSumExp(rows, offset, vocabulary);
         nll -= logProbability;
+        chunkTotal -= logProbability;
         nll2 += logProbability * logProbability;
         count++;
         if (!byteCache.has(target)) pending.push(target);
         byteCache.set(target, byteCache.get(target) ?? -1);
       }
+      chunkNll.push(chunkTotal / rowsPerChunk);
     });
     for (const token of pending) byteCache.set(token, await tokenBytes(model, token));
     onChunk?.(Math.min(plan.chunks, chunk + batch), plan.chunks, Math.exp(nll / count));
@@ -132,6 +143,7 @@ export async function measurePerplexity(model: EvalModel, context: EvalContext, 
     scoredTokens: count,
     chunks: plan.chunks,
     tokensPerSecond: (plan.chunks * plan.contextSize) / seconds,
+    chunkNll,
   };
 }
 
@@ -162,6 +174,9 @@ export async function measureKlDivergence(
   let nll = 0;
   let referenceNll = 0;
   let count = 0;
+  const chunkKl: number[] = [];
+  const chunkTop1: number[] = [];
+  const chunkNll: number[] = [];
   const sequences = Math.min(context.sequences, referenceContext.sequences);
   for (let chunk = 0; chunk < plan.chunks; chunk += sequences) {
     const batch = Math.min(sequences, plan.chunks - chunk);
@@ -170,6 +185,7 @@ export async function measureKlDivergence(
     decodeChunks(model, context, tokens, plan, chunk, batch, (sequence, rows) => {
       const expected = referenceRows[sequence]!;
       const base = (chunk + sequence) * plan.contextSize + plan.first;
+      const [klBefore, agreeBefore, nllBefore] = [kl, agree, nll];
       for (let row = 0; row < rowsPerSequence; row++) {
         const offset = row * vocabulary;
         const zReference = logSumExp(expected, offset, vocabulary);
@@ -186,6 +202,9 @@ export async function measureKlDivergence(
         referenceNll -= expected[offset + target]! - zReference;
         count++;
       }
+      chunkKl.push((kl - klBefore) / rowsPerSequence);
+      chunkTop1.push((agree - agreeBefore) / rowsPerSequence);
+      chunkNll.push((nll - nllBefore) / rowsPerSequence);
     });
     onChunk?.(Math.min(plan.chunks, chunk + batch), plan.chunks, Math.exp(nll / count));
   }
@@ -196,6 +215,9 @@ export async function measureKlDivergence(
     referencePerplexity: Math.exp(referenceNll / count),
     scoredTokens: count,
     chunks: plan.chunks,
+    chunkKl,
+    chunkTop1,
+    chunkNll,
   };
 }
 

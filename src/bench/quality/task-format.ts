@@ -67,4 +67,6 @@ export interface TaskScore {
   /** `not_above_chance` when accuracy is within two standard errors of chance (or below). */
   flags: string[];
   details: Record<string, unknown>;
+  /** Per-item results (1 right, 0 wrong) by metric (`acc`, `accNorm`, `accGreedy`, `exactMatch`): standard errors and paired comparisons come from them. */
+  items?: Record<string, number[]>;
 }

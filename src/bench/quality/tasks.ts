@@ -67,7 +67,6 @@ export function normalizeAnswer(text: string): string {
   return text.trim().toLowerCase().replace(/\s+/g, " ").replace(/\.$/, "");
 }
 
-
 /**
  * Scores a task as lm-evaluation-harness does: multiple choice by the highest log-likelihood
  * (acc) and by the highest log-likelihood per character of the choice (acc_norm);
@@ -85,6 +84,7 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
       let correct = 0;
       let correctNorm = 0;
       let chance = 0;
+      const items = { acc: [] as number[], accNorm: [] as number[] };
       for (const doc of docs) {
         const scores = answers.slice(at, at + doc.choices.length);
         at += doc.choices.length;
@@ -93,6 +93,8 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
         const bestNorm = argmaxOf(scores.map((answer, index) => answer.logLikelihood / [...doc.choices[index]!].length));
         if (best === doc.answer) correct++;
         if (bestNorm === doc.answer) correctNorm++;
+        items.acc.push(best === doc.answer ? 1 : 0);
+        items.accNorm.push(bestNorm === doc.answer ? 1 : 0);
         chance += 1 / doc.choices.length;
       }
       const n = docs.length;
@@ -100,7 +102,7 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
       const chanceLevel = chance / n;
       const margin = 2 * Math.sqrt((chanceLevel * (1 - chanceLevel)) / n);
       const flags = acc <= chanceLevel + margin ? ["not_above_chance"] : [];
-      return { metrics: { acc, accNorm: correctNorm / n }, flags, details: { type: task.type, docs: n, chance: chanceLevel, accStderr: Math.sqrt((acc * (1 - acc)) / n) } };
+      return { metrics: { acc, accNorm: correctNorm / n }, flags, details: { type: task.type, docs: n, chance: chanceLevel, accStderr: Math.sqrt((acc * (1 - acc)) / n) }, items };
     }
     case "loglikelihood": {
       const docs = task.docs as z.infer<typeof LOGLIKELIHOOD>[];
@@ -111,6 +113,7 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
         metrics: { accGreedy: answers.filter((answer) => answer.isGreedy).length / answers.length, logLikelihood: total / answers.length, perplexity: Math.exp(-total / tokens) },
         flags: [],
         details: { type: task.type, docs: answers.length, tokens },
+        items: { accGreedy: answers.map((answer) => (answer.isGreedy ? 1 : 0)) },
       };
     }
     case "loglikelihood_rolling": {
@@ -120,8 +123,9 @@ export async function scoreTask(task: Task, backend: EvalBackend): Promise<TaskS
     case "generate_until": {
       const docs = task.docs as z.infer<typeof GENERATE_UNTIL>[];
       const texts = await backend.generate(docs.map((doc) => ({ context: doc.context, until: doc.until ?? ["\n"], maxTokens: doc.max_tokens ?? 32 })));
-      const matches = texts.filter((text, index) => normalizeAnswer(text) === normalizeAnswer(docs[index]!.answer)).length;
-      return { metrics: { exactMatch: matches / docs.length }, flags: [], details: { type: task.type, docs: docs.length, normalization: "trim, lower-case, collapse whitespace, drop a final period", samples: texts.slice(0, 3) } };
+      const exactMatch = texts.map((text, index) => (normalizeAnswer(text) === normalizeAnswer(docs[index]!.answer) ? 1 : 0));
+      const matches = exactMatch.reduce((sum: number, match) => sum + match, 0);
+      return { items: { exactMatch }, metrics: { exactMatch: matches / docs.length }, flags: [], details: { type: task.type, docs: docs.length, normalization: "trim, lower-case, collapse whitespace, drop a final period", samples: texts.slice(0, 3) } };
     }
   }
 }

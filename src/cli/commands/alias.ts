@@ -2,11 +2,10 @@ import type { Command } from "commander";
 import { taskEvaluator } from "../../bench/quality/evaluate.js";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
 import { DEFAULT_MAX_REGRESSION, formatPercent, formatScore, migrateAlias, type MigrateAliasResult } from "../../results/migration/migrate-alias.js";
-import { ResultStore } from "../../results/result-store.js";
 import { AliasBook, describeTargets, type AliasView } from "../../store/alias-book.js";
 import type { AliasEvent } from "../../store/registry.js";
 import { renderTable, shortDigest } from "../format.js";
-import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, withStore } from "../store-access.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, REGISTRY_DATABASE_FLAG_HELP, withResults, withStore } from "../store-access.js";
 
 interface HomeFlags {
   home?: string;
@@ -103,20 +102,15 @@ export function registerAliasCommands(program: Command): void {
         ...(flags.ctx === undefined ? {} : { contextSize: positiveInteger(flags.ctx, "ctx") }),
         ...(flags.threads === undefined ? {} : { threads: positiveInteger(flags.threads, "threads") }),
       };
-      const result = await withStore(flags, async (store) => {
-        const results = ResultStore.open(store.home);
-        try {
-          return await migrateAlias(store, {
-            alias: name,
-            to: flags.to,
-            tasks: flags.task,
-            ...(maxRegression === undefined ? {} : { maxRegression }),
-            evaluate: taskEvaluator(store, results, evaluate),
-            onEvaluate: (model, task) => void process.stderr.write(`evaluating the ${model} model on ${task}\n`),
-          });
-        } finally {
-          results.close();
-        }
+      const result = await withResults(flags, async (store, results) => {
+        return await migrateAlias(store, {
+          alias: name,
+          to: flags.to,
+          tasks: flags.task,
+          ...(maxRegression === undefined ? {} : { maxRegression }),
+          evaluate: taskEvaluator(store, results, evaluate),
+          onEvaluate: (model, task) => void process.stderr.write(`evaluating the ${model} model on ${task}\n`),
+        });
       });
       process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : formatMigration(result));
       // The refusal is the command's answer, but scripts need it in the exit status.
@@ -163,13 +157,22 @@ export function formatMigration(result: MigrateAliasResult): string {
     formatScore(score.current),
     formatScore(score.candidate),
     score.regression === null ? "-" : formatPercent(score.regression),
-    score.regression !== null && score.regression <= result.maxRegression + 1e-12 ? "ok" : "REGRESSED",
+    typeof score.standardError === "number" ? `±${formatScore(score.standardError)}${score.paired ? " paired" : ""}` : "-",
+    verdictText(score, result.maxRegression),
   ]);
-  const table = renderTable(["TASK", "METRIC", "CURRENT", "CANDIDATE", "REGRESSION", "VERDICT"], rows, [false, false, true, true, true, false]);
+  const table = renderTable(["TASK", "METRIC", "CURRENT", "CANDIDATE", "REGRESSION", "NOISE (SE)", "VERDICT"], rows, [false, false, true, true, true, true, false]);
   const verdict = result.switched
     ? `switched ${result.alias}: ${shortDigest(result.current)} → ${shortDigest(result.candidate)} (${result.reason})`
     : `refused: ${result.alias} still points at ${shortDigest(result.current)} (${result.reason})`;
   return `current   ${result.current}\ncandidate ${result.candidate}\n${table}\n${verdict}\n`;
+}
+
+/** The verdict column: REGRESSED in capitals, a difference within noise never called either way. */
+function verdictText(score: MigrateAliasResult["scores"][number], maxRegression: number): string {
+  if (score.verdict === undefined) return score.regression !== null && score.regression <= maxRegression + 1e-12 ? "ok" : "REGRESSED";
+  if (score.verdict === "regressed" || score.verdict === "no score") return score.verdict === "regressed" ? "REGRESSED" : "NO SCORE";
+  if (score.verdict === "within noise") return score.regression !== null && score.regression > maxRegression + 1e-12 ? "within noise (refused: not shown as good)" : "within noise";
+  return score.verdict;
 }
 
 function formatHistory(history: readonly AliasEvent[]): string {

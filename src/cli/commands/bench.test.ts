@@ -32,12 +32,12 @@ after(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-function storedResults(): ResultRecord[] {
-  const results = ResultStore.open(home);
+async function storedResults(): Promise<ResultRecord[]> {
+  const results = await ResultStore.open(home);
   try {
-    return results.list({ kind: "cost" });
+    return (await results.list({ kind: "cost" }));
   } finally {
-    results.close();
+    await results.close();
   }
 }
 
@@ -63,7 +63,7 @@ test("measures through grove serve, stores one cost result, reuses it, and --for
   }
   // The serving process holds Node, the addon and the model: far more than the 0.3 MB file.
   assert.ok(result.metrics.peakRssBytes! > 50e6 && result.metrics.peakRssBytes! < 1e9);
-  assert.equal(storedResults().length, 1);
+  assert.equal((await storedResults()).length, 1);
 
   const second = await runCli("bench", "tiny:f16", ...ARGS, "--home", home);
   assert.equal(second.code, 0, second.stderr);
@@ -77,11 +77,11 @@ test("measures through grove serve, stores one cost result, reuses it, and --for
   const again = JSON.parse(forced.stdout) as { result: ResultRecord; reused: boolean };
   assert.equal(again.reused, false);
   assert.notEqual(again.result.createdAt, result.createdAt);
-  assert.equal(storedResults().length, 1, "the same key is replaced, not added");
+  assert.equal((await storedResults()).length, 1, "the same key is replaced, not added");
 });
 
 test("bad input: a clear error, exit 1, nothing stored", async () => {
-  const before = storedResults().length;
+  const before = (await storedResults()).length;
   const cases: [string[], RegExp][] = [
     [["no-such:model"], /no-such:model/],
     [["tiny:f16", "--ctx", "abc"], /--ctx must be a positive integer, got 'abc'/],
@@ -96,7 +96,7 @@ test("bad input: a clear error, exit 1, nothing stored", async () => {
     assert.equal(run.code, 1, args.join(" "));
     assert.match(run.stderr, message);
   }
-  assert.equal(storedResults().length, before);
+  assert.equal((await storedResults()).length, before);
 });
 
 test("the report says which prompt each decode ran after, so the 1-stream decode and the 1-stream aggregate do not look contradictory (issue 23)", () => {

@@ -1,12 +1,14 @@
 import type { Command } from "commander";
+import { describeMachine } from "../../results/machine.js";
 import { spinner } from "../progress.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { benchModel } from "../../bench/cost/bench-model.js";
-import { ResultStore, type ResultRecord } from "../../results/result-store.js";
+import type { ResultRecord } from "../../results/result-store.js";
 import { formatBytes, renderTable } from "../format.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface BenchFlags {
+  database?: string;
   ctx?: string;
   slots?: string;
   threads?: string;
@@ -48,6 +50,7 @@ export function registerBenchCommand(program: Command): void {
     .option("--concurrency <list>", "concurrent streams for aggregate decode, capped at --slots", "1,2,4,8")
     .option("--force", "measure again even when a result is stored")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, "the shared PostgreSQL database holding the registry and results (or GROVE_DATABASE_URL)")
     .option("--json", "print the result as JSON")
     .action(async (ref: string, flags: BenchFlags) => {
       const options = {
@@ -62,12 +65,10 @@ export function registerBenchCommand(program: Command): void {
       // On a terminal the phase spins in place; elsewhere each phase is a line of the log.
       const phase = spinner("bench");
       const onProgress = process.stderr.isTTY ? (message: string) => phase.update(`bench: ${message}`) : (message: string) => void process.stderr.write(`bench: ${message}\n`);
-      const outcome = await withStore(flags.home, async (store) => {
-        const results = ResultStore.open(store.home);
+      const outcome = await withResults(flags, async (store, results) => {
         try {
           return await benchModel(store, results, ref, { ...options, onProgress });
         } finally {
-          results.close();
           phase.stop();
         }
       });
@@ -82,14 +83,18 @@ export function formatCost(result: ResultRecord): string {
   const rows: string[][] = [];
   const metric = (name: string) => result.metrics[name];
   const number = (value: number | null | undefined, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : "-");
+  const withError = (name: string) => {
+    const error = result.standardErrors?.[name];
+    return `${number(metric(name))}${typeof error === "number" ? ` ±${error.toFixed(1)}` : ""}`;
+  };
   // The single-stream decode runs after the long prompt, whose KV cache every new token attends
   // to; the aggregate rounds start from short prompts. So "1 stream" in the aggregate is faster
   // than the single-stream decode: the labels say which prompt each ran after.
   const promptTokens = (result.details as { workload?: { promptTokens?: number } }).workload?.promptTokens;
   const afterLong = promptTokens === undefined ? "after the long prompt" : `after a ${promptTokens}-token prompt`;
-  rows.push([promptTokens === undefined ? "prompt tokens/s" : `prompt tokens/s (${promptTokens}-token prompt)`, number(metric("promptTokensPerSecond"))]);
-  rows.push([`decode tokens/s, 1 stream ${afterLong}`, number(metric("decodeTokensPerSecond"))]);
-  rows.push(["time to first token (ms)", number(metric("ttftMs"))]);
+  rows.push([promptTokens === undefined ? "prompt tokens/s" : `prompt tokens/s (${promptTokens}-token prompt)`, withError("promptTokensPerSecond")]);
+  rows.push([`decode tokens/s, 1 stream ${afterLong}`, withError("decodeTokensPerSecond")]);
+  rows.push(["time to first token (ms)", withError("ttftMs")]);
   for (const name of Object.keys(result.metrics).filter((item) => item.startsWith("aggregateDecodeTokensPerSecond."))) {
     const streams = Number(name.split(".")[1]);
     rows.push([`aggregate decode tokens/s, ${streams} stream${streams === 1 ? "" : "s"} at once, short prompts`, number(metric(name))]);
@@ -97,5 +102,5 @@ export function formatCost(result: ResultRecord): string {
   const peak = metric("peakRssBytes");
   rows.push(["peak RSS (incl. Node runtime)", typeof peak === "number" ? formatBytes(peak) : "-"]);
   const settings = result.settings as { ctx?: number; slots?: number; threads?: number };
-  return `${renderTable(["METRIC", "VALUE"], rows, [false, true])}\nctx ${settings.ctx}, ${settings.slots} slots, ${settings.threads} thread(s); ${result.engineVersion}\n`;
+  return `${renderTable(["METRIC", "VALUE"], rows, [false, true])}\nctx ${settings.ctx}, ${settings.slots} slots, ${settings.threads} thread(s); ${result.engineVersion}; on ${describeMachine(result.machine)}\n`;
 }

@@ -24,7 +24,7 @@ describe("grove eval", () => {
     assert.ok((outcome?.result.metrics.perplexity ?? 0) > 1);
     const again = await runCli("eval", "tiny:f16", "--task", "perplexity", "--ctx", "128", "--threads", "1", "--home", home);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /perplexity\s+perplexity [\d.]+\s+bitsPerByte [\d.]+.*stored result from/);
+    assert.match(again.stdout, /perplexity\s+perplexity [\d.]+ ±[\d.]+\s+bitsPerByte [\d.]+ ±[\d.]+.*stored result from/);
   });
 
   test("bad flags are refused with a clear message", async () => {

@@ -5,12 +5,14 @@ import { httpBackend } from "../../bench/quality/backends.js";
 import { BUILT_IN_TASKS, evaluateModel, type EvaluateOutcome } from "../../bench/quality/evaluate.js";
 import { isLmEvalConfig, readLmEvalTask } from "../../bench/quality/lm-eval/read-lm-eval-task.js";
 import { readTask, scoreTask, type TaskScore } from "../../bench/quality/tasks.js";
-import { ResultStore, type ResultRecord } from "../../results/result-store.js";
+import type { ResultRecord } from "../../results/result-store.js";
+import { standardErrorsFromSamples } from "../../results/uncertainty.js";
 import { withProgress } from "../progress.js";
 import { renderTable } from "../format.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface EvalFlags {
+  database?: string;
   task: string[];
   text?: string;
   reference?: string;
@@ -68,6 +70,7 @@ export function registerEvalCommand(program: Command): void {
     .option("--model <name>", "the model name to send to --endpoint")
     .option("--api-key <key>", "bearer key for --endpoint")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, "the shared PostgreSQL database holding the registry and results (or GROVE_DATABASE_URL)")
     .option("--json", "print the results as JSON")
     .action(async (ref: string | undefined, flags: EvalFlags) => {
       if (flags.task.length === 0) throw new InvalidRequestError(`Name what to measure with --task (${BUILT_IN_TASKS.join(", ")} or a task file)`, { param: "task" });
@@ -84,44 +87,46 @@ export function registerEvalCommand(program: Command): void {
           if (isLmEvalConfig(path) && flags.name !== undefined) task.name = flags.name;
           scores.push({ task: task.name, ...(await scoreTask(task, backend)) });
         }
-        process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(scores.map((score) => ({ task: score.task, metrics: score.metrics, flags: score.flags, note: flags.endpoint! }))));
+        const rows = scores.map((score) => ({
+          task: score.task,
+          metrics: score.metrics,
+          standardErrors: score.items === undefined ? undefined : standardErrorsFromSamples(score.metrics, { unit: "item", values: score.items }),
+          flags: score.flags,
+          note: flags.endpoint!,
+        }));
+        process.stdout.write(flags.json ? `${JSON.stringify(scores)}\n` : formatScores(rows));
         return;
       }
       if (ref === undefined) throw new InvalidRequestError("Name the model to evaluate (or use --endpoint)", { param: "ref" });
-      const outcomes = await withStore(flags.home, async (store) => {
-        const results = ResultStore.open(store.home);
-        try {
-          const done: EvaluateOutcome[] = [];
-          for (const task of flags.task) {
-            const outcome = await withProgress(basename(task), { unit: "count" }, (bar) =>
-              evaluateModel(store, results, ref, {
-                task,
-                ...optional({
-                  text: flags.text,
-                  reference: flags.reference,
-                  contextSize: integerFlag(flags.ctx, "ctx"),
-                  batchSize: integerFlag(flags.batch, "batch"),
-                  threads: integerFlag(flags.threads, "threads"),
-                  taskName: flags.name,
-                  numFewshot: fewshotFlag(flags.numFewshot),
-                  applyChatTemplate: flags.applyChatTemplate,
-                  fewshotAsMultiturn: flags.fewshotAsMultiturn,
-                  onProgress: bar.drawn
-                    ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
-                    : undefined,
-                }),
-                force: flags.force === true,
+      const outcomes = await withResults(flags, async (store, results) => {
+        const done: EvaluateOutcome[] = [];
+        for (const task of flags.task) {
+          const outcome = await withProgress(basename(task), { unit: "count" }, (bar) =>
+            evaluateModel(store, results, ref, {
+              task,
+              ...optional({
+                text: flags.text,
+                reference: flags.reference,
+                contextSize: integerFlag(flags.ctx, "ctx"),
+                batchSize: integerFlag(flags.batch, "batch"),
+                threads: integerFlag(flags.threads, "threads"),
+                taskName: flags.name,
+                numFewshot: fewshotFlag(flags.numFewshot),
+                applyChatTemplate: flags.applyChatTemplate,
+                fewshotAsMultiturn: flags.fewshotAsMultiturn,
+                onProgress: bar.drawn
+                  ? (finished: number, total: number, perplexity?: number) => bar.update(finished, total, perplexity === undefined ? "" : `ppl ${perplexity.toFixed(3)}`)
+                  : undefined,
               }),
-            );
-            done.push(outcome);
-          }
-          return done;
-        } finally {
-          results.close();
+              force: flags.force === true,
+            }),
+          );
+          done.push(outcome);
         }
+        return done;
       });
       if (flags.json) return void process.stdout.write(`${JSON.stringify(outcomes)}\n`);
-      process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, flags: result.flags, note: describe(result, reused) }))));
+      process.stdout.write(formatScores(outcomes.map(({ result, reused }) => ({ task: result.task, metrics: result.metrics, standardErrors: result.standardErrors, flags: result.flags, note: describe(result, reused) }))));
     });
 }
 
@@ -144,12 +149,14 @@ function describe(result: ResultRecord, reused: boolean): string {
 }
 
 /** One line per task: its metrics, its flags, where it came from. */
-export function formatScores(rows: { task: string; metrics: Record<string, number | null>; flags: string[]; note: string }[]): string {
+export function formatScores(rows: { task: string; metrics: Record<string, number | null>; standardErrors?: Record<string, number | null> | undefined; flags: string[]; note: string }[]): string {
   const format = (value: number | null): string => (value === null ? "-" : Math.abs(value) >= 100 ? value.toFixed(2) : value.toPrecision(4));
   const table = rows.map((row) => [
     row.task,
     Object.entries(row.metrics)
-      .map(([name, value]) => `${name} ${format(value)}`)
+      // llama-perplexity's per-token error is kept in the result; the per-chunk one is shown as ±.
+      .filter(([name]) => !(name === "perplexityError" && typeof row.standardErrors?.perplexity === "number"))
+      .map(([name, value]) => `${name} ${format(value)}${typeof row.standardErrors?.[name] === "number" ? ` ±${format(row.standardErrors[name])}` : ""}`)
       .join("  "),
     row.flags.length > 0 ? `FLAGGED: ${row.flags.join(", ")} (not a score)` : "",
     row.note,

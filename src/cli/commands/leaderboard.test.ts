@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { currentMachine } from "../../results/machine.js";
 import { ResultStore, type ResultRecord } from "../../results/result-store.js";
 import type { FrontResult } from "../../results/views/front.js";
 import type { LeaderboardResult, TaskSummary } from "../../results/views/leaderboard.js";
@@ -33,6 +34,8 @@ function result(name: string, task: string, metrics: Record<string, number>, ext
     flags: [],
     details: {},
     createdAt: "2026-01-02T00:00:00.000Z",
+    // Speeds are measured on a machine: this one, where the CLI runs too.
+    machine: cost ? currentMachine() : null,
     ...extra,
   };
 }
@@ -48,25 +51,25 @@ before(async () => {
     digests[name] = (await store.importFile(path, fork ? { name, base: "tiny:f32", relation: "quantized" } : { name })).model.digest;
   }
   await store.close();
-  const results = ResultStore.open(home);
-  results.put(result("tiny:f32", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
-  results.put(result("tiny:f16", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
-  results.put(result("tiny:q8", "perplexity", { perplexity: 41, bitsPerByte: 5.1 }));
+  const results = await ResultStore.open(home);
+  await results.put(result("tiny:f32", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
+  await results.put(result("tiny:f16", "perplexity", { perplexity: 40, bitsPerByte: 5 }));
+  await results.put(result("tiny:q8", "perplexity", { perplexity: 41, bitsPerByte: 5.1 }));
   // Older, other settings: not shown.
-  results.put(result("tiny:q8", "perplexity", { perplexity: 50, bitsPerByte: 6 }, { settings: { ctx: 256 }, createdAt: "2026-01-01T00:00:00.000Z" }));
+  await results.put(result("tiny:q8", "perplexity", { perplexity: 50, bitsPerByte: 6 }, { settings: { ctx: 256 }, createdAt: "2026-01-01T00:00:00.000Z" }));
   // Flagged: listed with its flag, never ranked, however good the number.
-  results.put(result("other:f16", "perplexity", { perplexity: 1, bitsPerByte: 0.1 }, { flags: ["missing_logprobs"] }));
+  await results.put(result("other:f16", "perplexity", { perplexity: 1, bitsPerByte: 0.1 }, { flags: ["missing_logprobs"] }));
   // A model no longer in the store.
-  results.put(result(`sha256:${"0".repeat(64)}`, "perplexity", { perplexity: 2, bitsPerByte: 1 }));
-  results.put(result("tiny:q8", "kl-divergence", { klDivergence: 0.01, top1Agreement: 0.98 }, { settings: { ctx: 512, reference: digests["tiny:f32"] } }));
-  results.put(result("tiny:f16", "kl-divergence", { klDivergence: 0.0001, top1Agreement: 1 }, { settings: { ctx: 512, reference: digests["tiny:f32"] } }));
-  results.put(result("tiny:f32", "arith", { acc: 0.9, accNorm: 0.8 }));
-  results.put(result("tiny:q8", "arith", { acc: 0.95, accNorm: 0.7 }));
-  results.put(result("tiny:f16", "arith", { acc: 0.2, accNorm: 0.2 }, { flags: ["below_chance"] }));
-  results.put(result("tiny:f32", "bench", { decodeTokensPerSecond: 500, peakRssBytes: 300e6 }));
-  results.put(result("tiny:f16", "bench", { decodeTokensPerSecond: 600, peakRssBytes: 200e6 }));
-  results.put(result("tiny:q8", "bench", { decodeTokensPerSecond: 900, peakRssBytes: 150e6 }));
-  results.close();
+  await results.put(result(`sha256:${"0".repeat(64)}`, "perplexity", { perplexity: 2, bitsPerByte: 1 }));
+  await results.put(result("tiny:q8", "kl-divergence", { klDivergence: 0.01, top1Agreement: 0.98 }, { settings: { ctx: 512, reference: digests["tiny:f32"] } }));
+  await results.put(result("tiny:f16", "kl-divergence", { klDivergence: 0.0001, top1Agreement: 1 }, { settings: { ctx: 512, reference: digests["tiny:f32"] } }));
+  await results.put(result("tiny:f32", "arith", { acc: 0.9, accNorm: 0.8 }));
+  await results.put(result("tiny:q8", "arith", { acc: 0.95, accNorm: 0.7 }));
+  await results.put(result("tiny:f16", "arith", { acc: 0.2, accNorm: 0.2 }, { flags: ["below_chance"] }));
+  await results.put(result("tiny:f32", "bench", { decodeTokensPerSecond: 500, peakRssBytes: 300e6 }));
+  await results.put(result("tiny:f16", "bench", { decodeTokensPerSecond: 600, peakRssBytes: 200e6 }));
+  await results.put(result("tiny:q8", "bench", { decodeTokensPerSecond: 900, peakRssBytes: 150e6 }));
+  await results.close();
 });
 
 after(async () => {
@@ -112,9 +115,9 @@ describe("grove leaderboard", () => {
     const run = await runCli("leaderboard", "--task", "perplexity", "--home", home);
     assert.equal(run.code, 0, run.stderr);
     const lines = run.stdout.split("\n");
-    assert.match(lines[0]!, /perplexity: ranked by perplexity \(lower is better\)/);
-    assert.match(lines[1]!, /^RANK\s+MODEL\s+QUANT\s+SIZE\s+perplexity\s+bitsPerByte\s+KL\s+DECODE T\/S\s+PEAK RSS\s+FLAGS$/);
-    assert.match(lines[4]!, /^\s*3\s+tiny:q8\s+Q8_0\s.*41\.00\s+5\.100\s+0\.01000\s+900\.0\s+150\.0 MB/);
+    assert.match(lines[0]!, /perplexity: ranked by perplexity \(lower is better, ± one standard error\)/);
+    assert.match(lines[1]!, /^RANK\s+MODEL\s+QUANT\s+SIZE\s+perplexity\s+bitsPerByte\s+WITHIN NOISE\s+KL\s+DECODE T\/S\s+PEAK RSS\s+FLAGS$/);
+    assert.match(lines[4]!, /^\s*3\s+tiny:q8\s+Q8_0\s.*41\.00\s+5\.100\s+(\S+\s+)?0\.01000\s+900\.0\s+150\.0 MB/);
     assert.match(lines[5]!, /^\s*-\s+other:f16\s.*FLAGGED: missing_logprobs \(not a score\)/);
     assert.match(run.stdout, /note: 1 model has older results with other settings/);
   });

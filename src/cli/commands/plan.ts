@@ -1,10 +1,11 @@
 import type { Command } from "commander";
-import { ResultStore } from "../../results/result-store.js";
+import { currentMachine } from "../../results/machine.js";
 import { formatSize, planDeployment, planOptionsFromText, type PlanCandidate, type PlanResult } from "../../plan/plan.js";
 import { renderTable } from "../format.js";
-import { HOME_FLAG, HOME_FLAG_HELP, withStore } from "../store-access.js";
+import { DATABASE_FLAG, HOME_FLAG, HOME_FLAG_HELP, withResults } from "../store-access.js";
 
 interface PlanFlags {
+  database?: string;
   memory?: string;
   p50TokenMs?: string;
   minTps?: string;
@@ -37,6 +38,7 @@ export function registerPlanCommand(program: Command): void {
     .option("--task <name>", "quality task to rank by: perplexity, kl-divergence or a task file's name (grove eval results)")
     .option("--tree <ref>", "only the fork tree of this model")
     .option(HOME_FLAG, HOME_FLAG_HELP)
+    .option(DATABASE_FLAG, "the shared PostgreSQL database holding the registry and results (or GROVE_DATABASE_URL)")
     .option("--json", "print the plan as JSON")
     .action(async (flags: PlanFlags) => {
       const options = planOptionsFromText({
@@ -48,13 +50,8 @@ export function registerPlanCommand(program: Command): void {
         task: flags.task,
         tree: flags.tree,
       });
-      const plan = await withStore(flags.home, async (store) => {
-        const results = ResultStore.open(store.home);
-        try {
-          return await planDeployment(store, results, options);
-        } finally {
-          results.close();
-        }
+      const plan = await withResults(flags, async (store, results) => {
+        return await planDeployment(store, results, { ...options, machine: currentMachine() });
       });
       process.stdout.write(flags.json ? `${JSON.stringify(plan)}\n` : formatPlan(plan));
     });

@@ -32,7 +32,7 @@ before(async () => {
   directory = await mkdtemp(join(tmpdir(), "grove-migrate-"));
   home = join(directory, "home");
   store = await ModelStore.open(home);
-  results = ResultStore.open(store.home);
+  results = await ResultStore.open(store.home);
   book = new AliasBook(store);
   const path = join(directory, "base.gguf");
   await generateModel({ preset: "test-tiny", seed: 7, dtype: "f16", outPath: path });
@@ -68,7 +68,7 @@ describe("aliases: set, migrate, rollback", () => {
 
   test("bad input gives clear errors and changes nothing", async () => {
     await book.set("chat", [{ ref: "tiny:f16" }]);
-    const before = { aliases: await book.list(), history: (await book.history("chat")).length, results: results.list().length };
+    const before = { aliases: await book.list(), history: (await book.history("chat")).length, results: (await results.list()).length };
     const cases: [() => Promise<unknown>, (error: unknown) => boolean][] = [
       [() => book.set("chat", [{ ref: "tiny:nope" }]), (error) => error instanceof ModelNotFoundError && /tiny:nope/.test(error.message)],
       [() => book.set("chat", [{ ref: "tiny:f16", weight: 0 }]), (error) => error instanceof InvalidRequestError && /must be a positive number, got 0/.test(error.message)],
@@ -90,7 +90,7 @@ describe("aliases: set, migrate, rollback", () => {
     for (const [run, check] of cases) await assert.rejects(run(), (error: unknown) => error instanceof GroveError && check(error));
     assert.deepEqual(await book.list(), before.aliases);
     assert.equal((await book.history("chat")).length, before.history);
-    assert.equal(results.list().length, before.results, "nothing measured for refused input");
+    assert.equal((await results.list()).length, before.results, "nothing measured for refused input");
   });
 
   test("a candidate that regresses beyond the threshold is refused and the alias unchanged; one within it switches; rollback restores", async () => {
@@ -116,9 +116,9 @@ describe("aliases: set, migrate, rollback", () => {
     assert.equal(rolledBack.action, "rollback");
     assert.deepEqual(await targetsOf("chat:latest"), [{ digest: digests.base, weight: 1 }]);
     // Stored results were reused: migrating again measures nothing new.
-    const before = results.list().length;
+    const before = (await results.list()).length;
     await migrateAlias(store, { alias: "chat", to: "tiny:q8_0", tasks: [task, "perplexity"], maxRegression: 0.15, evaluate });
-    assert.equal(results.list().length, before);
+    assert.equal((await results.list()).length, before);
     await book.rollback("chat");
   });
 
@@ -131,7 +131,7 @@ describe("aliases: set, migrate, rollback", () => {
 
     const refused = await runCli("migrate", "chat", "--to", "tiny:q2_k", "--task", task, "--max-regression", "0.15", "--ctx", "256", "--threads", "1", "--home", home);
     assert.equal(refused.code, 1);
-    assert.match(refused.stdout, /TASK +METRIC +CURRENT +CANDIDATE +REGRESSION +VERDICT\ncontinue +exactMatch \(higher is better\) +1\.000 .* REGRESSED/);
+    assert.match(refused.stdout, /TASK +METRIC +CURRENT +CANDIDATE +REGRESSION +NOISE \(SE\) +VERDICT\ncontinue +exactMatch \(higher is better\) +1\.000 .* ±\S+ paired +REGRESSED/);
     assert.match(refused.stderr, /migration of chat:latest refused: continue: exactMatch/);
     const noTask = await runCli("migrate", "chat", "--to", "tiny:q8_0", "--home", home);
     assert.equal(noTask.code, 1);

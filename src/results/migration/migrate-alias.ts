@@ -5,6 +5,7 @@ import type { ModelStore } from "../../store/model-store.js";
 import type { AliasEvent, AliasScore, AliasTarget } from "../../store/registry.js";
 import { primaryMetric } from "../metrics.js";
 import type { ResultRecord } from "../result-store.js";
+import { compareScores } from "../uncertainty.js";
 
 /** The largest relative regression a migration accepts by default: 2 %. */
 export const DEFAULT_MAX_REGRESSION = 0.02;
@@ -66,7 +67,10 @@ export function regressionOf(current: number, candidate: number, higherIsBetter:
  * task's primary metric ({@link primaryMetric}: acc, exactMatch, accGreedy, klDivergence,
  * perplexity, with its direction), and points the alias wholly at the candidate only when no task
  * regresses by more than `maxRegression`. A task without a score on either side (flagged below
- * chance, say) refuses the migration. The decision — switched or refused — is recorded in the
+ * chance, say) refuses the migration. Each difference is judged against its noise
+ * (`uncertainty.ts`, paired per item or chunk): a change within noise is never called a
+ * regression or an improvement — a worse score beyond the limit but within noise still refuses
+ * (nothing shows the candidate is as good), with that said in the reason. The decision — switched or refused — is recorded in the
  * alias's history with the scores. Bad input (no task, unknown alias or model, a candidate already
  * targeted alone) throws before anything is measured or recorded.
  */
@@ -92,6 +96,7 @@ export async function migrateAlias(store: ModelStore, options: MigrateAliasOptio
     const after = await options.evaluate(candidate, task);
     scores.push(compare(before, after));
   }
+  scores.forEach((score) => (score.verdict = verdictOf(score, maxRegression)));
   const failures = scores.filter((score) => score.regression === null || score.regression > maxRegression + 1e-12);
   const proposed: AliasTarget[] = [{ digest: candidate, weight: 1 }];
   const change = { action: "migrate" as const, tasks, scores };
@@ -100,7 +105,13 @@ export async function migrateAlias(store: ModelStore, options: MigrateAliasOptio
     const event = await book.refuse(alias.name, proposed, { ...change, reason });
     return { alias: alias.name, current, candidate, maxRegression, scores, switched: false, reason, event };
   }
-  const reason = `no task regressed beyond ${formatPercent(maxRegression)}`;
+  const improved = scores.filter((score) => score.verdict === "improved").map((score) => score.task);
+  const noise = scores.filter((score) => score.verdict === "within noise").map((score) => score.task);
+  const reason = [
+    `no task regressed beyond ${formatPercent(maxRegression)}`,
+    ...(improved.length > 0 ? [`improved beyond noise on ${improved.join(", ")}`] : []),
+    ...(noise.length > 0 ? [`no difference beyond noise on ${noise.join(", ")}`] : []),
+  ].join("; ");
   const event = await book.change(alias.name, proposed, { ...change, reason }, alias.targets);
   return { alias: alias.name, current, candidate, maxRegression, scores, switched: true, reason, event };
 }
@@ -111,6 +122,9 @@ function compare(current: ResultRecord, candidate: ResultRecord): AliasScore {
   const metric = before?.name ?? after?.name ?? "none";
   const higherIsBetter = before?.higherIsBetter ?? after?.higherIsBetter ?? true;
   const comparable = before !== undefined && after !== undefined && before.name === after.name;
+  // Paired per chunk or item only when both were measured on the same text or task with the same settings.
+  const sameUnits = current.taskDigest === candidate.taskDigest && current.settings.ctx === candidate.settings.ctx;
+  const difference = comparable ? compareScores(current, sameUnits ? candidate : { ...candidate, samples: null }, metric) : null;
   return {
     task: current.task,
     metric,
@@ -118,7 +132,19 @@ function compare(current: ResultRecord, candidate: ResultRecord): AliasScore {
     current: before?.value ?? null,
     candidate: after?.value ?? null,
     regression: comparable ? regressionOf(before.value, after.value, higherIsBetter) : null,
+    standardError: difference?.standardError ?? null,
+    paired: difference?.paired ?? false,
+    significant: difference?.significant ?? null,
   };
+}
+
+/** What a score's difference may be called (see {@link AliasScore.verdict}). */
+function verdictOf(score: AliasScore, maxRegression: number): NonNullable<AliasScore["verdict"]> {
+  if (score.regression === null) return "no score";
+  if (score.significant === false) return "within noise";
+  if (score.regression > maxRegression + 1e-12) return "regressed";
+  if (score.regression < 0 && score.significant === true) return "improved";
+  return "ok";
 }
 
 function describeFailure(score: AliasScore, maxRegression: number): string {
@@ -126,7 +152,9 @@ function describeFailure(score: AliasScore, maxRegression: number): string {
     const side = score.current === null ? "the current model" : "the candidate";
     return `${score.task}: no ${score.metric} score for ${side} (its result is flagged, not a score)`;
   }
-  return `${score.task}: ${score.metric} ${formatScore(score.current)} → ${formatScore(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
+  const change = `${score.task}: ${score.metric} ${formatScore(score.current)} → ${formatScore(score.candidate)} is ${formatPercent(score.regression)} worse (limit ${formatPercent(maxRegression)})`;
+  if (score.verdict === "within noise") return `${change}, but within noise (±${formatScore(score.standardError ?? null)} standard error${score.paired ? ", paired" : ""}): not called a regression, yet nothing shows the candidate as good — measure on more items or text`;
+  return change;
 }
 
 /** `2.0 %`. */

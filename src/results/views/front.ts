@@ -1,6 +1,6 @@
-
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore } from "../../store/model-store.js";
+import { describeMachine, sameMachine, type Machine } from "../machine.js";
 import type { ResultStore } from "../result-store.js";
 import { renderFrontChart } from "./front-chart.js";
 import { buildLeaderboard, listTasks, type LeaderboardRow } from "./leaderboard.js";
@@ -9,6 +9,7 @@ import type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
 
 /** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
 export type { FrontCost, FrontModel, FrontResult } from "../../core/wire.js";
+
 
 /** The costs a front can use, and which way each is better. */
 export const FRONT_COSTS: readonly { name: FrontCost; higherIsBetter: boolean; title: string }[] = [
@@ -25,7 +26,11 @@ export interface FrontOptions {
   cost?: string;
   /** Only the models of this model's fork tree. */
   tree?: string;
+  /** The machine whose speed and memory results are used where it has any (this one). */
+  machine?: Machine;
 }
+
+
 
 /**
  * Checks a cost name.
@@ -57,15 +62,24 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     task = chosen.task;
     notes.push(`no task given: ${task}, the quality task measured on the most models`);
   }
-  const board = await buildLeaderboard(store, results, { task, ...(options.tree === undefined ? {} : { tree: options.tree }) });
+  const board = await buildLeaderboard(store, results, {
+    task,
+    ...(options.tree === undefined ? {} : { tree: options.tree }),
+    ...(options.machine === undefined ? {} : { machine: options.machine }),
+  });
   if (board.kind === "cost") {
     throw new InvalidRequestError(`'${task}' is a cost measurement; choose a quality task (grove leaderboard lists them)`, { param: "task" });
   }
   const placed: { row: LeaderboardRow; quality: number; cost: number }[] = [];
   const unplaced: FrontResult["unplaced"] = [];
+  const machine = costName === "size" ? null : costMachine(board.rows, options.machine);
   for (const row of board.rows) {
     const costValue = costOf(row, costName);
-    if (row.value === null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality not a score: ${row.flags.join(", ")}` });
+    if (row.apart !== null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality ${row.apart}` });
+    else if (row.value === null) unplaced.push({ digest: row.digest, names: row.names, reason: `quality not a score: ${row.flags.join(", ")}` });
+    else if (costValue !== null && machine !== null && !sameMachine(row.cost?.machine, machine)) {
+      unplaced.push({ digest: row.digest, names: row.names, reason: `${costName} measured on ${describeMachine(row.cost?.machine)}, the front's on ${describeMachine(machine)}: speeds of different machines are not compared` });
+    }
     else if (costValue === null) unplaced.push({ digest: row.digest, names: row.names, reason: `${costName} not measured: run grove bench ${row.names[0] ?? row.digest}` });
     else placed.push({ row, quality: row.value, cost: costValue });
   }
@@ -73,17 +87,28 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     qualityHigherIsBetter: board.metric.higherIsBetter,
     costHigherIsBetter: cost.higherIsBetter,
   });
-  const models = membership.map(
-    (entry): FrontModel => ({
+  const models = membership.map((entry): FrontModel => {
+    const dominatedBy = entry.dominatedBy.map((index) => {
+      const other = membership[index]!.item;
+      const judged = entry.item.withinNoiseOf.includes(other.digest) ? true : entry.item.standardError === null || other.standardError === null ? null : false;
+      return { digest: other.digest, names: other.names, qualityWithinNoise: judged };
+    });
+    return {
       digest: entry.item.digest,
       names: entry.item.names,
       quantization: entry.item.quantization,
       quality: entry.quality,
+      qualityError: entry.item.standardError,
       cost: entry.cost,
       onFront: entry.onFront,
-      dominatedBy: entry.dominatedBy.map((index) => ({ digest: membership[index]!.item.digest, names: membership[index]!.item.names })),
-    }),
-  );
+      dominatedBy,
+      dominatedWithinNoise: dominatedBy.length > 0 && dominatedBy.every((other) => other.qualityWithinNoise === true),
+    };
+  });
+  const withinNoise = models.filter((model) => model.dominatedWithinNoise).length;
+  if (withinNoise > 0) notes.push(`${withinNoise} dominated model${withinNoise === 1 ? " is" : "s are"} worse in quality only within noise (marked ≈): not clearly worse`);
+  const otherMachine = unplaced.filter((entry) => entry.reason.includes("different machines")).length;
+  if (otherMachine > 0) notes.push(`${otherMachine} model${otherMachine === 1 ? "'s" : "s'"} ${costName} measured on another machine: shown apart, not on this front`);
   const better = (a: number, b: number, higherIsBetter: boolean): number => (higherIsBetter ? b - a : a - b);
   return {
     task,
@@ -92,6 +117,8 @@ export async function buildFront(store: ModelStore, results: ResultStore, option
     front: models.filter((model) => model.onFront).sort((a, b) => better(a.cost, b.cost, cost.higherIsBetter) || better(a.quality, b.quality, board.metric.higherIsBetter)),
     dominated: models.filter((model) => !model.onFront).sort((a, b) => better(a.quality, b.quality, board.metric.higherIsBetter) || better(a.cost, b.cost, cost.higherIsBetter)),
     unplaced,
+    machine,
+    significance: board.significance,
     notes: [...notes, ...board.notes],
   };
 }
@@ -106,6 +133,15 @@ export function renderFrontSvg(front: FrontResult): string {
     quality: { title: `${front.quality.metric} (${direction(front.quality.higherIsBetter)})` },
     points: [...front.front, ...front.dominated].map((model) => ({ label: model.names[0] ?? model.digest.slice(0, 19), cost: model.cost, quality: model.quality, onFront: model.onFront })),
   });
+}
+
+/** The machine whose costs the front compares: the preferred one where a row has it, else the one most rows were measured on. */
+function costMachine(rows: readonly LeaderboardRow[], preferred: Machine | undefined): Machine | null {
+  const machines = rows.map((row) => row.cost?.machine).filter((machine): machine is Machine => machine != null);
+  if (preferred !== undefined && machines.some((machine) => sameMachine(machine, preferred))) return preferred;
+  const counts = new Map<string, { machine: Machine; count: number }>();
+  for (const machine of machines) counts.set(machine.fingerprint, { machine, count: (counts.get(machine.fingerprint)?.count ?? 0) + 1 });
+  return [...counts.values()].sort((a, b) => b.count - a.count)[0]?.machine ?? null;
 }
 
 function costOf(row: LeaderboardRow, cost: FrontCost): number | null {

@@ -1,9 +1,12 @@
 import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { ModelStore, TreeNode } from "../../store/model-store.js";
+import { comparabilityKey, mainGroup, whyApart } from "../comparability.js";
+import { describeMachine, sameMachine, type Machine } from "../machine.js";
 import { primaryMetric } from "../metrics.js";
 import { IMPORTED_FLAG } from "../import-lm-eval.js";
 import type { ResultRecord, ResultStore } from "../result-store.js";
+import { compareScores, SIGNIFICANCE_RULE } from "../uncertainty.js";
 import { metricDirection, rankEntries } from "./ranking.js";
 import type { TaskSummary, LeaderboardRow, LeaderboardResult } from "../../core/wire.js";
 
@@ -18,7 +21,15 @@ export interface LeaderboardOptions {
   tree?: string;
   /** Rank by this metric of the task's results instead of its primary metric (`bitsPerByte`, `accNorm`, …). */
   metric?: string;
+  /** The machine whose speed and memory results are preferred (this one); others are shown apart. */
+  machine?: Machine;
 }
+
+/** The flag of a result measured on another text, with other settings or on another machine than the ranked ones. */
+export const NOT_COMPARABLE_FLAG = "not_comparable";
+
+
+
 
 /** A model a view may show. */
 export interface ViewModel {
@@ -54,7 +65,7 @@ export async function viewModels(store: ModelStore, tree?: string): Promise<View
 export async function listTasks(store: ModelStore, results: ResultStore, tree?: string): Promise<TaskSummary[]> {
   const models = await viewModels(store, tree);
   const byTask = new Map<string, { kind: ResultRecord["kind"]; models: Set<string>; results: number; metrics: Set<string> }>();
-  for (const result of results.list({ modelDigests: models.map((model) => model.digest) })) {
+  for (const result of await results.list({ modelDigests: models.map((model) => model.digest) })) {
     const entry = byTask.get(result.task) ?? { kind: result.kind, models: new Set(), results: 0, metrics: new Set() };
     entry.models.add(result.modelDigest);
     entry.results += 1;
@@ -68,23 +79,27 @@ export async function listTasks(store: ModelStore, results: ResultStore, tree?: 
 
 /**
  * Ranks the models with a result on one task, best first by the task's primary metric (or
- * `metric`). Per model the newest result counts (its settings are in the row); a flagged result
- * is listed after the ranked ones with its flags, never ranked. Each row carries the model's
- * KL divergence to its parent and its newest cost result where stored.
+ * `metric`). Only comparable results are ranked together (`comparability.ts`: the same text or
+ * task file and settings, for speed the same machine — this one's where it has results, else the
+ * group covering the most models); per model the newest result of that group counts, and a model
+ * measured only otherwise is listed apart with the reason. A flagged result is listed after the
+ * ranked ones with its flags, never ranked. Each ranked row carries its standard error and the
+ * models it is within noise of (`uncertainty.ts`), the model's KL divergence to its parent and
+ * its newest cost result where stored.
  *
  * @throws InvalidRequestError (param `task`) for a task without results, (param `metric`) for a
  * metric its results do not hold or whose direction is unknown
  */
 export async function buildLeaderboard(store: ModelStore, results: ResultStore, options: LeaderboardOptions): Promise<LeaderboardResult> {
   // Imported results (another tool's numbers) are never ranked beside Grove's own: a note says so.
-  const stored = results.list({ task: options.task });
+  const stored = await results.list({ task: options.task });
   const all = stored.filter((result) => !result.flags.includes(IMPORTED_FLAG));
   const imported = stored.length - all.length;
   if (all.length === 0 && imported > 0) {
     throw new InvalidRequestError(`Task '${options.task}' has only imported results (${imported}), which are not ranked beside Grove's measurements: see grove results ls --task ${options.task}`, { param: "task" });
   }
   if (all.length === 0) {
-    const known = [...new Set(results.list().map((result) => result.task))].sort();
+    const known = [...new Set((await results.list()).map((result) => result.task))].sort();
     throw new InvalidRequestError(
       `No results for task '${options.task}'${known.length > 0 ? `; tasks with results: ${known.join(", ")}` : ": measure models with grove eval REF --task … or grove bench REF"}`,
       { param: "task" },
@@ -92,30 +107,41 @@ export async function buildLeaderboard(store: ModelStore, results: ResultStore, 
   }
   const models = await viewModels(store, options.tree);
   const byDigest = new Map(models.map((model) => [model.digest, model]));
-  // list() is newest first: the first result per model is the one shown.
-  const newest = new Map<Digest, { result: ResultRecord; older: number }>();
-  for (const result of all) {
-    if (!byDigest.has(result.modelDigest)) continue;
-    const seen = newest.get(result.modelDigest);
-    if (seen === undefined) newest.set(result.modelDigest, { result, older: 0 });
+  const inView = all.filter((result) => byDigest.has(result.modelDigest));
+  const thisMachine = (result: ResultRecord): boolean => options.machine !== undefined && sameMachine(result.machine, options.machine);
+  const main = mainGroup(inView.filter((result) => result.flags.length === 0), thisMachine) ?? mainGroup(inView, thisMachine);
+  // list() is newest first: per model, the newest result of the ranked group, else its newest.
+  const shown = new Map<Digest, { result: ResultRecord; older: number }>();
+  for (const result of inView) {
+    const seen = shown.get(result.modelDigest);
+    if (seen === undefined) shown.set(result.modelDigest, { result, older: 0 });
+    else if (comparabilityKey(seen.result) !== main && comparabilityKey(result) === main) shown.set(result.modelDigest, { result, older: seen.older + 1 });
     else seen.older += 1;
   }
+  const reference = inView.find((result) => comparabilityKey(result) === main) ?? inView[0];
   const metric = chooseMetric(all, options.metric);
-  const kl = results.list({ task: "kl-divergence", modelDigests: [...newest.keys()] });
-  const costs = results.list({ task: "bench", kind: "cost", modelDigests: [...newest.keys()] });
+  const kl = await results.list({ task: "kl-divergence", modelDigests: [...shown.keys()] });
+  const costs = await results.list({ task: "bench", kind: "cost", modelDigests: [...shown.keys()] });
   const label = (model: ViewModel): string => model.names[0] ?? model.digest;
   const ranked = rankEntries(
-    [...newest.values()].map(({ result, older }) => ({
-      item: { result, older, model: byDigest.get(result.modelDigest)! },
-      value: typeof result.metrics[metric.name] === "number" ? result.metrics[metric.name]! : null,
-      flags: result.flags,
-    })),
+    [...shown.values()].map(({ result, older }) => {
+      const apart = reference === undefined ? null : whyApart(reference, result);
+      return {
+        item: { result, older, model: byDigest.get(result.modelDigest)!, apart },
+        value: typeof result.metrics[metric.name] === "number" ? result.metrics[metric.name]! : null,
+        flags: apart === null ? result.flags : [...result.flags, NOT_COMPARABLE_FLAG],
+      };
+    }),
     metric.higherIsBetter,
     (a, b) => label(a.model).localeCompare(label(b.model)),
   );
-  const rows = ranked.map(({ item: { result, older, model }, rank, value, flags }): LeaderboardRow => {
+  const scored = ranked.filter((entry) => entry.rank !== null);
+  const rows = ranked.map(({ item: { result, older, model, apart }, rank, value, flags }, index): LeaderboardRow => {
     const divergence = kl.find((candidate) => candidate.modelDigest === model.digest && model.parents.includes(candidate.settings.reference as Digest));
-    const cost = costs.find((candidate) => candidate.modelDigest === model.digest);
+    const modelCosts = costs.filter((candidate) => candidate.modelDigest === model.digest);
+    const cost = modelCosts.find(thisMachine) ?? modelCosts[0];
+    const error = rank === null ? null : (result.standardErrors?.[metric.name] ?? null);
+    const above = rank === null || index === 0 ? undefined : ranked[index - 1]!.item.result;
     return {
       rank,
       digest: model.digest,
@@ -123,7 +149,16 @@ export async function buildLeaderboard(store: ModelStore, results: ResultStore, 
       quantization: model.quantization,
       size: model.size,
       value,
+      standardError: error,
+      withinNoiseOf:
+        rank === null
+          ? []
+          : scored.filter((other) => other.item.result !== result && compareScores(other.item.result, result, metric.name)?.significant === false).map((other) => other.item.model.digest),
+      againstAbove: above === undefined ? null : compareScores(above, result, metric.name),
+      apart,
+      machine: result.machine ?? null,
       metrics: result.metrics,
+      standardErrors: result.standardErrors ?? {},
       flags,
       settings: result.settings,
       taskDigest: result.taskDigest,
@@ -133,19 +168,54 @@ export async function buildLeaderboard(store: ModelStore, results: ResultStore, 
       klDivergence:
         divergence === undefined
           ? null
-          : { value: numberOrNull(divergence.metrics.klDivergence), top1Agreement: numberOrNull(divergence.metrics.top1Agreement), reference: String(divergence.settings.reference), createdAt: divergence.createdAt },
-      cost: cost === undefined ? null : { decodeTokensPerSecond: numberOrNull(cost.metrics.decodeTokensPerSecond), peakRssBytes: numberOrNull(cost.metrics.peakRssBytes), settings: cost.settings, createdAt: cost.createdAt },
+          : {
+              value: numberOrNull(divergence.metrics.klDivergence),
+              standardError: numberOrNull(divergence.standardErrors?.klDivergence),
+              top1Agreement: numberOrNull(divergence.metrics.top1Agreement),
+              reference: String(divergence.settings.reference),
+              createdAt: divergence.createdAt,
+            },
+      cost:
+        cost === undefined
+          ? null
+          : {
+              decodeTokensPerSecond: numberOrNull(cost.metrics.decodeTokensPerSecond),
+              decodeStandardError: numberOrNull(cost.standardErrors?.decodeTokensPerSecond),
+              peakRssBytes: numberOrNull(cost.metrics.peakRssBytes),
+              settings: cost.settings,
+              machine: cost.machine ?? null,
+              createdAt: cost.createdAt,
+            },
     };
   });
   const notes: string[] = [];
-  const taskDigests = new Set(rows.map((row) => row.taskDigest));
-  if (taskDigests.size > 1) notes.push(`results on ${taskDigests.size} different ${options.task} inputs (task digests): compare ranks with care`);
+  const apart = rows.filter((row) => row.apart !== null).length;
+  if (apart > 0) notes.push(`${apart} result${apart === 1 ? " is" : "s are"} shown apart, not ranked: measured on another text, with other settings or on another machine than the ranked ones`);
+  const rankedRows = rows.filter((row) => row.rank !== null);
+  if (rankedRows.length > 1) {
+    const unknown = rankedRows.some((row, index) => index > 0 && row.againstAbove?.significant == null);
+    const allTied = rankedRows.every((row) => row.withinNoiseOf.length === rankedRows.length - 1);
+    if (allTied) notes.push(`the ${rankedRows.length} ranked models are not distinguishable: every difference is within noise (${SIGNIFICANCE_RULE})`);
+    else if (unknown) notes.push("some results were stored without standard errors: their differences cannot be judged (measure again with --force)");
+    else notes.push(`≈ marks models within noise of each other: ${SIGNIFICANCE_RULE}`);
+  }
   const withOlder = rows.filter((row) => row.olderResults > 0).length;
-  if (withOlder > 0) notes.push(`${withOlder} model${withOlder === 1 ? " has" : "s have"} older results with other settings: the newest is shown`);
+  if (withOlder > 0) notes.push(`${withOlder} model${withOlder === 1 ? " has" : "s have"} older results with other settings: the newest comparable one is shown`);
   const unmeasured = models.length - rows.length;
   if (unmeasured > 0) notes.push(`${unmeasured} model${unmeasured === 1 ? "" : "s"} ${options.tree === undefined ? "of the store" : "of the tree"} without a result on ${options.task}`);
   if (imported > 0) notes.push(`${imported} imported result${imported === 1 ? "" : "s"} (another tool's numbers) not ranked here: grove results ls --task ${options.task}`);
-  return { task: options.task, kind: all[0]!.kind, metric, tree: options.tree ?? null, rows, notes };
+  const kind = all[0]!.kind;
+  if (kind === "cost" && reference !== undefined) notes.push(`speeds and memory measured on ${describeMachine(reference.machine)}`);
+  return {
+    task: options.task,
+    kind,
+    metric,
+    tree: options.tree ?? null,
+    rows,
+    measuredOn: { taskDigest: reference?.taskDigest ?? "", settings: reference?.settings ?? {}, machine: reference?.machine ?? null },
+    significance: SIGNIFICANCE_RULE,
+    notes,
+  };
 }
 
 /** The metric a task is ranked by: `requested`, else the primary metric of its results. */

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from "fastify";
-import { ResultStore } from "../../results/result-store.js";
+import { ConflictError } from "../../core/errors.js";
+import type { ResultStore } from "../../results/result-store.js";
 import type { ModelStore } from "../../store/model-store.js";
 
 /**
  * `/api/...`: the store's models, one model's details, its fork tree and its evaluation results,
  * and every fork tree of the store, as JSON.
  */
-export function registerAdminRoutes(app: FastifyInstance, store: ModelStore): void {
+export function registerAdminRoutes(app: FastifyInstance, store: ModelStore, results: ResultStore | undefined): void {
   app.get("/api/models", async () => ({ models: await store.list() }));
   // The whole store's trees at once, so a client draws the forest without a call per root.
   app.get("/api/tree", async () => ({ tree: await store.tree() }));
@@ -21,11 +22,7 @@ export function registerAdminRoutes(app: FastifyInstance, store: ModelStore): vo
   }));
   app.get<{ Params: { ref: string } }>("/api/models/:ref/results", async (request) => {
     const { digest } = await store.resolve(request.params.ref);
-    const results = ResultStore.open(store.home);
-    try {
-      return { results: results.list({ modelDigests: [digest] }) };
-    } finally {
-      results.close();
-    }
+    if (results === undefined) throw new ConflictError("This server keeps no results");
+    return { results: await results.list({ modelDigests: [digest] }) };
   });
 }

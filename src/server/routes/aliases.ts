@@ -2,7 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { migrateAlias } from "../../results/migration/migrate-alias.js";
 import { BUILT_IN_TASKS, taskEvaluator } from "../../bench/quality/evaluate.js";
-import { ResultStore } from "../../results/result-store.js";
+import { ConflictError } from "../../core/errors.js";
+import type { ResultStore } from "../../results/result-store.js";
 import { AliasBook } from "../../store/alias-book.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { parseBody } from "../openai-schemas.js";
@@ -37,7 +38,7 @@ type NameParams = { Params: { name: string } };
  *   (`file-…`), or task files inside `--data-dir` (no other server path);
  * - `POST /api/aliases/:name/rollback` — restore the targets before the last change.
  */
-export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, threads?: number, sources: RequestFileSources = {}): void {
+export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, results: ResultStore | undefined, threads?: number, sources: RequestFileSources = {}): void {
   const book = new AliasBook(store);
   app.get("/api/aliases", async () => ({ aliases: await book.list() }));
   app.get<NameParams>("/api/aliases/:name", async (request) => book.get(request.params.name));
@@ -56,20 +57,16 @@ export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, thr
     const tasks = await Promise.all(
       body.tasks.map(async (task) => ((BUILT_IN_TASKS as readonly string[]).includes(task) ? task : (await resolveRequestFile(sources, task, "tasks", "evals")).path)),
     );
-    const results = ResultStore.open(store.home);
-    try {
-      return await migrateAlias(store, {
-        alias: request.params.name,
-        to: body.to,
-        tasks,
-        ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
-        evaluate: taskEvaluator(store, results, {
-          ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),
-          ...((body.threads ?? threads) === undefined ? {} : { threads: body.threads ?? threads! }),
-        }),
-      });
-    } finally {
-      results.close();
-    }
+    if (results === undefined) throw new ConflictError("Migrations measure models and keep the results: this server keeps none");
+    return await migrateAlias(store, {
+      alias: request.params.name,
+      to: body.to,
+      tasks,
+      ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
+      evaluate: taskEvaluator(store, results, {
+        ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),
+        ...((body.threads ?? threads) === undefined ? {} : { threads: body.threads ?? threads! }),
+      }),
+    });
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { ResultStore, type ResultKind } from "../../results/result-store.js";
+import { currentMachine } from "../../results/machine.js";
+import type { ResultKind, ResultStore } from "../../results/result-store.js";
 import { planDeployment, planOptionsFromText } from "../../plan/plan.js";
 import type { ModelStore } from "../../store/model-store.js";
 
@@ -13,24 +14,15 @@ function single(query: Query, name: string): string | undefined {
   return value;
 }
 
-/** Opens the results database of the store for one request. */
-async function withResults<T>(store: ModelStore, fn: (results: ResultStore) => Promise<T>): Promise<T> {
-  const results = ResultStore.open(store.home);
-  try {
-    return await fn(results);
-  } finally {
-    results.close();
-  }
-}
 
 /**
  * `GET /api/plan?memory=8GiB&ctx=&slots=&task=&tree=&p50_token_ms=&min_tps=` — the plan `grove plan`
  * prints, as JSON — and `GET /api/results?model=&task=&kind=` — stored measurements, newest first.
  * Both read the store's results: a server of one `--model FILE` answers them with 409.
  */
-export function registerPlanRoutes(app: FastifyInstance, store: ModelStore | undefined): void {
+export function registerPlanRoutes(app: FastifyInstance, measured: { store: ModelStore; results: ResultStore } | undefined): void {
   void app.register(async (scope) => {
-    if (store === undefined) {
+    if (measured === undefined) {
       scope.addHook("onRequest", async () => {
         throw new ConflictError("Plans and results need a store: this server serves a single --model FILE; serve the store (grove serve without a file) to use them");
       });
@@ -49,7 +41,7 @@ export function registerPlanRoutes(app: FastifyInstance, store: ModelStore | und
         },
         { p50TokenMs: "p50_token_ms", minTps: "min_tps" },
       );
-      return withResults(store!, (results) => planDeployment(store!, results, options));
+      return planDeployment(measured!.store, measured!.results, { ...options, machine: currentMachine() });
     });
     scope.get<{ Querystring: Query }>("/api/results", async (request) => {
       const query = request.query;
@@ -57,14 +49,15 @@ export function registerPlanRoutes(app: FastifyInstance, store: ModelStore | und
       const task = single(query, "task");
       const kind = single(query, "kind");
       if (kind !== undefined && kind !== "quality" && kind !== "cost") throw new InvalidRequestError(`kind must be quality or cost, got '${kind}'`, { param: "kind" });
-      const digest = model === undefined || model === "" ? undefined : (await store!.resolve(model)).digest;
-      return withResults(store!, async (results) => ({
-        results: results.list({
+      const { store, results } = measured!;
+      const digest = model === undefined || model === "" ? undefined : (await store.resolve(model)).digest;
+      return {
+        results: await results.list({
           ...(digest === undefined ? {} : { modelDigests: [digest] }),
           ...(task === undefined || task === "" ? {} : { task }),
           ...(kind === undefined ? {} : { kind: kind as ResultKind }),
         }),
-      }));
+      };
     });
   });
 }

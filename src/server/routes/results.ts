@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { ConflictError, InvalidRequestError } from "../../core/errors.js";
-import { ResultStore } from "../../results/result-store.js";
+import { currentMachine } from "../../results/machine.js";
+import type { ResultStore } from "../../results/result-store.js";
 import { buildFront, renderFrontSvg, type FrontOptions } from "../../results/views/front.js";
 import { buildLeaderboard, listTasks } from "../../results/views/leaderboard.js";
 import type { ModelStore } from "../../store/model-store.js";
@@ -14,18 +15,10 @@ function single(query: Query, name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-/** Opens the results database of the store for one request. */
-async function withResults<T>(store: ModelStore, fn: (results: ResultStore) => Promise<T>): Promise<T> {
-  const results = ResultStore.open(store.home);
-  try {
-    return await fn(results);
-  } finally {
-    results.close();
-  }
-}
 
 function frontOptions(query: Query): FrontOptions {
-  const options: FrontOptions = {};
+  // This machine's speeds are the ones a front compares where it has any.
+  const options: FrontOptions = { machine: currentMachine() };
   for (const name of ["task", "cost", "tree"] as const) {
     const value = single(query, name);
     if (value !== undefined) options[name] = value;
@@ -39,9 +32,9 @@ function frontOptions(query: Query): FrontOptions {
  * `grove front` as JSON, or as an SVG chart from `GET /api/front.svg`. They read the store's
  * results: a server of one `--model FILE` answers them with 409.
  */
-export function registerResultRoutes(app: FastifyInstance, store: ModelStore | undefined): void {
+export function registerResultRoutes(app: FastifyInstance, measured: { store: ModelStore; results: ResultStore } | undefined): void {
   void app.register(async (scope) => {
-    if (store === undefined) {
+    if (measured === undefined) {
       scope.addHook("onRequest", async () => {
         throw new ConflictError("Leaderboards and fronts need a store: this server serves a single --model FILE; serve the store (grove serve without a file) to use them");
       });
@@ -51,19 +44,18 @@ export function registerResultRoutes(app: FastifyInstance, store: ModelStore | u
       const tree = single(request.query, "tree");
       const metric = single(request.query, "metric");
       if (metric !== undefined && task === undefined) throw new InvalidRequestError("metric needs task", { param: "metric" });
-      return withResults(store!, async (results) =>
-        task === undefined
-          ? { tasks: await listTasks(store!, results, tree) }
-          : buildLeaderboard(store!, results, { task, ...(tree === undefined ? {} : { tree }), ...(metric === undefined ? {} : { metric }) }),
-      );
+      const { store, results } = measured!;
+      return task === undefined
+        ? { tasks: await listTasks(store, results, tree) }
+        : buildLeaderboard(store, results, { task, machine: currentMachine(), ...(tree === undefined ? {} : { tree }), ...(metric === undefined ? {} : { metric }) });
     });
     scope.get<{ Querystring: Query }>("/api/front", async (request) => {
       const options = frontOptions(request.query);
-      return withResults(store!, (results) => buildFront(store!, results, options));
+      return buildFront(measured!.store, measured!.results, options);
     });
     scope.get<{ Querystring: Query }>("/api/front.svg", async (request, reply) => {
       const options = frontOptions(request.query);
-      const front = await withResults(store!, (results) => buildFront(store!, results, options));
+      const front = await buildFront(measured!.store, measured!.results, options);
       return reply.type("image/svg+xml; charset=utf-8").send(renderFrontSvg(front));
     });
   });

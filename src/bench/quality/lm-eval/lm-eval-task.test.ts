@@ -37,7 +37,7 @@ describe("lm-evaluation-harness task configs", () => {
   before(async () => {
     directory = await mkdtemp(join(tmpdir(), "grove-lm-eval-"));
     store = await ModelStore.open(join(directory, "home"));
-    results = ResultStore.open(store.home);
+    results = await ResultStore.open(store.home);
     await store.importFile(modelPath, { name: "demo:chat" });
     const train = [
       { word: "avow", label: 1 },
@@ -108,7 +108,7 @@ describe("lm-evaluation-harness task configs", () => {
     );
   });
   after(async () => {
-    results.close();
+    await results.close();
     await store.close();
     await rm(directory, { recursive: true, force: true });
   });

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { COST_AXES, FrontChart, frontLabel } from "./front-chart.js";
-import { formatMetric } from "../../format.js";
+import { formatWithError } from "../../format.js";
 import { loadFront, type Front, type FrontCost, type FrontModel } from "./leaderboard-api.js";
 
 export interface FrontSectionProps {
@@ -71,7 +71,7 @@ function FrontView({ front }: { front: Front }) {
             <ul aria-labelledby="dominated-heading">
               {front.dominated.map((model) => (
                 <li key={model.digest}>
-                  <ModelLink model={model} /> — dominated by {model.dominatedBy.map((other) => frontLabel(other)).join(", ")}
+                  <ModelLink model={model} /> — dominated by {model.dominatedBy.map((other) => `${frontLabel(other)}${other.qualityWithinNoise === true ? " (quality within noise)" : ""}`).join(", ")}
                 </li>
               ))}
             </ul>
@@ -93,7 +93,7 @@ function FrontView({ front }: { front: Front }) {
 
 function describeQuality(front: Front, model: FrontModel): string {
   const axis = COST_AXES.find((candidate) => candidate.cost === front.cost.metric);
-  return `${model.quantization}, ${front.quality.metric} ${formatMetric(model.quality)}, ${axis?.label.toLowerCase() ?? front.cost.metric} ${axis ? axis.format(model.cost) : model.cost}`;
+  return `${model.quantization}, ${front.quality.metric} ${formatWithError(model.quality, model.qualityError)}, ${axis?.label.toLowerCase() ?? front.cost.metric} ${axis ? axis.format(model.cost) : model.cost}`;
 }
 
 function ModelLink({ model }: { model: { names: string[]; digest: string } }) {

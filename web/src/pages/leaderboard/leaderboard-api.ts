@@ -22,7 +22,7 @@ export interface PlanCandidate {
   memoryBytes: number;
   decodeTokensPerSecond: number | null;
   p50TokenMs: number | null;
-  quality: { task: string; metric: string; value: number; higherIsBetter: boolean } | null;
+  quality: { task: string; metric: string; value: number; higherIsBetter: boolean; standardError: number | null } | null;
   notes: string[];
 }
 

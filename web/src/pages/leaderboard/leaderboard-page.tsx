@@ -48,6 +48,7 @@ function Results({ loaded, qualityTasks }: { loaded: Loaded; qualityTasks: strin
       <section aria-labelledby="results-heading">
         <h2 id="results-heading">Results</h2>
         <ResultsTable rows={rows} columns={columns} initialOrder={bestFirst(firstColumn)} tasks={loaded.tasks.map((task) => task.task)} frontDigests={frontDigests} />
+        <p class="muted">± is one standard error; ≈ marks a score within noise of another model's ({loaded.boards[0]?.significance ?? "95 %"}). Results measured on another text or machine are not compared.</p>
       </section>
       {qualityTasks.length > 0
         ? <FrontSection qualityTasks={qualityTasks} onFront={setFront} />

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { formatBytes, formatMetric, formatRate } from "../../format.js";
+import { formatBytes, formatRate, formatWithError } from "../../format.js";
 import { requestPlan, type PlanCandidate, type PlanLimits, type PlanResult } from "./leaderboard-api.js";
 
 const NO_LIMITS: PlanLimits = { memory: "", ctx: "", slots: "", p50TokenMs: "", minTps: "", task: "" };
@@ -110,6 +110,6 @@ function Candidate({ candidate, labelledBy }: { candidate: PlanCandidate; labell
 function summary(candidate: PlanCandidate): string {
   const parts = [formatBytes(candidate.memoryBytes)];
   if (candidate.decodeTokensPerSecond !== null) parts.push(`${formatRate(candidate.decodeTokensPerSecond)} tokens/s`);
-  if (candidate.quality !== null) parts.push(`${candidate.quality.metric} ${formatMetric(candidate.quality.value)}`);
+  if (candidate.quality !== null) parts.push(`${candidate.quality.metric} ${formatWithError(candidate.quality.value, candidate.quality.standardError)}`);
   return `${candidate.names[0] ?? candidate.digest} (${candidate.quantization}): ${parts.join(", ")}`;
 }

@@ -21,6 +21,12 @@ export interface ModelResults {
   names: string[];
   quantization: string;
   values: Record<string, number | null>;
+  /** Standard errors by column key; null or absent when unknown. */
+  errors: Record<string, number | null>;
+  /** By column key: the models (names) whose score on it is within noise of this one's. */
+  withinNoise: Record<string, string[]>;
+  /** By column key: why the result is shown apart (another text or machine). */
+  apart: Record<string, string>;
   flags: Record<string, string[]>;
   /** The tasks it has a result on. */
   tasks: string[];
@@ -83,7 +89,7 @@ export function mergeResults(boards: readonly Leaderboard[], columns: readonly R
   const models = new Map<string, ModelResults>();
   for (const board of boards) {
     for (const row of board.rows) {
-      const model = models.get(row.digest) ?? { digest: row.digest, names: row.names, quantization: row.quantization, values: { size: row.size }, flags: {}, tasks: [] };
+      const model = models.get(row.digest) ?? { digest: row.digest, names: row.names, quantization: row.quantization, values: { size: row.size }, errors: {}, withinNoise: {}, apart: {}, flags: {}, tasks: [] };
       model.tasks.push(board.task);
       for (const column of columns) {
         const [task, metric] = column.key.split("/");
@@ -91,6 +97,12 @@ export function mergeResults(boards: readonly Leaderboard[], columns: readonly R
         // A flagged result's numbers are not scores (below chance, no log-probs): show the flags instead.
         const number = row.flags.length > 0 ? null : metric === board.metric.name ? row.value : row.metrics[metric];
         model.values[column.key] = typeof number === "number" ? number : null;
+        const error = board.kind === "cost" && metric === "decodeTokensPerSecond" ? row.cost?.decodeStandardError : row.standardErrors?.[metric];
+        model.errors[column.key] = typeof error === "number" ? error : null;
+        if (metric === board.metric.name && row.withinNoiseOf.length > 0) {
+          model.withinNoise[column.key] = board.rows.filter((other) => row.withinNoiseOf.includes(other.digest)).map((other) => other.names[0] ?? other.digest.slice(0, 19));
+        }
+        if (row.apart !== null) model.apart[column.key] = row.apart;
         if (row.flags.length > 0) model.flags[column.key] = row.flags;
       }
       models.set(row.digest, model);

@@ -103,9 +103,20 @@ function ResultRow({ row, columns }: { row: ModelResults; columns: ResultColumn[
       {columns.map((column) => {
         const value = row.values[column.key];
         const flags = row.flags[column.key];
+        const apart = row.apart[column.key];
+        const error = row.errors[column.key];
+        const noise = row.withinNoise[column.key];
         return (
           <td key={column.key} class="num">
-            {typeof value === "number" ? column.format(value) : flags ? <span class="flag" title="not a score">{flags.join(", ")}</span> : <NotMeasured />}
+            {typeof value === "number"
+              ? <>
+                  {column.format(value)}
+                  {typeof error === "number" && <span class="muted" title="one standard error"> ±{column.format(error)}</span>}
+                  {noise && <span class="noise" title={`within noise of ${noise.join(", ")}: not distinguishable at 95 %`}> ≈</span>}
+                </>
+              : apart
+                ? <span class="flag" title={apart}>not comparable</span>
+                : flags ? <span class="flag" title="not a score">{flags.join(", ")}</span> : <NotMeasured />}
           </td>
         );
       })}

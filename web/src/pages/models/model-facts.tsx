@@ -91,7 +91,12 @@ export function ResultsTable({ results }: { results: readonly ResultRecord[] }) 
             <tr key={JSON.stringify([result.task, result.taskDigest, result.settings, result.engineVersion])}>
               <td>{result.task}</td>
               <td>{result.kind}</td>
-              <td>{Object.entries(result.metrics).map(([name, value]) => `${name} ${showMetric(value)}`).join(" · ")}</td>
+              <td>
+                {Object.entries(result.metrics)
+                  .map(([name, value]) => `${name} ${showMetric(value)}${typeof result.standardErrors?.[name] === "number" ? ` ±${showMetric(result.standardErrors[name])}` : ""}`)
+                  .join(" · ")}
+                {result.kind === "cost" && <span class="muted"> (on {result.machine == null ? "an unknown machine" : `${result.machine.cpu} × ${result.machine.cores}${result.machine.gpu === null ? "" : `, ${result.machine.gpu}`}`})</span>}
+              </td>
               <td>{result.flags.join(", ") || "—"}</td>
               <td>{formatDateTime(result.createdAt)}</td>
             </tr>

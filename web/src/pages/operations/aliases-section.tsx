@@ -79,7 +79,10 @@ function HistoryEntry({ event, modelLabel }: HistoryEntryProps) {
           {event.scores.map((score) => (
             <li key={score.task}>
               {score.task} ({score.metric}): {formatScore(score.current)} → {formatScore(score.candidate)}
-              {score.regression !== null && `, ${(score.regression * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better or equal"}`}
+              {score.regression !== null &&
+                (score.verdict === "within noise"
+                  ? `, ${(Math.abs(score.regression) * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better"} but within noise${typeof score.standardError === "number" ? ` (±${formatScore(score.standardError)})` : ""}: not a difference`
+                  : `, ${(score.regression * 100).toFixed(1)}% ${score.regression > 0 ? "worse" : "better or equal"}${score.verdict === "improved" ? ", beyond noise" : score.verdict === "regressed" ? ", regressed" : ""}`)}
             </li>
           ))}
         </ul>

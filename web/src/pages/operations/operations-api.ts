@@ -101,6 +101,10 @@ export interface AliasScore {
   current: number | null;
   candidate: number | null;
   regression: number | null;
+  /** Standard error of the difference; absent in older entries. */
+  standardError?: number | null;
+  /** `regressed`, `improved`, `within noise` (never called either), `ok`, `no score`; absent in older entries. */
+  verdict?: "regressed" | "improved" | "within noise" | "ok" | "no score";
 }
 
 /** One entry of `GET /api/aliases/:name/history`. */
