@@ -67,3 +67,10 @@ export async function storeSnapshot(home: string) {
   assert.equal(ls.code, 0, ls.stderr);
   return { ls: ls.stdout, blobs: await readdir(join(home, "blobs")), temp: await readdir(join(home, "tmp")) };
 }
+
+/** Runs `grove <args> --home <home> --json`, asserts it succeeded and returns its parsed output. */
+export async function runCliJson<T>(home: string, ...args: string[]): Promise<T> {
+  const run = await runCli(...args, "--home", home, "--json");
+  assert.equal(run.code, 0, run.stderr);
+  return JSON.parse(run.stdout) as T;
+}
