@@ -7,6 +7,7 @@ import { generateAdapter } from "../forge/generate/generate-adapter.js";
 import { generateModel, type GenerateModelDtype } from "../forge/generate/generate-model.js";
 import type { ModelPresetName } from "../forge/generate/model-presets.js";
 import { ModelStore } from "../store/model-store.js";
+import { listeningUrl } from "./server-process.js";
 
 const BIN = fileURLToPath(new URL("../../bin/grove.js", import.meta.url));
 
@@ -117,15 +118,7 @@ async function startServer(home: string, options: AdapterMemoryOptions, slots: n
   const exited = once(child, "close");
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(stdout);
-      if (match) resolve(match[0]);
-    });
-    child.on("close", (code) => reject(new Error(`grove serve exited with ${code} before listening: ${stderr.slice(-2000)}`)));
-  });
+  const url = await listeningUrl(child, () => stderr);
   return { child, url, pid: child.pid!, exited };
 }
 

@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 import { CORPUS } from "../forge/generate/corpus.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { windowCount } from "../forge/finetune/libllama-train.js";
+import { buildLlamaTools, parseBenchOptions } from "./bench-script.js";
+import { median } from "./percentile.js";
 import { benchMarkers, writeDocsSection } from "./write-docs-section.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -29,19 +31,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { preset: "small", ctx: 256, threads: 2, epochs: 3, repeat: 2, copies: 2, writeDocs: false };
-  for (let index = 0; index < argv.length; index++) {
-    const flag = argv[index]!;
-    if (flag === "--write-docs") {
-      options.writeDocs = true;
-      continue;
-    }
-    const key = flag.replace(/^--/, "") as keyof Options;
-    const value = argv[++index];
-    if (!(key in options) || value === undefined) throw new Error(`Unknown or incomplete option ${flag}; see the header of src/bench/finetune-bench.ts`);
-    (options as unknown as Record<string, unknown>)[key] = key === "preset" ? value : Number(value);
-  }
-  return options;
+  return parseBenchOptions<Options>(argv, { preset: "small", ctx: 256, threads: 2, epochs: 3, repeat: 2, copies: 2, writeDocs: false }, "src/bench/finetune-bench.ts", ["preset"]);
 }
 
 function timed(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
@@ -52,17 +42,9 @@ function timed(command: string, args: string[], env: NodeJS.ProcessEnv = process
   return seconds;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const build = spawnSync("bash", [join(ROOT, "scripts", "build-llama-server.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  if (build.status !== 0) throw new Error("Could not build llama.cpp's tools (scripts/build-llama-server.sh)");
-  const llamaFinetune = join(build.stdout.trim(), "llama-finetune");
+  const llamaFinetune = join(buildLlamaTools(ROOT), "llama-finetune");
   const grove = join(ROOT, "bin", "grove.js");
 
   const work = await mkdtemp(join(tmpdir(), "grove-bench-finetune-"));
@@ -99,9 +81,9 @@ async function main(): Promise<void> {
       samples.ggml.push(((options.epochs - 1) * windows.grove * options.ctx) / ggmlSeconds);
       process.stderr.write(`round ${round + 1}: grove ${samples.grove.at(-1)!.toFixed(0)} tokens/s, grove --trainer ggml ${samples.ggml.at(-1)!.toFixed(0)}, llama-finetune ${samples.llama.at(-1)!.toFixed(0)} tokens/s\n`);
     }
-    const groveRate = median(samples.grove);
-    const llamaRate = median(samples.llama);
-    const ggmlRate = median(samples.ggml);
+    const groveRate = median(samples.grove)!;
+    const llamaRate = median(samples.llama)!;
+    const ggmlRate = median(samples.ggml)!;
     const command = `npm run bench:finetune -- --preset ${options.preset} --ctx ${options.ctx} --threads ${options.threads} --epochs ${options.epochs} --repeat ${options.repeat} --copies ${options.copies}`;
     const report = [
       `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus()[0]?.model ?? "unknown CPU"} (${cpus().length} cores), with \`${command}\`.`,

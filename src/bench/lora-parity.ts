@@ -8,13 +8,13 @@
 // prompt's divergence reaches 1e-4.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { cpus, homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateAdapter } from "../forge/generate/generate-adapter.js";
 import { generateModel } from "../forge/generate/generate-model.js";
 import { CORPUS } from "../forge/generate/corpus.js";
+import { freePort } from "./server-process.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const GROVE = join(ROOT, "bin", "grove.js");
@@ -47,17 +47,6 @@ function parseOptions(argv: readonly string[]): Options {
   }
   if (!Number.isInteger(options.prompts) || options.prompts < 1 || options.prompts > PROMPTS.length) throw new Error(`--prompts must be 1..${PROMPTS.length}`);
   return options;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 async function waitHealthy(url: string, child: ChildProcess, name: string): Promise<void> {

@@ -17,6 +17,8 @@ import { CORPUS } from "../forge/generate/corpus.js";
 import { generateModel, type GenerateModelDtype } from "../forge/generate/generate-model.js";
 import type { PerplexityResult } from "./quality/measure.js";
 import { runEvalWorker } from "./quality/run-eval-worker.js";
+import { buildLlamaTools, parseBenchOptions } from "./bench-script.js";
+import { median } from "./percentile.js";
 import { benchMarkers, writeDocsSection } from "./write-docs-section.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -33,19 +35,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { preset: "small", dtype: "f16", ctx: 256, batch: 2048, threads: 2, copies: 2, repeat: 3, writeDocs: false };
-  for (let index = 0; index < argv.length; index++) {
-    const flag = argv[index]!;
-    if (flag === "--write-docs") {
-      options.writeDocs = true;
-      continue;
-    }
-    const key = flag.replace(/^--/, "") as keyof Options;
-    const value = argv[++index];
-    if (!(key in options) || value === undefined) throw new Error(`Unknown or incomplete option ${flag}; see the header of src/bench/perplexity-bench.ts`);
-    (options as unknown as Record<string, unknown>)[key] = key === "preset" || key === "dtype" ? value : Number(value);
-  }
-  return options;
+  return parseBenchOptions<Options>(argv, { preset: "small", dtype: "f16", ctx: 256, batch: 2048, threads: 2, copies: 2, repeat: 3, writeDocs: false }, "src/bench/perplexity-bench.ts", ["preset", "dtype"]);
 }
 
 /**
@@ -58,17 +48,9 @@ function logSeconds(line: string | undefined, marker: string): number {
   return Number(match[1]) * 60 + Number(match[2]) + Number(match[3]) / 1e3 + Number(match[4]) / 1e6;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  const build = spawnSync("bash", [join(ROOT, "scripts", "build-llama-server.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  if (build.status !== 0) throw new Error("Could not build llama.cpp's tools (scripts/build-llama-server.sh)");
-  const bin = build.stdout.trim();
+  const bin = buildLlamaTools(ROOT);
   const work = await mkdtemp(join(tmpdir(), "grove-bench-ppl-"));
   try {
     const model = join(work, "model.gguf");
@@ -100,7 +82,7 @@ async function main(): Promise<void> {
       rounds.push({ llama: reference.tokensPerSecond, shipped: shipped.tokensPerSecond, native: native.tokensPerSecond });
       process.stderr.write(`round ${round + 1}: llama-perplexity ${reference.tokensPerSecond.toFixed(0)} tokens/s, grove (shipped libllama) ${shipped.tokensPerSecond.toFixed(0)}, grove (native libllama) ${native.tokensPerSecond.toFixed(0)}\n`);
     }
-    const rate = { llama: median(rounds.map((r) => r.llama)), shipped: median(rounds.map((r) => r.shipped)), native: median(rounds.map((r) => r.native)) };
+    const rate = { llama: median(rounds.map((r) => r.llama))!, shipped: median(rounds.map((r) => r.shipped))!, native: median(rounds.map((r) => r.native))! };
     const difference = (value: number): string => `${(((value - values.llama) / values.llama) * 100).toFixed(4)}%`;
     const command = `npm run bench:perplexity -- --preset ${options.preset} --dtype ${options.dtype} --ctx ${options.ctx} --batch ${options.batch} --threads ${options.threads} --copies ${options.copies} --repeat ${options.repeat}`;
     const report = [

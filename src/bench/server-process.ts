@@ -179,3 +179,19 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
   running.delete(child);
 }
+
+/**
+ * The `http://127.0.0.1:PORT` a spawned `grove serve --port 0` prints once it listens.
+ * @throws Error with the exit code and the end of `stderr()` when it exits first
+ */
+export function listeningUrl(child: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let stdout = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(stdout);
+      if (match) resolve(match[0]);
+    });
+    child.on("close", (code) => reject(new Error(`grove serve exited with ${code} before listening: ${stderr().slice(-2000)}`)));
+  });
+}

@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { ResultStore } from "../results/result-store.js";
 import type { Digest } from "../core/digest.js";
 import { DigestMismatchError, InvalidModelFileError, InvalidRequestError, NotFoundError } from "../core/errors.js";
+import { formatPath, valueAtPath } from "../core/value-path.js";
 import type { Logger } from "../logging/logger.js";
 import { checkImportOptions } from "../store/import-options.js";
 import { formatModelName, parseModelName, quoteUntrusted } from "../store/model-ref.js";
@@ -153,7 +154,7 @@ async function readManifest(path: string): Promise<DemoManifest> {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = formatPath(issue.path);
-    throw invalid(`field '${field}': ${lookup(value, issue.path) === undefined ? "missing" : issue.message}`);
+    throw invalid(`field '${field}': ${valueAtPath(value, issue.path) === undefined ? "missing" : issue.message}`);
   }
   const manifest = parsed.data as DemoManifest;
   for (const [index, model] of manifest.models.entries()) {
@@ -250,17 +251,4 @@ async function rollBack(store: ModelStore, undo: readonly Undo[], logger: Logger
     // The import's own error is the one to report; this one only leaves rows a rerun repairs.
     logger?.warn({ err: error }, "could not undo a failed import of the shipped family");
   }
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`), "");
-}
-
-function lookup(value: unknown, path: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== "object" || current === null) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }

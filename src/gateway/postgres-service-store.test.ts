@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openPostgresDatabase } from "../store/postgres-database.js";
 import { startPostgres, type TestPostgres } from "../test-support/postgres-server.js";
+import { keyWith, raceForBudget, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
 import { generateSecret } from "./api-key.js";
 import { PostgresServiceStore } from "./postgres-service-store.js";
-import type { KeyLimits, UsageRecord } from "./service-store.js";
+import type { KeyLimits } from "./service-store.js";
 
 // Against a throwaway PostgreSQL server (initdb + pg_ctl, see test-support); each test has its
 // own database. Missing binaries fail the file with the Debian package to install.
@@ -17,28 +18,7 @@ after(async () => {
   await server?.stop();
 });
 
-const now = new Date("2030-05-17T12:00:00Z");
-
-async function keyWith(store: PostgresServiceStore, limits: KeyLimits) {
-  const { hash, prefix } = generateSecret();
-  return store.createKey({ name: "t", secretHash: hash, prefix, admin: false, limits }, now);
-}
-
-const usage = (tokens: [number, number], keyId?: string, extra: Partial<UsageRecord> = {}): UsageRecord => ({
-  requestId: "r",
-  ...(keyId === undefined ? {} : { keyId }),
-  modelDigest: "sha256:" + "0".repeat(64),
-  model: "m",
-  endpoint: "/v1/chat/completions",
-  promptTokens: tokens[0],
-  completionTokens: tokens[1],
-  costUsd: 0,
-  durationMs: 1,
-  status: 200,
-  cancelled: false,
-  createdAt: now.toISOString(),
-  ...extra,
-});
+const now = SERVICE_TEST_NOW;
 
 describe("PostgresServiceStore", () => {
   test("keys: created, found by hash only, listed, revoked; unknown id is a not_found", async () => {
@@ -79,15 +59,7 @@ describe("PostgresServiceStore", () => {
     // Two stores opened together migrate once (advisory lock), then race as two replicas would.
     const [first, second] = await Promise.all([PostgresServiceStore.open(url), PostgresServiceStore.open(url)]);
     try {
-      const limits: KeyLimits = { budgetTokens: 1000, period: "day" };
-      const key = await keyWith(first, limits);
-      const attempts = await Promise.all(
-        Array.from({ length: 200 }, (_, index) => (index % 2 === 0 ? first : second).reserve({ keyId: key.id, limits, tokens: 30, usd: 0, now })),
-      );
-      const admitted = attempts.flatMap((result) => (result.admitted ? [result.reservationId] : []));
-      assert.equal(admitted.length, Math.floor(1000 / 30), "exactly as many as the budget holds");
-      const refused = attempts.find((result) => !result.admitted);
-      assert.ok(refused && !refused.admitted && refused.limit === "budget_tokens" && refused.fitsAfterInFlight);
+      const { limits, key, admitted, refused } = await raceForBudget(first, second);
       assert.equal(refused.periodEnd, "2030-05-18T00:00:00.000Z");
       await Promise.all(admitted.map((id, index) => (index % 2 === 0 ? second : first).settle(id, usage([10, 5], key.id))));
       const state = await first.budgetState(key.id, limits, now);

@@ -1,23 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { NotFoundError } from "../core/errors.js";
 import { migratePostgres, openPostgresDatabase, type OpenPostgresOptions, type PostgresDatabase, type PostgresMigration } from "../store/postgres-database.js";
-import {
-  periodBounds,
-  type BudgetState,
-  type KeyLimits,
-  type KeyRecord,
-  type NewKey,
-  type PriceRecord,
-  type ReserveRequest,
-  type ReserveResult,
-  type ServiceStore,
-  type UsageGrouping,
-  type UsageSplit,
-  type UsageQuery,
-  type UsageRecord,
-  type UsageSummary,
-} from "./service-store.js";
-import { KEY_COLUMNS, type KeyRow, NANO, type PriceRow, toKey, toNano, toNanoCeil, toPrice, toUsage, type UsageRow, type WindowRow, whereOf } from "./service-rows.js";
+import { periodBounds, type BudgetState, type KeyLimits, type KeyRecord, type NewKey, type PriceRecord, type ReserveRequest, type ReserveResult, type ServiceStore, type UsageGrouping, type UsageSplit, type UsageQuery, type UsageRecord, type UsageSummary } from "./service-store.js";
+import { KEY_COLUMNS, type KeyRow, newKeyRow, type PriceRow, reserveAmounts, type SummaryRow, toBudgetState, toKey, toPrice, toUsage, toUsageSummary, type UsageRow, usageValues, type WindowRow, whereOf } from "./service-rows.js";
 
 
 const MIGRATIONS: readonly PostgresMigration[] = [
@@ -129,28 +114,11 @@ export class PostgresServiceStore implements ServiceStore {
   }
 
   async createKey(key: NewKey, now: Date): Promise<KeyRecord> {
-    const id = `key_${randomBytes(8).toString("hex")}`;
-    const limits = key.limits;
-    const period = limits.period ?? (limits.budgetTokens !== undefined || limits.budgetUsd !== undefined ? "month" : null);
+    const { values } = newKeyRow(key, now);
     const { rows } = await this.#db.query<KeyRow>(
       `INSERT INTO keys (id, name, prefix, secret_hash, admin, models, expires_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${KEY_COLUMNS}`,
-      [
-        id,
-        key.name,
-        key.prefix,
-        key.secretHash,
-        key.admin,
-        key.models === undefined ? null : JSON.stringify(key.models),
-        key.expiresAt ?? null,
-        now.toISOString(),
-        limits.rpm ?? null,
-        limits.tpm ?? null,
-        limits.concurrency ?? null,
-        limits.budgetTokens ?? null,
-        limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
-        period,
-      ],
+      values,
     );
     return toKey(rows[0]!);
   }
@@ -179,11 +147,7 @@ export class PostgresServiceStore implements ServiceStore {
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
-    const { limits } = request;
-    const { start, end } = periodBounds(limits.period ?? "month", request.now);
-    const nusd = toNanoCeil(request.usd);
-    const budgetTokens = limits.budgetTokens ?? null;
-    const budgetNusd = limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd);
+    const { start, end, nusd, budgetTokens, budgetNusd } = reserveAmounts(request);
     await this.#db.query("INSERT INTO budget_windows (key_id, period_start) VALUES ($1, $2) ON CONFLICT DO NOTHING", [request.keyId, start]);
     const reservationId = randomBytes(12).toString("hex");
     // Check and write are one statement: the UPDATE takes the window's row lock and, under READ
@@ -222,28 +186,13 @@ export class PostgresServiceStore implements ServiceStore {
          DELETE FROM reservations WHERE id = $1 RETURNING key_id, period_start, tokens, nusd
        ), settled AS (
          UPDATE budget_windows AS w SET reserved_tokens = w.reserved_tokens - held.tokens, spent_tokens = w.spent_tokens + $2,
-           reserved_nusd = w.reserved_nusd - held.nusd, spent_nusd = w.spent_nusd + $3
+           reserved_nusd = w.reserved_nusd - held.nusd, spent_nusd = w.spent_nusd + $10
          FROM held WHERE w.key_id = held.key_id AND w.period_start = held.period_start
        )
        INSERT INTO usage (request_id, key_id, model_digest, model, endpoint, prompt_tokens, completion_tokens, cost_nusd, ttft_ms, duration_ms, status, cancelled, created_at)
-       VALUES ($4, $5, $6, $7, $8, $9, $10, $3, $11, $12, $13, $14, $15)`,
-      [
-        reservationId ?? null,
-        usage.promptTokens + usage.completionTokens,
-        toNano(usage.costUsd),
-        usage.requestId,
-        usage.keyId ?? null,
-        usage.modelDigest,
-        usage.model,
-        usage.endpoint,
-        usage.promptTokens,
-        usage.completionTokens,
-        usage.ttftMs ?? null,
-        usage.durationMs,
-        usage.status,
-        usage.cancelled,
-        usage.createdAt,
-      ],
+       VALUES ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      // $10, the usage's cost, is also what the window spends.
+      [reservationId ?? null, usage.promptTokens + usage.completionTokens, ...usageValues(usage)],
     );
   }
 
@@ -272,13 +221,7 @@ export class PostgresServiceStore implements ServiceStore {
       [keyId, start],
     );
     const row = rows[0];
-    return {
-      periodStart: start,
-      spentTokens: row?.spent_tokens ?? 0,
-      reservedTokens: row?.reserved_tokens ?? 0,
-      spentUsd: (row?.spent_nusd ?? 0) / NANO,
-      reservedUsd: (row?.reserved_nusd ?? 0) / NANO,
-    };
+    return toBudgetState(start, row);
   }
 
   async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
@@ -294,33 +237,13 @@ export class PostgresServiceStore implements ServiceStore {
     const { sql, parameters } = whereOf(query, (index) => `$${index}`);
     const splitColumn = split === undefined ? "" : `, ${GROUP_EXPRESSIONS[split]} AS part`;
     const order = split === undefined ? "grp" : "grp, part";
-    const { rows } = await this.#db.query<{
-      grp: string;
-      part?: string;
-      requests: number;
-      prompt: number;
-      completion: number;
-      cost: number;
-      cancelled: number;
-      errors: number;
-      ttft: number | null;
-    }>(
+    const { rows } = await this.#db.query<SummaryRow>(
       `SELECT ${GROUP_EXPRESSIONS[by]} AS grp${splitColumn}, count(*) AS requests, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
          sum(cost_nusd) AS cost, count(*) FILTER (WHERE cancelled) AS cancelled, count(*) FILTER (WHERE status >= 400) AS errors, avg(ttft_ms) AS ttft
        FROM usage ${sql} GROUP BY ${order} ORDER BY ${order}`,
       parameters,
     );
-    return rows.map((row) => ({
-      group: row.grp,
-      ...(row.part === undefined ? {} : { split: row.part }),
-      requests: row.requests,
-      promptTokens: row.prompt,
-      completionTokens: row.completion,
-      costUsd: row.cost / NANO,
-      cancelled: row.cancelled,
-      errors: row.errors,
-      meanTtftMs: row.ttft,
-    }));
+    return rows.map(toUsageSummary);
   }
 
   async setPrice(price: PriceRecord): Promise<void> {

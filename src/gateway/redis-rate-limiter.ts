@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { ConfigError } from "../core/errors.js";
+import { maskUrl } from "../core/mask-url.js";
 import type { RateDecision, RateLimiter, RateLimitName, RateTicket } from "./rate-limiter.js";
 import type { KeyLimits } from "./service-store.js";
 
@@ -60,17 +61,6 @@ export interface RedisRateLimiterOptions {
   readonly onError?: (error: Error) => void;
 }
 
-/** `redis://user:***@host:port/db`: a URL as it may appear in a message. */
-function maskRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(an unparsable URL)";
-  }
-}
-
 /**
  * The shared {@link RateLimiter}: the same fixed one-minute windows as MemoryRateLimiter, kept
  * in Redis so that every replica counts against one limit. Each check-and-take is one Lua
@@ -123,7 +113,7 @@ export class RedisRateLimiter implements RateLimiter {
       redis.disconnect();
       const cause = firstError ?? error;
       const reason = cause instanceof Error ? cause.message || (cause as NodeJS.ErrnoException).code || cause.name : String(cause);
-      throw new ConfigError(`Cannot connect to Redis at ${maskRedisUrl(url)} (set with ${source}): ${reason}`, { cause, param: "--redis" });
+      throw new ConfigError(`Cannot connect to Redis at ${maskUrl(url)} (set with ${source}): ${reason}`, { cause, param: "--redis" });
     }
     started = true;
     return new RedisRateLimiter(redis, options.prefix ?? "grove:", options.leaseMs ?? 15 * MINUTE_MS);

@@ -1,4 +1,5 @@
-import type { BudgetPeriod, KeyLimits, KeyRecord, PriceRecord, UsageQuery, UsageRecord } from "./service-store.js";
+import { randomBytes } from "node:crypto";
+import { periodBounds, type BudgetPeriod, type BudgetState, type KeyLimits, type KeyRecord, type NewKey, type PriceRecord, type ReserveRequest, type UsageQuery, type UsageRecord, type UsageSummary } from "./service-store.js";
 
 // What the two ServiceStores (SQLite, PostgreSQL) share: the rows they read, how a row becomes a
 // record, and the WHERE of a usage query. Each store keeps only its SQL dialect and driver; the
@@ -130,4 +131,109 @@ export function whereOf(query: UsageQuery, placeholder: (index: number) => strin
     clauses.push(`created_at >= ${placeholder(parameters.length)}`);
   }
   return { sql: clauses.length === 0 ? "" : `WHERE ${clauses.join(" AND ")}`, parameters };
+}
+
+/**
+ * A new key's id and the values of its row, in the order of `INSERT INTO keys (id, name, prefix,
+ * secret_hash, admin, models, expires_at, created_at, rpm, tpm, concurrency, budget_tokens,
+ * budget_nusd, budget_period)`; a budget without a period is monthly. `bool` stores `admin` as
+ * the database wants it.
+ */
+export function newKeyRow(key: NewKey, now: Date, bool: (flag: boolean) => boolean | number = (flag) => flag): { id: string; values: unknown[] } {
+  const id = `key_${randomBytes(8).toString("hex")}`;
+  const limits = key.limits;
+  const period = limits.period ?? (limits.budgetTokens !== undefined || limits.budgetUsd !== undefined ? "month" : null);
+  return {
+    id,
+    values: [
+      id,
+      key.name,
+      key.prefix,
+      key.secretHash,
+      bool(key.admin),
+      key.models === undefined ? null : JSON.stringify(key.models),
+      key.expiresAt ?? null,
+      now.toISOString(),
+      limits.rpm ?? null,
+      limits.tpm ?? null,
+      limits.concurrency ?? null,
+      limits.budgetTokens ?? null,
+      limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
+      period,
+    ],
+  };
+}
+
+/** What a reservation compares and adds, in the database's units: its budget window, its cost in nano-dollars (rounded up), and the key's budgets (null: none). */
+export function reserveAmounts(request: ReserveRequest) {
+  const { limits } = request;
+  const { start, end } = periodBounds(limits.period ?? "month", request.now);
+  return {
+    start,
+    end,
+    nusd: toNanoCeil(request.usd),
+    budgetTokens: limits.budgetTokens ?? null,
+    budgetNusd: limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
+  };
+}
+
+/** A budget window's row (none yet: nothing spent) as a {@link BudgetState}. */
+export function toBudgetState(periodStart: string, row: WindowRow | undefined): BudgetState {
+  return {
+    periodStart,
+    spentTokens: row?.spent_tokens ?? 0,
+    reservedTokens: row?.reserved_tokens ?? 0,
+    spentUsd: (row?.spent_nusd ?? 0) / NANO,
+    reservedUsd: (row?.reserved_nusd ?? 0) / NANO,
+  };
+}
+
+/** One group of `SELECT … AS grp[, … AS part], count(*) AS requests, …` over usage, as both stores write it. */
+export interface SummaryRow {
+  grp: string;
+  part?: string;
+  requests: number;
+  prompt: number;
+  completion: number;
+  cost: number;
+  cancelled: number;
+  errors: number;
+  ttft: number | null;
+}
+
+export function toUsageSummary(row: SummaryRow): UsageSummary {
+  return {
+    group: row.grp,
+    ...(row.part === undefined ? {} : { split: row.part }),
+    requests: row.requests,
+    promptTokens: row.prompt,
+    completionTokens: row.completion,
+    costUsd: row.cost / NANO,
+    cancelled: row.cancelled,
+    errors: row.errors,
+    meanTtftMs: row.ttft,
+  };
+}
+
+/**
+ * A usage row's values in the order of `INSERT INTO usage (request_id, key_id, model_digest,
+ * model, endpoint, prompt_tokens, completion_tokens, cost_nusd, ttft_ms, duration_ms, status,
+ * cancelled, created_at)`; `bool` stores `cancelled` as the database wants it.
+ */
+export function usageValues(usage: UsageRecord, bool: (flag: boolean) => boolean | number = (flag) => flag): unknown[] {
+  return [
+    usage.requestId,
+    usage.keyId ?? null,
+    usage.modelDigest,
+    usage.model,
+    usage.endpoint,
+    usage.promptTokens,
+    usage.completionTokens,
+    toNano(usage.costUsd),
+    usage.ttftMs ?? null,
+    usage.durationMs,
+    usage.status,
+    bool(usage.cancelled),
+    usage.createdAt,
+  ];
 }

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
+import { keyWith, raceForBudget, SERVICE_TEST_NOW, usage } from "../test-support/service-store-fixtures.js";
 import { generateSecret } from "./api-key.js";
 import { parseKeyOptions, parseSince } from "./key-options.js";
 import { SqliteServiceStore } from "./sqlite-service-store.js";
 import { parseUsageOptions } from "./usage-options.js";
-import type { KeyLimits, UsageRecord } from "./service-store.js";
+import type { KeyLimits } from "./service-store.js";
 
 let directory: string;
 before(async () => {
@@ -18,27 +19,7 @@ after(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-const now = new Date("2030-05-17T12:00:00Z");
-
-async function keyWith(store: SqliteServiceStore, limits: KeyLimits) {
-  const { hash, prefix } = generateSecret();
-  return store.createKey({ name: "t", secretHash: hash, prefix, admin: false, limits }, now);
-}
-
-const usage = (tokens: [number, number], keyId?: string): UsageRecord => ({
-  requestId: "r",
-  ...(keyId === undefined ? {} : { keyId }),
-  modelDigest: "sha256:" + "0".repeat(64),
-  model: "m",
-  endpoint: "/v1/chat/completions",
-  promptTokens: tokens[0],
-  completionTokens: tokens[1],
-  costUsd: 0,
-  durationMs: 1,
-  status: 200,
-  cancelled: false,
-  createdAt: now.toISOString(),
-});
+const now = SERVICE_TEST_NOW;
 
 describe("SqliteServiceStore", () => {
   test("keys: created, found by hash only, listed, revoked; unknown id is a not_found", async () => {
@@ -68,15 +49,7 @@ describe("SqliteServiceStore", () => {
     const first = SqliteServiceStore.openFile(path);
     const second = SqliteServiceStore.openFile(path);
     try {
-      const limits: KeyLimits = { budgetTokens: 1000, period: "day" };
-      const key = await keyWith(first, limits);
-      const attempts = await Promise.all(
-        Array.from({ length: 200 }, (_, index) => (index % 2 === 0 ? first : second).reserve({ keyId: key.id, limits, tokens: 30, usd: 0, now })),
-      );
-      const admitted = attempts.flatMap((result) => (result.admitted ? [result.reservationId] : []));
-      assert.equal(admitted.length, Math.floor(1000 / 30), "exactly as many as the budget holds");
-      const refused = attempts.find((result) => !result.admitted);
-      assert.ok(refused && !refused.admitted && refused.limit === "budget_tokens" && refused.fitsAfterInFlight);
+      const { limits, key, admitted } = await raceForBudget(first, second);
       let used = 0;
       for (const [index, reservationId] of admitted.entries()) {
         const tokens: [number, number] = [10, index % 7];

@@ -2,23 +2,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ConfigError, NotFoundError } from "../core/errors.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../store/sqlite-database.js";
-import {
-  periodBounds,
-  type BudgetState,
-  type KeyLimits,
-  type KeyRecord,
-  type NewKey,
-  type PriceRecord,
-  type ReserveRequest,
-  type ReserveResult,
-  type ServiceStore,
-  type UsageGrouping,
-  type UsageSplit,
-  type UsageQuery,
-  type UsageRecord,
-  type UsageSummary,
-} from "./service-store.js";
-import { KEY_COLUMNS, type KeyRow, NANO, type PriceRow, toKey, toNano, toNanoCeil, toPrice, toUsage, type UsageRow, type WindowRow, whereOf } from "./service-rows.js";
+import { periodBounds, type BudgetState, type KeyLimits, type KeyRecord, type NewKey, type PriceRecord, type ReserveRequest, type ReserveResult, type ServiceStore, type UsageGrouping, type UsageSplit, type UsageQuery, type UsageRecord, type UsageSummary } from "./service-store.js";
+import { KEY_COLUMNS, type KeyRow, newKeyRow, type PriceRow, reserveAmounts, type SummaryRow, toBudgetState, toKey, toNano, toPrice, toUsage, toUsageSummary, type UsageRow, usageValues, type WindowRow, whereOf } from "./service-rows.js";
 
 /** A key as SQLite stores it: `admin` 0/1, `models` as JSON text. */
 type SqliteKeyRow = Omit<KeyRow, "admin" | "models"> & { admin: number; models: string | null };
@@ -149,30 +134,13 @@ export class SqliteServiceStore implements ServiceStore {
   }
 
   async createKey(key: NewKey, now: Date): Promise<KeyRecord> {
-    const id = `key_${randomBytes(8).toString("hex")}`;
-    const limits = key.limits;
-    const period = limits.period ?? (limits.budgetTokens !== undefined || limits.budgetUsd !== undefined ? "month" : null);
+    const { id, values } = newKeyRow(key, now, (flag) => (flag ? 1 : 0));
     this.#db
       .prepare(
         `INSERT INTO keys (id, name, prefix, secret_hash, admin, models, expires_at, created_at, rpm, tpm, concurrency, budget_tokens, budget_nusd, budget_period)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        id,
-        key.name,
-        key.prefix,
-        key.secretHash,
-        key.admin ? 1 : 0,
-        key.models === undefined ? null : JSON.stringify(key.models),
-        key.expiresAt ?? null,
-        now.toISOString(),
-        limits.rpm ?? null,
-        limits.tpm ?? null,
-        limits.concurrency ?? null,
-        limits.budgetTokens ?? null,
-        limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd),
-        period,
-      );
+      .run(...values);
     return (await this.getKey(id))!;
   }
 
@@ -198,11 +166,7 @@ export class SqliteServiceStore implements ServiceStore {
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
-    const { limits } = request;
-    const { start, end } = periodBounds(limits.period ?? "month", request.now);
-    const nusd = toNanoCeil(request.usd);
-    const budgetTokens = limits.budgetTokens ?? null;
-    const budgetNusd = limits.budgetUsd === undefined ? null : toNano(limits.budgetUsd);
+    const { start, end, nusd, budgetTokens, budgetNusd } = reserveAmounts(request);
     return this.#immediate((): ReserveResult => {
       this.#db.prepare("INSERT OR IGNORE INTO budget_windows (key_id, period_start) VALUES (?, ?)").run(request.keyId, start);
       // The check and the write are one statement: no other reservation can slip in between.
@@ -255,21 +219,7 @@ export class SqliteServiceStore implements ServiceStore {
           `INSERT INTO usage (request_id, key_id, model_digest, model, endpoint, prompt_tokens, completion_tokens, cost_nusd, ttft_ms, duration_ms, status, cancelled, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(
-          usage.requestId,
-          usage.keyId ?? null,
-          usage.modelDigest,
-          usage.model,
-          usage.endpoint,
-          usage.promptTokens,
-          usage.completionTokens,
-          costNusd,
-          usage.ttftMs ?? null,
-          usage.durationMs,
-          usage.status,
-          usage.cancelled ? 1 : 0,
-          usage.createdAt,
-        );
+        .run(...usageValues(usage, (flag) => (flag ? 1 : 0)));
     });
   }
 
@@ -292,13 +242,7 @@ export class SqliteServiceStore implements ServiceStore {
     const row = this.#db
       .prepare("SELECT spent_tokens, reserved_tokens, spent_nusd, reserved_nusd FROM budget_windows WHERE key_id = ? AND period_start = ?")
       .get(keyId, start) as WindowRow | undefined;
-    return {
-      periodStart: start,
-      spentTokens: row?.spent_tokens ?? 0,
-      reservedTokens: row?.reserved_tokens ?? 0,
-      spentUsd: (row?.spent_nusd ?? 0) / NANO,
-      reservedUsd: (row?.reserved_nusd ?? 0) / NANO,
-    };
+    return toBudgetState(start, row);
   }
 
   async listUsage(query: UsageQuery): Promise<UsageRecord[]> {
@@ -319,18 +263,8 @@ export class SqliteServiceStore implements ServiceStore {
            sum(cost_nusd) AS cost, sum(cancelled) AS cancelled, sum(status >= 400) AS errors, avg(ttft_ms) AS ttft
          FROM usage ${sql} GROUP BY grp${split === undefined ? "" : ", part"} ORDER BY grp${split === undefined ? "" : ", part"}`,
       )
-      .all(...parameters) as { grp: string; part?: string; requests: number; prompt: number; completion: number; cost: number; cancelled: number; errors: number; ttft: number | null }[];
-    return rows.map((row) => ({
-      group: row.grp,
-      ...(row.part === undefined ? {} : { split: row.part }),
-      requests: row.requests,
-      promptTokens: row.prompt,
-      completionTokens: row.completion,
-      costUsd: row.cost / NANO,
-      cancelled: row.cancelled,
-      errors: row.errors,
-      meanTtftMs: row.ttft,
-    }));
+      .all(...parameters) as SummaryRow[];
+    return rows.map(toUsageSummary);
   }
 
   async setPrice(price: PriceRecord): Promise<void> {

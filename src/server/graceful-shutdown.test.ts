@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { listeningUrl } from "../bench/server-process.js";
 import { SqliteServiceStore } from "../gateway/sqlite-service-store.js";
 import { createTestModel, type TestModel } from "../test-support/grove-fixture.js";
 
@@ -36,15 +37,7 @@ test("SIGTERM during a long stream: exit 0 after the grace period, the stream en
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, "close") as Promise<[number | null]>;
-  const url = await new Promise<string>((resolve, reject) => {
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(stdout);
-      if (match) resolve(match[0]);
-    });
-    child.on("close", (code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
-  });
+  const url = await listeningUrl(child, () => stderr);
   const modelId = "test-tiny-s7";
   const response = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",

@@ -1,25 +1,18 @@
 import type { FastifyReply } from "fastify";
 import { toErrorResponse } from "./error-table.js";
+import { StreamingReply } from "./streaming-reply.js";
 
 /**
  * A newline-delimited JSON response in Ollama's style: one JSON object a line, and an error
  * during the stream as one `{"error": "…"}` line before the response ends.
  */
-export class NdjsonStream {
-  private closed = false;
-
-  constructor(private readonly reply: FastifyReply) {
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      "content-type": "application/x-ndjson",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-    });
-    reply.raw.flushHeaders();
+export class NdjsonStream extends StreamingReply {
+  constructor(reply: FastifyReply) {
+    super(reply, "application/x-ndjson");
   }
 
   send(data: unknown): void {
-    if (!this.closed) this.reply.raw.write(`${JSON.stringify(data)}\n`);
+    this.write(`${JSON.stringify(data)}\n`);
   }
 
   /** Sends the error as one line and ends the response. */
@@ -30,8 +23,6 @@ export class NdjsonStream {
   }
 
   end(): void {
-    if (this.closed) return;
-    this.reply.raw.end();
-    this.closed = true;
+    this.close();
   }
 }

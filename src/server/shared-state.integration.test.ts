@@ -7,6 +7,7 @@ import { openPostgresDatabase } from "../store/postgres-database.js";
 import { startGrove, type RunningGrove } from "../services.js";
 import { createTestModel, startTestGrove, type TestModel } from "../test-support/grove-fixture.js";
 import { startPostgres, type TestPostgres } from "../test-support/postgres-server.js";
+import { callApi, type ApiInit } from "../test-support/post-json.js";
 import { startRedis, type TestRedis } from "../test-support/redis-server.js";
 import { runCli, spawnCli } from "../test-support/run-cli.js";
 
@@ -27,17 +28,8 @@ const secrets: string[] = [ADMIN];
 
 const messages = [{ role: "user" as const, content: "Say something." }];
 
-async function api(grove: RunningGrove, path: string, init: { method?: string; key?: string; body?: unknown } = {}) {
-  const response = await fetch(`${grove.url}${path}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: {
-      ...(init.key === undefined ? {} : { authorization: `Bearer ${init.key}` }),
-      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: text ? (JSON.parse(text) as any) : undefined };
+async function api(grove: RunningGrove, path: string, init: ApiInit = {}) {
+  return callApi(grove.url, path, init);
 }
 
 async function createKey(grove: RunningGrove, body: Record<string, unknown>): Promise<{ id: string; secret: string }> {

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { ConfigError } from "../core/errors.js";
+import { maskUrl } from "../core/mask-url.js";
 
 // The one home of the `pg` driver: everything else talks to PostgresDatabase.
 
@@ -34,17 +35,6 @@ export interface OpenPostgresOptions {
   readonly onError?: (error: Error) => void;
   /** The flag and variable that named the URL, for error messages. @default "--database (GROVE_DATABASE_URL)" */
   readonly source?: string;
-}
-
-/** `postgres://user:***@host:port/db`: a URL as it may appear in a message. */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(an unparsable URL)";
-  }
 }
 
 // bigint (20) and numeric (1700, what sum() of bigints gives) as numbers: every quantity Grove

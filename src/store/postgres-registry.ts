@@ -1,5 +1,5 @@
 import type { Digest } from "../core/digest.js";
-import { AmbiguousModelError, ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
+import { ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import {
   migratePostgres,
   openPostgresDatabase,
@@ -9,7 +9,7 @@ import {
   type PostgresQueryable,
 } from "./postgres-database.js";
 import type { AliasEvent, AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
-import { type ModelRow, toModelRecord } from "./registry-rows.js";
+import { checkAlias, type ModelRow, onlyMatch, PREFIX_ROWS, toModelRecord } from "./registry-rows.js";
 
 /**
  * The registry's PostgreSQL schema, kept under the component `registry` in `grove_schema` (the
@@ -96,7 +96,6 @@ export const POSTGRES_REGISTRY_MIGRATIONS: readonly PostgresMigration[] = Object
 const WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('grove-registry'))";
 
 /** How many candidates an ambiguous prefix lists. */
-const MAX_CANDIDATES = 10;
 
 interface EdgeRow {
   child: Digest;
@@ -181,17 +180,8 @@ export class PostgresRegistry implements Registry {
     if (!/^[0-9a-f]{1,64}$/.test(hexPrefix)) throw new InvalidRequestError("A digest prefix holds hex digits only", { param: "model" });
     const low = `sha256:${hexPrefix}`;
     // '~' sorts after every hex digit (collation "C"), so [low, low~) is exactly the digests starting with low.
-    const { rows } = await this.#query<ModelRow>("SELECT * FROM models WHERE digest >= $1 AND digest < $2 ORDER BY digest LIMIT $3", [low, `${low}~`, MAX_CANDIDATES + 1]);
-    if (rows.length === 0) throw new ModelNotFoundError(low);
-    if (rows.length > 1) {
-      const candidates = rows.slice(0, MAX_CANDIDATES).map((row) => row.digest);
-      const more = rows.length > MAX_CANDIDATES ? ", …" : "";
-      throw new AmbiguousModelError(
-        `The digest prefix '${hexPrefix}' matches several models: ${candidates.join(", ")}${more}; give more digits or a name`,
-        candidates,
-      );
-    }
-    return toModelRecord(rows[0]!);
+    const { rows } = await this.#query<ModelRow>("SELECT * FROM models WHERE digest >= $1 AND digest < $2 ORDER BY digest LIMIT $3", [low, `${low}~`, PREFIX_ROWS]);
+    return toModelRecord(onlyMatch(rows, hexPrefix));
   }
 
   async listModels(): Promise<ModelRecord[]> {
@@ -280,15 +270,7 @@ export class PostgresRegistry implements Registry {
   }
 
   async setAlias(alias: AliasRecord): Promise<void> {
-    if (alias.targets.length === 0) throw new InvalidRequestError(`The alias '${alias.name}' needs at least one model`, { param: "targets" });
-    if (new Set(alias.targets.map((target) => target.digest)).size !== alias.targets.length) {
-      throw new InvalidRequestError(`The alias '${alias.name}' lists a model twice`, { param: "targets" });
-    }
-    for (const target of alias.targets) {
-      if (!Number.isFinite(target.weight) || target.weight <= 0) {
-        throw new InvalidRequestError(`Alias weights must be positive numbers, got ${target.weight}`, { param: "weight" });
-      }
-    }
+    checkAlias(alias);
     return this.#write(async (registry) => {
       for (const target of alias.targets) await registry.#assertModel(target.digest);
       await registry.#query(

@@ -1,9 +1,9 @@
 import type { Digest } from "../core/digest.js";
-import { AmbiguousModelError, ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
+import { ConfigError, ConflictError, InvalidRequestError, ModelNotFoundError } from "../core/errors.js";
 import type { AliasEvent, AliasRecord, LineageEdge, ModelRecord, NameRecord, Recipe, Registry, Relation } from "./registry.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./sqlite-database.js";
 import { SQLITE_MIGRATIONS, type SqliteMigration } from "./sqlite-migrations.js";
-import { type ModelRow, toModelRecord } from "./registry-rows.js";
+import { checkAlias, type ModelRow, onlyMatch, PREFIX_ROWS, toModelRecord } from "./registry-rows.js";
 
 /** A model as SQLite stores it: the card as JSON text. */
 type SqliteModelRow = Omit<ModelRow, "card"> & { card: string };
@@ -40,7 +40,6 @@ interface AliasEventRow {
 }
 
 /** How many candidates an ambiguous prefix lists. */
-const MAX_CANDIDATES = 10;
 
 /** One lock per connection: while a transaction runs, calls outside it wait. */
 interface Gate {
@@ -112,17 +111,8 @@ export class SqliteRegistry implements Registry {
     return this.#run(() => {
       const low = `sha256:${hexPrefix}`;
       // '~' sorts after every hex digit, so [low, low~) is exactly the digests starting with low.
-      const rows = this.#statements.findByPrefix.all(low, `${low}~`, MAX_CANDIDATES + 1) as SqliteModelRow[];
-      if (rows.length === 0) throw new ModelNotFoundError(low);
-      if (rows.length > 1) {
-        const candidates = rows.slice(0, MAX_CANDIDATES).map((row) => row.digest);
-        const more = rows.length > MAX_CANDIDATES ? ", …" : "";
-        throw new AmbiguousModelError(
-          `The digest prefix '${hexPrefix}' matches several models: ${candidates.join(", ")}${more}; give more digits or a name`,
-          candidates,
-        );
-      }
-      return modelOf(rows[0]);
+      const rows = this.#statements.findByPrefix.all(low, `${low}~`, PREFIX_ROWS) as SqliteModelRow[];
+      return modelOf(onlyMatch(rows, hexPrefix));
     });
   }
 
@@ -211,15 +201,7 @@ export class SqliteRegistry implements Registry {
   }
 
   async setAlias(alias: AliasRecord): Promise<void> {
-    if (alias.targets.length === 0) throw new InvalidRequestError(`The alias '${alias.name}' needs at least one model`, { param: "targets" });
-    if (new Set(alias.targets.map((target) => target.digest)).size !== alias.targets.length) {
-      throw new InvalidRequestError(`The alias '${alias.name}' lists a model twice`, { param: "targets" });
-    }
-    for (const target of alias.targets) {
-      if (!Number.isFinite(target.weight) || target.weight <= 0) {
-        throw new InvalidRequestError(`Alias weights must be positive numbers, got ${target.weight}`, { param: "weight" });
-      }
-    }
+    checkAlias(alias);
     return this.#run(() =>
       this.#database.transaction(() => {
         this.#statements.upsertAlias.run(alias.name, new Date().toISOString());

@@ -18,3 +18,25 @@ export async function postJson(base: string, path: string, body: unknown, header
   }
   return { status: response.status, json, text };
 }
+
+/** A request to the admin or OpenAI API: GET without a body, POST with one unless `method` says otherwise; `key` as a bearer token. */
+export interface ApiInit {
+  method?: string;
+  key?: string;
+  body?: unknown;
+}
+
+/** Sends `init` to `base` + `path` and reads the answer whole: status, headers, text, and the JSON of a non-empty body (which must parse). */
+export async function callApi(base: string, path: string, init: ApiInit = {}) {
+  const response = await fetch(`${base}${path}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: {
+      ...(init.key === undefined ? {} : { authorization: `Bearer ${init.key}` }),
+      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  const text = await response.text();
+  // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
+  return { status: response.status, headers: response.headers, text, json: text ? (JSON.parse(text) as any) : undefined };
+}

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./postgres-server.js";
+import { freePort } from "../bench/server-process.js";
 
 /** A throwaway Redis server, for tests. */
 export interface TestRedis {

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import assert from "node:assert/strict";
 import { once } from "node:events";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../cli/main.js";
 
@@ -56,4 +59,18 @@ export function spawnCli(args: readonly string[], env: Record<string, string> = 
 /** Runs `node bin/grove.js ARGS` to completion, for what it prints on stdout. */
 export async function runCli(...args: string[]): Promise<CliRun> {
   return spawnCli(args).result;
+}
+
+/** Everything a failed command must leave alone in a home: `ls --json`, the blobs and the temp directory. */
+export async function storeSnapshot(home: string) {
+  const ls = await runCli("ls", "--json", "--home", home);
+  assert.equal(ls.code, 0, ls.stderr);
+  return { ls: ls.stdout, blobs: await readdir(join(home, "blobs")), temp: await readdir(join(home, "tmp")) };
+}
+
+/** Runs `grove <args> --home <home> --json`, asserts it succeeded and returns its parsed output. */
+export async function runCliJson<T>(home: string, ...args: string[]): Promise<T> {
+  const run = await runCli(...args, "--home", home, "--json");
+  assert.equal(run.code, 0, run.stderr);
+  return JSON.parse(run.stdout) as T;
 }

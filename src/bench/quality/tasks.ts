@@ -1,54 +1,16 @@
 import { basename, extname } from "node:path";
-import { z } from "zod";
-import { digestOfBytes, type Digest } from "../../core/digest.js";
+import type { z } from "zod";
+import { digestOfBytes } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { jsonErrorPosition } from "../../core/json-error.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
-import { scoreLmEvalTask, type LmEvalScoring } from "./lm-eval/lm-eval-scoring.js";
-import type { GenerateRequest, LoglikelihoodAnswer, LoglikelihoodRequest } from "./measure.js";
+import { scoreLmEvalTask } from "./lm-eval/lm-eval-scoring.js";
+import { DOC, type GENERATE_UNTIL, type LOGLIKELIHOOD, type MULTIPLE_CHOICE, type EvalBackend, type Task, type TaskDoc, type TaskScore } from "./task-format.js";
 
-/** lm-evaluation-harness's output types that Grove scores. */
-export type TaskType = "multiple_choice" | "loglikelihood" | "loglikelihood_rolling" | "generate_until";
-
-const MULTIPLE_CHOICE = z.strictObject({
-  type: z.literal("multiple_choice"),
-  context: z.string(),
-  choices: z.array(z.string().min(1)).min(2, "needs at least 2 choices"),
-  answer: z.number().int().nonnegative(),
-  /** lm-eval's target_delimiter: each continuation is delimiter + choice, and acc_norm divides by the choice's length alone. */
-  delimiter: z.string().max(64).optional(),
-});
-const LOGLIKELIHOOD = z.strictObject({ type: z.literal("loglikelihood"), context: z.string(), continuation: z.string().min(1) });
-const LOGLIKELIHOOD_ROLLING = z.strictObject({ type: z.literal("loglikelihood_rolling"), text: z.string().min(1) });
-const GENERATE_UNTIL = z.strictObject({
-  type: z.literal("generate_until"),
-  context: z.string().min(1),
-  answer: z.string(),
-  until: z.array(z.string().min(1)).max(16).optional(),
-  max_tokens: z.number().int().min(1).max(1024).optional(),
-});
-const DOC = z.discriminatedUnion("type", [MULTIPLE_CHOICE, LOGLIKELIHOOD, LOGLIKELIHOOD_ROLLING, GENERATE_UNTIL]);
+export type { EvalBackend, Task, TaskDoc, TaskScore, TaskType } from "./task-format.js";
 
 /** The largest task file read. */
 export const MAX_TASK_BYTES = 256 * 1024 * 1024;
-
-/** One document of a task. */
-export type TaskDoc = z.infer<typeof DOC>;
-
-/** A task file, read and checked. */
-export interface Task {
-  /** From the file name (`arith.jsonl` → `arith`) unless given. */
-  name: string;
-  type: TaskType;
-  docs: TaskDoc[];
-  /** sha256 of the file's bytes: results are keyed by it. */
-  digest: Digest;
-  /**
-   * Set for a task read from an lm-evaluation-harness YAML config: scored by lm-eval's metric
-   * definitions, filters and exact_match options instead of Grove's JSONL rules.
-   */
-  lmEval?: LmEvalScoring;
-}
 
 /**
  * Reads a task: JSONL, one document per line, all of one type —
@@ -103,22 +65,6 @@ export function parseTask(bytes: Buffer, source: string, name: string): Task {
 /** How a generated answer and the expected one are compared: trimmed, lower-cased, runs of whitespace as one space, a final period dropped. */
 export function normalizeAnswer(text: string): string {
   return text.trim().toLowerCase().replace(/\s+/g, " ").replace(/\.$/, "");
-}
-
-/** What scores a task: log-likelihoods and greedy generations, from a local model or a server. */
-export interface EvalBackend {
-  loglikelihood(requests: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodAnswer[]>;
-  generate(requests: readonly GenerateRequest[]): Promise<string[]>;
-}
-
-/** A task's scores. */
-export interface TaskScore {
-  metrics: Record<string, number | null>;
-  /** `not_above_chance` when accuracy is within two standard errors of chance (or below). */
-  flags: string[];
-  details: Record<string, unknown>;
-  /** Per-item results (1 right, 0 wrong) by metric (`acc`, `accNorm`, `accGreedy`, `exactMatch`): standard errors and paired comparisons come from them. */
-  items?: Record<string, number[]>;
 }
 
 /**

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generateAdapter, type GenerateAdapterResult } from "../../forge/generate/generate-adapter.js";
 import { generateModel, type GenerateModelResult } from "../../forge/generate/generate-model.js";
 import type { TreeNode } from "../../store/model-store.js";
-import { runCli } from "../../test-support/run-cli.js";
+import { runCli, storeSnapshot } from "../../test-support/run-cli.js";
 import type { ShowResult } from "./store-commands.js";
 
 let directory: string;
@@ -23,12 +23,6 @@ before(async () => {
 after(() => rm(directory, { recursive: true, force: true }));
 
 const short = (digest: string) => `${digest.slice(0, 19)}…`;
-
-async function snapshot(home: string) {
-  const ls = await runCli("ls", "--json", "--home", home);
-  assert.equal(ls.code, 0, ls.stderr);
-  return { ls: ls.stdout, blobs: await readdir(join(home, "blobs")), temp: await readdir(join(home, "tmp")) };
-}
 
 describe("grove import of a LoRA adapter", () => {
   it("records an adapter fork that ls, show and tree present with the adapter's size", async () => {
@@ -56,7 +50,7 @@ describe("grove import of a LoRA adapter", () => {
     const home = join(directory, "refused");
     assert.equal((await runCli("import", base.path, "--name", "tiny:f16", "--home", home)).code, 0);
     assert.equal((await runCli("import", other.path, "--name", "small:f16", "--home", home)).code, 0);
-    const before = await snapshot(home);
+    const before = await storeSnapshot(home);
     const cases: [string[], RegExp][] = [
       [[adapter.path, "--base", "small:f16"], /^error \(invalid_parameter\): The adapter lora\.gguf does not fit the base small:f16: tensor "blk\.0\.attn_q\.weight" has shapes base \[256, 256\], lora_a \[64, 4\], lora_b \[4, 64\]/],
       [[adapter.path, "--name", "tiny:lora"], /^error \(invalid_parameter\): lora\.gguf is a LoRA adapter, not a model: import it with the base it adapts \(--base REF\)/],
@@ -67,6 +61,6 @@ describe("grove import of a LoRA adapter", () => {
       assert.equal(run.code, 1, `exit code of grove import ${args.join(" ")}`);
       assert.match(run.stderr, pattern);
     }
-    assert.deepEqual(await snapshot(home), before);
+    assert.deepEqual(await storeSnapshot(home), before);
   });
 });

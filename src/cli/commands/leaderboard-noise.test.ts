@@ -13,7 +13,7 @@ import type { FrontResult } from "../../results/views/front.js";
 import type { LeaderboardResult } from "../../results/views/leaderboard.js";
 import type { PlanResult } from "../../plan/plan.js";
 import { ModelStore } from "../../store/model-store.js";
-import { runCli } from "../../test-support/run-cli.js";
+import { runCli, runCliJson } from "../../test-support/run-cli.js";
 
 // Issue 21's acceptance: a leaderboard whose ranks are noise says so, a pair well apart is
 // marked different; front and plan keep results of another machine (the shipped demo family's)
@@ -102,11 +102,7 @@ after(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-async function json<T>(...args: string[]): Promise<T> {
-  const run = await runCli(...args, "--home", home, "--json");
-  assert.equal(run.code, 0, run.stderr);
-  return JSON.parse(run.stdout) as T;
-}
+const json = <T>(...args: string[]): Promise<T> => runCliJson<T>(home, ...args);
 
 describe("uncertainty in the leaderboard", () => {
   test("six ranks within noise are marked not distinguishable; a pair well beyond its error is marked different", async () => {

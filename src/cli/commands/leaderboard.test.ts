@@ -11,7 +11,7 @@ import type { LeaderboardResult, TaskSummary } from "../../results/views/leaderb
 import type { Digest } from "../../core/digest.js";
 import { generateModel } from "../../forge/generate/generate-model.js";
 import { ModelStore } from "../../store/model-store.js";
-import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
+import { runCli, runCliInProcess, runCliJson } from "../../test-support/run-cli.js";
 
 // `grove leaderboard` and `grove front` over a store of generated test-tiny models (f32 with
 // f16 and q8 forks, and an unrelated model) and synthetic results put straight into results.db.
@@ -76,11 +76,7 @@ after(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-async function json<T>(...args: string[]): Promise<T> {
-  const run = await runCli(...args, "--home", home, "--json");
-  assert.equal(run.code, 0, run.stderr);
-  return JSON.parse(run.stdout) as T;
-}
+const json = <T>(...args: string[]): Promise<T> => runCliJson<T>(home, ...args);
 
 const names = (rows: readonly { names: string[] }[]): string[] => rows.map((row) => row.names[0]!);
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generateModel, type GenerateModelResult } from "../../forge/generate/generate-model.js";
 import { ModelStore, type ModelListing, type TreeNode } from "../../store/model-store.js";
-import { runCli, runCliInProcess } from "../../test-support/run-cli.js";
+import { runCli, runCliInProcess, storeSnapshot } from "../../test-support/run-cli.js";
 import type { ShowResult } from "./store-commands.js";
 
 let directory: string;
@@ -23,13 +23,6 @@ before(async () => {
 after(() => rm(directory, { recursive: true, force: true }));
 
 const short = (digest: string) => `${digest.slice(0, 19)}…`;
-
-/** Everything a failed command must leave alone: `ls --json`, the blobs and the temp directory. */
-async function snapshot(home: string) {
-  const ls = await runCli("ls", "--json", "--home", home);
-  assert.equal(ls.code, 0, ls.stderr);
-  return { ls: ls.stdout, blobs: await readdir(join(home, "blobs")), temp: await readdir(join(home, "tmp")) };
-}
 
 describe("grove import, ls, show, tree, tag, rm, gc", () => {
   it("builds a three-level lineage and shows, tags, removes and collects it", async () => {
@@ -157,7 +150,7 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
     assert.equal((await runCli("import", files.base.path, "--name", "tiny:f16", "--home", home)).code, 0);
     const notGguf = join(directory, "notes.txt");
     await writeFile(notGguf, "plain text, not a model\n");
-    const before = await snapshot(home);
+    const before = await storeSnapshot(home);
 
     const cases: [string[], RegExp][] = [
       [["import", files.tuned.path, "--name", "Tiny:F!6"], /^error \(invalid_parameter\): Invalid model name "Tiny:F!6": the tag "f!6" holds a character outside/],
@@ -189,7 +182,7 @@ describe("grove import, ls, show, tree, tag, rm, gc", () => {
       assert.equal(run.code, 1, `exit code of grove ${args.join(" ")}`);
       assert.match(run.stderr, pattern, `message of grove ${args.join(" ")}`);
     }
-    assert.deepEqual(await snapshot(home), before);
+    assert.deepEqual(await storeSnapshot(home), before);
   });
 });
 

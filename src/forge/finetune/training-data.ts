@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
-import { jsonErrorPosition } from "../../core/json-error.js";
+import { jsonLines } from "../../core/json-error.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
 
 /** One chat message of a training record. */
@@ -52,19 +52,7 @@ export async function readTrainingData(path: string): Promise<TrainingData> {
  */
 export function parseTrainingData(text: string, source = "the training data"): TrainingRecord[] {
   const records: TrainingRecord[] = [];
-  const lines = text.split("\n");
-  for (let index = 0; index < lines.length; index++) {
-    const line = lines[index]!.trim();
-    if (line === "") continue;
-    const where = `${source} line ${index + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new InvalidRequestError(`${where} is not valid JSON${jsonErrorPosition(error)}`, { param: "data" });
-    }
-    records.push(parseRecord(value, where));
-  }
+  for (const { value, where } of jsonLines(text, source, "data")) records.push(parseRecord(value, where));
   if (records.length === 0) throw new InvalidRequestError(`${source} holds no records: expected JSON lines of {"text": …} or {"messages": […]}`, { param: "data" });
   return records;
 }

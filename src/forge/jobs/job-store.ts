@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidRequestError, NotFoundError } from "../../core/errors.js";
 import type { JobKind, JobRecord } from "../../core/wire.js";
+import { namesIn } from "./names-in.js";
 
 /** The JSON shapes the admin API answers with are declared once, in core/wire.ts (the web app reads them too). */
 export type { JobKind, JobStatus, EpochRecord, JobRecord } from "../../core/wire.js";
@@ -62,13 +63,7 @@ export class JobStore {
 
   /** Every job, newest first. */
   async list(): Promise<JobRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.directory);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw error;
-    }
+    const names = await namesIn(this.directory);
     const jobs: JobRecord[] = [];
     for (const name of names.filter((entry) => JOB_ID.test(entry))) {
       try {

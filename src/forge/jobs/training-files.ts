@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { NotFoundError } from "../../core/errors.js";
 import { parseTrainingData } from "../finetune/training-data.js";
+import { namesIn } from "./names-in.js";
 
 /** An uploaded file (training data, or a task with purpose `evals`), as its sidecar `<id>.json` records it. */
 export interface TrainingFile {
@@ -68,13 +69,7 @@ export class TrainingFiles {
 
   /** Every file, newest first. */
   async list(): Promise<TrainingFile[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.directory);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw error;
-    }
+    const names = await namesIn(this.directory);
     const ids = names.filter((name) => name.endsWith(".json")).map((name) => name.slice(0, -5)).filter((id) => FILE_ID.test(id));
     const files = await Promise.all(ids.map((id) => this.get(id).catch(() => undefined)));
     return files.filter((file) => file !== undefined).sort((a, b) => b.createdAt.localeCompare(a.createdAt));

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
+import { formatPath, valueAtPath } from "../../core/value-path.js";
 import { GgufMetadataReader } from "../../gguf/gguf-metadata-reader.js";
 import type { ModelStore } from "../../store/model-store.js";
 import { RELATIONS, type LineageEdge, type Recipe, type Relation } from "../../store/registry.js";
@@ -119,7 +120,7 @@ export function parseRecipe(text: string): RecipeDocument {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = formatPath(issue.path);
-    const message = issue.path.length > 0 && lookup(value, issue.path) === undefined ? "missing" : issue.message;
+    const message = issue.path.length > 0 && valueAtPath(value, issue.path) === undefined ? "missing" : issue.message;
     throw new InvalidRequestError(`Invalid recipe: ${field === "" ? "" : `field '${field}': `}${message}`, { param: field === "" ? "recipe" : field });
   }
   return result.data as RecipeDocument;
@@ -192,17 +193,4 @@ async function readGeneralName(path: string): Promise<string | undefined> {
   } catch {
     return undefined; // absent blob or a non-string value: the document is still useful without it
   }
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((text, key) => (typeof key === "number" ? `${text}[${key}]` : text === "" ? String(key) : `${text}.${String(key)}`), "");
-}
-
-function lookup(value: unknown, path: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== "object" || current === null) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }

@@ -9,6 +9,7 @@ import { createLogger } from "../../logging/logger.js";
 import { openSqliteDatabase } from "../../store/sqlite-database.js";
 import { startGrove, type RunningGrove } from "../../services.js";
 import { createTestModel, type TestModel } from "../../test-support/grove-fixture.js";
+import { callApi, type ApiInit } from "../../test-support/post-json.js";
 import { checkBindSafety } from "../server.js";
 
 // Keys, limits, budgets and metering against the real server (port 0, a generated model),
@@ -25,17 +26,8 @@ let admin: string;
 
 const messages = [{ role: "user" as const, content: "Say something." }];
 
-async function api(path: string, init: { method?: string; key?: string; body?: unknown } = {}) {
-  const response = await fetch(`${grove.url}${path}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: {
-      ...(init.key === undefined ? {} : { authorization: `Bearer ${init.key}` }),
-      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: text ? (JSON.parse(text) as any) : undefined };
+async function api(path: string, init: ApiInit = {}) {
+  return callApi(grove.url, path, init);
 }
 
 async function createKey(body: Record<string, unknown>): Promise<{ id: string; secret: string }> {

@@ -1,14 +1,8 @@
-import type { EvalBackend, Task, TaskDoc, TaskScore } from "../tasks.js";
-import { applyFilters, exactMatch, type ExactMatchOptions, type FilterEnsemble } from "./lm-eval-filters.js";
+import type { EvalBackend, LmEvalScoring, Task, TaskDoc, TaskScore } from "../task-format.js";
+import { applyFilters, exactMatch } from "./lm-eval-filters.js";
 
-/** How an lm-eval task is scored: its `metric_list` (lm-eval's names), exact_match's options, its filters. */
-export interface LmEvalScoring {
-  /** `acc`, `acc_norm`, `acc_bytes`, `exact_match`, `perplexity`, `word_perplexity`, `byte_perplexity`, `bits_per_byte`. */
-  metrics: string[];
-  exactMatch: ExactMatchOptions;
-  /** generate_until only; `none` = take_first when the task has no filter_list. */
-  filters: FilterEnsemble[];
-}
+export type { LmEvalScoring } from "../task-format.js";
+
 
 /** lm-eval's metrics by output type, and Grove's name for each (results store camelCase names). */
 export const LM_EVAL_METRICS: Readonly<Record<string, { grove: string; outputTypes: readonly string[] }>> = {
