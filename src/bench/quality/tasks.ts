@@ -2,7 +2,7 @@ import { basename, extname } from "node:path";
 import type { z } from "zod";
 import { digestOfBytes } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
-import { jsonErrorPosition } from "../../core/json-error.js";
+import { jsonLines } from "../../core/json-error.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
 import { scoreLmEvalTask } from "./lm-eval/lm-eval-scoring.js";
 import { DOC, type GENERATE_UNTIL, type LOGLIKELIHOOD, type MULTIPLE_CHOICE, type EvalBackend, type Task, type TaskDoc, type TaskScore } from "./task-format.js";
@@ -35,17 +35,7 @@ export async function readTask(path: string, name?: string): Promise<Task> {
  */
 export function parseTask(bytes: Buffer, source: string, name: string): Task {
   const docs: TaskDoc[] = [];
-  const lines = bytes.toString("utf8").split("\n");
-  for (const [index, raw] of lines.entries()) {
-    const line = raw.trim();
-    if (line === "") continue;
-    const where = `${source} line ${index + 1}`;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (error) {
-      throw new InvalidRequestError(`${where} is not valid JSON${jsonErrorPosition(error)}`, { param: "task" });
-    }
+  for (const { value, where } of jsonLines(bytes.toString("utf8"), source, "task")) {
     const parsed = DOC.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
