@@ -149,6 +149,16 @@ function connect(node) {
 for (const node of graph.keys()) if (!state.has(node)) connect(node);
 for (const circle of circles) if (!KNOWN_CIRCLES.has(circle.join(" <-> "))) problems.push(`import circle: ${circle.join(" <-> ")}`);
 
+// 6: the store's registry is the store's own: other folders ask ModelStore (issue 22). Tests may
+// reach it to set up a case; prom-client's registry in server/metrics.ts is another thing.
+for (const file of graph.keys()) {
+  const path = rel(file);
+  if (!path.startsWith("src/") || path.startsWith("src/store/") || path.startsWith("src/test-support/") || /\.test\.tsx?$/.test(path)) continue;
+  for (const [index, line] of readFileSync(file, "utf8").split("\n").entries()) {
+    if (/\bstore\.registry\b/.test(line)) problems.push(`store.registry read outside src/store/ (ask ModelStore): ${path}:${index + 1}`);
+  }
+}
+
 if (problems.length > 0) {
   for (const problem of problems) process.stderr.write(`${problem}\n`);
   process.stderr.write(`check-imports: ${problems.length} problem(s) in ${graph.size} files\n`);

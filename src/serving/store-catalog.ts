@@ -152,7 +152,7 @@ export class StoreCatalog implements ModelCatalog {
     if (own !== undefined) return own;
     const { contextSize, slots } = this.defaultShape();
     if (contextSize !== undefined) return { contextSize, slots };
-    return { contextSize: defaultContextSize((await this.options.store.registry.getModel(digest))?.contextLength), slots };
+    return { contextSize: defaultContextSize((await this.options.store.model(digest))?.contextLength), slots };
   }
 
   /**

@@ -162,7 +162,7 @@ export async function rebuildPlan(store: ModelStore, recipe: RecipeDocument): Pr
   const planned = new Set<Digest>();
   const visit = async (document: RecipeDocument): Promise<void> => {
     for (const input of document.inputs) {
-      if (input.role !== "model" || planned.has(input.digest) || (await store.registry.getModel(input.digest)) !== undefined) continue;
+      if (input.role !== "model" || planned.has(input.digest) || (await store.model(input.digest)) !== undefined) continue;
       if (input.recipe === undefined) {
         const label = input.name === undefined ? input.digest : `${input.digest} (${input.name})`;
         throw new InvalidRequestError(`The recipe's input ${label} is not in the store and the document has no recipe for it; pull or import it first`, { param: "inputs", cause: new ModelNotFoundError(input.digest) });

@@ -182,7 +182,7 @@ export async function recipeOf(store: ModelStore, ref: string): Promise<RecipeDo
 
 /** The recipe of a parent that is a fork with one, for `grove build` to rebuild it; undefined for a root. */
 async function recipeIfAny(store: ModelStore, digest: Digest): Promise<RecipeDocument | undefined> {
-  const edges = await store.registry.parentsOf(digest);
+  const edges = await store.parentsOf(digest);
   if (!edges.some((edge) => edge.recipe !== null)) return undefined;
   return recipeOf(store, digest);
 }
