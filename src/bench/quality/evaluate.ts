@@ -24,6 +24,11 @@ export const BUILT_IN_TASKS = ["perplexity", "kl-divergence"] as const;
 export interface EvaluateOptions {
   /** `perplexity`, `kl-divergence`, the path of a task file (JSONL) or of an lm-evaluation-harness task config (YAML). */
   task: string;
+  /**
+   * lm-eval configs named by a request: the directory every file the config names must lie in
+   * (the server's `--data-dir`); absent from the CLI, which reads any local file.
+   */
+  taskRoot?: string;
   /** lm-eval configs: override `num_fewshot` (lm-eval's --num_fewshot). */
   numFewshot?: number;
   /** lm-eval configs: render prompts with the model's chat template (lm-eval's --apply_chat_template). */
@@ -147,7 +152,7 @@ export async function evaluateModel(store: ModelStore, results: ResultStore, ref
   const prompt = lmEvalPromptOptions(options, target.model.chatTemplate);
   let task: Task;
   if (lmEval) {
-    task = await readLmEvalTask(options.task, prompt.read);
+    task = await readLmEvalTask(options.task, { ...prompt.read, ...(options.taskRoot === undefined ? {} : { root: options.taskRoot }) });
     if (options.taskName !== undefined) task.name = options.taskName;
   } else {
     if (prompt.settings.applyChatTemplate || options.numFewshot !== undefined) throw new InvalidRequestError("--apply-chat-template, --fewshot-as-multiturn and --num-fewshot apply to lm-eval task configs (.yaml)", { param: "task" });

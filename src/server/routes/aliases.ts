@@ -64,6 +64,8 @@ export function registerAliasRoutes(app: FastifyInstance, store: ModelStore, res
       tasks,
       ...(body.max_regression === undefined ? {} : { maxRegression: body.max_regression }),
       evaluate: taskEvaluator(store, results, {
+        // A YAML config inside --data-dir reads its includes and data from there only.
+        ...(sources.dataDirectory === undefined ? {} : { taskRoot: sources.dataDirectory }),
         ...(body.ctx === undefined ? {} : { contextSize: body.ctx }),
         ...((body.threads ?? threads) === undefined ? {} : { threads: body.threads ?? threads! }),
       }),

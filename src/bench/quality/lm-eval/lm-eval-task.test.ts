@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { PathNotAllowedError } from "../../../core/errors.js";
 import { SHIPPED_FAMILY_DIR } from "../../../demo/embedded.js";
 import { ResultStore } from "../../../results/result-store.js";
 import { ModelStore } from "../../../store/model-store.js";
@@ -274,5 +275,41 @@ describe("lm-evaluation-harness task configs", () => {
       await assert.rejects(readLmEvalTask(path), pattern, text);
     }
     await assert.rejects(evaluateModel(store, results, "demo:chat", { task: join(directory, "worked.yaml"), fewshotAsMultiturn: true }), /--fewshot-as-multiturn needs --apply-chat-template/);
+  });
+});
+
+describe("lm-eval configs a request names stay inside the data directory", () => {
+  let root: string;
+  let outside: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "grove-lmeval-root-"));
+    outside = await mkdtemp(join(tmpdir(), "grove-lmeval-outside-"));
+    const rows = `${JSON.stringify({ q: "1+1", a: "2" })}\n${JSON.stringify({ q: "2+2", a: "4" })}\n`;
+    await writeFile(join(root, "inside.jsonl"), rows);
+    await writeFile(join(outside, "secret.jsonl"), rows);
+    await writeFile(join(outside, "base.yaml"), "output_type: generate_until\n");
+    const config = (dataset: string, extra = ""): string =>
+      `task: t\ndataset_path: ${dataset}\ntest_split: train\noutput_type: generate_until\ndoc_to_text: "{{q}}"\ndoc_to_target: "{{a}}"\n${extra}`;
+    await writeFile(join(root, "good.yaml"), config("inside.jsonl"));
+    await writeFile(join(root, "absolute.yaml"), config(join(outside, "secret.jsonl")));
+    await writeFile(join(root, "dotdot.yaml"), config(`../${outside.split("/").pop()}/secret.jsonl`));
+    await writeFile(join(root, "files.yaml"), config("json", `dataset_kwargs:\n  data_files:\n    train: ${join(outside, "secret.jsonl")}\n`));
+    await writeFile(join(root, "include.yaml"), `include: ${join(outside, "base.yaml")}\n${config("inside.jsonl")}`);
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  test("a config inside the root reads its data; one naming a file outside (absolute, .., data_files, include) is refused (PathNotAllowedError: a 403), naming no path", async () => {
+    const task = await readLmEvalTask(join(root, "good.yaml"), { root });
+    assert.equal(task.docs.length, 2);
+    for (const name of ["absolute.yaml", "dotdot.yaml", "files.yaml", "include.yaml"]) {
+      await assert.rejects(readLmEvalTask(join(root, name), { root }), (error: unknown) => {
+        return error instanceof PathNotAllowedError && /outside the data directory/.test(error.message) && !error.message.includes(outside);
+      }, name);
+    }
+    // Without a root (the CLI), a local user's config may name any file.
+    assert.equal((await readLmEvalTask(join(root, "absolute.yaml"))).docs.length, 2);
   });
 });

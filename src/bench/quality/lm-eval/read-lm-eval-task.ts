@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { readdir, stat } from "node:fs/promises";
-import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { readdir, realpath, stat } from "node:fs/promises";
+import { basename, dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { parquetReadObjects } from "hyparquet";
 import { parse as parseYaml, type Tags } from "yaml";
 import { z } from "zod";
 import type { Digest } from "../../../core/digest.js";
-import { InvalidRequestError } from "../../../core/errors.js";
+import { InvalidRequestError, PathNotAllowedError } from "../../../core/errors.js";
 import { readBoundedFile } from "../../../store/bounded-file.js";
 import type { Task, TaskDoc } from "../tasks.js";
 import { SUPPORTED_FILTERS, type FilterEnsemble, type FilterStep } from "./lm-eval-filters.js";
@@ -29,6 +29,27 @@ export interface LmEvalTaskOptions {
    * assistant turn; otherwise all in one user turn).
    */
   chat?: { render: (messages: { role: string; content: string }[]) => string; multiturn: boolean };
+  /**
+   * The one directory every file the config names (its `include:` chain, `dataset_path`,
+   * `data_files`) must lie in, symbolic links resolved — the server's `--data-dir`, so a config a
+   * request names cannot read the server's other files. Absent (the CLI): any local file.
+   */
+  root?: string;
+}
+
+/** `path` itself when it lies inside `root` (links resolved) or no root is set; otherwise a 403. */
+async function confined(path: string, root: string | undefined, what: string): Promise<string> {
+  if (root === undefined) return path;
+  const inside = (base: string, target: string): boolean => {
+    const rel = relative(base, target);
+    return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+  };
+  const realRoot = await realpath(root).catch(() => resolve(root));
+  const real = await realpath(path).catch(() => resolve(path));
+  if (!inside(realRoot, resolve(path)) || !inside(realRoot, real)) {
+    throw new PathNotAllowedError(`The task config names ${what} outside the data directory; a config a request names reads files inside --data-dir only`, { param: "task" });
+  }
+  return real;
 }
 
 // `!function utils.x` names Python code: kept as a marker so the error can say which field needs it.
@@ -115,7 +136,7 @@ export function isLmEvalConfig(path: string): boolean {
  */
 export async function readLmEvalTask(path: string, options: LmEvalTaskOptions = {}): Promise<Task> {
   const hash = createHash("sha256");
-  const raw = await readConfig(path, hash, 0);
+  const raw = await readConfig(path, hash, 0, options.root);
   for (const key of UNSUPPORTED_KEYS) {
     if (raw[key] !== undefined && raw[key] !== null) throw new InvalidRequestError(`${path}: '${key}' is not supported by Grove's lm-eval reader`, { param: "task" });
   }
@@ -132,7 +153,7 @@ export async function readLmEvalTask(path: string, options: LmEvalTaskOptions = 
   const config = parsed.data;
   if ((config.repeats ?? 1) !== 1) throw new InvalidRequestError(`${path}: repeats ${config.repeats}: Grove generates once per document`, { param: "task" });
   const base = dirname(resolve(path));
-  const splits = await loadSplits(config, base, hash);
+  const splits = await loadSplits(config, base, hash, options.root);
   const scoring = scoringOf(config, path);
 
   const evalSplit = config.test_split ?? config.validation_split;
@@ -186,9 +207,9 @@ export async function readLmEvalTask(path: string, options: LmEvalTaskOptions = 
 }
 
 /** The config with its `include:` chain merged (the including file wins), every file's bytes hashed. */
-async function readConfig(path: string, hash: ReturnType<typeof createHash>, depth: number): Promise<Record<string, unknown>> {
+async function readConfig(path: string, hash: ReturnType<typeof createHash>, depth: number, root: string | undefined): Promise<Record<string, unknown>> {
   if (depth > 8) throw new InvalidRequestError(`${path}: include nests deeper than 8 files`, { param: "task" });
-  const bytes = await readBoundedFile(path, { limit: MAX_CONFIG_BYTES, what: "the task config", param: "task" });
+  const bytes = await readBoundedFile(await confined(path, root, depth === 0 ? "itself" : "an include"), { limit: MAX_CONFIG_BYTES, what: "the task config", param: "task" });
   hash.update(bytes);
   let value: unknown;
   try {
@@ -202,11 +223,11 @@ async function readConfig(path: string, hash: ReturnType<typeof createHash>, dep
   if (include === undefined) return config;
   if (typeof include !== "string") throw new InvalidRequestError(`${path}: include must name one YAML file`, { param: "task" });
   const { include: _, ...own } = config;
-  return { ...(await readConfig(resolve(dirname(path), include), hash, depth + 1)), ...own };
+  return { ...(await readConfig(resolve(dirname(path), include), hash, depth + 1, root)), ...own };
 }
 
 /** Split name → rows, read from the config's local files. */
-async function loadSplits(config: Config, base: string, hash: ReturnType<typeof createHash>): Promise<Map<string, Doc[]>> {
+async function loadSplits(config: Config, base: string, hash: ReturnType<typeof createHash>, root: string | undefined): Promise<Map<string, Doc[]>> {
   const files = new Map<string, string[]>();
   const dataFiles = config.dataset_kwargs?.data_files ?? config.data_files;
   const local = (name: string): string => (isAbsolute(name) ? name : join(base, name));
@@ -221,7 +242,7 @@ async function loadSplits(config: Config, base: string, hash: ReturnType<typeof 
       }
     } else throw new InvalidRequestError("data_files must be a file, a list of files or a mapping split → files", { param: "task" });
   } else {
-    const target = local(config.dataset_path);
+    const target = await confined(local(config.dataset_path), root, "its dataset_path");
     const info = await stat(target).catch(() => undefined);
     if (info === undefined) throw new InvalidRequestError(`dataset_path ${config.dataset_path} is not a local file or directory (Grove reads local JSONL and Parquet data only; nothing is downloaded)`, { param: "task" });
     if (info.isFile()) files.set("train", [target]);
@@ -240,7 +261,7 @@ async function loadSplits(config: Config, base: string, hash: ReturnType<typeof 
   const splits = new Map<string, Doc[]>();
   for (const [split, list] of files) {
     const rows: Doc[] = [];
-    for (const file of list) rows.push(...(await readRows(file, hash)));
+    for (const file of list) rows.push(...(await readRows(await confined(file, root, "a data file"), hash)));
     splits.set(split, rows);
   }
   return splits;
