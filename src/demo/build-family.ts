@@ -153,6 +153,8 @@ async function main(): Promise<void> {
           // The shipped demo-s-chat trained on every token (its recipe has no lossOn): kept, so
           // this script still makes the fork docs/demo.md measures.
           lossOn: "all",
+          // …and in the file's order (its recipe has no shuffleSeed).
+          shuffle: false,
           accumulate: 8,
           epochs: 3,
           learningRate: 1e-3,

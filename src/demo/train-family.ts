@@ -20,7 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createFinetuneJob, runFinetuneJob } from "../forge/finetune/finetune-job.js";
 import { generateModel } from "../forge/generate/generate-model.js";
-import { SeededRandom } from "../forge/generate/seeded-random.js";
+import { seededShuffle } from "../forge/generate/seeded-random.js";
 import { JobStore } from "../forge/jobs/job-store.js";
 import { ModelStore } from "../store/model-store.js";
 import { HELD_OUT_SHARE, readWordnet } from "./prepare-corpus.js";
@@ -52,17 +52,6 @@ function parseOptions(argv: string[]): Options {
   return options;
 }
 
-/** A seeded Fisher–Yates shuffle: the same order on every machine. */
-export function shuffled<T>(items: T[], seed: number): T[] {
-  const random = new SeededRandom(seed, "demo-shuffle");
-  const result = [...items];
-  for (let index = result.length - 1; index > 0; index--) {
-    const other = Math.floor(random.nextFloat() * (index + 1));
-    [result[index], result[other]] = [result[other]!, result[index]!];
-  }
-  return result;
-}
-
 function log(message: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
@@ -76,7 +65,7 @@ async function main(): Promise<void> {
   const data = join(options.home, "train.jsonl");
   if (!existsSync(data)) {
     // One record per training synset, exactly the text of train.txt.
-    const synsets = shuffled((await readWordnet()).filter((synset) => !isHeldOut(synset, HELD_OUT_SHARE)), 1);
+    const synsets = seededShuffle((await readWordnet()).filter((synset) => !isHeldOut(synset, HELD_OUT_SHARE)), 1, "demo-shuffle");
     await writeFile(data, `${synsets.map((synset) => JSON.stringify({ text: synsetText(synset) })).join("\n")}\n`);
     log(`wrote ${data}`);
   }
@@ -105,6 +94,8 @@ async function main(): Promise<void> {
           data,
           epochs: options.epochs,
           trainer: "ggml",
+          // The shipped bases trained on the corpus in its order (their recipes have no shuffleSeed).
+          shuffle: false,
           accumulate: 8,
           learningRate: 1e-3,
           learningRateMin: 1e-4,

@@ -210,8 +210,9 @@ describe("forge jobs over HTTP", () => {
     const file = await client.files.create({ file: await toFile(Buffer.from(jsonl), "chat.jsonl"), purpose: "fine-tune" });
     // Grove's fields ride in OpenAI's hyperparameters object, so the client's type is widened here.
     const hyperparameters = { n_epochs: 1, batch_size: 2, learning_rate_multiplier: 5, loss_on: "answers", lora: { rank: 4, targets: ["q", "v"] } } as OpenAI.FineTuning.SupervisedHyperparameters;
-    const created = await client.fineTuning.jobs.create({ model: "tiny:base", training_file: file.id, method: { type: "supervised", supervised: { hyperparameters } } });
+    const created = await client.fineTuning.jobs.create({ model: "tiny:base", training_file: file.id, seed: 42, method: { type: "supervised", supervised: { hyperparameters } } });
     assert.equal(created.method?.type, "supervised");
+    assert.equal(created.seed, 42);
     assert.deepEqual(created.method?.supervised?.hyperparameters, {
       n_epochs: 1,
       batch_size: 2,
@@ -224,6 +225,7 @@ describe("forge jobs over HTTP", () => {
     assert.equal(record.parameters.lossOn, "answers");
     assert.equal(record.parameters.accumulate, 2, "batch_size is windows per optimizer step");
     assert.deepEqual(record.parameters.lora, { rank: 4, alpha: 16, dropout: 0.05, targets: ["q", "v"] });
+    assert.equal(record.parameters.shuffleSeed, 42, "OpenAI's seed seeds the records' shuffle");
     let job = created;
     for (let attempt = 0; attempt < 600 && !["succeeded", "failed", "cancelled"].includes(job.status); attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 100)); // polling, as OpenAI clients do
@@ -238,6 +240,7 @@ describe("forge jobs over HTTP", () => {
       training_file: file.id,
       method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 1, lora: {} } as OpenAI.FineTuning.SupervisedHyperparameters } },
     });
+    assert.equal(defaults.seed, 0, "the default shuffle seed");
     assert.deepEqual(defaults.method?.supervised?.hyperparameters, {
       n_epochs: 1,
       batch_size: 1,
@@ -311,6 +314,9 @@ describe("forge jobs over HTTP", () => {
       ]),
       ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, loss_on: "everything" }, 400, "loss_on"],
       ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, lora: { rank: 1.5 } }, 400, "lora.rank"],
+      ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, shuffle: true }, 400, "shuffle"],
+      ["POST", "/api/forge/finetune", { model: "tiny:base", records: RECORDS, shuffle: -1 }, 400, "shuffle"],
+      ["POST", "/v1/fine_tuning/jobs", { model: "tiny:base", training_file: "file-x", seed: 1.5 }, 400, "seed"],
       ["GET", "/v1/fine_tuning/jobs/ftjob-nope", undefined, 404, null],
       ["GET", "/v1/fine_tuning/jobs?limit=0", undefined, 400, "limit"],
       ["GET", "/v1/files/file-000000000000000000000000", undefined, 404, null],

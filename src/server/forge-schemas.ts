@@ -65,6 +65,8 @@ export const finetuneJobSchema = z
     val_split: z.number().min(0).max(0.5).optional(),
     loss_on: lossOn.optional(),
     lora: lora.optional(),
+    /** The seed of the records' shuffle before packing, or false for the file's order. */
+    shuffle: z.union([z.number().int().min(0).max(2 ** 31 - 1), z.literal(false)]).optional(),
     name,
   })
   .refine((body) => (body.data === undefined) !== (body.records === undefined), {

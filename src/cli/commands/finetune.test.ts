@@ -29,10 +29,16 @@ describe("grove finetune", () => {
     assert.equal(run.code, 0, run.stderr);
     const job = JSON.parse(run.stdout) as JobRecord;
     assert.equal(job.status, "succeeded");
+    assert.equal(job.parameters.shuffleSeed, 0, "records shuffled by the default seed");
     assert.match(run.stderr, /epoch 3: train loss [\d.]+, validation loss [\d.]+/);
 
     const tree = await runCli("tree", "tiny:base", "--home", home);
     assert.match(tree.stdout, /finetune\s+tiny:chat/);
+    // The card's training curve: a line per epoch, the per-step losses left to --json.
+    const show = await runCli("show", "tiny:chat", "--home", home);
+    assert.match(show.stdout, new RegExp(`card training  job ${job.id}, \\d+ records, \\d+ tokens, \\d+ steps recorded \\(--json\\)\n\\s+epoch 1  train loss [\\d.]+  validation [\\d.]+\n\\s+epoch 2 .*\n\\s+epoch 3 `));
+    assert.doesNotMatch(show.stdout, /"step":/);
+    assert.equal((JSON.parse((await runCli("show", "tiny:chat", "--home", home, "--json")).stdout) as { model: { card: { training: { records: number } } } }).model.card.training.records, 40);
     const jobs = await runCli("jobs", "--home", home);
     assert.match(jobs.stdout, new RegExp(`${job.id}\\s+finetune\\s+succeeded\\s+100%\\s+tiny:chat`));
 
@@ -61,6 +67,8 @@ describe("grove finetune", () => {
       [["finetune", "tiny:base", "--data", data, "--trainer", "llama.cpp", "--accumulate", "4", "--home", home], /accumulate needs the ggml trainer/],
       [["finetune", "tiny:base", "--data", data, "--accumulate", "x", "--home", home], /--accumulate must be a number/],
       [["finetune", "tiny:base", "--data", data, "--no-packing", "--stride", "64", "--home", home], /stride must be left out/],
+      [["finetune", "tiny:base", "--data", data, "--shuffle", "x", "--home", home], /--shuffle must be a number, got 'x'/],
+      [["finetune", "tiny:base", "--data", data, "--shuffle", "1.5", "--home", home], /shuffle seed must be a whole number from 0 to 2147483647, got 1.5/],
       [["finetune", "tiny:base", "--data", data, "--loss-on", "prompts", "--home", home], /loss-on must be answers or all, got prompts/],
       [["finetune", "tiny:base", "--data", data, "--loss-on", "answers", "--trainer", "llama.cpp", "--home", home], /loss-on answers needs the ggml trainer: llama\.cpp's llama_opt_epoch/],
       [["finetune", "tiny:base", "--data", data, "--lora-rank", "4", "--home", home], /--lora-rank needs --lora/],

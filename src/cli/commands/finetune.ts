@@ -29,6 +29,7 @@ interface FinetuneFlags {
   loraAlpha?: string;
   loraDropout?: string;
   loraTargets?: string;
+  shuffle?: string | false;
   threads?: string;
   name?: string;
   resume?: string;
@@ -76,6 +77,8 @@ export function registerFinetuneCommand(program: Command): void {
     .option("--lora-alpha <alpha>", `LoRA alpha: the adapter is scaled by alpha / rank (default ${LORA_DEFAULTS.alpha})`)
     .option("--lora-dropout <p>", `dropout on the adapter's input while training (default ${LORA_DEFAULTS.dropout})`)
     .option("--lora-targets <list>", `projections to adapt, comma-separated (default ${LORA_DEFAULTS.targets.join(",")})`)
+    .option("--shuffle <seed>", `seed of the shuffle of the records before they are joined into windows: data in an order (sorted by label, cycling through classes) would teach the order (default ${FINETUNE_DEFAULTS.shuffleSeed})`)
+    .option("--no-shuffle", "keep the data file's order, as llama-finetune does")
     .option("--threads <n>", "training threads (default: the number of CPU cores)")
     .option("--name <family:tag>", "name to point at the fine-tuned model")
     .option("--resume <job>", "resume a cancelled or failed fine-tune job from its last finished epoch")
@@ -108,6 +111,7 @@ export function registerFinetuneCommand(program: Command): void {
               accumulate: numberFlag(flags.accumulate, "accumulate"),
               lossOn: flags.lossOn as LossOn | undefined,
               lora: loraFlags(flags),
+              shuffle: flags.shuffle === false ? (false as const) : numberFlag(flags.shuffle, "shuffle"),
               threads: numberFlag(flags.threads, "threads"),
               name: flags.name,
             }),

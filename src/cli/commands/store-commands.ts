@@ -179,11 +179,31 @@ export function formatShow(result: ShowResult): string {
   field("created", model.createdAt);
   field("path", result.path);
   for (const [key, value] of Object.entries(model.card).sort(([a], [b]) => a.localeCompare(b))) {
-    field(`card ${key}`, typeof value === "string" ? value : JSON.stringify(value));
+    field(`card ${key}`, key === "training" ? formatTrainingCard(value) : typeof value === "string" ? value : JSON.stringify(value));
   }
   lines.push("", `parents (${result.parents.length})`, ...result.parents.map((edge) => `  ${formatEdge(edge)}`));
   lines.push("", `forks (${result.children.length})`, ...result.children.map((edge) => `  ${formatEdge(edge)}`));
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A fine-tune's training card in a line per epoch — the per-step curve it also holds is for
+ * `grove show --json` and `grove jobs show`:
+ * `job job-0e14…, 9138 records, 255425 tokens` then `  epoch 1  train loss 0.2813  validation 0.1149`.
+ */
+function formatTrainingCard(value: unknown): string {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return JSON.stringify(value);
+  const card = value as { job?: unknown; records?: unknown; tokens?: unknown; epochs?: unknown; steps?: unknown };
+  const head = [
+    typeof card.job === "string" ? `job ${card.job}` : undefined,
+    typeof card.records === "number" ? `${card.records} records` : undefined,
+    typeof card.tokens === "number" ? `${card.tokens} tokens` : undefined,
+    Array.isArray(card.steps) ? `${card.steps.length} steps recorded (--json)` : undefined,
+  ].filter((part) => part !== undefined);
+  const epochs = Array.isArray(card.epochs) ? (card.epochs as { epoch?: unknown; trainLoss?: unknown; validationLoss?: unknown }[]) : [];
+  const loss = (label: string, number: unknown): string => (typeof number === "number" ? `  ${label} ${number.toFixed(4)}` : "");
+  const lines = epochs.map((epoch, index) => `${"".padEnd(17)}epoch ${typeof epoch.epoch === "number" ? epoch.epoch + 1 : index + 1}${loss("train loss", epoch.trainLoss)}${loss("validation", epoch.validationLoss)}`);
+  return [head.join(", "), ...lines].join("\n");
 }
 
 /**

@@ -14,6 +14,7 @@ import { createFinetuneFixture, FINETUNE_TEXT } from "../../test-support/finetun
 import { recipeOf } from "../recipe/recipe.js";
 import { rebuildFork } from "../recipe/rebuild.js";
 import { createFinetuneJob, runFinetuneJob } from "./finetune-job.js";
+import { shuffleRecords } from "./training-data.js";
 
 const TEXT = FINETUNE_TEXT;
 
@@ -213,16 +214,20 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     const chat = join(base.directory, "chat.jsonl");
     const record = { messages: [{ role: "user", content: "What is a grove?" }, { role: "assistant", content: "A small group of trees." }] };
     await writeFile(chat, `${Array.from({ length: 30 }, () => JSON.stringify(record)).join("\n")}\n`);
-    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1 });
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1, learningRate: 1e-3, learningRateMin: 1e-4, warmupSteps: 2 });
     assert.equal(job.parameters.chatFormat, "ChatML");
-    assert.equal((await runFinetuneJob(store, jobs, job.id)).status, "succeeded");
+    const done = await runFinetuneJob(store, jobs, job.id);
+    assert.equal(done.status, "succeeded");
+    // A per-step schedule: the epoch reports the rate it ended at (the minimum), not its first step's (5e-4).
+    assert.ok(Math.abs(done.epochs![0]!.learningRate - 1e-4) < 1e-12, String(done.epochs![0]!.learningRate));
   });
 
   test("without packing each record starts a window of its own, padded with EOS, and the recipe says so", async () => {
     const chat = join(base.directory, "chat-unpacked.jsonl");
     const records = Array.from({ length: 12 }, (_, index) => ({ messages: [{ role: "user", content: `What is grove ${index}?` }, { role: "assistant", content: "A small group of trees." }] }));
     await writeFile(chat, `${records.map((record) => JSON.stringify(record)).join("\n")}\n`);
-    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1, packing: false, validationSplit: 0.1, name: "tiny:unpacked" });
+    // In the file's order, so the rebuild below also shows a recipe without shuffleSeed keeps it.
+    const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data: chat, epochs: 1, threads: 1, packing: false, shuffle: false, validationSplit: 0.1, name: "tiny:unpacked" });
     assert.equal(job.parameters.stride, 256);
     assert.equal(job.parameters.windows, 12, "one window per record");
     const bytes = await readFile(join(jobs.directoryOf(job.id), "tokens.bin"));
@@ -242,9 +247,33 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
     assert.equal(done.status, "succeeded");
     const recipe = await recipeOf(store, "tiny:unpacked");
     assert.equal(recipe.parameters["packing"], false);
+    assert.equal(recipe.parameters["shuffleSeed"], undefined, "trained in the file's order");
     const rebuilt = await rebuildFork(store, recipe, { data: [chat] });
     assert.equal(rebuilt.matches, true, "the rebuild pads the records the same way");
     await assert.rejects(rebuildFork(store, { ...recipe, parameters: { ...recipe.parameters, packing: true } }, { data: [chat] }), /parameters\.packing/);
+  });
+
+  test("records are shuffled by a seed before they are packed; shuffle false keeps the file's order", async () => {
+    const records = Array.from({ length: 24 }, (_, index) => JSON.stringify({ text: `Record ${index}: ${TEXT}` }));
+    const inOrder = join(base.directory, "order.jsonl");
+    await writeFile(inOrder, `${records.join("\n")}\n`);
+    const tokensOf = async (data: string, shuffle?: number | false): Promise<{ seed: unknown; tokens: number[] }> => {
+      const job = await createFinetuneJob(store, jobs, { model: "tiny:base", data, epochs: 1, threads: 1, packing: false, validationSplit: 0.1, ...(shuffle === undefined ? {} : { shuffle }) });
+      const bytes = await readFile(join(jobs.directoryOf(job.id), "tokens.bin"));
+      await jobs.remove(job.id);
+      return { seed: job.parameters.shuffleSeed, tokens: Array.from(new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)) };
+    };
+    const byDefault = await tokensOf(inOrder);
+    const fileOrder = await tokensOf(inOrder, false);
+    // The same records written in seed 0's order, then read in the file's order.
+    const preShuffled = join(base.directory, "pre-shuffled.jsonl");
+    await writeFile(preShuffled, `${shuffleRecords(records, 0).join("\n")}\n`);
+    assert.equal(byDefault.seed, 0, "the default seed is recorded");
+    assert.equal(fileOrder.seed, undefined);
+    assert.deepEqual(byDefault.tokens, (await tokensOf(preShuffled, false)).tokens, "seed 0 packs the records in shuffleRecords' order");
+    assert.notDeepEqual(byDefault.tokens, fileOrder.tokens, "and that is not the file's order");
+    assert.notDeepEqual((await tokensOf(inOrder, 7)).tokens, byDefault.tokens, "another seed, another order");
+    assert.deepEqual([...shuffleRecords(records, 0)].sort(), [...records].sort(), "every record kept once");
   });
 
   test("bad input is refused before anything is written", async () => {
@@ -280,6 +309,8 @@ describe("fine-tuning through llama.cpp's optimizer", () => {
       ["accumulate on llama.cpp's trainer", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, trainer: "llama.cpp", accumulate: 4 }), /accumulate needs the ggml trainer/],
       ["a parent Grove's trainer cannot train", () => createFinetuneJob(store, jobs, { model: "tiny:phi3", data: dataPath }), /knows the llama, qwen2, qwen3 architectures; "tiny:phi3" is "phi3" — use --trainer llama\.cpp/],
       ["a fractional accumulate", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, accumulate: 1.5 }), /accumulate must be a whole number/],
+      ["a negative shuffle seed", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, shuffle: -1 }), /shuffle seed must be a whole number from 0/],
+      ["a fractional shuffle seed", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, shuffle: 1.5 }), /shuffle seed must be a whole number from 0/],
       ["a stride without packing", () => createFinetuneJob(store, jobs, { model: "tiny:base", data: dataPath, packing: false, stride: 128 }), /without packing .* stride must be left out/],
     ];
     for (const [label, attempt, pattern] of cases) {

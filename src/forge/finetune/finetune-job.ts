@@ -17,7 +17,7 @@ import type { FinetuneWorkerArguments } from "./finetune-worker.js";
 import { answerTokensPerWindow, LOSS_ON_VALUES, type LossOn } from "./loss-mask.js";
 import { repackageTrainedModel } from "./repackage.js";
 import { tokenizeRecords } from "./tokenize-records.js";
-import { readTrainingData } from "./training-data.js";
+import { MAX_SHUFFLE_SEED, readTrainingData, shuffleRecords } from "./training-data.js";
 import { checkLoraBase, resolveLoraSettings, type LoraSettings } from "./lora.js";
 
 const JOB = new URL("./finetune-worker.js", import.meta.url);
@@ -66,12 +66,18 @@ export interface FinetuneParameters {
   lossOn?: LossOn;
   /** Train a LoRA adapter on the frozen base (ggml trainer only); the result is an `adapter` fork. */
   lora?: LoraSettings;
+  /**
+   * Seed of the shuffle of the records before they are joined into windows (see
+   * {@link shuffleRecords}). Absent: the file's order — jobs and recipes made before there was a
+   * shuffle, and `--no-shuffle`.
+   */
+  shuffleSeed?: number;
   threads: number;
   optimizer: "adamw";
 }
 
 /** Defaults of `grove finetune`. */
-export const FINETUNE_DEFAULTS = Object.freeze({ epochs: 3, learningRate: 1e-4, weightDecay: 0, contextSize: 256, validationSplit: 0.05 });
+export const FINETUNE_DEFAULTS = Object.freeze({ epochs: 3, learningRate: 1e-4, weightDecay: 0, contextSize: 256, validationSplit: 0.05, shuffleSeed: 0 });
 
 /** What a user asks for; missing values take {@link FINETUNE_DEFAULTS}. */
 export interface FinetuneRequest {
@@ -104,6 +110,11 @@ export interface FinetuneRequest {
    * CLI's comma-separated list.
    */
   lora?: { rank?: number; alpha?: number; dropout?: number; targets?: readonly string[] | string };
+  /**
+   * The seed of the records' shuffle before packing, or `false` to keep the file's order (as
+   * llama-finetune does). @default FINETUNE_DEFAULTS.shuffleSeed
+   */
+  shuffle?: number | false;
   threads?: number;
   /** Name to point at the fine-tuned model. */
   name?: string;
@@ -132,6 +143,7 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
     ...(request.accumulate === undefined ? {} : { accumulate: request.accumulate }),
     lossOn: request.lossOn ?? ((request.trainer ?? "ggml") === "ggml" ? "answers" : "all"),
     ...(request.lora === undefined ? {} : { lora: resolveLoraSettings(request.lora) }),
+    ...(request.shuffle === false ? {} : { shuffleSeed: request.shuffle ?? FINETUNE_DEFAULTS.shuffleSeed }),
   };
   const check = (ok: boolean, param: string, message: string): void => {
     if (!ok) throw new InvalidRequestError(message, { param });
@@ -174,6 +186,9 @@ export function resolveFinetuneParameters(request: Omit<FinetuneRequest, "model"
   if (parameters.warmupSteps !== undefined) {
     check(Number.isInteger(parameters.warmupSteps) && parameters.warmupSteps >= 0 && parameters.warmupSteps <= 10_000_000, "warmup", `warmup must be a whole number of steps from 0, got ${parameters.warmupSteps}`);
   }
+  if (parameters.shuffleSeed !== undefined) {
+    check(Number.isInteger(parameters.shuffleSeed) && parameters.shuffleSeed >= 0 && parameters.shuffleSeed <= MAX_SHUFFLE_SEED, "shuffle", `shuffle seed must be a whole number from 0 to ${MAX_SHUFFLE_SEED}, got ${parameters.shuffleSeed}`);
+  }
   check(Number.isInteger(parameters.threads) && parameters.threads >= 1 && parameters.threads <= 1024, "threads", `threads must be a positive integer, got ${parameters.threads}`);
   return parameters;
 }
@@ -200,7 +215,11 @@ export async function createFinetuneJob(store: ModelStore, jobs: JobStore, reque
   if (parent.model.contextLength > 0 && parameters.contextSize > parent.model.contextLength) {
     throw new InvalidRequestError(`ctx ${parameters.contextSize} is longer than the model's context of ${parent.model.contextLength} tokens`, { param: "ctx" });
   }
-  const { tokens, lossMask, chatFormat } = await tokenizeRecords(parent.path, data.records, {
+  // Shuffled by index, so an error still names a record by its place in the file.
+  const order = parameters.shuffleSeed === undefined ? undefined : shuffleRecords(data.records.map((_, index) => index), parameters.shuffleSeed);
+  const records = order === undefined ? data.records : order.map((index) => data.records[index]!);
+  const { tokens, lossMask, chatFormat } = await tokenizeRecords(parent.path, records, {
+    ...(order === undefined ? {} : { recordNumbers: order.map((index) => index + 1) }),
     ...(parameters.packing === false ? { windowSize: parameters.contextSize } : {}),
     lossOn: parameters.lossOn ?? "all",
   });
@@ -460,11 +479,11 @@ export async function runFinetuneJob(store: ModelStore, jobs: JobStore, id: stri
 }
 
 /** The recipe parameters of a fine-tune, for the rebuilder's check. */
-export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lossOn", "lora", "threads", "optimizer"] as const;
+export const FINETUNE_RECIPE_PARAMETERS = ["epochs", "learningRate", "learningRateMin", "weightDecay", "contextSize", "validationSplit", "stride", "warmupSteps", "packing", "accumulate", "lossOn", "lora", "shuffleSeed", "threads", "optimizer"] as const;
 
 /** The recipe's parameters: what changes the result (not the data path or the name). */
 function recipeParameters(parameters: FinetuneParameters): Record<string, unknown> {
-  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lossOn, lora, threads, optimizer } = parameters;
+  const { epochs, learningRate, learningRateMin, weightDecay, contextSize, validationSplit, stride, warmupSteps, packing, accumulate, lossOn, lora, shuffleSeed, threads, optimizer } = parameters;
   return {
     epochs,
     learningRate,
@@ -479,6 +498,8 @@ function recipeParameters(parameters: FinetuneParameters): Record<string, unknow
     // Only `answers` is written: a recipe without it trained on every token, as before there was a choice.
     ...(lossOn === "answers" ? { lossOn } : {}),
     ...(lora === undefined ? {} : { lora: { ...lora, targets: [...lora.targets] } }),
+    // Absent: the records trained in the file's order (recipes made before there was a shuffle).
+    ...(shuffleSeed === undefined ? {} : { shuffleSeed }),
     threads,
     optimizer,
   };
@@ -570,6 +591,7 @@ for (const [tool, trainer] of [[FINETUNE_TOOL, "llama.cpp"], [GGML_FINETUNE_TOOL
       request.packing = false;
     }
     if (parameters["lora"] !== undefined) request.lora = recipeLora(parameters["lora"]);
+    request.shuffle = number("shuffleSeed") ?? false;
     if (context.threads !== undefined) request.threads = context.threads;
     const job = await createFinetuneJob(store, jobs, request);
     await runFinetuneJob(store, jobs, job.id, { output: context.output, ...(context.signal === undefined ? {} : { signal: context.signal }) });

@@ -446,7 +446,8 @@ export async function trainWithGgml(args: TrainArguments, emit: (event: TrainEve
         epoch,
         trainLoss: trainLosses.mean,
         validationLoss: validationLosses.evaluations > 0 ? validationLosses.mean : null,
-        learningRate,
+        // Under a per-step schedule the rate the epoch ended at, not its first step's (a warm-up's ~0).
+        learningRate: args.warmupSteps === undefined ? learningRate : stepRate(epoch, trainWindows),
         durationMs,
         tokensPerSecond: ((trainLosses.evaluations + validationLosses.evaluations) * n) / (durationMs / 1000),
       });

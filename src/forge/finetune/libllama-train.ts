@@ -84,6 +84,7 @@ export interface TrainArguments {
 export type TrainEvent =
   | { event: "ready"; windows: number; trainWindows: number; validationWindows: number; tokens: number; stepsPerEpoch: number }
   | { event: "step"; epoch: number; step: number; steps: number; loss: number; meanLoss: number; validation: boolean }
+  /** `learningRate`: the epoch's rate, or under `warmupSteps` (a per-step schedule) the rate of its last step. */
   | { event: "epoch"; epoch: number; trainLoss: number; validationLoss: number | null; learningRate: number; durationMs: number; tokensPerSecond: number }
   /** `step`: a mid-epoch checkpoint after that many training windows of `epoch`; absent: `epoch` is complete. */
   | { event: "checkpoint"; epoch: number; step?: number; path: string }
@@ -297,7 +298,9 @@ export async function trainWithLibllama(args: TrainArguments, emit: (event: Trai
         fn.ggml_opt_result_loss!(resultEval, value, [0]);
         validationLoss = value[0]!;
       }
-      emit({ event: "epoch", epoch, trainLoss: trainLoss[0]!, validationLoss, learningRate, durationMs, tokensPerSecond: (trainedWindows * n) / (durationMs / 1000) });
+      // Under a per-step schedule the rate the epoch ended at, not its first step's (a warm-up's ~0).
+      const endRate = args.warmupSteps === undefined ? learningRate : stepRate(epoch, trainWindows);
+      emit({ event: "epoch", epoch, trainLoss: trainLoss[0]!, validationLoss, learningRate: endRate, durationMs, tokensPerSecond: (trainedWindows * n) / (durationMs / 1000) });
       fn.ggml_opt_result_reset!(resultTrain);
       fn.ggml_opt_result_reset!(resultEval);
       if (args.checkpoint !== undefined && epoch < args.epochs - 1) {

@@ -32,7 +32,12 @@ export interface TokenizedData {
  *
  * @throws InvalidRequestError when the data has chat records and the model has no chat template
  */
-export async function tokenizeRecords(modelPath: string, records: readonly TrainingRecord[], options: { windowSize?: number; lossOn?: LossOn } = {}): Promise<TokenizedData> {
+export async function tokenizeRecords(
+  modelPath: string,
+  records: readonly TrainingRecord[],
+  /** `recordNumbers`: each record's 1-based place in the data file, for errors (default: its place here). */
+  options: { windowSize?: number; lossOn?: LossOn; recordNumbers?: readonly number[] } = {},
+): Promise<TokenizedData> {
   // Loaded here, not at start: the package costs every process that imports it 40 MiB.
   const { getLlama, LlamaLogLevel, resolveChatWrapper } = await import("node-llama-cpp");
   let llama;
@@ -79,7 +84,7 @@ export async function tokenizeRecords(modelPath: string, records: readonly Train
       const mask = turns === undefined ? new Uint8Array(tokens.length).fill(1) : chatLossMask(tokens, turns, (token) => model.isEogToken(token as Token));
       if (windowSize !== undefined) {
         if (tokens.length > windowSize) {
-          throw new InvalidRequestError(`Record ${parts.length + 1} of the data is ${tokens.length} tokens, longer than a window of ${windowSize}: without packing each record must fit in --ctx`, { param: "data" });
+          throw new InvalidRequestError(`Record ${options.recordNumbers?.[parts.length] ?? parts.length + 1} of the data is ${tokens.length} tokens, longer than a window of ${windowSize}: without packing each record must fit in --ctx`, { param: "data" });
         }
         while (tokens.length < windowSize) tokens.push(eos!);
       }

@@ -3,6 +3,7 @@ import { digestOfBytes, type Digest } from "../../core/digest.js";
 import { InvalidRequestError } from "../../core/errors.js";
 import { jsonLines } from "../../core/json-error.js";
 import { readBoundedFile } from "../../store/bounded-file.js";
+import { seededShuffle } from "../generate/seeded-random.js";
 
 /** One chat message of a training record. */
 export interface TrainingMessage {
@@ -83,3 +84,16 @@ function describeIssue(error: z.ZodError): string {
   return `${path}${issue.message}`;
 }
 
+
+/** The largest seed of {@link shuffleRecords} (OpenAI's fine-tuning `seed` is a 31-bit integer too). */
+export const MAX_SHUFFLE_SEED = 2 ** 31 - 1;
+
+/**
+ * The records in a seeded random order (Fisher–Yates over xoshiro128**): the same seed gives the
+ * same order on every machine, so a recipe rebuilds. Records are packed into windows in the
+ * order given, and a window lets the model read the records before its answer — data in a
+ * pattern (sorted by label, cycling through classes) teaches the pattern instead of the task.
+ */
+export function shuffleRecords<T>(records: readonly T[], seed: number): T[] {
+  return seededShuffle(records, seed, "finetune-records");
+}

@@ -102,3 +102,17 @@ export class SeededRandom {
 function rotateLeft(value: number, bits: number): number {
   return (value << bits) | (value >>> (32 - bits));
 }
+
+/**
+ * The items in a seeded random order (Fisher–Yates): the same seed and stream give the same
+ * order on every machine.
+ */
+export function seededShuffle<T>(items: readonly T[], seed: number, stream: string): T[] {
+  const random = new SeededRandom(seed, stream);
+  const result = [...items];
+  for (let index = result.length - 1; index > 0; index--) {
+    const other = Math.floor(random.nextFloat() * (index + 1));
+    [result[index], result[other]] = [result[other]!, result[index]!];
+  }
+  return result;
+}

@@ -46,7 +46,7 @@ export function toOpenAiJob(job: JobRecord): Record<string, unknown> {
     // Tokens in the data times epochs: what the optimizer saw, counting each token once per epoch.
     trained_tokens: job.status === "succeeded" ? Number(parameters.tokens) * Number(parameters.epochs) : null,
     error: job.status === "failed" ? { code: "job_failed", message: job.error ?? "failed", param: null } : null,
-    seed: openai.seed ?? 0,
+    seed: openai.seed ?? (typeof parameters.shuffleSeed === "number" ? parameters.shuffleSeed : 0),
     estimated_finish: null,
     integrations: [],
     user_provided_suffix: openai.suffix ?? null,
@@ -161,10 +161,12 @@ export function registerFineTuningRoutes(app: FastifyInstance, forge: ForgeServi
         throw error instanceof NotFoundError ? new NotFoundError(`No file '${body.training_file}'`, { param: "training_file", cause: error }) : error;
       });
       if (file.purpose !== "fine-tune") throw new InvalidRequestError(`${file.id} was uploaded with purpose '${file.purpose}', not 'fine-tune'`, { param: "training_file" });
+      // OpenAI's seed makes a job reproducible: here it seeds the shuffle of the records.
+      const seed = body.seed ?? undefined;
       const job = await runner.startFinetune(
-        { model: body.model, data: files.pathOf(file.id), ...fields },
+        { model: body.model, data: files.pathOf(file.id), ...fields, ...(seed === undefined ? {} : { shuffle: seed }) },
         async (created) => {
-          const fields: OpenAiJobFields = { training_file: file.id, ...(body.suffix === undefined ? {} : { suffix: body.suffix }), ...(body.seed === undefined ? {} : { seed: body.seed }) };
+          const fields: OpenAiJobFields = { training_file: file.id, ...(body.suffix === undefined ? {} : { suffix: body.suffix }), ...(seed === undefined ? {} : { seed }) };
           created.parameters.openai = fields;
           created.parameters.name = await forkName(runner, created, body.suffix);
         },

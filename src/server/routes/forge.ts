@@ -62,6 +62,7 @@ export function registerForgeRoutes(app: FastifyInstance, forge: ForgeServices |
           validationSplit: body.val_split,
           lossOn: body.loss_on,
           lora: body.lora,
+          shuffle: body.shuffle,
           name: body.name,
         }),
       });
