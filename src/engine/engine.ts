@@ -96,6 +96,12 @@ export interface ModelInfo {
   readonly path: string;
   /** LoRA adapters applied on top of `path`, when this is an adapter fork. */
   readonly adapters?: readonly ModelAdapter[];
+  /**
+   * For an adapter fork: the keys its adapters are attached to its base under, in `adapters`'
+   * order — what a generation on the base names in {@link GenerateOptions.adapters} to mix them
+   * at other scales (llama-server's per-request `lora`).
+   */
+  readonly adapterKeys?: readonly string[];
   /** For an adapter fork: the id of the loaded base it runs on (slots, KV cache and weights are the base's). */
   readonly base?: string;
   /** Context tokens each slot holds (at most, when the slots share one cache: see `unifiedKv`). */

@@ -202,7 +202,7 @@ export class NativeEngine implements Engine {
     }
     if (this.#loaded.get(baseSource.id) !== base) throw new EngineError(`The base of ${source.id} was unloaded while its adapter loaded; retry`);
     const fork = new AdapterForkModel(
-      { ...base.info, id: source.id, digest: source.digest, adapters, base: base.info.id, loadedAt: Math.floor(Date.now() / 1000) },
+      { ...base.info, id: source.id, digest: source.digest, adapters, adapterKeys: adapters.map((adapter) => adapter.path), base: base.info.id, loadedAt: Math.floor(Date.now() / 1000) },
       base,
       adapters.map((adapter) => ({ key: adapter.path, scale: adapter.scale ?? 1 })),
     );

@@ -121,6 +121,8 @@ const responseFormat = nullable(z.discriminatedUnion("type", [z.object({ type: z
  * (accepted; Grove always samples on the CPU with the same chain, so it changes nothing).
  */
 export const llamaServerSwitches = {
+  /** llama-server's per-request LoRA adapters: `[{id, scale}]`, ids as `GET /lora-adapters` lists them. */
+  lora: nullable(z.array(z.strictObject({ id: z.number().int().min(0).max(65_535), scale: z.number().min(-100).max(100) })).max(64)),
   return_progress: nullable(z.boolean()),
   post_sampling_probs: nullable(z.boolean()),
   backend_sampling: nullable(z.boolean()),
@@ -151,6 +153,7 @@ export const chatCompletionSchema = z.object({
 const tokenArray = z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1);
 
 export const completionSchema = z.object({
+  lora: llamaServerSwitches.lora,
   ...sampling,
   prompt: z.union([
     z.string(),

@@ -48,6 +48,20 @@ export interface ModelCatalog {
    * @throws ModelNotFoundError for an unknown name
    */
   unload?(name: string): Promise<UnloadResult>;
+  /**
+   * The adapter forks of the model a name resolves to, oldest first: llama-server's LoRA adapter
+   * list (`GET /lora-adapters`, per-request `lora: [{id, scale}]`), `id` its place in the list.
+   * Absent where a catalog has no lineage (`--model FILE`, upstreams): no adapters to mix.
+   */
+  adaptersOf?(name: string): Promise<AdapterEntry[]>;
+}
+
+/** An adapter fork of a served base, as llama-server lists its LoRA adapters. */
+export interface AdapterEntry {
+  readonly id: number;
+  /** The fork's name (its digest when it has none): what `get` loads it under. */
+  readonly name: string;
+  readonly digest: string;
 }
 
 /**

@@ -8,7 +8,7 @@ import { estimateModelMemory, type MemoryEstimate } from "../plan/memory-estimat
 import type { ModelStore } from "../store/model-store.js";
 import { generationDefaultsOf, type ModelConfig } from "../core/model-config.js";
 import { ConfiguredModel } from "../engine/configured-model.js";
-import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
+import type { AdapterEntry, CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import { ModelPool, type ModelPoolOptions } from "./model-pool.js";
 import { resolveModelSettings, type ServingShape } from "./model-settings.js";
 
@@ -136,6 +136,18 @@ export class StoreCatalog implements ModelCatalog {
     if (source.base === undefined) return this.pool.acquire({ ...source, ...(await this.shapeOf(digest)) }, acquire);
     // An adapter fork runs on its base's load, at the base's shape.
     return this.pool.acquire({ ...source, base: { ...source.base, ...(await this.shapeOf(source.base.digest)) } }, acquire);
+  }
+
+  /** The adapter forks of the model `name` names (not an alias: it has no one base), oldest first. */
+  async adaptersOf(name: string): Promise<AdapterEntry[]> {
+    const { digest } = await this.options.store.resolve(name);
+    const details = await this.options.store.show(digest);
+    const forks = await Promise.all(
+      details.children.filter((edge) => edge.relation === "adapter").map(async (edge) => ({ edge, model: await this.options.store.model(edge.child), names: await this.options.store.namesOf(edge.child) })),
+    );
+    return forks
+      .sort((a, b) => (a.model?.createdAt ?? "").localeCompare(b.model?.createdAt ?? "") || a.edge.child.localeCompare(b.edge.child))
+      .map((fork, id) => ({ id, name: fork.names[0] ?? fork.edge.child, digest: fork.edge.child }));
   }
 
   /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */

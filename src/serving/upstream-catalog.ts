@@ -1,6 +1,6 @@
 import { InvalidRequestError } from "../core/errors.js";
 import type { LoadedModel } from "../engine/engine.js";
-import type { CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
+import type { AdapterEntry, CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import type { UpstreamRouter } from "./upstream-router.js";
 
 /** The digest usage rows and prices carry for a model served by an upstream: `upstream:<name>`. */
@@ -44,6 +44,15 @@ export class UpstreamCatalog implements ModelCatalog {
     return async (name) => {
       this.refuseUpstream(name);
       return inner.unload!(name);
+    };
+  }
+
+  get adaptersOf(): ((name: string) => Promise<AdapterEntry[]>) | undefined {
+    const inner = this.inner;
+    if (inner.adaptersOf === undefined) return undefined;
+    return async (name) => {
+      this.refuseUpstream(name);
+      return inner.adaptersOf!(name);
     };
   }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
+import { loraAdapters } from "../../serving/lora-mix.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
@@ -55,6 +56,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         progress: progress,
         signal: clientGoneSignal(reply),
         n,
+        ...(await loraAdapters(catalog, body.model, model, body.lora, (fork) => meter.checkModel(fork))),
       },
       ...templateOptions(body),
       ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),

@@ -5,6 +5,7 @@ import type { ChatTemplateCapabilities } from "../../engine/chat-template-capabi
 import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
+import { loraAdapters } from "../../serving/lora-mix.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
 import { chatMessagesOf, checkLogitBias, clientGoneSignal, probabilityOf, promptProgressOf, templateOptions, timingsOf } from "../generation.js";
@@ -58,8 +59,8 @@ function logitBiasOf(model: LoadedModel, bias: NativeCompletionRequest["logit_bi
   return result;
 }
 
-/** The engine options of a `/completion` or `/infill` request, after the prompt. */
-function generationOf(model: LoadedModel, body: NativeCompletionRequest | InfillRequest, promptTokens: number[], signal: AbortSignal): GenerateOptions {
+/** The engine options of a `/completion` or `/infill` request, after the prompt; `adapters` from its `lora`. */
+function generationOf(model: LoadedModel, body: NativeCompletionRequest | InfillRequest, promptTokens: number[], signal: AbortSignal, adapters: Pick<GenerateOptions, "adapters">): GenerateOptions {
   const room = model.info.contextSize - promptTokens.length;
   if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", { param: "prompt" });
   if (room < 1) throw new ContextLengthError(`This model's context holds ${model.info.contextSize} tokens; the prompt has ${promptTokens.length}`, { param: "prompt", sizes: { promptTokens: promptTokens.length, contextSize: model.info.contextSize } });
@@ -91,6 +92,7 @@ function generationOf(model: LoadedModel, body: NativeCompletionRequest | Infill
     ...(body.n_probs ? { logprobs: body.n_probs, postSamplingProbs: body.post_sampling_probs ?? false } : {}),
     // llama-server reports progress on streams only.
     progress: (body.stream ?? false) && (body.return_progress ?? false),
+    ...adapters,
     signal,
   };
 }
@@ -151,11 +153,12 @@ async function complete(
   name: string,
   body: NativeCompletionRequest | InfillRequest,
   prompts: number[][],
+  adapters: Pick<GenerateOptions, "adapters">,
 ): Promise<unknown> {
   const meter = meterOf(request);
   const signal = clientGoneSignal(reply);
   const asked = body.n_predict ?? body.max_tokens;
-  const options = prompts.map((tokens) => generationOf(model, body, tokens, signal));
+  const options = prompts.map((tokens) => generationOf(model, body, tokens, signal, adapters));
   if (body.stream && prompts.length > 1) throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
   const postSampling = body.post_sampling_probs ?? false;
   const result = (index: number, collected: { text: string; tokens: readonly number[]; logprobs: readonly TokenLogprob[]; done: GenerateDone }) => ({
@@ -167,7 +170,7 @@ async function complete(
     model: name,
     tokens_predicted: collected.done.completionTokens,
     tokens_evaluated: collected.done.promptTokens,
-    generation_settings: settingsOf(name, options[index]!, asked),
+    generation_settings: { ...settingsOf(name, options[index]!, asked), lora: body.lora ?? [] },
     prompt: model.detokenize(prompts[index]!, { special: true }),
     has_new_line: collected.text.includes("\n"),
     // Stopped by the context's end rather than n_predict (llama-server's `truncated`).
@@ -245,7 +248,8 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const body = parseBody(nativeCompletionSchema, request.body);
     const name = modelOf(request, body, options);
     const model = await catalog.get(name);
-    return complete(request, reply, model, name, body, promptsOf(model, body.prompt));
+    const prompts = promptsOf(model, body.prompt);
+    return complete(request, reply, model, name, body, prompts, await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)));
   });
 
   app.post("/infill", async (request, reply) => {
@@ -258,7 +262,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const text = (value: string) => model.tokenize(value, { special: false });
     const extra = (body.input_extra ?? []).flatMap((chunk) => text(`${chunk.filename ? `${chunk.filename}\n` : ""}${chunk.text}`));
     const prompt = [fim.prefix, ...extra, ...text(body.input_prefix), fim.suffix, ...text(body.input_suffix), fim.middle, ...text(body.prompt ?? "")];
-    return complete(request, reply, model, name, body, [prompt]);
+    return complete(request, reply, model, name, body, [prompt], await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)));
   });
 
   app.post("/tokenize", async (request) => {
@@ -293,13 +297,27 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     return { prompt: ChatTurn.promptText({ model, messages: chatMessagesOf(body.messages), ...templateOptions(body), ...tools }) };
   });
 
+  // llama-server's LoRA adapter list: here the served model's adapter forks, oldest first. Their
+  // scale is 0 — a request applies them with `lora: [{id, scale}]`; none is applied by default,
+  // so the base answers as itself. `path` is the fork's name (never a server path).
+  app.get("/lora-adapters", async (request) => {
+    const name = modelOf(request, {}, options);
+    const adapters = (await catalog.adaptersOf?.(name)) ?? [];
+    return adapters.map((adapter) => ({ id: adapter.id, path: adapter.name, scale: 0 }));
+  });
+  app.post("/lora-adapters", async () => {
+    throw new NotSupportedError(
+      "Grove does not set adapter scales for every request (they would change other clients' answers): give each request its own lora: [{id, scale}], ids as GET /lora-adapters lists them",
+    );
+  });
+
   app.get("/props", async (request) => {
     const name = modelOf(request, {}, options);
     const model = await catalog.get(name);
     const vocabulary = model.vocabulary();
     const { info } = model;
     return {
-      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: options.seed ?? -1 } },
+      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal, {}), undefined), seed: options.seed ?? -1 } },
       total_slots: info.slots,
       model_alias: name,
       // The file's name, never a server path.
