@@ -5,7 +5,7 @@ import type { GroveConfig } from "./config/config.js";
 import { ConfigError, InvalidRequestError, ModelNotFoundError } from "./core/errors.js";
 import { importShippedFamily, SHIPPED_FAMILY_DIR } from "./demo/embedded.js";
 import { MANIFEST_FILE } from "./demo/ship.js";
-import type { Engine } from "./engine/engine.js";
+import type { Engine, ModelSource } from "./engine/engine.js";
 import { NativeEngine } from "./engine/native-engine.js";
 import { generateModel } from "./forge/generate/generate-model.js";
 import { Gateway } from "./gateway/gateway.js";
@@ -14,7 +14,7 @@ import { ReservationSweeper } from "./gateway/reservation-sweeper.js";
 import { JobRunner } from "./forge/jobs/job-runner.js";
 import { TrainingFiles } from "./forge/jobs/training-files.js";
 import type { Logger } from "./logging/logger.js";
-import { EngineCatalog, type ModelCatalog } from "./serving/model-catalog.js";
+import { EngineCatalog, type AdapterEntry, type FileAdapters, type ModelCatalog } from "./serving/model-catalog.js";
 import { checkBindSafety, createServer } from "./server/server.js";
 import { WEB_APP_DIR, webAppBuilt } from "./server/web-app.js";
 import { StoreCatalog } from "./serving/store-catalog.js";
@@ -99,6 +99,30 @@ interface Serving {
 }
 
 /**
+ * llama-server's `--lora` / `--lora-scaled` adapters of a `--model FILE`: each is checked against the
+ * base and attached to its one load as an adapter fork named after its file (served alone under
+ * that name too), and listed in order for `GET /lora-adapters` and per-request `lora` at its
+ * startup scale (0 under `--lora-init-without-apply`).
+ */
+async function loadFileAdapters(config: GroveConfig, engine: Engine, base: ModelSource, baseNames: readonly string[]): Promise<FileAdapters | undefined> {
+  const files = [...config.lora.map((path) => ({ path, scale: 1 })), ...config.loraScaled];
+  if (files.length === 0) return undefined;
+  const entries: AdapterEntry[] = [];
+  for (const [index, file] of files.entries()) {
+    const flag = index < config.lora.length ? "--lora" : "--lora-scaled";
+    if (!existsSync(file.path)) throw new ConfigError(`${flag}: no file ${file.path}`, { param: flag });
+    const name = basename(file.path).replace(/\.gguf$/i, "");
+    if (name === base.id || baseNames.includes(name) || entries.some((entry) => entry.name === name)) {
+      throw new ConfigError(`${flag}: ${basename(file.path)} would be served as '${name}', a name already taken; rename the file`, { param: flag });
+    }
+    const digest = await digestOfFile(file.path);
+    await engine.load({ id: name, path: base.path, digest, adapters: [{ path: file.path }], base });
+    entries.push({ id: index, name, digest, scale: config.loraInitWithoutApply === "on" ? 0 : file.scale });
+  }
+  return { base: base.id, entries };
+}
+
+/**
  * What to serve. `--model FILE` serves that file alone under its base name; `--model REF`
  * (or nothing: the embedded default) serves the whole store, with that model loaded first.
  */
@@ -110,8 +134,17 @@ async function chooseServing(config: GroveConfig, store: ModelStore, results: Re
     // llama-server's rule: the model is listed under its first alias in alphabetical order.
     const names = [...new Set(config.alias)].sort();
     const id = names[0] ?? basename(config.model).replace(/\.gguf$/i, "");
-    await engine.load({ id, path: config.model, digest: await digestOfFile(config.model) });
-    return { catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }, config.acceptAnyModel === "on", config.tags), defaultModel: id, fromStore: false };
+    const base = { id, path: config.model, digest: await digestOfFile(config.model) };
+    await engine.load(base);
+    const adapters = await loadFileAdapters(config, engine, base, names);
+    return {
+      catalog: new EngineCatalog(engine, names.length === 0 ? undefined : { [id]: names }, config.acceptAnyModel === "on", config.tags, adapters),
+      defaultModel: id,
+      fromStore: false,
+    };
+  }
+  if (config.lora.length > 0 || config.loraScaled.length > 0) {
+    throw new ConfigError("--lora and --lora-scaled go with a --model FILE; a store's adapters are its adapter forks (grove import ADAPTER.gguf --base BASE), which GET /lora-adapters lists", { param: "--lora" });
   }
   if (config.tags.length > 0) {
     throw new ConfigError("--tags (GROVE_TAGS) labels a --model FILE; models served from the store have labels of their own", { param: "--tags" });

@@ -215,6 +215,16 @@ export interface GroveConfig {
   /** `--tags`: labels `/v1/models` lists with a --model FILE (llama-server's; informational, not used to route), comma-separated. Env `GROVE_TAGS`. @default [] */
   readonly tags: readonly string[];
   /**
+   * LoRA adapter files served with a `--model FILE`, as llama-server's `--lora`: applied at scale 1
+   * to every request that gives no `lora` of its own, listed by `GET /lora-adapters`, and each
+   * also served alone under its file's name. Comma-separated. Env `GROVE_LORA`. @default []
+   */
+  readonly lora: readonly string[];
+  /** `--lora-scaled FILE:SCALE,…`: as {@link lora}, applied at SCALE (llama-server's). Env `GROVE_LORA_SCALED`. @default [] */
+  readonly loraScaled: readonly { readonly path: string; readonly scale: number }[];
+  /** `--lora-init-without-apply`: the adapters start at scale 0 (llama-server's); requests apply them with `lora`. Env `GROVE_LORA_INIT_WITHOUT_APPLY`. @default "off" */
+  readonly loraInitWithoutApply: "on" | "off";
+  /**
    * Busy-wait level of the decode thread pool, 0 (sleep between steps) to 100, as llama-server's
    * `--poll` (whose default is 50). Grove's is 0: its main thread (HTTP) needs a core now and then,
    * and spinning compute threads held it off (2 threads, 2 cores, a small model: time to first
@@ -305,6 +315,23 @@ const schema = z.object({
   seed: integer(-1, 2 ** 32 - 1),
   alias: commaList.pipe(z.array(z.string().max(256).regex(/^[a-z0-9][a-z0-9._:/@+-]*$/i, "expected model names such as tinyllama-2 (letters, digits and . _ : / @ + -), comma-separated"))),
   tags: commaList.pipe(z.array(z.string().max(64).regex(/^[\w.:+-]+$/, "expected labels such as chat (letters, digits and _ . : + -), comma-separated")).max(64)),
+  lora: commaList.pipe(z.array(z.string().min(1).max(4096)).max(64)),
+  loraScaled: commaList.pipe(
+    z
+      .array(
+        z.string().transform((entry, context) => {
+          const at = entry.lastIndexOf(":");
+          const scale = at < 0 ? Number.NaN : Number(entry.slice(at + 1));
+          if (at < 1 || entry.slice(at + 1).trim() === "" || !Number.isFinite(scale) || Math.abs(scale) > 100) {
+            context.addIssue({ code: "custom", message: `expected FILE:SCALE with a scale from -100 to 100, got '${entry}'` });
+            return z.NEVER;
+          }
+          return { path: entry.slice(0, at), scale };
+        }),
+      )
+      .max(64),
+  ),
+  loraInitWithoutApply: z.enum(["on", "off"]),
   chatTemplate: z.string().max(1_000_000),
   chatTemplateFile: z.string(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
@@ -358,6 +385,9 @@ export const CONFIG_SOURCES: Record<Key, { env: string; flag: string }> = {
   seed: { env: "GROVE_SEED", flag: "--seed" },
   alias: { env: "GROVE_ALIAS", flag: "--alias" },
   tags: { env: "GROVE_TAGS", flag: "--tags" },
+  lora: { env: "GROVE_LORA", flag: "--lora" },
+  loraScaled: { env: "GROVE_LORA_SCALED", flag: "--lora-scaled" },
+  loraInitWithoutApply: { env: "GROVE_LORA_INIT_WITHOUT_APPLY", flag: "--lora-init-without-apply" },
   chatTemplate: { env: "GROVE_CHAT_TEMPLATE", flag: "--chat-template" },
   chatTemplateFile: { env: "GROVE_CHAT_TEMPLATE_FILE", flag: "--chat-template-file" },
   logLevel: { env: "GROVE_LOG_LEVEL", flag: "--log-level" },
@@ -409,6 +439,9 @@ function defaults(env: NodeJS.ProcessEnv): Record<Key, unknown> {
     seed: -1,
     alias: [],
     tags: [],
+    lora: [],
+    loraScaled: [],
+    loraInitWithoutApply: "off",
     chatTemplate: "",
     chatTemplateFile: "",
     logLevel: env.NODE_ENV === "test" ? "silent" : "info",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -134,5 +134,75 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
     assert.equal(mixed.status, 403, mixed.text);
     assert.equal(mixed.json.error.param, "model");
     assert.equal((await api("/completion", { prompt: PROMPT, n_predict: 2, lora: [{ id: 0, scale: 0 }] }, key)).status, 200, "scale 0 applies nothing");
+  });
+});
+
+describe("llama-server's --lora with a --model FILE", () => {
+  const serve = (flags: Record<string, unknown>) =>
+    startGrove(loadConfig({ env: {}, flags: { home: join(directory, "file-home"), model: join(directory, "base.gguf"), port: 0, threads: 1, parallel: 2, contextSize: 128, logLevel: "silent", ...flags } }));
+  const completeOn = async (server: RunningGrove, extra: Record<string, unknown>): Promise<{ content: string; lora: unknown }> => {
+    const answer = await callApi(server.url, "/completion", { body: { prompt: PROMPT, n_predict: 12, temperature: 0, seed: 1, ...extra } });
+    assert.equal(answer.status, 200, answer.text);
+    return { content: answer.json.content, lora: answer.json.generation_settings.lora };
+  };
+
+  test("--lora adapters apply to requests without lora, as llama-server's; lora overrides them; each is also a model", async () => {
+    const server = await serve({ lora: join(directory, "a0.gguf"), loraScaled: `${join(directory, "a1.gguf")}:0.5` });
+    try {
+      const listed = await callApi(server.url, "/lora-adapters");
+      assert.deepEqual(listed.json, [
+        { id: 0, path: "a0", scale: 1 },
+        { id: 1, path: "a1", scale: 0.5 },
+      ]);
+      const bare = await completeOn(server, { lora: [] });
+      const a0 = await completeOn(server, { model: "a0" });
+      assert.notEqual(a0.content, bare.content);
+      assert.equal((await completeOn(server, { lora: [{ id: 0, scale: 1 }] })).content, a0.content, "lora chooses: a1 left out is not applied");
+      const byDefault = await completeOn(server, {});
+      assert.deepEqual(byDefault.lora, [{ id: 0, scale: 1 }, { id: 1, scale: 0.5 }], "the startup scales apply");
+      assert.equal(byDefault.content, (await completeOn(server, { lora: [{ id: 0, scale: 1 }, { id: 1, scale: 0.5 }] })).content);
+      const models = await callApi(server.url, "/v1/models");
+      assert.deepEqual(models.json.data.map((model: { id: string }) => model.id).sort(), ["a0", "a1", "base"]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("--lora-init-without-apply starts them at 0: the base answers until a request asks", async () => {
+    const server = await serve({ lora: `${join(directory, "a0.gguf")},${join(directory, "a1.gguf")}`, loraInitWithoutApply: "on" });
+    try {
+      assert.deepEqual((await callApi(server.url, "/lora-adapters")).json, [
+        { id: 0, path: "a0", scale: 0 },
+        { id: 1, path: "a1", scale: 0 },
+      ]);
+      assert.equal((await completeOn(server, {})).content, (await completeOn(server, { lora: [] })).content);
+      assert.equal((await completeOn(server, { lora: [{ id: 1, scale: 1 }] })).content, (await completeOn(server, { model: "a1" })).content);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("bad --lora settings stop the start with the reason", async () => {
+    await copyFile(join(directory, "base.gguf"), join(directory, "plain.gguf"));
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ lora: join(directory, "missing.gguf") }, /--lora: no file .*missing\.gguf/],
+      [{ lora: join(directory, "plain.gguf") }, /plain\.gguf is not an adapter/],
+      [{ lora: join(directory, "foreign.gguf") }, /The adapter foreign\.gguf does not fit the base base: the adapter was made for sha256:/],
+      [{ lora: join(directory, "base.gguf") }, /'base', a name already taken/],
+      [{ lora: `${join(directory, "a0.gguf")},${join(directory, "a0.gguf")}` }, /'a0', a name already taken/],
+      [{ loraScaled: join(directory, "a0.gguf") }, /expected FILE:SCALE/],
+      [{ loraScaled: `${join(directory, "a0.gguf")}:lots` }, /expected FILE:SCALE/],
+      [{ model: "small:base", home: join(directory, "home"), lora: join(directory, "a0.gguf") }, /--lora and --lora-scaled go with a --model FILE/],
+    ];
+    for (const [flags, pattern] of cases) {
+      await assert.rejects(
+        async () => {
+          const server = await serve(flags);
+          await server.close();
+        },
+        (error: unknown) => pattern.test((error as Error).message),
+        JSON.stringify(flags),
+      );
+    }
   });
 });

@@ -1,19 +1,15 @@
 import { InvalidRequestError, NotSupportedError } from "../core/errors.js";
 import type { GenerateOptions, LoadedModel } from "../engine/engine.js";
-import type { ModelCatalog } from "./model-catalog.js";
+import type { LoraChoice, ModelCatalog } from "./model-catalog.js";
 
-/** One entry of llama-server's per-request `lora`: an adapter of the served model by its id, and its scale. */
-export interface LoraChoice {
-  readonly id: number;
-  readonly scale: number;
-}
 
 /**
  * The adapters a generation on `model` (asked for as `name`) runs with under llama-server's
  * per-request `lora: [{id, scale}]`. An id is a place in {@link ModelCatalog.adaptersOf}'s list of
  * the model's adapter forks (`GET /lora-adapters`); each fork named with a scale other than 0 is
  * loaded (its adapter attached to the base's one load, once) and joins the generation at that
- * scale — an adapter left out, or at 0, is not applied, as in llama-server. Different mixes are
+ * scale — an adapter left out, or at 0, is not applied, as in llama-server; without `lora`, the
+ * catalog's defaults apply ({@link ModelCatalog.defaultLora}: `--lora` files). Different mixes are
  * never batched together: the decode loop gives each set its turn.
  *
  * `checkModel` is asked for each fork applied, as for a model the request names (a key limited to
@@ -30,7 +26,13 @@ export async function loraAdapters(
   lora: readonly LoraChoice[] | undefined,
   checkModel: (name: string) => void,
 ): Promise<Pick<GenerateOptions, "adapters">> {
-  if (lora === undefined || lora.length === 0) return {};
+  if (lora === undefined) {
+    // llama-server's --lora adapters apply to requests that choose none: the operator's choice
+    // for the model, so a key's model list is not asked about them.
+    const defaults = catalog.defaultLora?.(name) ?? [];
+    return defaults.length === 0 ? {} : loraAdapters(catalog, name, model, defaults, () => {});
+  }
+  if (lora.length === 0) return {};
   if (model.info.base !== undefined) {
     throw new InvalidRequestError(`lora picks adapters of a base model, and ${name} is itself an adapter fork: ask its base, or drop lora`, { param: "lora" });
   }

@@ -54,6 +54,17 @@ export interface ModelCatalog {
    * Absent where a catalog has no lineage (`--model FILE`, upstreams): no adapters to mix.
    */
   adaptersOf?(name: string): Promise<AdapterEntry[]>;
+  /**
+   * The adapters a request to `name` that gives no `lora` runs with: llama-server's `--lora`
+   * adapters at their startup scales. Absent or empty: none (a store's base answers as itself).
+   */
+  defaultLora?(name: string): readonly LoraChoice[];
+}
+
+/** One entry of llama-server's per-request `lora`: an adapter of the served model by its id, and its scale. */
+export interface LoraChoice {
+  readonly id: number;
+  readonly scale: number;
 }
 
 /** An adapter fork of a served base, as llama-server lists its LoRA adapters. */
@@ -62,6 +73,15 @@ export interface AdapterEntry {
   /** The fork's name (its digest when it has none): what `get` loads it under. */
   readonly name: string;
   readonly digest: string;
+  /** The scale a request without `lora` applies it at (`GET /lora-adapters`' `scale`). @default 0 */
+  readonly scale?: number;
+}
+
+/** llama-server's `--lora` adapters of the one model an {@link EngineCatalog} serves. */
+export interface FileAdapters {
+  /** The id of the model they adapt. */
+  readonly base: string;
+  readonly entries: readonly AdapterEntry[];
 }
 
 /**
@@ -79,6 +99,8 @@ export class EngineCatalog implements ModelCatalog {
     private readonly anyName = false,
     /** Labels listed with every model (`--tags`, llama-server's: informational, never used to route). */
     private readonly tags: readonly string[] = [],
+    /** `--lora` adapters of the served file, each also loaded as a model of its own. */
+    private readonly adapters?: FileAdapters,
   ) {
     for (const [id, names] of Object.entries(aliases)) for (const name of names) this.#byAlias.set(name, id);
   }
@@ -102,7 +124,26 @@ export class EngineCatalog implements ModelCatalog {
     const id = this.#byAlias.get(name) ?? name;
     const model = this.engine.models.find((candidate) => candidate.info.id === id);
     if (model) return model;
-    if (this.anyName && this.engine.models.length === 1) return this.engine.models[0]!;
+    // --lora adapters are models too (forks on the one load): any name means the one base.
+    const bases = this.engine.models.filter((candidate) => candidate.info.base === undefined);
+    if (this.anyName && bases.length === 1) return bases[0]!;
     throw new ModelNotFoundError(name);
+  }
+
+  /** The `--lora` adapters when `name` means the model they adapt; none for another name. */
+  async adaptersOf(name: string): Promise<AdapterEntry[]> {
+    return this.#adaptsName(name) ? [...this.adapters!.entries] : [];
+  }
+
+  defaultLora(name: string): readonly LoraChoice[] {
+    if (!this.#adaptsName(name)) return [];
+    return this.adapters!.entries.filter((entry) => (entry.scale ?? 0) !== 0).map((entry) => ({ id: entry.id, scale: entry.scale! }));
+  }
+
+  #adaptsName(name: string): boolean {
+    if (this.adapters === undefined) return false;
+    const id = this.#byAlias.get(name) ?? name;
+    // Any name means the one model under --accept-any-model, but not an adapter's own name.
+    return id === this.adapters.base || (this.anyName && !this.engine.models.some((model) => model.info.id === id));
   }
 }

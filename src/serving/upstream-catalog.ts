@@ -1,6 +1,6 @@
 import { InvalidRequestError } from "../core/errors.js";
 import type { LoadedModel } from "../engine/engine.js";
-import type { AdapterEntry, CatalogEntry, GetModelOptions, ModelCatalog, UnloadResult } from "./model-catalog.js";
+import type { AdapterEntry, CatalogEntry, GetModelOptions, LoraChoice, ModelCatalog, UnloadResult } from "./model-catalog.js";
 import type { UpstreamRouter } from "./upstream-router.js";
 
 /** The digest usage rows and prices carry for a model served by an upstream: `upstream:<name>`. */
@@ -54,6 +54,12 @@ export class UpstreamCatalog implements ModelCatalog {
       this.refuseUpstream(name);
       return inner.adaptersOf!(name);
     };
+  }
+
+  get defaultLora(): ((name: string) => readonly LoraChoice[]) | undefined {
+    const inner = this.inner;
+    if (inner.defaultLora === undefined) return undefined;
+    return (name) => (this.router.has(name) ? [] : inner.defaultLora!(name));
   }
 
   private refuseUpstream(name: string): void {

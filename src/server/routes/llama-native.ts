@@ -6,7 +6,7 @@ import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from ".
 import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
 import { loraAdapters } from "../../serving/lora-mix.js";
-import type { ModelCatalog } from "../../serving/model-catalog.js";
+import type { LoraChoice, ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
 import { chatMessagesOf, checkLogitBias, clientGoneSignal, probabilityOf, promptProgressOf, templateOptions, timingsOf } from "../generation.js";
 import {
@@ -154,6 +154,8 @@ async function complete(
   body: NativeCompletionRequest | InfillRequest,
   prompts: number[][],
   adapters: Pick<GenerateOptions, "adapters">,
+  /** The `lora` the generation runs with (the request's, else the served file's `--lora`), echoed in `generation_settings`. */
+  lora: readonly LoraChoice[],
 ): Promise<unknown> {
   const meter = meterOf(request);
   const signal = clientGoneSignal(reply);
@@ -170,7 +172,7 @@ async function complete(
     model: name,
     tokens_predicted: collected.done.completionTokens,
     tokens_evaluated: collected.done.promptTokens,
-    generation_settings: { ...settingsOf(name, options[index]!, asked), lora: body.lora ?? [] },
+    generation_settings: { ...settingsOf(name, options[index]!, asked), lora },
     prompt: model.detokenize(prompts[index]!, { special: true }),
     has_new_line: collected.text.includes("\n"),
     // Stopped by the context's end rather than n_predict (llama-server's `truncated`).
@@ -249,7 +251,8 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const name = modelOf(request, body, options);
     const model = await catalog.get(name);
     const prompts = promptsOf(model, body.prompt);
-    return complete(request, reply, model, name, body, prompts, await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)));
+    const lora = body.lora ?? catalog.defaultLora?.(name) ?? [];
+    return complete(request, reply, model, name, body, prompts, await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)), lora);
   });
 
   app.post("/infill", async (request, reply) => {
@@ -262,7 +265,8 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const text = (value: string) => model.tokenize(value, { special: false });
     const extra = (body.input_extra ?? []).flatMap((chunk) => text(`${chunk.filename ? `${chunk.filename}\n` : ""}${chunk.text}`));
     const prompt = [fim.prefix, ...extra, ...text(body.input_prefix), fim.suffix, ...text(body.input_suffix), fim.middle, ...text(body.prompt ?? "")];
-    return complete(request, reply, model, name, body, [prompt], await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)));
+    const lora = body.lora ?? catalog.defaultLora?.(name) ?? [];
+    return complete(request, reply, model, name, body, [prompt], await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)), lora);
   });
 
   app.post("/tokenize", async (request) => {
@@ -303,7 +307,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
   app.get("/lora-adapters", async (request) => {
     const name = modelOf(request, {}, options);
     const adapters = (await catalog.adaptersOf?.(name)) ?? [];
-    return adapters.map((adapter) => ({ id: adapter.id, path: adapter.name, scale: 0 }));
+    return adapters.map((adapter) => ({ id: adapter.id, path: adapter.name, scale: adapter.scale ?? 0 }));
   });
   app.post("/lora-adapters", async () => {
     throw new NotSupportedError(
