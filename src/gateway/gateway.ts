@@ -38,6 +38,12 @@ export interface AdmitRequest {
   /** The name or alias the client sent. */
   readonly model: string;
   readonly modelDigest: string;
+  /**
+   * Other models whose weights the request runs — adapter forks applied to the base through
+   * llama-server's `lora` — so it is priced at the dearest of these and `modelDigest` (a priced
+   * fork is never had at its base's price).
+   */
+  readonly pricedDigests?: readonly string[];
   /** Prompt tokens (exact, or an upper bound where the route says so). */
   readonly promptTokens: number;
   /** The most completion tokens the request may generate. */
@@ -146,7 +152,7 @@ export class Gateway {
    * @throws RateLimitError
    */
   async admit(principal: Principal, request: AdmitRequest): Promise<Admission> {
-    const price = await this.store.getPrice(request.modelDigest);
+    const price = await this.#priceOf(request);
     const limits: KeyLimits = principal.key?.limits ?? {};
     const keyId = principal.keyId;
     const worstTokens = request.promptTokens + request.maxCompletionTokens;
@@ -180,6 +186,17 @@ export class Gateway {
       reservationId = result.reservationId;
     }
     return this.#admission(principal, request, price, ticket, reservationId);
+  }
+
+  /** The price of `modelDigest`, or of a `pricedDigests` model that would cost the request more. */
+  async #priceOf(request: AdmitRequest): Promise<PriceRecord | undefined> {
+    let chosen = await this.store.getPrice(request.modelDigest);
+    for (const digest of request.pricedDigests ?? []) {
+      const price = await this.store.getPrice(digest);
+      const cost = (candidate: PriceRecord | undefined) => costOf(candidate, request.promptTokens, request.maxCompletionTokens);
+      if (price !== undefined && (chosen === undefined || cost(price) > cost(chosen))) chosen = price;
+    }
+    return chosen;
   }
 
   #admission(principal: Principal, request: AdmitRequest, price: PriceRecord | undefined, ticket: RateTicket | undefined, reservationId: string | undefined): Admission {

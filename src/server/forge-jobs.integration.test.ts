@@ -241,6 +241,7 @@ describe("forge jobs over HTTP", () => {
       method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 1, lora: {} } as OpenAI.FineTuning.SupervisedHyperparameters } },
     });
     assert.equal(defaults.seed, 0, "the default shuffle seed");
+    assert.equal((await api("GET", `/api/forge/jobs/${defaults.id}`)).body.parameters.shuffleSeed, 0, "the job shuffles by it");
     assert.deepEqual(defaults.method?.supervised?.hyperparameters, {
       n_epochs: 1,
       batch_size: 1,

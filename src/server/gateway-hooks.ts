@@ -40,6 +40,8 @@ export interface MeterAdmitOptions {
  */
 export class RequestMeter {
   #admission: Admission | undefined;
+  /** Adapter forks applied through `lora` ({@link applyFork}): the request is priced at the dearest. */
+  readonly #pricedDigests: string[] = [];
   /** Set once a route streams: from then on it alone finishes the meter. */
   streaming = false;
 
@@ -55,6 +57,25 @@ export class RequestMeter {
     if (this.gateway && this.principal) this.gateway.checkModel(this.principal, model);
   }
 
+  /**
+   * An adapter fork the request applies to its base through `lora`: its names must be in the
+   * key's scope (one is enough), and the request is priced at least as the fork.
+   */
+  applyFork(fork: { readonly names: readonly string[]; readonly digest: string }): void {
+    if (this.gateway && this.principal) {
+      const allowed = fork.names.some((name) => {
+        try {
+          this.gateway!.checkModel(this.principal!, name);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!allowed) this.gateway.checkModel(this.principal, fork.names[0] ?? fork.digest);
+    }
+    this.#pricedDigests.push(fork.digest);
+  }
+
   /** Reserves the worst case; @throws RateLimitError (429) */
   async admit(options: MeterAdmitOptions): Promise<void> {
     if (!this.gateway || !this.principal || this.#admission) return;
@@ -63,6 +84,7 @@ export class RequestMeter {
       endpoint: this.request.routeOptions.url ?? this.request.url.split("?")[0]!,
       model: options.model,
       modelDigest: options.digest,
+      ...(this.#pricedDigests.length === 0 ? {} : { pricedDigests: [...this.#pricedDigests] }),
       promptTokens: options.promptTokens,
       maxCompletionTokens: options.maxCompletionTokens,
       startedAt: this.startedAt,

@@ -57,6 +57,8 @@ async function complete(extra: Record<string, unknown>): Promise<string> {
 
 describe("llama-server's LoRA adapters over adapter forks", () => {
   const byName: Record<string, string> = {};
+  /** The admin key the key test makes; later tests send it. */
+  let rootKey: string;
 
   test("GET /lora-adapters lists the served base's adapter forks, oldest first, at scale 0", async () => {
     const listed = await api("/lora-adapters");
@@ -65,6 +67,10 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
       { id: 0, path: "small:a0", scale: 0 },
       { id: 1, path: "small:a1", scale: 0 },
     ]);
+    // Another model by ?model= (llama-server's router mode): small:other has its own list.
+    assert.deepEqual((await api("/lora-adapters?model=small:other")).json, [{ id: 0, path: "small:foreign", scale: 0 }]);
+    assert.equal((await api("/lora-adapters?model=nope:nope")).status, 404);
+    assert.deepEqual((await api("/props")).json.default_generation_settings.params.lora, []);
   });
 
   test("lora at scale 1 answers as the fork asked by name, at 0 (or left out) as the base", async () => {
@@ -88,6 +94,24 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
     assert.notEqual(await complete({ lora: [{ id: 0, scale: 0.5 }, { id: 1, scale: 0.5 }] }), byName["small:base"]);
   });
 
+  test("a fork applied through lora stays loaded while the request runs, even when asked to unload", async () => {
+    // 48 prompts take turns on 4 slots; the fork is asked to unload at once. Were it not
+    // held by the request, the pool would free its adapter (after its 1 s grace) and the prompts
+    // still queued would fail.
+    const prompts = Array.from({ length: 48 }, () => PROMPT);
+    const running = api("/completion", { prompt: prompts, n_predict: 100, temperature: 0, seed: 1, lora: [{ id: 0, scale: 1 }] });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const unload = await api("/api/generate", { model: "small:a0", keep_alive: 0 });
+    assert.equal(unload.status, 200, unload.text);
+    const answer = await running;
+    assert.equal(answer.status, 200, answer.text);
+    const alone = await complete({ model: "small:a0", n_predict: 100 });
+    assert.deepEqual(
+      answer.json.map((result: { content: string }) => result.content),
+      prompts.map(() => alone),
+    );
+  });
+
   test("the OpenAI routes take lora too, through the official client", async () => {
     const asked = (await client.completions.create({ model: "small:base", prompt: PROMPT, max_tokens: 12, temperature: 0, seed: 1, lora: [{ id: 1, scale: 1 }] } as OpenAI.CompletionCreateParamsNonStreaming)).choices[0]!.text;
     assert.equal(asked, byName["small:a1"]);
@@ -98,11 +122,11 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
 
   test("bad lora is a 400 naming lora; setting global scales is a 501 that says why", async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ lora: [{ id: 2, scale: 1 }] }, /lora names adapter 2, and small:base has 2 \(ids 0 to 1/],
+      [{ lora: [{ id: 2, scale: 1 }] }, /lora names adapter 2, and small:base has 2 \(ids 0, 1;/],
       [{ lora: [{ id: 0, scale: 1 }, { id: 0, scale: 0.5 }] }, /names adapter 0 twice/],
       [{ model: "small:a0", lora: [{ id: 0, scale: 1 }] }, /small:a0 is itself an adapter fork/],
       [{ lora: [{ id: 0 }] }, /scale/],
-      [{ lora: [{ id: -1, scale: 1 }] }, /id/],
+      [{ lora: [{ id: -1, scale: 1 }] }, /lora\.0\.id|lora\[0\]\.id/],
       [{ lora: [{ id: 0, scale: "x" }] }, /scale/],
       [{ lora: { id: 0, scale: 1 } }, /lora/],
       [{ lora: [{ id: 0, scale: 1, path: "/etc/passwd" }] }, /path/],
@@ -115,7 +139,7 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
     // The other base's adapter is not in the list, and asking small:other lists only its own.
     const other = await callApi(grove.url, "/completion", { body: { model: "small:other", prompt: PROMPT, n_predict: 2, lora: [{ id: 1, scale: 1 }] } });
     assert.equal(other.status, 400);
-    assert.match(other.json.error.message, /small:other has 1 \(ids 0 to 0/);
+    assert.match(other.json.error.message, /small:other has 1 \(ids 0;/);
     const global = await api("/lora-adapters", [{ id: 0, scale: 1 }]);
     assert.equal(global.status, 501);
     assert.match(global.json.error.message, /give each request its own lora/);
@@ -125,6 +149,7 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
   test("a key limited to the base reaches no adapter fork through lora", async () => {
     const root = await api("/api/keys", { name: "root", admin: true });
     assert.equal(root.status, 201, root.text);
+    rootKey = root.json.secret;
     const limited = await api("/api/keys", { name: "base only", models: ["small:base"] }, root.json.secret);
     assert.equal(limited.status, 201, limited.text);
     const key = limited.json.secret as string;
@@ -134,6 +159,43 @@ describe("llama-server's LoRA adapters over adapter forks", () => {
     assert.equal(mixed.status, 403, mixed.text);
     assert.equal(mixed.json.error.param, "model");
     assert.equal((await api("/completion", { prompt: PROMPT, n_predict: 2, lora: [{ id: 0, scale: 0 }] }, key)).status, 200, "scale 0 applies nothing");
+    // A fork's other name in the key's list is enough.
+    const copied = await api("/api/copy", { source: "small:a1", destination: "small:a1-other" }, root.json.secret);
+    assert.equal(copied.status, 200, copied.text);
+    const otherName = await api("/api/keys", { name: "a1 by another name", models: ["small:base", "small:a1-other"] }, root.json.secret);
+    assert.equal((await api("/completion", { prompt: PROMPT, n_predict: 2, lora: [{ id: 1, scale: 1 }] }, otherName.json.secret)).status, 200);
+
+    // A priced fork is never had at its base's (free) price through lora.
+    const fork = await api("/api/models/small:a0", undefined, root.json.secret);
+    assert.equal(fork.status, 200, fork.text);
+    await grove.gateway.store.setPrice({ modelDigest: fork.json.model.digest, inputPer1m: 1_000_000, outputPer1m: 1_000_000, updatedAt: new Date().toISOString() });
+    const before = new Set((await grove.gateway.store.listUsage({})).map((row) => row.requestId));
+    assert.equal((await api("/completion", { prompt: PROMPT, n_predict: 2 }, root.json.secret)).status, 200);
+    assert.equal((await api("/completion", { prompt: PROMPT, n_predict: 2, lora: [{ id: 0, scale: 1 }] }, root.json.secret)).status, 200);
+    const rows = (await grove.gateway.store.listUsage({})).filter((row) => !before.has(row.requestId));
+    const costs = rows.map((row) => row.costUsd).sort((a, b) => a - b);
+    assert.equal(costs.length, 2);
+    assert.equal(costs[0], 0, "the base alone is free");
+    assert.ok(costs[1]! > 1, `with the fork applied it costs the fork's price: ${costs[1]}`);
+  });
+
+  test("ids stay as given: a fork added later takes the next one, a removed one leaves a gap", async () => {
+    const home = join(directory, "home");
+    const store = await ModelStore.open(home);
+    try {
+      const adapter = await generateAdapter({ basePath: join(directory, "base.gguf"), seed: 102, rank: 8, strong: true, outPath: join(directory, "a2.gguf") });
+      await store.importFile(adapter.path, { name: "small:a2", base: "small:base" });
+      assert.deepEqual((await api("/lora-adapters", undefined, rootKey)).json.map((entry: { id: number; path: string }) => [entry.id, entry.path]), [[0, "small:a0"], [1, "small:a1"], [2, "small:a2"]]);
+      await store.remove((await store.resolve("small:a1")).digest, { force: true });
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual((await api("/lora-adapters", undefined, rootKey)).json.map((entry: { id: number; path: string }) => [entry.id, entry.path]), [[0, "small:a0"], [2, "small:a2"]]);
+    const text = async (extra: Record<string, unknown>) => (await api("/completion", { prompt: PROMPT, n_predict: 12, temperature: 0, seed: 1, ...extra }, rootKey)).json.content;
+    assert.equal(await text({ lora: [{ id: 2, scale: 1 }] }), await text({ model: "small:a2" }));
+    const gone = await api("/completion", { prompt: PROMPT, n_predict: 2, lora: [{ id: 1, scale: 1 }] }, rootKey);
+    assert.equal(gone.status, 400);
+    assert.match(gone.json.error.message, /lora names adapter 1, and small:base has 2 \(ids 0, 2;/);
   });
 });
 

@@ -1,38 +1,67 @@
 import { InvalidRequestError, NotSupportedError } from "../core/errors.js";
-import type { GenerateOptions, LoadedModel } from "../engine/engine.js";
+import { DelegatingModel } from "../engine/delegating-model.js";
+import type { GenerateEvent, GenerateOptions, LoadedModel } from "../engine/engine.js";
 import type { LoraChoice, ModelCatalog } from "./model-catalog.js";
+import { PooledModel } from "./pooled-model.js";
+
+/**
+ * The base with a request's mix of its adapter forks: each generation runs on the base's load
+ * with the forks' adapters at the mix's scales, and holds the forks loaded while it runs (the pool
+ * would otherwise see them idle, unload them, and free their adapters before a queued generation
+ * starts).
+ */
+class LoraMixModel extends DelegatingModel {
+  constructor(
+    base: LoadedModel,
+    private readonly forks: readonly LoadedModel[],
+    private readonly adapters: NonNullable<GenerateOptions["adapters"]>,
+  ) {
+    super(base.info, base);
+  }
+
+  override generate(options: GenerateOptions): AsyncGenerator<GenerateEvent, void, void> {
+    let events = (): AsyncGenerator<GenerateEvent, void, void> => this.inner.generate({ ...options, adapters: this.adapters });
+    for (const fork of this.forks) {
+      if (!(fork instanceof PooledModel)) continue;
+      const inner = events;
+      events = () => fork.holding(inner);
+    }
+    return events();
+  }
+}
 
 
 /**
- * The adapters a generation on `model` (asked for as `name`) runs with under llama-server's
- * per-request `lora: [{id, scale}]`. An id is a place in {@link ModelCatalog.adaptersOf}'s list of
+ * `model` (asked for as `name`) as a request's generations run it under llama-server's
+ * per-request `lora: [{id, scale}]` — itself when no adapter applies, else a {@link LoraMixModel}. An id is a place in {@link ModelCatalog.adaptersOf}'s list of
  * the model's adapter forks (`GET /lora-adapters`); each fork named with a scale other than 0 is
  * loaded (its adapter attached to the base's one load, once) and joins the generation at that
  * scale — an adapter left out, or at 0, is not applied, as in llama-server; without `lora`, the
  * catalog's defaults apply ({@link ModelCatalog.defaultLora}: `--lora` files). Different mixes are
  * never batched together: the decode loop gives each set its turn.
  *
- * `checkModel` is asked for each fork applied, as for a model the request names (a key limited to
- * some models reaches no other model's adapter through `lora`).
+ * `applyFork` is told of each fork applied before it loads — the route checks it against the key's
+ * models (a key limited to some models reaches no other model's adapter through `lora`) and prices
+ * the request at least as the fork.
  *
  * @throws InvalidRequestError for an unknown or repeated id, or when `name` is itself an adapter
  *   fork; NotSupportedError where the catalog has no adapters to mix (`--model FILE`); whatever
- *   `checkModel` throws
+ *   `applyFork` throws
  */
-export async function loraAdapters(
+export async function withLora(
   catalog: ModelCatalog,
   name: string,
   model: LoadedModel,
   lora: readonly LoraChoice[] | undefined,
-  checkModel: (name: string) => void,
-): Promise<Pick<GenerateOptions, "adapters">> {
+  applyFork: (fork: { readonly names: readonly string[]; readonly digest: string }) => void,
+): Promise<LoadedModel> {
   if (lora === undefined) {
     // llama-server's --lora adapters apply to requests that choose none: the operator's choice
     // for the model, so a key's model list is not asked about them.
     const defaults = catalog.defaultLora?.(name) ?? [];
-    return defaults.length === 0 ? {} : loraAdapters(catalog, name, model, defaults, () => {});
+    return defaults.length === 0 ? model : withLora(catalog, name, model, defaults, () => {});
   }
-  if (lora.length === 0) return {};
+  if (lora.length === 0) return model;
   if (model.info.base !== undefined) {
     throw new InvalidRequestError(`lora picks adapters of a base model, and ${name} is itself an adapter fork: ask its base, or drop lora`, { param: "lora" });
   }
@@ -42,21 +71,24 @@ export async function loraAdapters(
   const listed = await catalog.adaptersOf(name);
   const seen = new Set<number>();
   const adapters: { key: string; scale: number }[] = [];
+  const forks: LoadedModel[] = [];
   for (const choice of lora) {
-    const entry = listed[choice.id];
+    const entry = listed.find((candidate) => candidate.id === choice.id);
     if (entry === undefined) {
-      throw new InvalidRequestError(`lora names adapter ${choice.id}, and ${name} has ${listed.length} (ids 0 to ${listed.length - 1}; GET /lora-adapters lists them)`, { param: "lora" });
+      const ids = listed.length === 0 ? "none" : `ids ${listed.map((candidate) => candidate.id).join(", ")}`;
+      throw new InvalidRequestError(`lora names adapter ${choice.id}, and ${name} has ${listed.length} (${ids}; GET /lora-adapters lists them)`, { param: "lora" });
     }
     if (seen.has(choice.id)) throw new InvalidRequestError(`lora names adapter ${choice.id} twice`, { param: "lora" });
     seen.add(choice.id);
     if (choice.scale === 0) continue;
-    checkModel(entry.name);
+    applyFork({ names: entry.names ?? [entry.name], digest: entry.digest });
     const fork = await catalog.get(entry.name);
     // The fork runs on the base's load; its adapters are attached there under these keys.
     if (fork.info.base !== model.info.id || fork.info.adapterKeys === undefined) {
-      throw new InvalidRequestError(`${entry.name} does not run on the load of ${name} (another context size or slot count): ask it by name instead`, { param: "lora" });
+      throw new InvalidRequestError(`${entry.name} does not run on the same load as ${name} (a config fork, or another context size or slot count): ask the fork by name instead`, { param: "lora" });
     }
     for (const key of fork.info.adapterKeys) adapters.push({ key, scale: choice.scale });
+    forks.push(fork);
   }
-  return adapters.length === 0 ? {} : { adapters };
+  return adapters.length === 0 ? model : new LoraMixModel(model, forks, adapters);
 }

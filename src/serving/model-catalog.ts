@@ -72,6 +72,8 @@ export interface AdapterEntry {
   readonly id: number;
   /** The fork's name (its digest when it has none): what `get` loads it under. */
   readonly name: string;
+  /** All its names, for a key's model list. @default [name] */
+  readonly names?: readonly string[];
   readonly digest: string;
   /** The scale a request without `lora` applies it at (`GET /lora-adapters`' `scale`). @default 0 */
   readonly scale?: number;

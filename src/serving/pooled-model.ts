@@ -84,6 +84,21 @@ export class PooledModel implements LoadedModel {
     return this.inner.stats();
   }
 
+  /**
+   * Marks the model in use while `events` runs on another load — a base's generation that applies
+   * this adapter fork's adapter (llama-server's `lora`) — loading it again first when the pool
+   * unloaded it, so its adapter is attached and stays so until `events` ends.
+   */
+  async *holding<T>(events: () => AsyncGenerator<T, void, void>): AsyncGenerator<T, void, void> {
+    await this.current();
+    this.pool.track(this.source.id, 1);
+    try {
+      yield* events();
+    } finally {
+      this.pool.track(this.source.id, -1);
+    }
+  }
+
   /** The loaded instance, loaded again when the pool unloaded it since this handle was made. */
   private async current(): Promise<LoadedModel> {
     if (!this.pool.isLoaded(this.inner)) this.inner = await this.pool.reacquire(this.source);

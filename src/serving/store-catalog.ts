@@ -1,3 +1,4 @@
+import { InvalidRequestError } from "../core/errors.js";
 import { stat } from "node:fs/promises";
 import type { ModelSetting } from "../config/model-settings.js";
 import { DEFAULT_CONTEXT_SIZE, defaultContextSize } from "../core/context-size.js";
@@ -46,6 +47,8 @@ export interface StoreCatalogOptions {
 export class StoreCatalog implements ModelCatalog {
   /** The loaded models and the memory budget they live in. */
   readonly pool: ModelPool;
+  /** The adapter ids given out per base (by the weights' digest): fork digests in first-seen order. */
+  private readonly adapterIds = new Map<Digest, Digest[]>();
   /** Per-model context and slots (`--model-settings`), by digest; other models take the global ones. */
   private shapes = new Map<Digest, ServingShape>();
 
@@ -138,16 +141,26 @@ export class StoreCatalog implements ModelCatalog {
     return this.pool.acquire({ ...source, base: { ...source.base, ...(await this.shapeOf(source.base.digest)) } }, acquire);
   }
 
-  /** The adapter forks of the model `name` names (not an alias: it has no one base), oldest first. */
+  /**
+   * The adapter forks of the model `name` serves (through an alias of one target, or a config
+   * fork's weights), oldest first. Ids stay as first given for the server's life: a fork added
+   * later takes the next id, a removed one leaves its id unanswered, so a client's list never
+   * silently means another adapter.
+   * @throws InvalidRequestError for an alias of several models (no one base)
+   */
   async adaptersOf(name: string): Promise<AdapterEntry[]> {
-    const { digest } = await this.options.store.resolve(name);
-    const details = await this.options.store.show(digest);
+    const served = await this.options.store.resolver.servedDigests(name);
+    if (served.length !== 1) throw new InvalidRequestError(`${name} is an alias of ${served.length} models; LoRA adapters belong to one base: name it`, { param: "model" });
+    const weights = await this.options.store.weightsOf(served[0]!);
+    const details = await this.options.store.show(weights);
     const forks = await Promise.all(
-      details.children.filter((edge) => edge.relation === "adapter").map(async (edge) => ({ edge, model: await this.options.store.model(edge.child), names: await this.options.store.namesOf(edge.child) })),
+      details.children.filter((edge) => edge.relation === "adapter").map(async (edge) => ({ digest: edge.child, model: await this.options.store.model(edge.child), names: await this.options.store.namesOf(edge.child) })),
     );
-    return forks
-      .sort((a, b) => (a.model?.createdAt ?? "").localeCompare(b.model?.createdAt ?? "") || a.edge.child.localeCompare(b.edge.child))
-      .map((fork, id) => ({ id, name: fork.names[0] ?? fork.edge.child, digest: fork.edge.child }));
+    forks.sort((a, b) => (a.model?.createdAt ?? "").localeCompare(b.model?.createdAt ?? "") || a.digest.localeCompare(b.digest));
+    const ids = this.adapterIds.get(weights) ?? [];
+    for (const fork of forks) if (!ids.includes(fork.digest)) ids.push(fork.digest);
+    this.adapterIds.set(weights, ids);
+    return forks.map((fork) => ({ id: ids.indexOf(fork.digest), name: fork.names[0] ?? fork.digest, names: fork.names, digest: fork.digest })).sort((a, b) => a.id - b.id);
   }
 
   /** Unloads the model `name` resolves to (an alias: every target loaded), through the pool. */

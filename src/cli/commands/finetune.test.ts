@@ -36,7 +36,7 @@ describe("grove finetune", () => {
     assert.match(tree.stdout, /finetune\s+tiny:chat/);
     // The card's training curve: a line per epoch, the per-step losses left to --json.
     const show = await runCli("show", "tiny:chat", "--home", home);
-    assert.match(show.stdout, new RegExp(`card training  job ${job.id}, \\d+ records, \\d+ tokens, \\d+ steps recorded \\(--json\\)\n\\s+epoch 1  train loss [\\d.]+  validation [\\d.]+\n\\s+epoch 2 .*\n\\s+epoch 3 `));
+    assert.match(show.stdout, new RegExp(`card training  job ${job.id}, data sha256:[0-9a-f]{12}…?, \\d+ records, \\d+ tokens, \\d+ steps recorded \\(--json\\)\n\\s+epoch 1  train loss [\\d.]+  validation [\\d.]+\n\\s+epoch 2 .*\n\\s+epoch 3 `));
     assert.doesNotMatch(show.stdout, /"step":/);
     assert.equal((JSON.parse((await runCli("show", "tiny:chat", "--home", home, "--json")).stdout) as { model: { card: { training: { records: number } } } }).model.card.training.records, 40);
     const jobs = await runCli("jobs", "--home", home);

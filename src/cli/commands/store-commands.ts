@@ -193,17 +193,20 @@ export function formatShow(result: ShowResult): string {
  */
 function formatTrainingCard(value: unknown): string {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return JSON.stringify(value);
-  const card = value as { job?: unknown; records?: unknown; tokens?: unknown; epochs?: unknown; steps?: unknown };
+  const card = value as { job?: unknown; dataDigest?: unknown; records?: unknown; tokens?: unknown; epochs?: unknown; steps?: unknown; untrainedTensors?: unknown };
   const head = [
     typeof card.job === "string" ? `job ${card.job}` : undefined,
+    typeof card.dataDigest === "string" ? `data ${shortDigest(card.dataDigest as Digest)}` : undefined,
     typeof card.records === "number" ? `${card.records} records` : undefined,
     typeof card.tokens === "number" ? `${card.tokens} tokens` : undefined,
     Array.isArray(card.steps) ? `${card.steps.length} steps recorded (--json)` : undefined,
   ].filter((part) => part !== undefined);
+  // The trainer's warning that some tensors kept their parent's values (llama.cpp's trainer).
+  const untrained = Array.isArray(card.untrainedTensors) && card.untrainedTensors.length > 0 ? [`${"".padEnd(17)}untrained: ${card.untrainedTensors.join(", ")}`] : [];
   const epochs = Array.isArray(card.epochs) ? (card.epochs as { epoch?: unknown; trainLoss?: unknown; validationLoss?: unknown }[]) : [];
   const loss = (label: string, number: unknown): string => (typeof number === "number" ? `  ${label} ${number.toFixed(4)}` : "");
   const lines = epochs.map((epoch, index) => `${"".padEnd(17)}epoch ${typeof epoch.epoch === "number" ? epoch.epoch + 1 : index + 1}${loss("train loss", epoch.trainLoss)}${loss("validation", epoch.validationLoss)}`);
-  return [head.join(", "), ...lines].join("\n");
+  return [head.join(", "), ...lines, ...untrained].join("\n");
 }
 
 /**

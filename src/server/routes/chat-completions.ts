@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { InvalidRequestError } from "../../core/errors.js";
 import type { GenerateDone, TokenLogprob } from "../../engine/engine.js";
-import { loraAdapters } from "../../serving/lora-mix.js";
+import { withLora } from "../../serving/lora-mix.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
@@ -32,7 +32,7 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
     // A model loaded for this request makes its first token late: the time is reported apart
     // (`timings.load_ms`, as Ollama's load_duration) so clients do not count it as generation.
     const getStarted = performance.now();
-    const model = await catalog.get(body.model);
+    const model = await withLora(catalog, body.model, await catalog.get(body.model), body.lora, (fork) => meter.applyFork(fork));
     const loadMs = performance.now() - getStarted;
     const sampling = samplingOptions(body);
     const biasProblem = checkLogitBias(model, sampling.logitBias);
@@ -56,7 +56,6 @@ export function registerChatCompletionsRoute(app: FastifyInstance, catalog: Mode
         progress: progress,
         signal: clientGoneSignal(reply),
         n,
-        ...(await loraAdapters(catalog, body.model, model, body.lora, (fork) => meter.checkModel(fork))),
       },
       ...templateOptions(body),
       ...(body.tools === undefined ? {} : { tools: { definitions: body.tools, choice: body.tool_choice ?? "auto", parallel: body.parallel_tool_calls ?? true } }),

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { ContextLengthError, InvalidRequestError } from "../../core/errors.js";
 import type { GenerateDone, LoadedModel, TokenLogprob } from "../../engine/engine.js";
-import { loraAdapters } from "../../serving/lora-mix.js";
+import { withLora } from "../../serving/lora-mix.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
 import type { ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
@@ -46,9 +46,8 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
     const body = parseBody(completionSchema, request.body);
     const meter = meterOf(request);
     meter.checkModel(body.model);
-    const model = await catalog.get(body.model);
+    const model = await withLora(catalog, body.model, await catalog.get(body.model), body.lora, (fork) => meter.applyFork(fork));
     const sampling = samplingOptions(body);
-    const adapters = await loraAdapters(catalog, body.model, model, body.lora, (fork) => meter.checkModel(fork));
     const biasProblem = checkLogitBias(model, sampling.logitBias);
     if (biasProblem) throw new InvalidRequestError(biasProblem, { param: "logit_bias" });
     const parseSpecial = body.parse_special ?? true;
@@ -79,7 +78,7 @@ export function registerCompletionsRoute(app: FastifyInstance, catalog: ModelCat
         model,
         name: body.model,
         meter: shares[index]!,
-        generate: { ...sampling, ...adapters, promptTokens: tokenLists[index]!, maxTokens, n, logprobs: body.logprobs, promptLogprobs: echo && wantLogprobs, signal },
+        generate: { ...sampling, promptTokens: tokenLists[index]!, maxTokens, n, logprobs: body.logprobs, promptLogprobs: echo && wantLogprobs, signal },
       });
     const base = { id: responseId("cmpl"), object: "text_completion", created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: model.info.digest.slice(7, 19) };
 

@@ -5,7 +5,7 @@ import type { ChatTemplateCapabilities } from "../../engine/chat-template-capabi
 import type { GenerateDone, GenerateOptions, LoadedModel, TokenLogprob } from "../../engine/engine.js";
 import { ChatTurn } from "../../serving/chat-turn.js";
 import { GenerationSession, shareMeter, type CollectedChoice } from "../../serving/generation-session.js";
-import { loraAdapters } from "../../serving/lora-mix.js";
+import { withLora } from "../../serving/lora-mix.js";
 import type { LoraChoice, ModelCatalog } from "../../serving/model-catalog.js";
 import { meterOf } from "../gateway-hooks.js";
 import { chatMessagesOf, checkLogitBias, clientGoneSignal, probabilityOf, promptProgressOf, templateOptions, timingsOf } from "../generation.js";
@@ -59,8 +59,8 @@ function logitBiasOf(model: LoadedModel, bias: NativeCompletionRequest["logit_bi
   return result;
 }
 
-/** The engine options of a `/completion` or `/infill` request, after the prompt; `adapters` from its `lora`. */
-function generationOf(model: LoadedModel, body: NativeCompletionRequest | InfillRequest, promptTokens: number[], signal: AbortSignal, adapters: Pick<GenerateOptions, "adapters">): GenerateOptions {
+/** The engine options of a `/completion` or `/infill` request, after the prompt. */
+function generationOf(model: LoadedModel, body: NativeCompletionRequest | InfillRequest, promptTokens: number[], signal: AbortSignal): GenerateOptions {
   const room = model.info.contextSize - promptTokens.length;
   if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", { param: "prompt" });
   if (room < 1) throw new ContextLengthError(`This model's context holds ${model.info.contextSize} tokens; the prompt has ${promptTokens.length}`, { param: "prompt", sizes: { promptTokens: promptTokens.length, contextSize: model.info.contextSize } });
@@ -92,7 +92,6 @@ function generationOf(model: LoadedModel, body: NativeCompletionRequest | Infill
     ...(body.n_probs ? { logprobs: body.n_probs, postSamplingProbs: body.post_sampling_probs ?? false } : {}),
     // llama-server reports progress on streams only.
     progress: (body.stream ?? false) && (body.return_progress ?? false),
-    ...adapters,
     signal,
   };
 }
@@ -153,14 +152,13 @@ async function complete(
   name: string,
   body: NativeCompletionRequest | InfillRequest,
   prompts: number[][],
-  adapters: Pick<GenerateOptions, "adapters">,
   /** The `lora` the generation runs with (the request's, else the served file's `--lora`), echoed in `generation_settings`. */
   lora: readonly LoraChoice[],
 ): Promise<unknown> {
   const meter = meterOf(request);
   const signal = clientGoneSignal(reply);
   const asked = body.n_predict ?? body.max_tokens;
-  const options = prompts.map((tokens) => generationOf(model, body, tokens, signal, adapters));
+  const options = prompts.map((tokens) => generationOf(model, body, tokens, signal));
   if (body.stream && prompts.length > 1) throw new InvalidRequestError("Streaming takes one prompt per request", { param: "prompt" });
   const postSampling = body.post_sampling_probs ?? false;
   const result = (index: number, collected: { text: string; tokens: readonly number[]; logprobs: readonly TokenLogprob[]; done: GenerateDone }) => ({
@@ -249,10 +247,9 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
   app.post("/completion", async (request, reply) => {
     const body = parseBody(nativeCompletionSchema, request.body);
     const name = modelOf(request, body, options);
-    const model = await catalog.get(name);
-    const prompts = promptsOf(model, body.prompt);
+    const model = await withLora(catalog, name, await catalog.get(name), body.lora, (fork) => meterOf(request).applyFork(fork));
     const lora = body.lora ?? catalog.defaultLora?.(name) ?? [];
-    return complete(request, reply, model, name, body, prompts, await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)), lora);
+    return complete(request, reply, model, name, body, promptsOf(model, body.prompt), lora);
   });
 
   app.post("/infill", async (request, reply) => {
@@ -266,7 +263,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const extra = (body.input_extra ?? []).flatMap((chunk) => text(`${chunk.filename ? `${chunk.filename}\n` : ""}${chunk.text}`));
     const prompt = [fim.prefix, ...extra, ...text(body.input_prefix), fim.suffix, ...text(body.input_suffix), fim.middle, ...text(body.prompt ?? "")];
     const lora = body.lora ?? catalog.defaultLora?.(name) ?? [];
-    return complete(request, reply, model, name, body, [prompt], await loraAdapters(catalog, name, model, body.lora, (fork) => meterOf(request).checkModel(fork)), lora);
+    return complete(request, reply, await withLora(catalog, name, model, body.lora, (fork) => meterOf(request).applyFork(fork)), name, body, [prompt], lora);
   });
 
   app.post("/tokenize", async (request) => {
@@ -304,8 +301,11 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
   // llama-server's LoRA adapter list: here the served model's adapter forks, oldest first. Their
   // scale is 0 — a request applies them with `lora: [{id, scale}]`; none is applied by default,
   // so the base answers as itself. `path` is the fork's name (never a server path).
-  app.get("/lora-adapters", async (request) => {
-    const name = modelOf(request, {}, options);
+  app.get<{ Querystring: { model?: string } }>("/lora-adapters", async (request) => {
+    // `?model=` names another model than the default, as llama-server's router mode does.
+    const asked = request.query.model;
+    if (asked !== undefined && (typeof asked !== "string" || asked.length === 0 || asked.length > 256)) throw new InvalidRequestError("model must be a model name", { param: "model" });
+    const name = modelOf(request, { model: asked }, options);
     const adapters = (await catalog.adaptersOf?.(name)) ?? [];
     return adapters.map((adapter) => ({ id: adapter.id, path: adapter.name, scale: adapter.scale ?? 0 }));
   });
@@ -321,7 +321,7 @@ export function registerLlamaNativeRoutes(app: FastifyInstance, options: LlamaNa
     const vocabulary = model.vocabulary();
     const { info } = model;
     return {
-      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal, {}), undefined), seed: options.seed ?? -1 } },
+      default_generation_settings: { n_ctx: info.contextSize, params: { ...settingsOf(name, generationOf(model, {} as NativeCompletionRequest, [0], new AbortController().signal), undefined), seed: options.seed ?? -1, lora: catalog.defaultLora?.(name) ?? [] } },
       total_slots: info.slots,
       model_alias: name,
       // The file's name, never a server path.
